@@ -1,0 +1,345 @@
+package calls
+
+import "github.com/redis/go-redis/v9"
+
+// Every transition script runs on one call's keys, all under the hash tag {cid} (one Cluster slot), in this
+// order:
+//
+// KEYS[1] -> ringer:{<cid>}:call      call hash (type, id, created_by, custom, settings, team, ended_at, ...)
+// KEYS[2] -> ringer:{<cid>}:members   user id -> member JSON
+// KEYS[3] -> ringer:{<cid>}:ring      current ring: id, ends_at, live, accepted, caller, caller_name
+// KEYS[4] -> ringer:{<cid>}:ringing   members still ringing, scored by the unix ms their ring ends
+// KEYS[5] -> ringer:{<cid>}:rung      members rung in the current ring
+// KEYS[6] -> ringer:{<cid>}:accepted  user id -> unix ms
+// KEYS[7] -> ringer:{<cid>}:rejected  user id -> unix ms
+// KEYS[8] -> ringer:{<cid>}:missed    user id -> unix ms
+// KEYS[9] -> ringer:{<cid>}:joined    user id -> unix ms (session participants)
+// ARGV[1] -> now, unix ms
+//
+// Each returns the JSON outcome decoded by outcome in store.go: a status, the members newly rung, the stop
+// and missed-call pushes owed, and the events to publish, so the Go side applies every effect the same way.
+
+// luaPrelude holds what every transition shares. expire_due runs first in each script: a member whose ring
+// time has passed is missed before anything else happens, so the ring ends on time even when the timeout
+// task runs late.
+const luaPrelude = `
+local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local now = tonumber(ARGV[1])
+local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
+  rung_members = {}, rung_deadlines = {}, stop_members = {}, stop_events = {}, missed = {},
+  event_types = {}, event_users = {}, ended = false, first_accept = false, new_ring = false}
+
+local function event(typ, user)
+  out.event_types[#out.event_types + 1] = typ
+  out.event_users[#out.event_users + 1] = user or ''
+end
+
+local function stop(member, typ)
+  out.stop_members[#out.stop_members + 1] = member
+  out.stop_events[#out.stop_events + 1] = typ
+end
+
+local function ended()
+  return redis.call('HEXISTS', K_CALL, 'ended_at') == 1
+end
+
+local function end_call(by)
+  redis.call('HSET', K_CALL, 'ended_at', now)
+  for _, m in ipairs(redis.call('ZRANGE', K_RINGING, 0, -1)) do
+    stop(m, 'call.ended')
+  end
+  redis.call('DEL', K_RINGING)
+  redis.call('HSET', K_RING, 'live', '0')
+  out.ended = true
+  event('call.ended', by)
+end
+
+-- settle closes a ring whose gate emptied; a ring that closes with no callee having accepted ends the call.
+local function settle(by)
+  if redis.call('HGET', K_RING, 'live') == '1' and redis.call('ZCARD', K_RINGING) == 0 then
+    redis.call('HSET', K_RING, 'live', '0')
+    if redis.call('HGET', K_RING, 'accepted') ~= '1' and not ended() then
+      end_call(by)
+    end
+  end
+end
+
+-- miss takes a member out of the gate; its missed-call push is its stop.
+local function miss(m)
+  redis.call('ZREM', K_RINGING, m)
+  redis.call('HSET', K_MISSED, m, now)
+  out.missed[#out.missed + 1] = m
+  event('call.missed', m)
+end
+
+local function expire_due()
+  local due = redis.call('ZRANGEBYSCORE', K_RINGING, '-inf', now)
+  for _, m in ipairs(due) do
+    miss(m)
+  end
+  if #due > 0 then
+    settle(redis.call('HGET', K_RING, 'caller') or '')
+  end
+end
+
+local function accept(user)
+  redis.call('ZREM', K_RINGING, user)
+  redis.call('HSET', K_ACCEPTED, user, now)
+  stop(user, 'call.accepted')
+  if redis.call('HGET', K_RING, 'accepted') ~= '1' then
+    redis.call('HSET', K_RING, 'accepted', '1')
+    out.first_accept = true
+    local caller = redis.call('HGET', K_RING, 'caller')
+    if caller and redis.call('HEXISTS', K_JOINED, caller) == 0 then
+      redis.call('HSET', K_JOINED, caller, now)
+    end
+  end
+  event('call.accepted', user)
+end
+
+local function reject(user, reason)
+  redis.call('ZREM', K_RINGING, user)
+  redis.call('HSET', K_REJECTED, user, now)
+  if reason == 'busy' or reason == 'timeout' then
+    redis.call('HSET', K_MISSED, user, now)
+  end
+  stop(user, 'call.rejected')
+  event('call.rejected', user)
+end
+
+-- cancel is the caller giving up before any accept: every callee still ringing is missed, the call ends.
+local function cancel(by)
+  event('call.rejected', by)
+  for _, m in ipairs(redis.call('ZRANGE', K_RINGING, 0, -1)) do
+    miss(m)
+  end
+  settle(by)
+end
+
+-- ring_members rings callees in the live ring, or opens ring new_id when none is live. A member already rung
+-- in the live ring is left alone.
+local function ring_members(new_id, caller, caller_name, callees)
+  local auto = tonumber(redis.call('HGET', K_CALL, 'auto_ms'))
+  local incoming = tonumber(redis.call('HGET', K_CALL, 'incoming_ms'))
+  local ends
+  if redis.call('HGET', K_RING, 'live') == '1' then
+    out.ring_id = redis.call('HGET', K_RING, 'id')
+    ends = tonumber(redis.call('HGET', K_RING, 'ends_at'))
+  else
+    out.ring_id = new_id
+    out.new_ring = true
+    ends = now + auto
+    redis.call('DEL', K_RUNG, K_RINGING)
+    redis.call('HSET', K_RING, 'id', new_id, 'ends_at', ends, 'live', '1', 'accepted', '0',
+      'caller', caller, 'caller_name', caller_name, 'started_at', now)
+  end
+  for _, c in ipairs(callees) do
+    if redis.call('SISMEMBER', K_RUNG, c) == 0 then
+      local deadline = math.min(now + incoming, ends)
+      redis.call('ZADD', K_RINGING, deadline, c)
+      redis.call('SADD', K_RUNG, c)
+      redis.call('HDEL', K_ACCEPTED, c)
+      redis.call('HDEL', K_REJECTED, c)
+      redis.call('HDEL', K_MISSED, c)
+      out.rung_members[#out.rung_members + 1] = c
+      out.rung_deadlines[#out.rung_deadlines + 1] = deadline
+    end
+  end
+  if out.new_ring and #out.rung_members == 0 then
+    redis.call('HSET', K_RING, 'live', '0')
+  end
+  if #out.rung_members > 0 then
+    event('call.ring', caller)
+  end
+end
+
+local function done()
+  return cjson.encode(out)
+end
+`
+
+func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
+
+// createScript creates the call unless it exists, and rings its callees when asked.
+//
+// ARGV[2] -> JSON {fields: [k, v, ...], members: [user, member JSON, ...], ring, ring_id, caller,
+//
+//	caller_name, callees: [user, ...]}
+//
+// status: ok (created) or exists.
+var createScript = script(`
+if redis.call('EXISTS', K_CALL) == 1 then
+  out.status = 'exists'
+  return done()
+end
+local spec = cjson.decode(ARGV[2])
+redis.call('HSET', K_CALL, unpack(spec.fields))
+for i = 1, #spec.members, 2 do
+  redis.call('HSET', K_MEMBERS, spec.members[i], spec.members[i + 1])
+end
+event('call.created', spec.caller)
+if spec.ring then
+  ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees)
+end
+return done()
+`)
+
+// ringScript rings callees of an existing call: into the live ring, or a new ring.
+//
+// ARGV[2] -> new ring id (used when no ring is live)
+// ARGV[3] -> caller user id
+// ARGV[4] -> caller display name
+// ARGV[5..] -> callees
+//
+// status: ok, not_found, ended.
+var ringScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local callees = {}
+for i = 5, #ARGV do callees[#callees + 1] = ARGV[i] end
+ring_members(ARGV[2], ARGV[3], ARGV[4], callees)
+return done()
+`)
+
+// acceptScript marks a callee as accepted while it is being rung; the first accept joins the caller.
+//
+// ARGV[2] -> user id
+//
+// status: ok, noop (accepted before), not_rung, not_found, ended.
+var acceptScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local user = ARGV[2]
+if not redis.call('ZSCORE', K_RINGING, user) then
+  if redis.call('HEXISTS', K_ACCEPTED, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
+  return done()
+end
+accept(user)
+settle(user)
+return done()
+`)
+
+// rejectScript rejects the ring for a callee; from the ring's caller before any accept, it cancels the ring.
+//
+// ARGV[2] -> user id
+// ARGV[3] -> reason: decline, busy, cancel or timeout
+//
+// status: ok, noop (rejected before), not_rung, ring_over, not_found, ended.
+var rejectScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local user = ARGV[2]
+if user == redis.call('HGET', K_RING, 'caller') then
+  if redis.call('HGET', K_RING, 'live') == '1' and redis.call('HGET', K_RING, 'accepted') ~= '1' then
+    cancel(user)
+  else
+    out.status = 'ring_over'
+  end
+  return done()
+end
+if not redis.call('ZSCORE', K_RINGING, user) then
+  if redis.call('HEXISTS', K_REJECTED, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
+  return done()
+end
+reject(user, ARGV[3])
+settle(user)
+return done()
+`)
+
+// joinScript joins a user to the call, accepting first when it is being rung.
+//
+// ARGV[2] -> user id
+//
+// status: ok, not_found, ended.
+var joinScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local user = ARGV[2]
+if redis.call('ZSCORE', K_RINGING, user) then
+  accept(user)
+  settle(user)
+end
+if redis.call('HEXISTS', K_JOINED, user) == 0 then
+  redis.call('HSET', K_JOINED, user, now)
+end
+return done()
+`)
+
+// leaveScript takes a user out of the call. The ring's caller leaving before any accept cancels the ring; a
+// callee leaving while rung declines it; anyone else just leaves.
+//
+// ARGV[2] -> user id
+//
+// status: ok, not_found, noop (the call had ended).
+var leaveScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+local user = ARGV[2]
+if ended() then
+  redis.call('HDEL', K_JOINED, user)
+  out.status = 'noop'
+  return done()
+end
+if user == redis.call('HGET', K_RING, 'caller') and redis.call('HGET', K_RING, 'live') == '1'
+   and redis.call('HGET', K_RING, 'accepted') ~= '1' then
+  cancel(user)
+elseif redis.call('ZSCORE', K_RINGING, user) then
+  reject(user, 'decline')
+  settle(user)
+end
+redis.call('HDEL', K_JOINED, user)
+return done()
+`)
+
+// markEndedScript ends the call for everyone; every device still ringing gets a stop.
+//
+// ARGV[2] -> user id of who ends it (” for the backend)
+//
+// status: ok, not_found, ended (already).
+var markEndedScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+end_call(ARGV[2])
+return done()
+`)
+
+// expireScript is the timeout task: it misses the members of ring ARGV[2] whose ring time has passed.
+//
+// ARGV[2] -> ring id
+//
+// status: ok, noop (another ring is current), not_found.
+var expireScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+if redis.call('HGET', K_RING, 'id') ~= ARGV[2] then out.status = 'noop' return done() end
+expire_due()
+return done()
+`)
+
+// updateMembersScript adds or changes members and removes others; a removed member still ringing stops.
+//
+// ARGV[2] -> JSON {update: [user, member JSON, ...], remove: [user, ...]}
+//
+// status: ok, not_found, ended.
+var updateMembersScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local spec = cjson.decode(ARGV[2])
+for i = 1, #spec.update, 2 do
+  redis.call('HSET', K_MEMBERS, spec.update[i], spec.update[i + 1])
+end
+for _, m in ipairs(spec.remove) do
+  redis.call('HDEL', K_MEMBERS, m)
+  if redis.call('ZREM', K_RINGING, m) == 1 then
+    stop(m, 'call.ended')
+  end
+end
+settle('')
+return done()
+`)

@@ -1,0 +1,507 @@
+// Package calls owns the call model and its state machine: who is rung, who accepted, rejected or was
+// missed, when the ring and the call end. Every transition is one Lua script on the call's keys
+// (ARCHITECTURE.md, invariant 1); its outcome says which pushes and events it owes, and the Store enqueues
+// and publishes them.
+package calls
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/queue"
+)
+
+// Store keeps calls in Redis and drives their rings through the queue.
+type Store struct {
+	rdb   redis.UniversalClient
+	queue *queue.Client
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Store on rdb that enqueues pushes through q.
+func New(rdb redis.UniversalClient, q *queue.Client, log *slog.Logger) *Store {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{rdb: rdb, queue: q, log: log, now: time.Now}
+}
+
+// CID is "{type}:{id}".
+func CID(typ, id string) string { return typ + ":" + id }
+
+func callKeys(cid string) []string {
+	return []string{
+		queue.CallKey(cid, "call"), queue.CallKey(cid, "members"), queue.RingKey(cid), queue.RingingKey(cid),
+		queue.CallKey(cid, "rung"), queue.CallKey(cid, "accepted"), queue.CallKey(cid, "rejected"),
+		queue.CallKey(cid, "missed"), queue.CallKey(cid, "joined"),
+	}
+}
+
+func userCallsKey(user string) string { return "ringer:{u:" + user + "}:calls" }
+
+// EventChannel is the pub/sub channel of one user's events.
+func EventChannel(user string) string { return "ringer:events:" + user }
+
+// maxUserCalls bounds a user's call index; GET /v1/calls shows at most 100.
+const maxUserCalls = 1000
+
+// luaList decodes a Lua table that cjson wrote as {} when empty.
+type luaList[T any] []T
+
+func (l *luaList[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "{}" {
+		*l = nil
+		return nil
+	}
+	var v []T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// outcome is what a transition script returns (see scripts.go).
+type outcome struct {
+	Status        string           `json:"status"`
+	RingID        string           `json:"ring_id"`
+	StopRingID    string           `json:"stop_ring_id"`
+	RungMembers   luaList[string]  `json:"rung_members"`
+	RungDeadlines luaList[float64] `json:"rung_deadlines"`
+	StopMembers   luaList[string]  `json:"stop_members"`
+	StopEvents    luaList[string]  `json:"stop_events"`
+	Missed        luaList[string]  `json:"missed"`
+	EventTypes    luaList[string]  `json:"event_types"`
+	EventUsers    luaList[string]  `json:"event_users"`
+	Ended         bool             `json:"ended"`
+	FirstAccept   bool             `json:"first_accept"`
+	NewRing       bool             `json:"new_ring"`
+}
+
+func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...any) (outcome, error) {
+	var out outcome
+	argv := append([]any{s.now().UnixMilli()}, args...)
+	raw, err := sc.Run(ctx, s.rdb, callKeys(cid), argv...).Text()
+	if err != nil {
+		return out, fmt.Errorf("call %s: %w", cid, err)
+	}
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		return out, fmt.Errorf("call %s: decode outcome: %w", cid, err)
+	}
+	switch out.Status {
+	case "not_found":
+		return out, fmt.Errorf("call %s: %w", cid, ErrNotFound)
+	case "ended":
+		return out, fmt.Errorf("call %s: %w", cid, ErrEnded)
+	case "not_rung":
+		return out, fmt.Errorf("call %s: %w", cid, ErrNotRung)
+	case "ring_over":
+		return out, fmt.Errorf("call %s: %w", cid, ErrRingOver)
+	}
+	return out, nil
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// access is what permission checks need, read before a transition.
+type access struct {
+	exists    bool
+	createdBy string
+	team      string
+	member    *Member
+}
+
+func (s *Store) access(ctx context.Context, cid, user string) (access, error) {
+	pipe := s.rdb.Pipeline()
+	fields := pipe.HMGet(ctx, queue.CallKey(cid, "call"), "created_by", "team")
+	var mem *redis.StringCmd
+	if user != "" {
+		mem = pipe.HGet(ctx, queue.CallKey(cid, "members"), user)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return access{}, fmt.Errorf("call %s: %w", cid, err)
+	}
+	vals := fields.Val()
+	if vals[0] == nil {
+		return access{}, nil
+	}
+	a := access{exists: true, createdBy: str(vals[0]), team: str(vals[1])}
+	if mem != nil && mem.Err() == nil {
+		var m Member
+		if err := json.Unmarshal([]byte(mem.Val()), &m); err == nil {
+			m.UserID = user
+			a.member = &m
+		}
+	}
+	return a, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// checkTeam: only users whose token lists the call's team, and the backend, may see or act on it.
+func checkTeam(a Actor, team string) error {
+	if team == "" || a.Server || slices.Contains(a.Teams, team) {
+		return nil
+	}
+	return fmt.Errorf("call of team %q: %w", team, ErrForbidden)
+}
+
+// loadFor reads access and applies the team rule; member says whether the actor must be a member.
+func (s *Store) loadFor(ctx context.Context, a Actor, cid string, member bool) (access, error) {
+	acc, err := s.access(ctx, cid, a.UserID)
+	if err != nil {
+		return acc, err
+	}
+	if !acc.exists {
+		return acc, fmt.Errorf("call %s: %w", cid, ErrNotFound)
+	}
+	if err := checkTeam(a, acc.team); err != nil {
+		return acc, err
+	}
+	if member && acc.member == nil {
+		return acc, fmt.Errorf("call %s, user %q: %w", cid, a.UserID, ErrNotMember)
+	}
+	return acc, nil
+}
+
+func ringTimeouts(o *SettingsOverride) RingSettings {
+	rs := RingSettings{AutoCancelTimeoutMs: DefaultRingTimeoutMs, IncomingCallTimeoutMs: DefaultRingTimeoutMs}
+	if o != nil && o.Ring != nil {
+		if o.Ring.AutoCancelTimeoutMs != 0 {
+			rs.AutoCancelTimeoutMs = o.Ring.AutoCancelTimeoutMs
+		}
+		if o.Ring.IncomingCallTimeoutMs != 0 {
+			rs.IncomingCallTimeoutMs = o.Ring.IncomingCallTimeoutMs
+		}
+	}
+	return rs
+}
+
+func memberJSON(m MemberInput, at time.Time) (string, error) {
+	if m.Role == "" {
+		m.Role = "user"
+	}
+	if m.Custom == nil {
+		m.Custom = map[string]any{}
+	}
+	b, err := json.Marshal(Member{Role: m.Role, Custom: m.Custom, CreatedAt: at})
+	return string(b), err
+}
+
+// GetOrCreate creates the call as the actor, or returns it when it exists. ring rings every other member of a
+// call it created; notify notifies every other member either way.
+func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req CreateRequest) (State, bool, error) {
+	cid := CID(typ, id)
+	if req.Team != "" && !a.Server && !slices.Contains(a.Teams, req.Team) {
+		return State{}, false, fmt.Errorf("create %s in team %q: %w", cid, req.Team, ErrForbidden)
+	}
+	now := s.now()
+	members := req.Members
+	if !slices.ContainsFunc(members, func(m MemberInput) bool { return m.UserID == a.UserID }) {
+		members = append([]MemberInput{{UserID: a.UserID, Role: "admin"}}, members...)
+	}
+	custom := req.Custom
+	if custom == nil {
+		custom = map[string]any{}
+	}
+	customJSON, err := json.Marshal(custom)
+	if err != nil {
+		return State{}, false, &FieldError{Field: "data.custom", Message: err.Error()}
+	}
+	rs := ringTimeouts(req.SettingsOverride)
+	startsAt := ""
+	if req.StartsAt != nil {
+		startsAt = strconv.FormatInt(req.StartsAt.UnixMilli(), 10)
+	}
+	fields := []string{
+		"type", typ, "id", id, "created_by", a.UserID, "created_by_name", a.Name, "created_by_image", a.Image,
+		"created_at", strconv.FormatInt(now.UnixMilli(), 10), "custom", string(customJSON),
+		"auto_ms", strconv.Itoa(rs.AutoCancelTimeoutMs), "incoming_ms", strconv.Itoa(rs.IncomingCallTimeoutMs),
+		"starts_at", startsAt, "team", req.Team,
+	}
+	memberPairs := make([]string, 0, 2*len(members))
+	callees := make([]string, 0, len(members))
+	for _, m := range members {
+		mj, err := memberJSON(m, now)
+		if err != nil {
+			return State{}, false, &FieldError{Field: "data.members", Message: err.Error()}
+		}
+		memberPairs = append(memberPairs, m.UserID, mj)
+		if m.UserID != a.UserID {
+			callees = append(callees, m.UserID)
+		}
+	}
+	spec, err := json.Marshal(map[string]any{
+		"fields": fields, "members": memberPairs, "ring": req.Ring, "ring_id": newID(),
+		"caller": a.UserID, "caller_name": a.Name, "callees": callees,
+	})
+	if err != nil {
+		return State{}, false, fmt.Errorf("create %s: %w", cid, err)
+	}
+	out, err := s.run(ctx, createScript, cid, string(spec))
+	if err != nil {
+		return State{}, false, err
+	}
+	created := out.Status == "ok"
+	if created {
+		if err := s.indexMembers(ctx, cid, now, memberIDs(members)); err != nil {
+			return State{}, false, err
+		}
+	} else if _, err := s.loadFor(ctx, a, cid, false); err != nil {
+		return State{}, false, err
+	}
+	st, err := s.finish(ctx, cid, a, out)
+	if err != nil {
+		return State{}, created, err
+	}
+	if req.Notify {
+		if err := s.notify(ctx, a, st); err != nil {
+			return st, created, err
+		}
+	}
+	return st, created, nil
+}
+
+func memberIDs(ms []MemberInput) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	return ids
+}
+
+// indexMembers records the call in each member's call list, newest first, for GET /v1/calls.
+func (s *Store) indexMembers(ctx context.Context, cid string, at time.Time, users []string) error {
+	pipe := s.rdb.Pipeline()
+	for _, u := range users {
+		k := userCallsKey(u)
+		pipe.ZAddNX(ctx, k, redis.Z{Score: float64(at.UnixMilli()), Member: cid})
+		pipe.ZRemRangeByRank(ctx, k, 0, -maxUserCalls-1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("index members of %s: %w", cid, err)
+	}
+	return nil
+}
+
+// Get returns the call; ring rings its members like POST .../ring with no names, notify notifies them.
+func (s *Store) Get(ctx context.Context, a Actor, typ, id string, ring, notify bool) (State, error) {
+	cid := CID(typ, id)
+	if _, err := s.loadFor(ctx, a, cid, false); err != nil {
+		return State{}, err
+	}
+	if ring {
+		return s.Ring(ctx, a, typ, id, nil)
+	}
+	st, err := s.read(ctx, cid)
+	if err != nil {
+		return State{}, err
+	}
+	if notify {
+		if err := s.notify(ctx, a, st.State); err != nil {
+			return st.State, err
+		}
+	}
+	return st.State, nil
+}
+
+func (s *Store) notify(ctx context.Context, a Actor, st State) error {
+	var to []string
+	for _, m := range st.Members {
+		if m.UserID != a.UserID {
+			to = append(to, m.UserID)
+		}
+	}
+	info := callInfo(st.Call, a.UserID, a.Name)
+	if err := s.queue.Notify(ctx, info, newID(), queue.EventNotification, to); err != nil {
+		return fmt.Errorf("notify %s: %w", st.Call.CID, err)
+	}
+	s.publish(ctx, st, []evt{{typ: EventNotification, user: a.UserID}})
+	return nil
+}
+
+// Ring rings the named members (every member but the actor when none are named).
+func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []string) (State, error) {
+	cid := CID(typ, id)
+	if _, err := s.loadFor(ctx, a, cid, true); err != nil {
+		return State{}, err
+	}
+	snap, err := s.read(ctx, cid)
+	if err != nil {
+		return State{}, err
+	}
+	callees := make([]string, 0, len(snap.Members))
+	if len(memberIDs) == 0 {
+		for _, m := range snap.Members {
+			if m.UserID != a.UserID {
+				callees = append(callees, m.UserID)
+			}
+		}
+	} else {
+		for i, u := range memberIDs {
+			if !slices.ContainsFunc(snap.Members, func(m Member) bool { return m.UserID == u }) {
+				return State{}, &FieldError{Field: fmt.Sprintf("members_ids[%d]", i), Message: fmt.Sprintf("%q is not a member of the call", u)}
+			}
+			if u != a.UserID {
+				callees = append(callees, u)
+			}
+		}
+	}
+	if len(callees) > MaxRingMembers {
+		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers)}
+	}
+	args := []any{newID(), a.UserID, a.Name}
+	for _, c := range callees {
+		args = append(args, c)
+	}
+	out, err := s.run(ctx, ringScript, cid, args...)
+	if err != nil {
+		return State{}, err
+	}
+	return s.finish(ctx, cid, a, out)
+}
+
+// Accept accepts the ring for the actor.
+func (s *Store) Accept(ctx context.Context, a Actor, typ, id string) (State, error) {
+	return s.transition(ctx, a, typ, id, acceptScript, a.UserID)
+}
+
+// Reject rejects the ring for the actor, or cancels it when the actor is the ring's caller.
+func (s *Store) Reject(ctx context.Context, a Actor, typ, id, reason string) (State, error) {
+	if reason == "" {
+		reason = ReasonDecline
+	}
+	return s.transition(ctx, a, typ, id, rejectScript, a.UserID, reason)
+}
+
+// Join joins the actor, accepting first if it is being rung.
+func (s *Store) Join(ctx context.Context, a Actor, typ, id string) (State, error) {
+	return s.transition(ctx, a, typ, id, joinScript, a.UserID)
+}
+
+// Leave takes the actor out; the caller leaving before any accept cancels the ring.
+func (s *Store) Leave(ctx context.Context, a Actor, typ, id string) (State, error) {
+	return s.transition(ctx, a, typ, id, leaveScript, a.UserID)
+}
+
+// MarkEnded ends the call for everyone. It needs the end-call right: the creator, a member with role admin,
+// a user token with role admin, or the backend.
+func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, error) {
+	cid := CID(typ, id)
+	acc, err := s.loadFor(ctx, a, cid, false)
+	if err != nil {
+		return State{}, err
+	}
+	if !(a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")) {
+		return State{}, fmt.Errorf("end %s by %q: %w", cid, a.UserID, ErrForbidden)
+	}
+	out, err := s.run(ctx, markEndedScript, cid, a.UserID)
+	if err != nil {
+		return State{}, err
+	}
+	return s.finish(ctx, cid, a, out)
+}
+
+func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *redis.Script, args ...any) (State, error) {
+	cid := CID(typ, id)
+	if _, err := s.loadFor(ctx, a, cid, true); err != nil {
+		return State{}, err
+	}
+	out, err := s.run(ctx, sc, cid, args...)
+	if err != nil {
+		return State{}, err
+	}
+	return s.finish(ctx, cid, a, out)
+}
+
+// UpdateMembers adds or changes members and removes others: the creator, an admin member or the backend.
+func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, update []MemberInput, remove []string) (State, error) {
+	cid := CID(typ, id)
+	acc, err := s.loadFor(ctx, a, cid, false)
+	if err != nil {
+		return State{}, err
+	}
+	if !(a.Server || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")) {
+		return State{}, fmt.Errorf("update members of %s by %q: %w", cid, a.UserID, ErrForbidden)
+	}
+	now := s.now()
+	existing, err := s.rdb.HMGet(ctx, queue.CallKey(cid, "members"), memberIDs(update)...).Result()
+	if err != nil && len(update) > 0 {
+		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
+	}
+	pairs := make([]string, 0, 2*len(update))
+	var added []string
+	for i, m := range update {
+		created := now
+		if i < len(existing) && existing[i] != nil {
+			var old Member
+			if json.Unmarshal([]byte(str(existing[i])), &old) == nil {
+				created = old.CreatedAt
+				if m.Role == "" {
+					m.Role = old.Role
+				}
+				if m.Custom == nil {
+					m.Custom = old.Custom
+				}
+			}
+		} else {
+			added = append(added, m.UserID)
+		}
+		mj, err := memberJSON(m, created)
+		if err != nil {
+			return State{}, &FieldError{Field: fmt.Sprintf("update_members[%d]", i), Message: err.Error()}
+		}
+		pairs = append(pairs, m.UserID, mj)
+	}
+	if remove == nil {
+		remove = []string{}
+	}
+	spec, err := json.Marshal(map[string]any{"update": pairs, "remove": remove})
+	if err != nil {
+		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
+	}
+	out, err := s.run(ctx, updateMembersScript, cid, string(spec))
+	if err != nil {
+		return State{}, err
+	}
+	if err := s.indexMembers(ctx, cid, now, added); err != nil {
+		return State{}, err
+	}
+	for _, u := range added {
+		out.EventTypes = append(out.EventTypes, EventMemberAdded)
+		out.EventUsers = append(out.EventUsers, u)
+	}
+	return s.finish(ctx, cid, a, out)
+}
+
+// Expire is the timeout task's transition: it misses the members of ringID whose ring time has passed, and
+// ends the ring (and the call, when nobody accepted) at the ring's end.
+func (s *Store) Expire(ctx context.Context, cid, ringID string) error {
+	out, err := s.run(ctx, expireScript, cid, ringID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.finish(ctx, cid, Actor{}, out)
+	return err
+}

@@ -1,0 +1,171 @@
+package calls_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/testredis"
+)
+
+func newStore(t *testing.T) (*calls.Store, *asynq.Inspector) {
+	t.Helper()
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	return calls.New(rdb, queue.NewClient(rdb), nil), asynq.NewInspectorFromRedisClient(rdb)
+}
+
+var (
+	alice = calls.Actor{UserID: "alice", Name: "Alice"}
+	bob   = calls.Actor{UserID: "bob"}
+	carol = calls.Actor{UserID: "carol"}
+)
+
+func ring(t *testing.T, s *calls.Store, id string, callees ...string) calls.State {
+	t.Helper()
+	req := calls.CreateRequest{Ring: true}
+	for _, c := range callees {
+		req.Members = append(req.Members, calls.MemberInput{UserID: c})
+	}
+	st, created, err := s.GetOrCreate(context.Background(), alice, "default", id, req)
+	if err != nil || !created {
+		t.Fatalf("create: created=%v err=%v", created, err)
+	}
+	return st
+}
+
+func pendingTaskIDs(t *testing.T, in *asynq.Inspector, q string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	tasks, err := in.ListPendingTasks(q, asynq.PageSize(1000))
+	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		t.Fatal(err)
+	}
+	for _, ti := range tasks {
+		ids[ti.ID] = true
+	}
+	scheduled, _ := in.ListScheduledTasks(q, asynq.PageSize(1000))
+	for _, ti := range scheduled {
+		ids[ti.ID] = true
+	}
+	return ids
+}
+
+func TestCreateWithRingAddsCallerAndEnqueuesOneRingPerCallee(t *testing.T) {
+	s, in := newStore(t)
+	st := ring(t, s, "c1", "bob", "carol")
+	if len(st.Members) != 3 || !st.Call.Ringing || st.Call.RingID == "" {
+		t.Fatalf("state: %+v", st)
+	}
+	ids := pendingTaskIDs(t, in, queue.QueueRing)
+	for _, m := range []string{"bob", "carol"} {
+		if !ids[queue.RingTaskID(st.Call.RingID, m)] {
+			t.Errorf("no ring task for %s in %v", m, ids)
+		}
+	}
+	if ids[queue.RingTaskID(st.Call.RingID, "alice")] {
+		t.Error("the caller was rung")
+	}
+	if !ids[queue.TimeoutTaskID(st.Call.RingID, 0, true)] {
+		t.Errorf("no timeout task in %v", ids)
+	}
+	// A second ring:true get-or-create rings nobody again.
+	st2, created, err := s.GetOrCreate(context.Background(), alice, "default", "c1", calls.CreateRequest{Ring: true, Members: []calls.MemberInput{{UserID: "bob"}}})
+	if err != nil || created || st2.Call.RingID != st.Call.RingID {
+		t.Fatalf("second create: created=%v err=%v ring %s vs %s", created, err, st2.Call.RingID, st.Call.RingID)
+	}
+}
+
+func TestFirstAcceptJoinsCallerAndOnlyOneWins(t *testing.T) {
+	s, _ := newStore(t)
+	ring(t, s, "c2", "bob", "carol")
+	var wg sync.WaitGroup
+	for _, a := range []calls.Actor{bob, carol} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Accept(context.Background(), a, "default", "c2"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	st, err := s.Get(context.Background(), alice, "default", "c2", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Call.Session.AcceptedBy) != 2 || len(st.Call.Session.Participants) != 1 || st.Call.Session.Participants[0].UserID != "alice" {
+		t.Fatalf("session: %+v", st.Call.Session)
+	}
+	if st.Call.Ringing || st.Call.EndedAt != nil {
+		t.Fatalf("ringing=%v ended=%v", st.Call.Ringing, st.Call.EndedAt)
+	}
+}
+
+func TestAllCalleesRejectingEndsTheCall(t *testing.T) {
+	s, _ := newStore(t)
+	ring(t, s, "c3", "bob", "carol")
+	if _, err := s.Reject(context.Background(), bob, "default", "c3", "decline"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Reject(context.Background(), carol, "default", "c3", "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Call.EndedAt == nil || st.Call.Ringing {
+		t.Fatalf("call not ended: %+v", st.Call)
+	}
+	if _, ok := st.Call.Session.MissedBy["carol"]; !ok {
+		t.Error("busy did not count as missed")
+	}
+	if _, ok := st.Call.Session.MissedBy["bob"]; ok {
+		t.Error("decline counted as missed")
+	}
+	if _, err := s.Accept(context.Background(), bob, "default", "c3"); !errors.Is(err, calls.ErrEnded) {
+		t.Fatalf("accept after end: %v", err)
+	}
+}
+
+func TestCallerCancelMissesEveryCallee(t *testing.T) {
+	s, _ := newStore(t)
+	ring(t, s, "c4", "bob", "carol")
+	st, err := s.Leave(context.Background(), alice, "default", "c4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Call.EndedAt == nil || len(st.Call.Session.MissedBy) != 2 {
+		t.Fatalf("cancel: %+v", st.Call)
+	}
+}
+
+func TestRingEndsOnTimeEvenBeforeTheTimeoutTaskRuns(t *testing.T) {
+	s, _ := newStore(t)
+	req := calls.CreateRequest{Ring: true, Members: []calls.MemberInput{{UserID: "bob"}},
+		SettingsOverride: &calls.SettingsOverride{Ring: &calls.RingSettings{AutoCancelTimeoutMs: 1000}}}
+	if _, _, err := s.GetOrCreate(context.Background(), alice, "default", "c5", req); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := s.Get(context.Background(), alice, "default", "c5", false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Call.Ringing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still ringing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := s.Accept(context.Background(), bob, "default", "c5"); !errors.Is(err, calls.ErrEnded) {
+		t.Fatalf("accept after the ring's end: %v", err)
+	}
+}

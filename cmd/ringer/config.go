@@ -1,0 +1,207 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// config is everything ringer reads from the environment (API.md, "Configuration").
+type config struct {
+	Addr              string
+	Secret            string
+	RedisURL          string
+	RedisClusterAddrs []string
+
+	FCMCredentialsFile string
+	FCMEndpoint        string
+
+	APNsKeyFile     string
+	APNsKeyID       string
+	APNsTeamID      string
+	APNsTopic       string
+	APNsEnvironment string
+	APNsEndpoint    string
+
+	TemplatesDir      string
+	DashboardUser     string
+	DashboardPassword string
+	ShutdownTimeout   time.Duration
+	LogFormat         string // json or text
+
+	RingConcurrency   int
+	NotifyConcurrency int
+	RingPollInterval  time.Duration
+}
+
+// loadConfig reads the environment; every missing or malformed value is named in the error.
+func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
+	c := config{
+		Addr:               or(getenv("RINGER_ADDR"), "127.0.0.1:8080"),
+		Secret:             getenv("RINGER_API_SECRET"),
+		RedisURL:           getenv("REDIS_URL"),
+		FCMCredentialsFile: getenv("FCM_CREDENTIALS_FILE"),
+		FCMEndpoint:        getenv("FCM_ENDPOINT"),
+		APNsKeyFile:        getenv("APNS_KEY_FILE"),
+		APNsKeyID:          getenv("APNS_KEY_ID"),
+		APNsTeamID:         getenv("APNS_TEAM_ID"),
+		APNsTopic:          getenv("APNS_TOPIC"),
+		APNsEnvironment:    or(getenv("APNS_ENVIRONMENT"), "production"),
+		APNsEndpoint:       getenv("APNS_ENDPOINT"),
+		TemplatesDir:       getenv("RINGER_TEMPLATES_DIR"),
+		DashboardUser:      getenv("RINGER_DASHBOARD_USER"),
+		DashboardPassword:  getenv("RINGER_DASHBOARD_PASSWORD"),
+		LogFormat:          or(getenv("RINGER_LOG_FORMAT"), "json"),
+	}
+	var errs []error
+	if needSecret && c.Secret == "" {
+		errs = append(errs, errors.New("RINGER_API_SECRET is not set: it signs and checks every API token"))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("RINGER_ADDR %q is not host:port: %w", c.Addr, err))
+	}
+	if v := getenv("REDIS_CLUSTER_ADDRS"); v != "" {
+		for _, a := range strings.Split(v, ",") {
+			a = strings.TrimSpace(a)
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				errs = append(errs, fmt.Errorf("REDIS_CLUSTER_ADDRS: %q is not host:port", a))
+				continue
+			}
+			c.RedisClusterAddrs = append(c.RedisClusterAddrs, a)
+		}
+		if c.RedisURL != "" {
+			errs = append(errs, errors.New("REDIS_URL and REDIS_CLUSTER_ADDRS are both set: choose one"))
+		}
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_URL is malformed: %w", err))
+		}
+	}
+	apns := []string{c.APNsKeyFile, c.APNsKeyID, c.APNsTeamID}
+	if anySet(apns...) {
+		if !allSet(apns...) {
+			errs = append(errs, errors.New("APNS_KEY_FILE, APNS_KEY_ID and APNS_TEAM_ID go together: set all three or none"))
+		}
+		if c.APNsTopic == "" {
+			errs = append(errs, errors.New("APNS_TOPIC is not set: APNs needs the app's bundle id"))
+		}
+	}
+	if c.APNsEnvironment != "production" && c.APNsEnvironment != "development" {
+		errs = append(errs, fmt.Errorf("APNS_ENVIRONMENT %q is neither production nor development", c.APNsEnvironment))
+	}
+	if c.FCMEndpoint != "" && !strings.HasPrefix(c.FCMEndpoint, "http") {
+		errs = append(errs, fmt.Errorf("FCM_ENDPOINT %q is not an http(s) URL", c.FCMEndpoint))
+	}
+	if c.APNsEndpoint != "" && !strings.HasPrefix(c.APNsEndpoint, "https://") {
+		errs = append(errs, fmt.Errorf("APNS_ENDPOINT %q is not an https URL (APNs is HTTP/2 over TLS)", c.APNsEndpoint))
+	}
+	for _, f := range []struct{ name, path string }{{"FCM_CREDENTIALS_FILE", c.FCMCredentialsFile}, {"APNS_KEY_FILE", c.APNsKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+		}
+	}
+	if (c.DashboardUser == "") != (c.DashboardPassword == "") {
+		errs = append(errs, errors.New("RINGER_DASHBOARD_USER and RINGER_DASHBOARD_PASSWORD go together: set both or neither"))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("RINGER_LOG_FORMAT %q is neither json nor text", c.LogFormat))
+	}
+	var err error
+	if c.ShutdownTimeout, err = durationEnv(getenv, "RINGER_SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RingPollInterval, err = durationEnv(getenv, "RINGER_RING_POLL_INTERVAL", 0); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RingConcurrency, err = intEnv(getenv, "RINGER_RING_CONCURRENCY"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.NotifyConcurrency, err = intEnv(getenv, "RINGER_NOTIFY_CONCURRENCY"); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+func (c config) fcmConfigured() bool  { return c.FCMCredentialsFile != "" }
+func (c config) apnsConfigured() bool { return c.APNsKeyFile != "" }
+
+// redisClient connects to the configured Redis or Redis Cluster.
+func (c config) redisClient() (redis.UniversalClient, error) {
+	if len(c.RedisClusterAddrs) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.RedisClusterAddrs}), nil
+	}
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.PoolSize = max(opt.PoolSize, 256)
+	return redis.NewClient(opt), nil
+}
+
+// asynqConn is the same connection in the form asynqmon takes.
+func (c config) asynqConn() (asynq.RedisConnOpt, error) {
+	if len(c.RedisClusterAddrs) > 0 {
+		return asynq.RedisClusterClientOpt{Addrs: c.RedisClusterAddrs}, nil
+	}
+	return asynq.ParseRedisURI(c.RedisURL)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func anySet(vs ...string) bool {
+	for _, v := range vs {
+		if v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func allSet(vs ...string) bool {
+	for _, v := range vs {
+		if v == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func durationEnv(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s %q is not a duration like 30s", name, v)
+	}
+	return d, nil
+}
+
+func intEnv(getenv func(string) string, name string) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s %q is not a positive whole number", name, v)
+	}
+	return n, nil
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/providers/apns"
+	"github.com/ringer-dev/ringer/providers/fcm"
+	"github.com/ringer-dev/ringer/providers/logsink"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/templates"
+	"github.com/ringer-dev/ringer/worker"
+)
+
+// roles says which parts a process runs.
+type roles struct{ api, worker, dashboard bool }
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func runService(ctx context.Context, getenv func(string) string, stderr io.Writer, r roles) error {
+	cfg, err := loadConfig(getenv, r.api)
+	if err != nil {
+		return err
+	}
+	if cfg.RedisURL == "" && len(cfg.RedisClusterAddrs) == 0 {
+		return errors.New("REDIS_URL is not set (or REDIS_CLUSTER_ADDRS for a cluster); `ringer dev` starts its own Redis")
+	}
+	return serve(ctx, cfg, newLogger(cfg.LogFormat, stderr), r, nil)
+}
+
+// sender is a provider as main wires it: it sends, and it can say whether its credentials work.
+type sender interface {
+	worker.Sender
+	Check(ctx context.Context) error
+}
+
+// senders builds the configured providers; an unconfigured one logs its pushes instead.
+func senders(ctx context.Context, cfg config, log *slog.Logger) (fcmS, apnsS sender, err error) {
+	fcmS, apnsS = logsink.New(log, providers.Firebase), logsink.New(log, providers.APN)
+	if cfg.fcmConfigured() {
+		s, err := fcm.New(ctx, fcm.Config{CredentialsFile: cfg.FCMCredentialsFile, Endpoint: cfg.FCMEndpoint})
+		if err != nil {
+			return nil, nil, fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)
+		}
+		fcmS = s
+	} else {
+		log.Warn("FCM not configured: FCM pushes are logged, not sent", "provider", providers.Firebase)
+	}
+	if cfg.apnsConfigured() {
+		s, err := apns.New(apns.Config{KeyFile: cfg.APNsKeyFile, KeyID: cfg.APNsKeyID, TeamID: cfg.APNsTeamID,
+			Topic: cfg.APNsTopic, Environment: cfg.APNsEnvironment, Endpoint: cfg.APNsEndpoint})
+		if err != nil {
+			return nil, nil, fmt.Errorf("APNS_KEY_FILE: %w", err)
+		}
+		apnsS = s
+	} else {
+		log.Warn("APNs not configured: APNs pushes are logged, not sent", "provider", providers.APN)
+	}
+	return fcmS, apnsS, nil
+}
+
+// hooks lets `ringer dev` see the parts serve builds.
+type hooks struct {
+	listening func(addr string)
+}
+
+// serve runs the roles until ctx ends, then drains: the API stops taking requests and finishes those in
+// flight, the worker finishes or hands back its tasks.
+func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
+	rdb, err := cfg.redisClient()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		log.Warn("redis not reachable at start; will keep trying", "err", err)
+	}
+	cancel()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	q := queue.NewClient(rdb)
+	store := calls.New(rdb, q, log)
+	devs := devices.New(rdb)
+
+	fcmS, apnsS, err := senders(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ready := readiness(rdb, cfg, fcmS, apnsS)
+
+	var w *worker.Worker
+	if r.worker {
+		tmpl, err := templates.Load(cfg.TemplatesDir)
+		if err != nil {
+			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
+		}
+		w = worker.New(worker.Config{
+			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store,
+			Metrics: worker.NewMetrics(reg), Logger: log,
+			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
+			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
+		})
+		if err := w.Start(); err != nil {
+			return err
+		}
+		log.Info("worker started")
+	}
+
+	var dash http.Handler
+	if r.dashboard && cfg.DashboardUser != "" {
+		conn, err := cfg.asynqConn()
+		if err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		mon := asynqmon.New(asynqmon.Options{RootPath: "/asynq", RedisConnOpt: conn})
+		defer mon.Close()
+		dash = basicAuth(cfg.DashboardUser, cfg.DashboardPassword, mon)
+	} else if r.dashboard {
+		log.Info("dashboard off: set RINGER_DASHBOARD_USER and RINGER_DASHBOARD_PASSWORD to serve it at /asynq/")
+	}
+
+	var handler http.Handler
+	if r.api {
+		handler, err = api.New(api.Config{
+			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Ready: ready,
+			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Dashboard: dash, Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		handler = opsHandler(ready, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), dash)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if w != nil {
+			w.Shutdown()
+		}
+		return fmt.Errorf("RINGER_ADDR %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "api", r.api, "worker", r.worker, "dashboard", dash != nil)
+	if h != nil && h.listening != nil {
+		h.listening(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if w != nil {
+			w.Shutdown()
+		}
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("draining", "timeout", cfg.ShutdownTimeout)
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelDrain()
+	// SSE streams use ctx as their base and end with it; other requests finish.
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("http drain cut short", "err", err)
+	}
+	if w != nil {
+		w.Shutdown()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// readiness is /readyz: Redis answers, and each configured provider's credentials work.
+func readiness(rdb redis.UniversalClient, cfg config, fcmS, apnsS sender) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		if cfg.fcmConfigured() {
+			if err := fcmS.Check(ctx); err != nil {
+				return fmt.Errorf("fcm credentials: %w", err)
+			}
+		}
+		if cfg.apnsConfigured() {
+			if err := apnsS.Check(ctx); err != nil {
+				return fmt.Errorf("apns credentials: %w", err)
+			}
+		}
+		return nil
+	}
+}
+
+// opsHandler serves the operations endpoints of a process that runs no API.
+func opsHandler(ready func(context.Context) error, metrics, dash http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", metrics)
+	if dash != nil {
+		mux.Handle("/asynq/", dash)
+	}
+	return mux
+}
+
+// basicAuth guards the dashboard, which has no auth of its own.
+func basicAuth(user, password string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="ringer dashboard"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

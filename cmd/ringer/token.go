@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
+)
+
+// runToken prints a JWT signed with RINGER_API_SECRET (or --secret).
+func runToken(args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	user := fs.String("user", "", "user id the token acts as")
+	name := fs.String("name", "", "display name")
+	image := fs.String("image", "", "image URL")
+	role := fs.String("role", "user", "user or admin")
+	teams := fs.String("teams", "", "comma-separated teams")
+	server := fs.Bool("server", false, "a server token, acting for any user it names")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime; 0 for none")
+	secret := fs.String("secret", getenv("RINGER_API_SECRET"), "signing secret (default RINGER_API_SECRET)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *secret == "" {
+		return errors.New("RINGER_API_SECRET is not set (or pass --secret)")
+	}
+	if *server == (*user != "") {
+		return errors.New("token: give exactly one of --user ID or --server")
+	}
+	if *role != "user" && *role != "admin" {
+		return fmt.Errorf("token: --role %q is neither user nor admin", *role)
+	}
+	c := api.TokenClaims{UserID: *user, Name: *name, Image: *image, Role: *role, Server: *server}
+	if *server {
+		c.Role = ""
+	}
+	if *teams != "" {
+		c.Teams = strings.Split(*teams, ",")
+	}
+	tok, err := api.MintToken([]byte(*secret), c, *ttl)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// runPush sends one push to one device through the configured provider and prints the provider's answer,
+// so a team can check its credentials in one line.
+func runPush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	token := fs.String("token", "", "device token")
+	provider := fs.String("provider", "", "firebase or apn")
+	voip := fs.Bool("voip", false, "the token is an APNs VoIP token")
+	typ := fs.String("type", queue.EventRing, "push type: call.ring, call.notification, call.missed or call.ended")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *token == "" || (*provider != providers.Firebase && *provider != providers.APN) {
+		return errors.New("push: --token and --provider firebase|apn are required")
+	}
+	cfg, err := loadConfig(getenv, false)
+	if err != nil {
+		return err
+	}
+	log := newLogger("text", stderr)
+	fcmS, apnsS, err := senders(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	s := fcmS
+	if *provider == providers.APN {
+		s = apnsS
+	}
+	p := providers.Push{Token: *token, VoIP: *voip, Data: map[string]string{
+		"sender": "ringer", "type": *typ, "call_cid": "default:ringer-test", "call_type": "default", "call_id": "ringer-test",
+		"call_display_name": "ringer test", "created_by_id": "ringer", "created_by_display_name": "ringer",
+		"receiver_id": "test", "ring_id": "test", "video": "false",
+	}}
+	switch *typ {
+	case queue.EventRing:
+		p.Kind, p.Expires, p.Title, p.Body = providers.KindRing, time.Now().Add(30*time.Second), "ringer test", "Incoming test call"
+	case queue.EventNotification, queue.EventMissed:
+		p.Kind, p.Title, p.Body = providers.KindAlert, "ringer test", "A test notification from ringer"
+	default:
+		p.Kind = providers.KindStop
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res := s.Send(ctx, p)
+	fmt.Fprintf(stdout, "verdict=%s reason=%q id=%q", res.Verdict, res.Reason, res.ID)
+	if res.Err != nil {
+		fmt.Fprintf(stdout, " err=%q", res.Err.Error())
+	}
+	fmt.Fprintln(stdout)
+	if res.Verdict != providers.Sent {
+		return fmt.Errorf("push: %s", res.Verdict)
+	}
+	return nil
+}

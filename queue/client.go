@@ -1,0 +1,231 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+)
+
+// Retention keeps a completed task, and so its id, for the dedup window: enqueueing the same work again
+// within it is a no-op. The ledger is the guarantee; the ids only save work.
+const (
+	RingRetention   = 15 * time.Minute
+	NotifyRetention = 15 * time.Minute
+	// NotifyMaxRetry bounds how long a notification is retried (exponential backoff, about a day).
+	NotifyMaxRetry = 20
+	// ringMaxRetry is high because a ring's Deadline, not its retry count, ends it.
+	ringMaxRetry = 100
+	// enqueueParallel bounds concurrent enqueues of one fan-out; Asynq has no batch enqueue.
+	enqueueParallel = 32
+)
+
+// Client enqueues ringer's tasks. It is safe for concurrent use.
+type Client struct {
+	rdb       redis.UniversalClient
+	asynq     *asynq.Client
+	inspector *asynq.Inspector
+}
+
+// NewClient returns a Client on rdb. Close releases nothing of rdb's.
+func NewClient(rdb redis.UniversalClient) *Client {
+	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb)}
+}
+
+// Close is for symmetry with Asynq; rdb stays open for its owner.
+func (c *Client) Close() error { return nil }
+
+// RingMember is one member to ring and when its ring ends.
+type RingMember struct {
+	UserID string
+	EndsAt time.Time
+}
+
+// openGateScript puts members into the ring gate of ringID, for callers that keep no call state of their own.
+//
+// KEYS[1] -> ringer:{<cid>}:ring     ring hash
+// KEYS[2] -> ringer:{<cid>}:ringing  members still ringing, scored by their ring's end (unix ms)
+// ARGV[1] -> ring id
+// ARGV[2] -> ring end, unix ms
+// ARGV[3..] -> member, end (unix ms) pairs
+//
+// Returns 1, or 0 when another ring is live on the call.
+var openGateScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'id')
+if cur and cur ~= ARGV[1] and redis.call('ZCARD', KEYS[2]) > 0 then
+  return 0
+end
+if cur ~= ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ends_at', ARGV[2], 'live', '1')
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[2], ARGV[i+1], ARGV[i])
+end
+return 1
+`)
+
+// closeGateScript takes members out of the ring gate of ringID.
+//
+// KEYS[1] -> ringer:{<cid>}:ring
+// KEYS[2] -> ringer:{<cid>}:ringing
+// ARGV[1] -> ring id
+// ARGV[2..] -> members
+//
+// Returns the number of members taken out.
+var closeGateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then
+  return 0
+end
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('ZREM', KEYS[2], ARGV[i])
+end
+if redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[1], 'live', '0')
+end
+return n
+`)
+
+// ErrRingLive is returned by Ring when another ring of the call is still live.
+var ErrRingLive = errors.New("another ring of this call is live")
+
+// Ring opens the ring gate for members and enqueues one ring task each. It is for call services that keep
+// their own call state; ringer's own calls package opens the gate in its transition scripts and uses
+// EnqueueRing. Calling it twice with the same ringID rings nobody twice.
+func (c *Client) Ring(ctx context.Context, call CallInfo, ringID string, members []RingMember) error {
+	if len(members) == 0 {
+		return nil
+	}
+	end := members[0].EndsAt
+	args := []any{ringID, 0}
+	for _, m := range members {
+		if m.EndsAt.After(end) {
+			end = m.EndsAt
+		}
+		args = append(args, m.UserID, m.EndsAt.UnixMilli())
+	}
+	args[1] = end.UnixMilli()
+	ok, err := openGateScript.Run(ctx, c.rdb, []string{RingKey(call.CID), RingingKey(call.CID)}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("ring %s: open gate: %w", call.CID, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("ring %s: %w", call.CID, ErrRingLive)
+	}
+	return c.EnqueueRing(ctx, call, ringID, members)
+}
+
+// StopRinging takes members out of the ring gate and enqueues their stop push (event: call.accepted,
+// call.rejected, call.ended, or call.missed for a missed-call alert). For call services that keep their own
+// state; ringer's calls package closes the gate in its scripts and uses EnqueueStop.
+func (c *Client) StopRinging(ctx context.Context, call CallInfo, ringID, event string, members []string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(members)+1)
+	args = append(args, ringID)
+	for _, m := range members {
+		args = append(args, m)
+	}
+	if err := closeGateScript.Run(ctx, c.rdb, []string{RingKey(call.CID), RingingKey(call.CID)}, args...).Err(); err != nil {
+		return fmt.Errorf("stop ringing %s: close gate: %w", call.CID, err)
+	}
+	return c.EnqueueStop(ctx, call, ringID, event, members)
+}
+
+// EnqueueRing enqueues one ring task per member; the caller has already put them in the ring gate.
+func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, members []RingMember) error {
+	now := time.Now().UnixMilli()
+	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
+		m := members[i]
+		payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: now})
+		if err != nil {
+			return err
+		}
+		return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
+			asynq.Queue(QueueRing), asynq.TaskID(RingTaskID(ringID, m.UserID)),
+			asynq.Deadline(m.EndsAt), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+	})
+}
+
+// EnqueueStop enqueues one stop task per member (the gate is already closed for them) and deletes their
+// pending ring tasks. The delete only saves work: a ring task that runs anyway finds its member out of the
+// gate (ARCHITECTURE.md, invariant 8).
+func (c *Client) EnqueueStop(ctx context.Context, call CallInfo, ringID, event string, members []string) error {
+	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
+		m := members[i]
+		payload, err := json.Marshal(StopTask{Call: call, RingID: ringID, Member: m, Event: event})
+		if err != nil {
+			return err
+		}
+		if err := c.enqueue(ctx, asynq.NewTask(TypeStop, payload),
+			asynq.Queue(QueueRing), asynq.TaskID(StopTaskID(ringID, m)),
+			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(RingRetention)); err != nil {
+			return err
+		}
+		// Best effort: a ring task still pending or scheduled for retry need not run at all.
+		_ = c.inspector.DeleteTask(QueueRing, RingTaskID(ringID, m))
+		return nil
+	})
+}
+
+// Notify enqueues one notification task per member (event: call.notification).
+func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event string, members []string) error {
+	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
+		m := members[i]
+		payload, err := json.Marshal(NotifyTask{Call: call, NotifyID: notifyID, Member: m, Event: event})
+		if err != nil {
+			return err
+		}
+		return c.enqueue(ctx, asynq.NewTask(TypeNotify, payload),
+			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, m)),
+			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(NotifyRetention))
+	})
+}
+
+// ScheduleTimeout enqueues the task that settles a ring at `at`: the ring's end when ringEnd, else an earlier
+// per-member deadline.
+func (c *Client) ScheduleTimeout(ctx context.Context, cid, ringID string, at time.Time, ringEnd bool) error {
+	payload, err := json.Marshal(TimeoutTask{CID: cid, RingID: ringID, At: at.UnixMilli()})
+	if err != nil {
+		return err
+	}
+	err = c.enqueue(ctx, asynq.NewTask(TypeTimeout, payload),
+		asynq.Queue(QueueRing), asynq.TaskID(TimeoutTaskID(ringID, at.UnixMilli(), ringEnd)),
+		asynq.ProcessAt(at), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+	if err != nil {
+		return fmt.Errorf("schedule timeout of ring %s at %s: %w", ringID, strconv.FormatInt(at.UnixMilli(), 10), err)
+	}
+	return nil
+}
+
+func (c *Client) enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Option) error {
+	_, err := c.asynq.EnqueueContext(ctx, t, opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return nil // already enqueued: the deterministic id did its job
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+	}
+	return nil
+}
+
+// fanOut runs fn for 0..n-1 with bounded parallelism and returns the first error.
+func (c *Client) fanOut(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 1 {
+		return fn(ctx, 0)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(enqueueParallel)
+	for i := 0; i < n; i++ {
+		g.Go(func() error { return fn(ctx, i) })
+	}
+	return g.Wait()
+}

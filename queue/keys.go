@@ -1,0 +1,27 @@
+package queue
+
+// Keys of one call share the hash tag {cid}, so every script touches one Redis Cluster slot
+// (ARCHITECTURE.md, invariant 2). The ring gate (RingKey, RingingKey) is what a worker checks before every
+// ring push; the calls package moves members in and out of it atomically, and an outside call service does
+// so through Client.Ring and Client.StopRinging.
+
+// CallKey is the key of one call's part named suffix: ringer:{<cid>}:<suffix>.
+func CallKey(cid, suffix string) string { return "ringer:{" + cid + "}:" + suffix }
+
+// RingKey is the hash of the call's current ring: id, ends_at (unix ms), live ("1" while ringing),
+// accepted ("1" once a callee accepted), caller, caller_name.
+func RingKey(cid string) string { return CallKey(cid, "ring") }
+
+// RingingKey is the sorted set of members still being rung in the current ring, scored by the unix ms at
+// which each member's ring ends.
+func RingingKey(cid string) string { return CallKey(cid, "ringing") }
+
+// InflightKey marks a ring push being sent to member's devices; a stop waits for it so that it sees every
+// device the ring reached.
+func InflightKey(cid, ringID, member string) string {
+	return CallKey(cid, "inflight:"+ringID+":"+member)
+}
+
+// LedgerKey is the set of device tokens that a push (named by its task id) reached
+// (ARCHITECTURE.md, invariant 5).
+func LedgerKey(cid, pushID string) string { return CallKey(cid, "sent:"+pushID) }

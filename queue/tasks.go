@@ -1,0 +1,112 @@
+// Package queue names ringer's Asynq tasks, carries their payloads and enqueues them. An outside call service
+// imports it to ring and notify its users through ringer's workers without going through ringer's HTTP API.
+//
+// Rings and stops travel on their own queue, served by their own worker concurrency, so a ring never waits
+// behind a notification backlog (ARCHITECTURE.md, invariant 6).
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Queue names.
+const (
+	QueueRing   = "ring"
+	QueueNotify = "notify"
+)
+
+// Task type names.
+const (
+	TypeRing    = "ring:push"
+	TypeStop    = "ring:stop"
+	TypeTimeout = "ring:timeout"
+	TypeNotify  = "notify:push"
+)
+
+// Push types (the push "type" field) a task may carry.
+const (
+	EventRing         = "call.ring"
+	EventNotification = "call.notification"
+	EventMissed       = "call.missed"
+	EventAccepted     = "call.accepted"
+	EventRejected     = "call.rejected"
+	EventEnded        = "call.ended"
+)
+
+// CallInfo is what a push shows about its call. It travels inside each task so a worker renders a push
+// without reading the call back.
+type CallInfo struct {
+	CID           string         `json:"cid"`
+	Type          string         `json:"type"`
+	ID            string         `json:"id"`
+	DisplayName   string         `json:"display_name,omitempty"`
+	CreatedByID   string         `json:"created_by_id"`
+	CreatedByName string         `json:"created_by_name,omitempty"`
+	Video         bool           `json:"video,omitempty"`
+	Custom        map[string]any `json:"custom,omitempty"`
+}
+
+// RingTask rings every device of one member.
+type RingTask struct {
+	Call   CallInfo `json:"call"`
+	RingID string   `json:"ring_id"`
+	Member string   `json:"member"`
+	// EndsAt is the end of this member's ring, unix ms: the push expires then and the task is dropped after.
+	EndsAt int64 `json:"ends_at"`
+	// EnqueuedAt is when the ring was enqueued, unix ms: the start of the ring latency the worker measures.
+	EnqueuedAt int64 `json:"enqueued_at,omitempty"`
+}
+
+// StopTask tells every device of a member that got the ring to stop ringing. Event is the push type:
+// call.accepted, call.rejected or call.ended as a silent stop; call.missed as a missed-call alert.
+type StopTask struct {
+	Call   CallInfo `json:"call"`
+	RingID string   `json:"ring_id"`
+	Member string   `json:"member"`
+	Event  string   `json:"event"`
+}
+
+// TimeoutTask ends what is due of a ring at At (unix ms): members whose own timeout passed, or the whole ring.
+type TimeoutTask struct {
+	CID    string `json:"cid"`
+	RingID string `json:"ring_id"`
+	At     int64  `json:"at"`
+}
+
+// NotifyTask sends one regular push (call.notification) to every device of one member.
+type NotifyTask struct {
+	Call     CallInfo `json:"call"`
+	NotifyID string   `json:"notify_id"`
+	Member   string   `json:"member"`
+	Event    string   `json:"event"`
+}
+
+// Deterministic task ids (ARCHITECTURE.md, invariant 3): enqueueing the same work twice is a no-op.
+func RingTaskID(ringID, member string) string     { return "ring:" + ringID + ":" + member }
+func StopTaskID(ringID, member string) string     { return "stop:" + ringID + ":" + member }
+func NotifyTaskID(notifyID, member string) string { return "notify:" + notifyID + ":" + member }
+
+// TimeoutTaskID is `timeout:<ring_id>` for the ring's end and `timeout:<ring_id>:<at>` for an earlier
+// per-member deadline (incoming_call_timeout_ms shorter than auto_cancel_timeout_ms).
+func TimeoutTaskID(ringID string, at int64, ringEnd bool) string {
+	if ringEnd {
+		return "timeout:" + ringID
+	}
+	return fmt.Sprintf("timeout:%s:%d", ringID, at)
+}
+
+// Decode reads a task's payload into v, naming the task type on failure.
+func Decode(t *asynq.Task, v any) error {
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("decode %s payload: %w: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return nil
+}
+
+// UnixMs and FromUnixMs convert the millisecond times tasks carry.
+func UnixMs(t time.Time) int64      { return t.UnixMilli() }
+func FromUnixMs(ms int64) time.Time { return time.UnixMilli(ms) }

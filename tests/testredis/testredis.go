@@ -1,0 +1,110 @@
+// Package testredis starts a private redis-server on a free loopback port for one test, so tests run in
+// parallel and never touch the machine's own Redis.
+package testredis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running redis-server owned by one test.
+type Server struct {
+	Addr string
+	Dir  string
+	cmd  *exec.Cmd
+	args []string
+}
+
+// URL is the server's redis:// URL.
+func (s *Server) URL() string { return "redis://" + s.Addr }
+
+// Client returns a go-redis client closed at the test's end.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Start runs redis-server on a free port and stops it when the test ends. extra are more redis-server
+// arguments ("--appendonly", "yes").
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found on PATH (apt-get install redis-server): %v", err)
+	}
+	s := &Server{Dir: t.TempDir()}
+	port := FreePort(t)
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.args = append([]string{
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", s.Dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(s.Dir, "redis.log"),
+	}, extra...)
+	s.bin(bin)
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) bin(path string) { s.cmd = exec.Command(path, s.args...) }
+
+func (s *Server) start() error {
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server on %s not ready: %w", s.Addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills the server; Restart brings it back on the same port and data folder.
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
+}
+
+// Restart starts the server again after Stop, on the same address and folder (its AOF, when enabled).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.bin(s.cmd.Path)
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FreePort asks the kernel for a free loopback TCP port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,350 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/templates"
+)
+
+// gateScript admits a ring push: the member must still be in the gate of this ring with time left, and then
+// its in-flight mark is set so that a stop for it waits until the push is recorded.
+//
+// KEYS[1] -> ringer:{<cid>}:ring                           current ring hash (field id)
+// KEYS[2] -> ringer:{<cid>}:ringing                        members still ringing, scored by their end (unix ms)
+// KEYS[3] -> ringer:{<cid>}:inflight:<ring_id>:<member>    in-flight mark
+// ARGV[1] -> ring id
+// ARGV[2] -> member
+// ARGV[3] -> now, unix ms
+// ARGV[4] -> in-flight lease, ms
+//
+// Returns 1 when the push may go, 0 when the ring is over for the member.
+var gateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+local ends = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not ends or tonumber(ends) <= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+return 1
+`)
+
+// HandleRing sends the ring push to every device of one member while the member is still rung.
+func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
+	var task queue.RingTask
+	if err := queue.Decode(t, &task); err != nil {
+		return err
+	}
+	cid := task.Call.CID
+	log := w.log.With("cid", cid, "ring_id", task.RingID, "member", task.Member)
+	now := time.Now()
+	if now.UnixMilli() >= task.EndsAt {
+		log.Info("ring over before its push left", "reason", "timeout")
+		return fmt.Errorf("ring %s to %s: over: %w", task.RingID, task.Member, asynq.RevokeTask)
+	}
+	inflight := queue.InflightKey(cid, task.RingID, task.Member)
+	ok, err := gateScript.Run(ctx, w.cfg.Redis, []string{queue.RingKey(cid), queue.RingingKey(cid), inflight},
+		task.RingID, task.Member, now.UnixMilli(), inflightLease.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("ring %s to %s: gate: %w", task.RingID, task.Member, err)
+	}
+	if ok == 0 {
+		log.Info("ring stopped before its push left")
+		return fmt.Errorf("ring %s to %s: stopped: %w", task.RingID, task.Member, asynq.RevokeTask)
+	}
+	// Released with a fresh context: the task's context may have hit the ring's deadline.
+	defer w.cfg.Redis.Del(context.WithoutCancel(ctx), inflight)
+
+	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	if err != nil {
+		return fmt.Errorf("ring %s to %s: devices: %w", task.RingID, task.Member, err)
+	}
+	hasVoIP := false
+	for _, d := range devs {
+		if d.PushProvider == providers.APN && d.VoIPToken {
+			hasVoIP = true
+		}
+	}
+	base := pushData(task.Call, queue.EventRing, task.Member, task.RingID)
+	expires := queue.FromUnixMs(task.EndsAt)
+	var pushes []target
+	for _, d := range devs {
+		switch {
+		case d.PushProvider == providers.Firebase:
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Expires: expires}})
+		case d.VoIPToken:
+			pushes = append(pushes, target{dev: d, push: providers.Push{VoIP: true, Kind: providers.KindRing, Data: base, Expires: expires}})
+		case !hasVoIP:
+			r, err := w.render(queue.EventRing, providers.APN, task.Call, task.Member)
+			if err != nil {
+				return err
+			}
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Title: r.Title, Body: r.Body, Expires: expires}})
+		}
+	}
+	start := time.Time{}
+	if task.EnqueuedAt > 0 {
+		start = queue.FromUnixMs(task.EnqueuedAt)
+	}
+	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.RingTaskID(task.RingID, task.Member)), task.Member, pushes, start)
+}
+
+// HandleStop tells the devices that got a member's ring to stop: a silent stop push, or, for call.missed,
+// the missed-call alert that is the stop.
+func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
+	var task queue.StopTask
+	if err := queue.Decode(t, &task); err != nil {
+		return err
+	}
+	cid := task.Call.CID
+	log := w.log.With("cid", cid, "ring_id", task.RingID, "member", task.Member, "event", task.Event)
+	n, err := w.cfg.Redis.Exists(ctx, queue.InflightKey(cid, task.RingID, task.Member)).Result()
+	if err != nil {
+		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
+	}
+	if n > 0 {
+		return errWaitForRing
+	}
+	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	if err != nil {
+		return fmt.Errorf("stop %s for %s: devices: %w", task.RingID, task.Member, err)
+	}
+	rung, err := w.cfg.Redis.SMembers(ctx, queue.LedgerKey(cid, queue.RingTaskID(task.RingID, task.Member))).Result()
+	if err != nil {
+		return fmt.Errorf("stop %s for %s: ring ledger: %w", task.RingID, task.Member, err)
+	}
+	reached := make(map[string]bool, len(rung))
+	for _, tok := range rung {
+		reached[tok] = true
+	}
+	data := pushData(task.Call, task.Event, task.Member, task.RingID)
+	var pushes []target
+	if task.Event == queue.EventMissed {
+		// The missed-call alert goes to every device that shows alerts, rung or not: it is the stop and the
+		// record of the call.
+		for _, d := range devs {
+			if d.VoIPToken {
+				continue
+			}
+			r, err := w.render(queue.EventMissed, d.PushProvider, task.Call, task.Member)
+			if err != nil {
+				return err
+			}
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}})
+		}
+	} else {
+		voipRang := false
+		for _, d := range devs {
+			if d.VoIPToken && reached[d.ID] {
+				voipRang = true
+			}
+		}
+		for _, d := range devs {
+			// A VoIP push must show a call, so a VoIP-rung member is stopped through its regular APNs tokens.
+			switch {
+			case d.VoIPToken:
+				continue
+			case reached[d.ID], d.PushProvider == providers.APN && voipRang:
+				pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindStop, Data: data}})
+			}
+		}
+	}
+	return w.deliver(ctx, log, queue.LedgerKey(cid, t.ResultWriter().TaskID()), task.Member, pushes, time.Time{})
+}
+
+// HandleNotify sends the call.notification alert to every device of one member that shows alerts.
+func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
+	var task queue.NotifyTask
+	if err := queue.Decode(t, &task); err != nil {
+		return err
+	}
+	cid := task.Call.CID
+	log := w.log.With("cid", cid, "notify_id", task.NotifyID, "member", task.Member)
+	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	if err != nil {
+		return fmt.Errorf("notify %s for %s: devices: %w", task.NotifyID, task.Member, err)
+	}
+	event := task.Event
+	if event == "" {
+		event = queue.EventNotification
+	}
+	data := pushData(task.Call, event, task.Member, "")
+	var pushes []target
+	for _, d := range devs {
+		if d.VoIPToken {
+			continue // a VoIP push must show a call
+		}
+		r, err := w.render(event, d.PushProvider, task.Call, task.Member)
+		if err != nil {
+			return err
+		}
+		pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}})
+	}
+	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Member)), task.Member, pushes, time.Time{})
+}
+
+// HandleTimeout settles a ring at its member or ring deadline.
+func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
+	var task queue.TimeoutTask
+	if err := queue.Decode(t, &task); err != nil {
+		return err
+	}
+	if err := w.cfg.Calls.Expire(ctx, task.CID, task.RingID); err != nil {
+		return fmt.Errorf("timeout of ring %s: %w", task.RingID, err)
+	}
+	return nil
+}
+
+type target struct {
+	dev  devices.Device
+	push providers.Push
+}
+
+// deliver sends each push whose device is not yet in the ledger, in parallel, records successes, prunes dead
+// tokens, and turns the verdicts into the task's result: retry (after the longest Retry-After), fail without
+// retry for a rejected payload, or done.
+func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member string, pushes []target, ringStart time.Time) error {
+	if len(pushes) == 0 {
+		log.Info("no device to push to")
+		return nil
+	}
+	done, err := w.cfg.Redis.SMembers(ctx, ledger).Result()
+	if err != nil {
+		return fmt.Errorf("ledger %s: %w", ledger, err)
+	}
+	sent := make(map[string]bool, len(done))
+	for _, tok := range done {
+		sent[tok] = true
+	}
+	var (
+		mu         sync.Mutex
+		retry      bool
+		retryAfter time.Duration
+		rejected   []string
+		recordErr  error
+		wg         sync.WaitGroup
+	)
+	for _, p := range pushes {
+		if sent[p.dev.ID] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := w.send(ctx, log, member, p, ringStart)
+			mu.Lock()
+			defer mu.Unlock()
+			switch res.Verdict {
+			case providers.Sent:
+				if err := w.record(ctx, ledger, p.dev.ID); err != nil && recordErr == nil {
+					recordErr = err
+				}
+			case providers.Retry:
+				retry = true
+				retryAfter = max(retryAfter, res.RetryAfter)
+			case providers.Unregistered:
+				if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, res.InvalidSince); err != nil {
+					log.Error("token not pruned", "provider", p.dev.PushProvider, "token", suffix(p.dev.ID), "err", err)
+				} else {
+					w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider).Inc()
+				}
+			case providers.Rejected:
+				rejected = append(rejected, suffix(p.dev.ID)+": "+res.Reason)
+			}
+		}()
+	}
+	wg.Wait()
+	switch {
+	case recordErr != nil:
+		// The pushes went out; a retry may repeat only those whose record was lost (at least once).
+		return recordErr
+	case retry:
+		return &retryAfterError{after: retryAfter, err: errors.New("provider asked to retry")}
+	case len(rejected) > 0:
+		return fmt.Errorf("payload rejected by provider for %v: %w", rejected, asynq.SkipRetry)
+	}
+	return nil
+}
+
+func (w *Worker) record(ctx context.Context, ledger, token string) error {
+	ctx = context.WithoutCancel(ctx) // the push left: its record must not be lost to a deadline
+	pipe := w.cfg.Redis.Pipeline()
+	pipe.SAdd(ctx, ledger, token)
+	pipe.Expire(ctx, ledger, ledgerTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("record push in %s: %w", ledger, err)
+	}
+	return nil
+}
+
+func (w *Worker) send(ctx context.Context, log *slog.Logger, member string, p target, ringStart time.Time) providers.Result {
+	p.push.Token = p.dev.ID
+	sender := w.cfg.FCM
+	if p.dev.PushProvider == providers.APN {
+		sender = w.cfg.APNs
+	}
+	start := time.Now()
+	res := sender.Send(ctx, p.push)
+	took := time.Since(start)
+	typ := p.push.Data["type"]
+	w.cfg.Metrics.observePush(p.dev.PushProvider, typ, res.Verdict.String(), took)
+	if res.Verdict == providers.Sent && typ == queue.EventRing && !ringStart.IsZero() {
+		w.cfg.Metrics.RingSeconds.Observe(time.Since(ringStart).Seconds())
+	}
+	attrs := []any{"provider", p.dev.PushProvider, "type", typ, "kind", p.push.Kind.String(), "voip", p.push.VoIP,
+		"token", suffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
+	switch res.Verdict {
+	case providers.Sent:
+		log.Info("push sent", attrs...)
+	case providers.Retry:
+		log.Warn("push to retry", append(attrs, "reason", res.Reason, "retry_after", res.RetryAfter, "err", res.Err)...)
+	default:
+		log.Warn("push refused", append(attrs, "reason", res.Reason, "err", res.Err)...)
+	}
+	return res
+}
+
+func (w *Worker) render(event, platform string, c queue.CallInfo, member string) (templates.Rendered, error) {
+	r, err := w.cfg.Templates.Render(event, platform, templates.Data{
+		CallCID: c.CID, CallType: c.Type, CallID: c.ID, CallDisplayName: c.DisplayName,
+		CallerID: c.CreatedByID, CallerName: c.CreatedByName, ReceiverID: member, Video: c.Video, Custom: c.Custom,
+	})
+	if err != nil {
+		return r, fmt.Errorf("render %s for %s: %w: %w", event, platform, err, asynq.SkipRetry)
+	}
+	return r, nil
+}
+
+// pushData is the string fields every push carries (API.md, "Push payloads").
+func pushData(c queue.CallInfo, event, receiver, ringID string) map[string]string {
+	video := "false"
+	if c.Video {
+		video = "true"
+	}
+	name := c.CreatedByName
+	if name == "" {
+		name = c.CreatedByID
+	}
+	return map[string]string{
+		"sender": "ringer", "type": event,
+		"call_cid": c.CID, "call_type": c.Type, "call_id": c.ID, "call_display_name": c.DisplayName,
+		"created_by_id": c.CreatedByID, "created_by_display_name": name,
+		"receiver_id": receiver, "ring_id": ringID, "video": video,
+	}
+}
+
+// suffix is the part of a token fit for a log line.
+func suffix(token string) string {
+	if len(token) <= 8 {
+		return "…" + token[len(token)/2:]
+	}
+	return "…" + token[len(token)-8:]
+}

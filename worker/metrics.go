@@ -1,0 +1,48 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the worker's Prometheus series. One value per process, registered on the registry main owns.
+type Metrics struct {
+	Pushes      *prometheus.CounterVec   // provider, push type, outcome
+	PushSeconds *prometheus.HistogramVec // provider round trip, by provider
+	RingSeconds prometheus.Histogram     // ring enqueued (ring start) to provider accepted
+	Pruned      *prometheus.CounterVec   // provider
+	Retries     *prometheus.CounterVec   // task type
+}
+
+// NewMetrics registers the worker's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringer_pushes_total", Help: "Pushes by provider, push type and outcome (sent, retry, unregistered, rejected).",
+		}, []string{"provider", "type", "outcome"}),
+		PushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ringer_push_duration_seconds", Help: "Provider round trip of one push.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"provider"}),
+		RingSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ringer_ring_latency_seconds", Help: "From the ring's task being enqueued to the provider accepting the ring push.",
+			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		Pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringer_tokens_pruned_total", Help: "Device tokens removed on the provider's word.",
+		}, []string{"provider"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringer_task_retries_total", Help: "Tasks handed back for a retry, by task type.",
+		}, []string{"task"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries)
+	}
+	return m
+}
+
+func (m *Metrics) observePush(provider, typ, outcome string, d time.Duration) {
+	m.Pushes.WithLabelValues(provider, typ, outcome).Inc()
+	m.PushSeconds.WithLabelValues(provider).Observe(d.Seconds())
+}

@@ -1,0 +1,240 @@
+// Package worker runs ringer's Asynq handlers: it delivers ring, stop, missed-call and notification pushes to
+// every device of a member, checks the ring gate before every ring push, records each delivery in a per-device
+// ledger, and acts on provider verdicts (ARCHITECTURE.md, invariants 4, 5, 7, 9).
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/templates"
+)
+
+// Sender delivers one push through one provider.
+type Sender interface {
+	Send(ctx context.Context, p providers.Push) providers.Result
+}
+
+// Devices is the device registry as the worker uses it.
+type Devices interface {
+	List(ctx context.Context, userID string) ([]devices.Device, error)
+	Prune(ctx context.Context, userID, token string, invalidSince time.Time) (bool, error)
+}
+
+// Renderer renders the alert text of a push.
+type Renderer interface {
+	Render(event, platform string, d templates.Data) (templates.Rendered, error)
+}
+
+// Expirer settles a ring whose time has come (the calls store).
+type Expirer interface {
+	Expire(ctx context.Context, cid, ringID string) error
+}
+
+// Config wires a Worker.
+type Config struct {
+	Redis     redis.UniversalClient
+	Devices   Devices
+	Templates Renderer
+	FCM       Sender
+	APNs      Sender
+	Calls     Expirer
+	Metrics   *Metrics
+	Logger    *slog.Logger
+
+	// RingConcurrency and NotifyConcurrency size the two servers: rings never wait behind notifications.
+	RingConcurrency   int
+	NotifyConcurrency int
+	// RingPollInterval is how often an idle ring server looks for work; it bounds idle ring latency.
+	RingPollInterval time.Duration
+	// DelayedCheckInterval is how often scheduled tasks (ring timeouts) and retries become due.
+	DelayedCheckInterval time.Duration
+	// ShutdownTimeout is how long a stopping worker lets running handlers finish before handing them back.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultRingConcurrency      = 100
+	DefaultNotifyConcurrency    = 200
+	DefaultRingPollInterval     = 5 * time.Millisecond
+	DefaultDelayedCheckInterval = 50 * time.Millisecond
+	DefaultShutdownTimeout      = 25 * time.Second
+
+	// inflightLease bounds how long a crashed ring handler can hold back its member's stop push.
+	inflightLease = 10 * time.Second
+	// ledgerTTL keeps a push's ledger past every retry of it.
+	ledgerTTL = 48 * time.Hour
+)
+
+// Worker holds the handlers and the two Asynq servers that run them.
+type Worker struct {
+	cfg    Config
+	log    *slog.Logger
+	ring   *asynq.Server
+	notify *asynq.Server
+}
+
+// New returns a Worker; Start runs it.
+func New(cfg Config) *Worker {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.RingConcurrency <= 0 {
+		cfg.RingConcurrency = DefaultRingConcurrency
+	}
+	if cfg.NotifyConcurrency <= 0 {
+		cfg.NotifyConcurrency = DefaultNotifyConcurrency
+	}
+	if cfg.RingPollInterval <= 0 {
+		cfg.RingPollInterval = DefaultRingPollInterval
+	}
+	if cfg.DelayedCheckInterval <= 0 {
+		cfg.DelayedCheckInterval = DefaultDelayedCheckInterval
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger}
+}
+
+// Handler routes ringer's task types to their handlers.
+func (w *Worker) Handler() asynq.Handler {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(queue.TypeRing, w.HandleRing)
+	mux.HandleFunc(queue.TypeStop, w.HandleStop)
+	mux.HandleFunc(queue.TypeTimeout, w.HandleTimeout)
+	mux.HandleFunc(queue.TypeNotify, w.HandleNotify)
+	return mux
+}
+
+// Start runs the ring server and the notify server.
+func (w *Worker) Start() error {
+	logger := asynqLogger{w.log}
+	w.ring = asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
+		Concurrency:              w.cfg.RingConcurrency,
+		Queues:                   map[string]int{queue.QueueRing: 1},
+		TaskCheckInterval:        w.cfg.RingPollInterval,
+		DelayedTaskCheckInterval: w.cfg.DelayedCheckInterval,
+		RetryDelayFunc:           ringRetryDelay,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   logger,
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
+	})
+	w.notify = asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
+		Concurrency:              w.cfg.NotifyConcurrency,
+		Queues:                   map[string]int{queue.QueueNotify: 1},
+		TaskCheckInterval:        100 * time.Millisecond,
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc:           notifyRetryDelay,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   logger,
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
+	})
+	h := w.Handler()
+	if err := w.ring.Start(h); err != nil {
+		return fmt.Errorf("start ring server: %w", err)
+	}
+	if err := w.notify.Start(h); err != nil {
+		w.ring.Shutdown()
+		return fmt.Errorf("start notify server: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops taking tasks, lets running ones finish within ShutdownTimeout and hands the rest back.
+func (w *Worker) Shutdown() {
+	done := make(chan struct{}, 2)
+	for _, s := range []*asynq.Server{w.ring, w.notify} {
+		go func() {
+			if s != nil {
+				s.Shutdown()
+			}
+			done <- struct{}{}
+		}()
+	}
+	<-done
+	<-done
+}
+
+func (w *Worker) taskFailed(ctx context.Context, t *asynq.Task, err error) {
+	if errors.Is(err, errWaitForRing) {
+		return
+	}
+	w.cfg.Metrics.Retries.WithLabelValues(t.Type()).Inc()
+	retried, _ := asynq.GetRetryCount(ctx)
+	id, _ := asynq.GetTaskID(ctx)
+	w.log.Warn("task failed", "task", t.Type(), "task_id", id, "retried", retried, "err", err)
+}
+
+// errWaitForRing is a stop that found its member's ring push still in flight: it runs again shortly, so it
+// sees every device the ring reached.
+var errWaitForRing = errors.New("ring push in flight")
+
+// retryAfterError carries a provider's Retry-After to the retry delay.
+type retryAfterError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+func isFailure(err error) bool { return !errors.Is(err, errWaitForRing) }
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// ringRetryDelay is quick: a ring lasts seconds. It honours Retry-After.
+func ringRetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if errors.Is(err, errWaitForRing) {
+		return 20 * time.Millisecond
+	}
+	d := min(100*time.Millisecond<<min(n, 5), 2*time.Second)
+	d = jitter(d)
+	var ra *retryAfterError
+	if errors.As(err, &ra) && ra.after > d {
+		d = ra.after
+	}
+	return d
+}
+
+// notifyRetryDelay is Asynq's exponential backoff with jitter, at least the provider's Retry-After.
+func notifyRetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	d := asynq.DefaultRetryDelayFunc(n, err, t)
+	if n == 0 {
+		d = jitter(time.Second)
+	}
+	var ra *retryAfterError
+	if errors.As(err, &ra) && ra.after > d {
+		d = ra.after
+	}
+	return d
+}
+
+// asynqLogger sends Asynq's own logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
