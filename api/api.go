@@ -1,0 +1,209 @@
+// Package api is ringer's HTTP face (API.md): routes, JWT authentication, request decoding and validation,
+// the error body, Server-Sent Events and the operations endpoints. Handlers are thin: they decode, call one
+// method of Calls or Devices, and encode; the rules of the ring live in calls.
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringer-dev/ringer/calls"
+)
+
+// Calls is what the handlers need from the call store (calls.Store).
+type Calls interface {
+	GetOrCreate(ctx context.Context, a calls.Actor, typ, id string, req calls.CreateRequest) (st calls.State, created bool, err error)
+	Get(ctx context.Context, a calls.Actor, typ, id string, ring, notify bool) (calls.State, error)
+	UpdateMembers(ctx context.Context, a calls.Actor, typ, id string, update []calls.MemberInput, remove []string) (calls.State, error)
+	Ring(ctx context.Context, a calls.Actor, typ, id string, memberIDs []string) (calls.State, error)
+	Accept(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
+	Reject(ctx context.Context, a calls.Actor, typ, id, reason string) (calls.State, error)
+	Join(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
+	Leave(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
+	MarkEnded(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
+	List(ctx context.Context, a calls.Actor, callingState string) ([]calls.ListItem, error)
+	// Subscribe streams the events of userID's calls; the channel is closed when ctx ends.
+	Subscribe(ctx context.Context, userID string) (<-chan calls.Event, error)
+}
+
+// Defaults of Config's optional durations.
+const (
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultHeartbeat      = 15 * time.Second
+)
+
+// Config is what New needs. Secret, Calls and Devices are required.
+type Config struct {
+	Secret  []byte
+	Calls   Calls
+	Devices Devices
+	// Ready answers /readyz: nil is ready. A nil Ready is always ready.
+	Ready func(ctx context.Context) error
+	// Metrics serves /metrics; nil serves Prometheus' default registry.
+	Metrics http.Handler
+	// Dashboard serves /asynq/ (already behind its own auth); nil turns it off.
+	Dashboard http.Handler
+	// Registerer, when set, gets the HTTP request metrics (ringer_http_requests_total, ..._duration_seconds).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// RequestTimeout bounds every request but the event stream; 0 is DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// Heartbeat is the interval of the event stream's keep-alive comment; 0 is DefaultHeartbeat.
+	Heartbeat time.Duration
+}
+
+// server holds the configured handlers' shared state; it is read-only once New returns.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *httpMetrics
+}
+
+// New returns the HTTP handler of the whole API, operations endpoints included.
+func New(cfg Config) (http.Handler, error) {
+	switch {
+	case len(cfg.Secret) == 0:
+		return nil, errors.New("api: empty secret")
+	case cfg.Calls == nil:
+		return nil, errors.New("api: no calls store")
+	case cfg.Devices == nil:
+		return nil, errors.New("api: no device registry")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = promhttp.Handler()
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.Registerer != nil {
+		m, err := newHTTPMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	s.routes()
+	// Outermost first: the log sees the status recover wrote, and recover guards everything inside.
+	return s.logRequests(s.recoverPanics(s.mux)), nil
+}
+
+func (s *server) routes() {
+	m := s.mux
+	// Operations, no JWT.
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.timeout(s.readyz))
+	m.Handle("GET /metrics", s.cfg.Metrics)
+	if s.cfg.Dashboard != nil {
+		m.Handle("/asynq/", s.cfg.Dashboard)
+		m.Handle("/asynq", http.RedirectHandler("/asynq/", http.StatusMovedPermanently))
+	}
+
+	// Devices.
+	m.HandleFunc("POST /v1/devices", s.authed(s.registerDevice))
+	m.HandleFunc("GET /v1/devices", s.authed(s.listDevices))
+	m.HandleFunc("DELETE /v1/devices", s.authed(s.deleteDevice))
+
+	// Calls.
+	m.HandleFunc("POST /v1/call/{type}/{id}", s.authed(s.getOrCreateCall))
+	m.HandleFunc("GET /v1/call/{type}/{id}", s.authed(s.getCall))
+	m.HandleFunc("POST /v1/call/{type}/{id}/members", s.authed(s.updateMembers))
+	m.HandleFunc("POST /v1/call/{type}/{id}/ring", s.authed(s.ring))
+	m.HandleFunc("POST /v1/call/{type}/{id}/accept", s.authed(s.transition("accept", Calls.Accept)))
+	m.HandleFunc("POST /v1/call/{type}/{id}/reject", s.authed(s.reject))
+	m.HandleFunc("POST /v1/call/{type}/{id}/join", s.authed(s.transition("join", Calls.Join)))
+	m.HandleFunc("POST /v1/call/{type}/{id}/leave", s.authed(s.transition("leave", Calls.Leave)))
+	m.HandleFunc("POST /v1/call/{type}/{id}/mark_ended", s.authed(s.markEnded))
+	m.HandleFunc("GET /v1/calls", s.authed(s.listCalls))
+
+	// The event stream lives as long as its client: no request timeout.
+	m.HandleFunc("GET /v1/events", s.authedStream(s.events))
+
+	m.HandleFunc("/", s.notFound)
+}
+
+// notFound answers every path no route claims, in the error body. A path that some route serves under
+// another method is 405 with Allow, as ServeMux itself would answer were "/" not registered.
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodPatch} {
+		if method == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, method)
+		}
+	}
+	if len(allow) > 0 {
+		for _, m := range allow {
+			w.Header().Add("Allow", m)
+		}
+		writeError(w, r, s.log, &apiError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+			Message: r.Method + " is not allowed on " + r.URL.Path + "."})
+		return
+	}
+	writeError(w, r, s.log, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No route for " + r.URL.Path + "."})
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			// The reason is the point of /readyz: whoever probes it is the operator, so say it.
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: CodeNotReady, Message: err.Error(), Status: http.StatusServiceUnavailable})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// authedHandler is a handler that runs once the bearer is known.
+type authedHandler func(w http.ResponseWriter, r *http.Request, tok TokenClaims) error
+
+// authed checks the token, bounds the request in time and maps a returned error to its answer.
+func (s *server) authed(h authedHandler) http.HandlerFunc {
+	return s.timeout(s.authedStream(h))
+}
+
+// authedStream is authed without the time bound, for the event stream.
+func (s *server) authedStream(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, err := parseToken(r, s.cfg.Secret)
+		if err == nil {
+			err = h(w, r, tok)
+		}
+		if err != nil {
+			writeError(w, r, s.log, err)
+		}
+	}
+}
+
+// timeout bounds a request: the calls and devices stores give up when the context does, and the caller
+// gets 503 rather than a hung connection.
+func (s *server) timeout(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
+}

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ringer-dev/ringer/calls"
+)
+
+// Token roles (API.md, "Authentication").
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// TokenClaims is what a ringer token says about its bearer: a user (UserID set) or the backend (Server true).
+type TokenClaims struct {
+	UserID string
+	Name   string
+	Image  string
+	Role   string
+	Teams  []string
+	Server bool
+}
+
+// jwtClaims is the wire form of TokenClaims. Server and UserID are checked together after parsing, since a
+// token that says both is a forgery attempt or a bug, never a valid identity.
+type jwtClaims struct {
+	UserID string   `json:"user_id,omitempty"`
+	Name   string   `json:"name,omitempty"`
+	Image  string   `json:"image,omitempty"`
+	Role   string   `json:"role,omitempty"`
+	Teams  []string `json:"teams,omitempty"`
+	Server bool     `json:"server,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// MintToken signs c with secret (HS256). ttl 0 makes a token without exp, meant for server tokens kept in a
+// backend's configuration; any other ttl sets exp to now+ttl.
+func MintToken(secret []byte, c TokenClaims, ttl time.Duration) (string, error) {
+	if len(secret) == 0 {
+		return "", errors.New("mint token: empty secret")
+	}
+	if err := checkIdentity(c); err != nil {
+		return "", fmt.Errorf("mint token: %w", err)
+	}
+	now := time.Now()
+	jc := jwtClaims{
+		UserID: c.UserID, Name: c.Name, Image: c.Image, Role: c.Role, Teams: c.Teams, Server: c.Server,
+		RegisteredClaims: jwt.RegisteredClaims{IssuedAt: jwt.NewNumericDate(now)},
+	}
+	if ttl < 0 {
+		return "", fmt.Errorf("mint token: negative ttl %s", ttl)
+	}
+	if ttl > 0 {
+		jc.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jc).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("mint token: sign: %w", err)
+	}
+	return s, nil
+}
+
+// checkIdentity is what makes claims a valid identity, shared by minting and parsing so that ringer never
+// prints a token it would refuse.
+func checkIdentity(c TokenClaims) error {
+	if c.Server {
+		if c.UserID != "" {
+			return errors.New("a server token has no user_id")
+		}
+		return nil
+	}
+	if !userIDRe.MatchString(c.UserID) {
+		return fmt.Errorf("user_id %q must match %s", c.UserID, userIDRe)
+	}
+	if c.Role != "" && c.Role != RoleUser && c.Role != RoleAdmin {
+		return fmt.Errorf("role %q must be %q or %q", c.Role, RoleUser, RoleAdmin)
+	}
+	return nil
+}
+
+// parseToken checks the bearer token of r and returns who it speaks for. Every failure is 401 except a token
+// that is well signed but claims to be both the server and a user: that is 403, a valid token outside its
+// rights. Only HS256 is accepted, so alg "none" and public-key algorithms (alg confusion) fail.
+// Tokens without exp are accepted (server tokens from `ringer token --server`); expired ones are not.
+func parseToken(r *http.Request, secret []byte) (TokenClaims, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return TokenClaims{}, unauthorized("The Authorization header is missing; send \"Authorization: Bearer <JWT>\".")
+	}
+	scheme, raw, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		return TokenClaims{}, unauthorized("The Authorization header must be \"Bearer <JWT>\".")
+	}
+	var jc jwtClaims
+	_, err := jwt.ParseWithClaims(strings.TrimSpace(raw), &jc, func(*jwt.Token) (any, error) { return secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return TokenClaims{}, unauthorized("The token has expired.")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return TokenClaims{}, unauthorized("The token is not valid yet.")
+	case err != nil:
+		// The parser's own words may echo token parts; the caller learns only that the token is bad.
+		return TokenClaims{}, unauthorized("The token is not valid.")
+	}
+	c := TokenClaims{UserID: jc.UserID, Name: jc.Name, Image: jc.Image, Role: jc.Role, Teams: jc.Teams, Server: jc.Server}
+	if c.Server && c.UserID != "" {
+		return TokenClaims{}, forbidden("A user token may not claim to be the server.")
+	}
+	if err := checkIdentity(c); err != nil {
+		return TokenClaims{}, unauthorized("The token's claims are not valid: %s.", err)
+	}
+	if c.Role == "" && !c.Server {
+		c.Role = RoleUser
+	}
+	return c, nil
+}
+
+// actor builds the calls.Actor of a request. named is the user the request names (a body's user_id, a
+// get-or-create's data.created_by_id, a ?user_id=), field is where it was named, for error messages.
+//
+// A user token acts as itself; naming another user is 403. A server token acts as the user it names, with
+// Actor.Server kept true so calls grants the backend's rights; when required and nobody is named it is 400.
+func actor(c TokenClaims, named, field string, required bool) (calls.Actor, error) {
+	if !c.Server {
+		if named != "" && named != c.UserID {
+			return calls.Actor{}, forbidden("%s: a user token may act only as its own user %q.", field, c.UserID)
+		}
+		return calls.Actor{UserID: c.UserID, Name: c.Name, Image: c.Image, Role: c.Role, Teams: slices.Clone(c.Teams)}, nil
+	}
+	if named == "" {
+		if required {
+			return calls.Actor{}, fieldErr(CodeInvalidField, field, "is required with a server token, to name the user it acts for")
+		}
+		return calls.Actor{Server: true}, nil
+	}
+	if !userIDRe.MatchString(named) {
+		return calls.Actor{}, fieldErr(CodeInvalidField, field, "must match %s", userIDRe)
+	}
+	return calls.Actor{UserID: named, Server: true}, nil
+}

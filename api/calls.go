@@ -1,0 +1,274 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ringer-dev/ringer/calls"
+)
+
+// callResponse is the answer of get-or-create, get and every transition (API.md: "answer 200 with the call
+// as in get"). created is false but for a get-or-create that made the call.
+type callResponse struct {
+	Created bool           `json:"created"`
+	Call    calls.Call     `json:"call"`
+	Members []calls.Member `json:"members"`
+}
+
+type listResponse struct {
+	Calls []calls.ListItem `json:"calls"`
+}
+
+// present shapes a state for the wire so that empty collections are [] and {} rather than null, which
+// clients of API.md index without checking. It copies what it changes: the state may be the store's.
+func present(st calls.State, created bool) callResponse {
+	return callResponse{Created: created, Call: presentCall(st.Call), Members: presentMembers(st.Members)}
+}
+
+func presentCall(c calls.Call) calls.Call {
+	if c.Custom == nil {
+		c.Custom = map[string]any{}
+	}
+	if c.Session.AcceptedBy == nil {
+		c.Session.AcceptedBy = map[string]time.Time{}
+	}
+	if c.Session.RejectedBy == nil {
+		c.Session.RejectedBy = map[string]time.Time{}
+	}
+	if c.Session.MissedBy == nil {
+		c.Session.MissedBy = map[string]time.Time{}
+	}
+	if c.Session.Participants == nil {
+		c.Session.Participants = []calls.Participant{}
+	}
+	return c
+}
+
+func presentMembers(ms []calls.Member) []calls.Member {
+	out := make([]calls.Member, len(ms))
+	for i, m := range ms {
+		if m.Custom == nil {
+			m.Custom = map[string]any{}
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// getOrCreateCall is POST /v1/call/{type}/{id}.
+func (s *server) getOrCreateCall(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	in, err := decodeCreate(body, tok)
+	if err != nil {
+		return err
+	}
+	if !in.NamedCreator {
+		// A server token that names no creator can only get an existing call: a new call needs a creator,
+		// and api cannot know whether the call exists without asking.
+		if _, err := s.cfg.Calls.Get(r.Context(), in.Actor, typ, id, false, false); err != nil {
+			if errors.Is(err, calls.ErrNotFound) {
+				return fieldErr(CodeInvalidField, "data.created_by_id", "is required with a server token to create a call")
+			}
+			return fmt.Errorf("get %s:%s before get-or-create: %w", typ, id, err)
+		}
+	}
+	st, created, err := s.cfg.Calls.GetOrCreate(r.Context(), in.Actor, typ, id, in.Req)
+	if err != nil {
+		return fmt.Errorf("get-or-create %s:%s: %w", typ, id, err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, present(st, created))
+	return nil
+}
+
+// getCall is GET /v1/call/{type}/{id}?ring=&notify=&user_id=.
+func (s *server) getCall(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	ring, err := queryBool(r, "ring")
+	if err != nil {
+		return err
+	}
+	notify, err := queryBool(r, "notify")
+	if err != nil {
+		return err
+	}
+	// Ringing or notifying says "someone calls": a server token must say who.
+	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", ring || notify)
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Calls.Get(r.Context(), a, typ, id, ring, notify)
+	if err != nil {
+		return fmt.Errorf("get %s:%s: %w", typ, id, err)
+	}
+	writeJSON(w, http.StatusOK, present(st, false))
+	return nil
+}
+
+// updateMembers is POST /v1/call/{type}/{id}/members.
+func (s *server) updateMembers(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	var b membersBody
+	if err := s.decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	in, err := decodeMembersUpdate(b)
+	if err != nil {
+		return err
+	}
+	// The backend may change members without naming anyone (API.md: "or a server token").
+	a, err := actor(tok, b.UserID, "user_id", false)
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Calls.UpdateMembers(r.Context(), a, typ, id, in.Update, in.Remove)
+	if err != nil {
+		return fmt.Errorf("update members of %s:%s: %w", typ, id, err)
+	}
+	writeJSON(w, http.StatusOK, present(st, false))
+	return nil
+}
+
+// ring is POST /v1/call/{type}/{id}/ring.
+func (s *server) ring(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	var b ringBody
+	if err := s.decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	if err := decodeUserIDs("members_ids", b.MembersIDs, MaxMembersIDs); err != nil {
+		return err
+	}
+	// A server token may ring without naming a caller; calls then rings the members named, or all of them.
+	a, err := actor(tok, b.UserID, "user_id", false)
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Calls.Ring(r.Context(), a, typ, id, b.MembersIDs)
+	if err != nil {
+		return fmt.Errorf("ring %s:%s: %w", typ, id, err)
+	}
+	writeJSON(w, http.StatusOK, present(st, false))
+	return nil
+}
+
+// reject is POST /v1/call/{type}/{id}/reject.
+func (s *server) reject(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	var b rejectBody
+	if err := s.decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	if b.Reason == "" {
+		b.Reason = calls.ReasonDecline
+	}
+	if !validReason(b.Reason) {
+		return fieldErr(CodeInvalidField, "reason", "must be decline, busy, cancel or timeout, not %q", b.Reason)
+	}
+	a, err := actor(tok, b.UserID, "user_id", true)
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Calls.Reject(r.Context(), a, typ, id, b.Reason)
+	if err != nil {
+		return fmt.Errorf("reject %s:%s: %w", typ, id, err)
+	}
+	writeJSON(w, http.StatusOK, present(st, false))
+	return nil
+}
+
+// transition serves the transitions that only need who acts: accept, join and leave, each of which is done
+// by a user, so a server token must name one.
+func (s *server) transition(name string, do transitionFunc) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+		return s.acting(w, r, tok, name, true, do)
+	}
+}
+
+// transitionFunc is a method expression of Calls such as Calls.Accept.
+type transitionFunc func(Calls, context.Context, calls.Actor, string, string) (calls.State, error)
+
+// markEnded is POST /v1/call/{type}/{id}/mark_ended: a server token may end a call without naming anyone.
+func (s *server) markEnded(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	return s.acting(w, r, tok, "mark_ended", false, Calls.MarkEnded)
+}
+
+func (s *server) acting(w http.ResponseWriter, r *http.Request, tok TokenClaims, name string, userRequired bool, do transitionFunc) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	var b actingBody
+	if err := s.decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	a, err := actor(tok, b.UserID, "user_id", userRequired)
+	if err != nil {
+		return err
+	}
+	st, err := do(s.cfg.Calls, r.Context(), a, typ, id)
+	if err != nil {
+		return fmt.Errorf("%s %s:%s by %q: %w", name, typ, id, a.UserID, err)
+	}
+	writeJSON(w, http.StatusOK, present(st, false))
+	return nil
+}
+
+// listCalls is GET /v1/calls?calling_state=&user_id=.
+func (s *server) listCalls(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	q := r.URL.Query()
+	state := q.Get("calling_state")
+	if state != "" && !validCallingState(state) {
+		return fieldErr(CodeInvalidField, "calling_state", "must be ringing, joined, idle or ended, not %q", state)
+	}
+	a, err := actor(tok, q.Get("user_id"), "user_id", true)
+	if err != nil {
+		return err
+	}
+	items, err := s.cfg.Calls.List(r.Context(), a, state)
+	if err != nil {
+		return fmt.Errorf("list calls of %s: %w", a.UserID, err)
+	}
+	out := make([]calls.ListItem, len(items))
+	for i, it := range items {
+		it.Call = presentCall(it.Call)
+		it.Members = presentMembers(it.Members)
+		out[i] = it
+	}
+	writeJSON(w, http.StatusOK, listResponse{Calls: out})
+	return nil
+}
+
+// decodeBody reads r's body and decodes it strictly into v.
+func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict("", body, v)
+}

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ringer-dev/ringer/devices"
+)
+
+// Devices is what the handlers need from the device registry (devices.Registry).
+type Devices interface {
+	Register(ctx context.Context, d devices.Device) (created bool, err error)
+	// Get reads back a registration, so POST answers with the registry's created_at.
+	Get(ctx context.Context, userID, token string) (devices.Device, error)
+	List(ctx context.Context, userID string) ([]devices.Device, error)
+	Delete(ctx context.Context, userID, token string) error
+}
+
+type deviceBody struct {
+	ID               string `json:"id"`
+	PushProvider     string `json:"push_provider"`
+	VoIPToken        bool   `json:"voip_token"`
+	PushProviderName string `json:"push_provider_name"`
+	UserID           string `json:"user_id"`
+}
+
+type devicesResponse struct {
+	Devices []devices.Device `json:"devices"`
+}
+
+// registerDevice is POST /v1/devices: 201 for a new token, 200 for one registered before (now this user's).
+func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	var b deviceBody
+	if err := s.decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	a, err := actor(tok, b.UserID, "user_id", true)
+	if err != nil {
+		return err
+	}
+	d := devices.Device{ID: b.ID, PushProvider: b.PushProvider, VoIPToken: b.VoIPToken, PushProviderName: b.PushProviderName, UserID: a.UserID}
+	// The registry's own rules, checked before any write so a bad device is a 400 whatever Register does.
+	if err := devices.Validate(d); err != nil {
+		return err
+	}
+	created, err := s.cfg.Devices.Register(r.Context(), d)
+	if err != nil {
+		return fmt.Errorf("register device for %s: %w", a.UserID, err)
+	}
+	got, err := s.cfg.Devices.Get(r.Context(), a.UserID, d.ID)
+	switch {
+	case errors.Is(err, devices.ErrNotFound):
+		// A concurrent registration moved the token on already; ours did succeed, so answer what we stored.
+		d.CreatedAt = time.Now().UTC()
+	case err != nil:
+		return fmt.Errorf("read back device of %s: %w", a.UserID, err)
+	default:
+		d = got
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, d)
+	return nil
+}
+
+// listDevices is GET /v1/devices?user_id=.
+func (s *server) listDevices(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", true)
+	if err != nil {
+		return err
+	}
+	ds, err := s.cfg.Devices.List(r.Context(), a.UserID)
+	if err != nil {
+		return fmt.Errorf("list devices of %s: %w", a.UserID, err)
+	}
+	if ds == nil {
+		ds = []devices.Device{}
+	}
+	writeJSON(w, http.StatusOK, devicesResponse{Devices: ds})
+	return nil
+}
+
+// deleteDevice is DELETE /v1/devices?id=TOKEN&user_id=.
+func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	q := r.URL.Query()
+	token := q.Get("id")
+	if token == "" {
+		return fieldErr(CodeInvalidField, "id", "is required: the device token to remove")
+	}
+	a, err := actor(tok, q.Get("user_id"), "user_id", true)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Devices.Delete(r.Context(), a.UserID, token); err != nil {
+		return fmt.Errorf("delete device of %s: %w", a.UserID, err)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}

@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/devices"
+)
+
+func TestErrorsMapToStatusAndCode(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("accept default:abc by bob: %w", err) }
+	cases := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"field error", &calls.FieldError{Field: "data.members", Message: "too many"}, 400, CodeInvalidField},
+		{"wrapped field error", wrap(&calls.FieldError{Field: "data.custom", Message: "bad"}), 400, CodeInvalidField},
+		{"device field error", wrap(&devices.FieldError{Field: "push_provider", Message: "is bad"}), 400, CodeInvalidField},
+		{"api error", fieldErr(CodeLimitExceeded, "body", "too big"), 400, CodeLimitExceeded},
+		{"not found", wrap(calls.ErrNotFound), 404, CodeNotFound},
+		{"device not found", wrap(devices.ErrNotFound), 404, CodeNotFound},
+		{"forbidden", wrap(calls.ErrForbidden), 403, CodeForbidden},
+		{"not member", wrap(calls.ErrNotMember), 403, CodeForbidden},
+		{"ended", wrap(calls.ErrEnded), 409, CodeConflict},
+		{"not rung", wrap(calls.ErrNotRung), 409, CodeConflict},
+		{"ring over", wrap(calls.ErrRingOver), 409, CodeConflict},
+		{"redis closed", wrap(redis.ErrClosed), 503, CodeUnavailable},
+		{"redis pool timeout", wrap(redis.ErrPoolTimeout), 503, CodeUnavailable},
+		{"connection refused", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503, CodeUnavailable},
+		{"deadline", wrap(context.DeadlineExceeded), 503, CodeUnavailable},
+		{"redis loading", wrap(redisErr("LOADING Redis is loading the dataset in memory")), 503, CodeUnavailable},
+		{"cluster down", wrap(redisErr("CLUSTERDOWN The cluster is down")), 503, CodeUnavailable},
+		{"other", errors.New("lua script: attempt to index a nil value"), 500, CodeInternal},
+		{"wrapped other", wrap(errors.New("boom")), 500, CodeInternal},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := toErrorBody(c.err)
+			if b.Status != c.status || b.Code != c.code || b.Message == "" {
+				t.Errorf("toErrorBody(%v) = %+v, want %d %s", c.err, b, c.status, c.code)
+			}
+			if c.status == 500 && strings.Contains(b.Message, "boom") {
+				t.Errorf("a 500 message leaks the cause: %q", b.Message)
+			}
+		})
+	}
+}
+
+// redisErr is a server error reply as go-redis returns it.
+type redisErr string
+
+func (e redisErr) Error() string { return string(e) }
+func (e redisErr) RedisError()   {}
+
+func TestStoreErrorsReachTheCallerMapped(t *testing.T) {
+	e := newEnv(t)
+	e.calls.put("default", "abc", "alice", "alice", "bob")
+	bob := userToken(t, "bob")
+	for _, c := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{calls.ErrEnded, 409, CodeConflict},
+		{calls.ErrNotMember, 403, CodeForbidden},
+		{&calls.FieldError{Field: "members_ids[0]", Message: "is not a member"}, 400, CodeInvalidField},
+		{redis.ErrClosed, 503, CodeUnavailable},
+		{errors.New("boom"), 500, CodeInternal},
+	} {
+		e.calls.err = c.err
+		wantError(t, e.do("POST", "/v1/call/default/abc/accept", bob, ""), c.status, c.code, "")
+	}
+	if !strings.Contains(e.logs.String(), "boom") {
+		t.Errorf("the 500's cause was not logged:\n%s", e.logs)
+	}
+	e.calls.err = nil
+	wantError(t, e.do("POST", "/v1/call/default/nope/accept", bob, ""), 404, CodeNotFound, "")
+}
+
+func TestPanicIsAnswered500WithTheBody(t *testing.T) {
+	e := newEnv(t)
+	e.calls.panicWith = "kaboom"
+	wantError(t, e.do("GET", "/v1/calls", userToken(t, "alice"), ""), http.StatusInternalServerError, CodeInternal, "")
+	if !strings.Contains(e.logs.String(), "kaboom") {
+		t.Errorf("panic not logged:\n%s", e.logs)
+	}
+}
