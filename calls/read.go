@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,6 +52,13 @@ func (s *Store) read(ctx context.Context, cid string) (snapshot, error) {
 		return snapshot{}, fmt.Errorf("read call %s: %w", cid, err)
 	}
 	return cmds.snapshot(cid, s.now())
+}
+
+// decodeKeepingNumbers decodes JSON without rounding numbers in custom objects through float64.
+func decodeKeepingNumbers(raw string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 func msTime(v string) time.Time {
@@ -111,7 +119,7 @@ func (c readCmds) snapshot(cid string, now time.Time) (snapshot, error) {
 			MissedBy: timeMap(c.missed.Val()), Participants: []Participant{},
 		},
 	}
-	if err := json.Unmarshal([]byte(h["custom"]), &call.Custom); err != nil {
+	if err := decodeKeepingNumbers(h["custom"], &call.Custom); err != nil {
 		return snapshot{}, fmt.Errorf("call %s: custom: %w", cid, err)
 	}
 	for _, u := range slices.Sorted(maps.Keys(c.joined.Val())) {
@@ -121,7 +129,7 @@ func (c readCmds) snapshot(cid string, now time.Time) (snapshot, error) {
 	members := make([]Member, 0, len(c.members.Val()))
 	for u, raw := range c.members.Val() {
 		var m Member
-		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		if err := decodeKeepingNumbers(raw, &m); err != nil {
 			return snapshot{}, fmt.Errorf("call %s: member %s: %w", cid, u, err)
 		}
 		m.UserID = u

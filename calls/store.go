@@ -210,6 +210,9 @@ func memberJSON(m MemberInput, at time.Time) (string, error) {
 // call it created; notify notifies every other member either way.
 func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req CreateRequest) (State, bool, error) {
 	cid := CID(typ, id)
+	if a.UserID == "" {
+		return State{}, false, &FieldError{Field: "data.created_by_id", Message: "a call needs a creator"}
+	}
 	if req.Team != "" && !a.Server && !slices.Contains(a.Teams, req.Team) {
 		return State{}, false, fmt.Errorf("create %s in team %q: %w", cid, req.Team, ErrForbidden)
 	}

@@ -239,6 +239,7 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sentAt := time.Now()
 			res := w.send(ctx, log, member, p, ringStart)
 			mu.Lock()
 			defer mu.Unlock()
@@ -251,7 +252,13 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member s
 				retry = true
 				retryAfter = max(retryAfter, res.RetryAfter)
 			case providers.Unregistered:
-				if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, res.InvalidSince); err != nil {
+				// Without the provider's word on when the token died, the send time keeps a registration
+				// made after it.
+				since := res.InvalidSince
+				if since.IsZero() {
+					since = sentAt
+				}
+				if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, since); err != nil {
 					log.Error("token not pruned", "provider", p.dev.PushProvider, "token", suffix(p.dev.ID), "err", err)
 				} else {
 					w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider).Inc()
@@ -333,9 +340,11 @@ func pushData(c queue.CallInfo, event, receiver, ringID string) map[string]strin
 	if name == "" {
 		name = c.CreatedByID
 	}
+	// Names are cut as the templates' size budget assumes.
+	name = templates.Truncate(name, templates.FieldLimit)
 	return map[string]string{
 		"sender": "ringer", "type": event,
-		"call_cid": c.CID, "call_type": c.Type, "call_id": c.ID, "call_display_name": c.DisplayName,
+		"call_cid": c.CID, "call_type": c.Type, "call_id": c.ID, "call_display_name": templates.Truncate(c.DisplayName, templates.FieldLimit),
 		"created_by_id": c.CreatedByID, "created_by_display_name": name,
 		"receiver_id": receiver, "ring_id": ringID, "video": video,
 	}

@@ -1,0 +1,91 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Event is one Server-Sent Event from GET /v1/events.
+type Event struct {
+	Name string
+	Data map[string]any
+}
+
+// Events is an open event stream.
+type Events struct {
+	ch     chan Event
+	cancel context.CancelFunc
+}
+
+// Events opens GET /v1/events with token (query like "?user_id=bob" for server tokens) and returns once the
+// stream has answered 200.
+func (e *Env) Events(token, query string) *Events {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/v1/events"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		e.t.Fatalf("open events: %v", err)
+	}
+	if res.StatusCode != 200 {
+		cancel()
+		e.t.Fatalf("open events: status %d", res.StatusCode)
+	}
+	s := &Events{ch: make(chan Event, 256), cancel: cancel}
+	e.t.Cleanup(cancel)
+	go func() {
+		defer res.Body.Close()
+		defer close(s.ch)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 8<<20)
+		var ev Event
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event:"):
+				ev.Name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+			case strings.HasPrefix(line, "data:"):
+				_ = json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(line, "data:"))), &ev.Data)
+			case line == "" && ev.Name != "":
+				s.ch <- ev
+				ev = Event{}
+			}
+		}
+	}()
+	return s
+}
+
+// Next returns the next event, or false after d.
+func (s *Events) Next(d time.Duration) (Event, bool) {
+	select {
+	case ev, ok := <-s.ch:
+		return ev, ok
+	case <-time.After(d):
+		return Event{}, false
+	}
+}
+
+// Until returns the events up to and including the first named want, or false after d.
+func (s *Events) Until(want string, d time.Duration) ([]Event, bool) {
+	deadline := time.Now().Add(d)
+	var seen []Event
+	for {
+		ev, ok := s.Next(time.Until(deadline))
+		if !ok {
+			return seen, false
+		}
+		seen = append(seen, ev)
+		if ev.Name == want {
+			return seen, true
+		}
+	}
+}
+
+// Close ends the stream.
+func (s *Events) Close() { s.cancel() }

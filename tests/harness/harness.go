@@ -1,0 +1,440 @@
+// Package harness runs the real ringer binary against a private redis-server and the fake FCM and APNs, and
+// drives it as a client would: HTTP requests with real JWTs, and the pushes the fakes received.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/fakeapns"
+	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/testredis"
+)
+
+// Topic is the APNs bundle id the harness configures.
+const Topic = "com.example.ringer"
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/ringer once per test process (with -race when the tests run with it) and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("find module root: %w", err)
+			return
+		}
+		root := strings.TrimSpace(string(out))
+		dir, err := os.MkdirTemp("", "ringer-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ringer")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/ringer")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/ringer: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Env is one running ringer with its Redis and fakes.
+type Env struct {
+	t      testing.TB
+	Redis  *testredis.Server
+	RDB    *redis.Client
+	FCM    *fakefcm.Server
+	APNs   *fakeapns.Server
+	URL    string
+	Secret string
+	// Env is the environment the ringer process was started with (to start more processes alike).
+	Env []string
+
+	inspector *asynq.Inspector
+	procs     []*Process
+}
+
+// Process is one running ringer process.
+type Process struct {
+	Cmd  *exec.Cmd
+	Addr string
+	logs *lockedBuffer
+	done chan struct{}
+}
+
+// Logs is everything the process wrote to stderr so far.
+func (p *Process) Logs() string { return p.logs.String() }
+
+// Options change what Start runs.
+type Options struct {
+	// Command is the ringer subcommand: serve (default), api, worker.
+	Command string
+	// Extra environment, KEY=VALUE.
+	Env []string
+	// RedisArgs are extra redis-server arguments.
+	RedisArgs []string
+}
+
+// Start runs ringer serve (or opts.Command) against a fresh Redis and fresh fakes.
+func Start(t testing.TB, opts ...Options) *Env {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	e := &Env{t: t, Secret: "test-secret-" + t.Name()}
+	e.Redis = testredis.Start(t, o.RedisArgs...)
+	e.RDB = e.Redis.Client(t)
+	e.FCM = fakefcm.Start(t)
+	e.APNs = fakeapns.Start(t)
+	e.inspector = asynq.NewInspectorFromRedisClient(e.RDB)
+	dir := t.TempDir()
+	keyPath, keyID, teamID := e.APNs.WriteKey(dir)
+	e.Env = []string{
+		"RINGER_API_SECRET=" + e.Secret,
+		"REDIS_URL=" + e.Redis.URL(),
+		"FCM_CREDENTIALS_FILE=" + e.FCM.WriteCredentials(dir),
+		"FCM_ENDPOINT=" + e.FCM.Endpoint,
+		"APNS_KEY_FILE=" + keyPath, "APNS_KEY_ID=" + keyID, "APNS_TEAM_ID=" + teamID,
+		"APNS_TOPIC=" + Topic, "APNS_ENDPOINT=" + e.APNs.URL,
+		"SSL_CERT_FILE=" + e.APNs.WriteCAFile(dir),
+		"RINGER_LOG_FORMAT=json",
+		"RINGER_SHUTDOWN_TIMEOUT=10s",
+	}
+	e.Env = append(e.Env, o.Env...)
+	cmd := o.Command
+	if cmd == "" {
+		cmd = "serve"
+	}
+	p := e.StartProcess(cmd)
+	e.URL = "http://" + p.Addr
+	return e
+}
+
+// StartProcess runs one more ringer process (api, worker, serve) on the same Redis and fakes.
+func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
+	e.t.Helper()
+	cmd := exec.Command(Binary(e.t), command)
+	cmd.Env = append(append(append(os.Environ(), e.Env...), "RINGER_ADDR=127.0.0.1:0"), extraEnv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := &Process{Cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start ringer %s: %v", command, err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			p.logs.Write(append(line, '\n'))
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	e.procs = append(e.procs, p)
+	e.t.Cleanup(func() {
+		if e.t.Failed() && p.Cmd.ProcessState == nil {
+			// A goroutine dump shows where a stuck ringer is stuck.
+			_ = p.Cmd.Process.Signal(sigquit)
+			select {
+			case <-p.done:
+			case <-time.After(3 * time.Second):
+			}
+		}
+		p.Kill()
+		if e.t.Failed() {
+			f, err := os.CreateTemp("", "ringer-"+strings.ReplaceAll(e.t.Name(), "/", "_")+"-*.log")
+			if err == nil {
+				f.WriteString(p.Logs())
+				f.Close()
+				e.t.Logf("ringer %s logs in full: %s", command, f.Name())
+			}
+			e.t.Logf("ringer %s logs:\n%s", command, tail(p.Logs(), 60))
+		}
+	})
+	select {
+	case p.Addr = <-addr:
+	case <-p.done:
+		e.t.Fatalf("ringer %s exited at start:\n%s", command, p.Logs())
+	case <-time.After(30 * time.Second):
+		e.t.Fatalf("ringer %s did not start listening:\n%s", command, p.Logs())
+	}
+	return p
+}
+
+// Kill stops the process at once (SIGKILL) and waits for it.
+func (p *Process) Kill() {
+	if p.Cmd.ProcessState == nil {
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+		_ = p.Cmd.Wait()
+	}
+}
+
+// Stop sends SIGTERM and waits up to d for the process to exit; it reports whether it exited in time.
+func (p *Process) Stop(d time.Duration) bool {
+	_ = p.Cmd.Process.Signal(sigterm)
+	select {
+	case <-p.done:
+		_ = p.Cmd.Wait()
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Token is a user token for user.
+func (e *Env) Token(user string) string {
+	return e.TokenWith(api.TokenClaims{UserID: user, Name: strings.ToUpper(user[:1]) + user[1:]})
+}
+
+// TokenWith is a token with the given claims, valid for an hour.
+func (e *Env) TokenWith(c api.TokenClaims) string {
+	tok, err := api.MintToken([]byte(e.Secret), c, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// ServerToken is a backend token.
+func (e *Env) ServerToken() string { return e.TokenWith(api.TokenClaims{Server: true}) }
+
+// Resp is an API answer.
+type Resp struct {
+	Status int
+	Body   map[string]any
+	Raw    []byte
+}
+
+// Call sends a request; body is JSON-encoded unless it is a string or []byte, sent as is.
+func (e *Env) Call(method, path, token string, body any) Resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := Resp{Status: res.StatusCode, Raw: raw}
+	_ = json.Unmarshal(raw, &r.Body)
+	return r
+}
+
+// MustCall is Call that fails the test unless the status is want.
+func (e *Env) MustCall(want int, method, path, token string, body any) Resp {
+	e.t.Helper()
+	r := e.Call(method, path, token, body)
+	if r.Status != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Raw)
+	}
+	return r
+}
+
+// Device registers a device token for user through the API.
+func (e *Env) Device(user, token, provider string, voip bool) {
+	e.t.Helper()
+	r := e.Call("POST", "/v1/devices", e.Token(user), map[string]any{"id": token, "push_provider": provider, "voip_token": voip})
+	if r.Status != 201 && r.Status != 200 {
+		e.t.Fatalf("register %s for %s: %d %s", token, user, r.Status, r.Raw)
+	}
+}
+
+// Quiet waits until no ring, stop or notification task is pending, running or waiting for a retry: every
+// push the API's answers caused has been attempted. Scheduled ring timeouts do not count.
+func (e *Env) Quiet() {
+	e.t.Helper()
+	e.Eventually(30*time.Second, "queues to drain", func() bool {
+		// GetQueueInfo fails for a queue that never had a task, so ask only about those that exist.
+		queues, err := e.inspector.Queues()
+		if err != nil {
+			return false
+		}
+		for _, q := range queues {
+			if q != queue.QueueRing && q != queue.QueueNotify {
+				continue
+			}
+			info, err := e.inspector.GetQueueInfo(q)
+			if err != nil || info.Pending+info.Active+info.Retry > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Eventually polls cond until it holds, failing the test after d.
+func (e *Env) Eventually(d time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// WaitFCM waits until token has exactly n FCM messages and the queues are quiet, and returns them.
+func (e *Env) WaitFCM(token string, n int) []fakefcm.Message {
+	e.t.Helper()
+	e.Eventually(30*time.Second, fmt.Sprintf("%d FCM messages to %s", n, token), func() bool { return len(e.FCM.MessagesTo(token)) >= n })
+	e.Quiet()
+	got := e.FCM.MessagesTo(token)
+	if len(got) != n {
+		e.t.Fatalf("FCM %s got %d messages, want %d: %s", token, len(got), n, fcmTypes(got))
+	}
+	return got
+}
+
+// WaitAPNs waits until token has exactly n APNs pushes and the queues are quiet, and returns them.
+func (e *Env) WaitAPNs(token string, n int) []fakeapns.Notification {
+	e.t.Helper()
+	e.Eventually(30*time.Second, fmt.Sprintf("%d APNs pushes to %s", n, token), func() bool { return len(e.APNs.NotificationsTo(token)) >= n })
+	e.Quiet()
+	got := e.APNs.NotificationsTo(token)
+	if len(got) != n {
+		e.t.Fatalf("APNs %s got %d pushes, want %d: %s", token, len(got), n, apnsTypes(got))
+	}
+	return got
+}
+
+// FCMTypes lists the push types token got over FCM, in order.
+func (e *Env) FCMTypes(token string) []string {
+	var out []string
+	for _, m := range e.FCM.MessagesTo(token) {
+		out = append(out, m.Data["type"])
+	}
+	return out
+}
+
+// APNsTypes lists the push types token got over APNs, in order.
+func (e *Env) APNsTypes(token string) []string {
+	var out []string
+	for _, n := range e.APNs.NotificationsTo(token) {
+		out = append(out, n.Data()["type"])
+	}
+	return out
+}
+
+func fcmTypes(ms []fakefcm.Message) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.Data["type"])
+	}
+	return strings.Join(s, ",")
+}
+
+func apnsTypes(ns []fakeapns.Notification) string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, n.Data()["type"])
+	}
+	return strings.Join(s, ",")
+}
+
+// Context is a context that ends with the test.
+func (e *Env) Context() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// APNsToken is a well-formed APNs device token (64 hex digits) named after name, so tests can read which
+// device is which while APNs (and the fake) accept only hex tokens.
+func APNsToken(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,8 @@
+package harness
+
+import "syscall"
+
+var (
+	sigterm = syscall.SIGTERM
+	sigquit = syscall.SIGQUIT
+)
