@@ -1,0 +1,573 @@
+// Package fakeapns is an Apple Push Notification service for tests and benchmarks: HTTP/2 over TLS on
+// 127.0.0.1, provider tokens (ES256 JWT) checked against the .p8 keys it wrote, every delivered push recorded,
+// and Apple's real error answers when a test scripts them for a device token.
+//
+// It is safe for concurrent use and does no per-request logging, so a benchmark can push thousands of
+// notifications a second through it.
+package fakeapns
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Apple's payload limits: 4 KB for a regular push, 5 KB for VoIP.
+const (
+	maxPayload     = 4096
+	maxVoIPPayload = 5120
+)
+
+// providerTokenLifetime is how long APNs accepts a provider token after its iat.
+const providerTokenLifetime = time.Hour
+
+// Notification is one push the fake accepted for delivery.
+type Notification struct {
+	Token string
+	// PushType, Topic, CollapseID and APNsID are the apns-push-type, apns-topic, apns-collapse-id and apns-id
+	// headers as sent (APNsID is empty when the client let APNs pick one).
+	PushType, Topic, CollapseID, APNsID string
+	// Priority is apns-priority; 0 when the header was absent (APNs then uses 10).
+	Priority int
+	// Expiration is apns-expiration; zero when the header was absent.
+	Expiration time.Time
+	// Payload is the JSON body, parsed.
+	Payload map[string]any
+	// Raw is the body as sent.
+	Raw []byte
+	// ID is the apns-id the fake answered.
+	ID string
+	// At is when the fake accepted it.
+	At time.Time
+}
+
+// Aps is the payload's aps dictionary (nil when absent).
+func (n Notification) Aps() map[string]any {
+	aps, _ := n.Payload["aps"].(map[string]any)
+	return aps
+}
+
+// Data is the payload's top-level string fields beside aps (API.md's push fields).
+func (n Notification) Data() map[string]string {
+	out := map[string]string{}
+	for k, v := range n.Payload {
+		if s, ok := v.(string); ok && k != "aps" {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// Answer is one scripted reply to a push to a token. The zero Answer is success.
+type Answer struct {
+	// Status is the HTTP status; 0 means 200 and a delivered push.
+	Status int
+	// Reason is the error body's reason ("BadDeviceToken").
+	Reason string
+	// Timestamp, with 410, is when the token stopped being valid (sent in milliseconds).
+	Timestamp time.Time
+	// Delay waits this long before answering (on top of SetLatency).
+	Delay time.Duration
+	// Hang never answers: the handler waits until the request's context ends.
+	Hang bool
+	// Drop resets the stream without an answer: a network error for the client.
+	Drop bool
+}
+
+// Apple's real errors, as "Handling notification responses from APNs" lists them.
+
+// Error is any status and reason, for those without a helper below.
+func Error(status int, reason string) Answer { return Answer{Status: status, Reason: reason} }
+
+// Unregistered is 410 Unregistered: the token is no longer active for the topic since at.
+func Unregistered(at time.Time) Answer {
+	return Answer{Status: 410, Reason: "Unregistered", Timestamp: at}
+}
+
+// ExpiredToken is 410 ExpiredToken: the token has expired.
+func ExpiredToken(at time.Time) Answer {
+	return Answer{Status: 410, Reason: "ExpiredToken", Timestamp: at}
+}
+
+// BadDeviceToken is 400 BadDeviceToken.
+func BadDeviceToken() Answer { return Answer{Status: 400, Reason: "BadDeviceToken"} }
+
+// DeviceTokenNotForTopic is 400 DeviceTokenNotForTopic.
+func DeviceTokenNotForTopic() Answer { return Answer{Status: 400, Reason: "DeviceTokenNotForTopic"} }
+
+// PayloadTooLarge is 413 PayloadTooLarge.
+func PayloadTooLarge() Answer { return Answer{Status: 413, Reason: "PayloadTooLarge"} }
+
+// TooManyRequests is 429 TooManyRequests: too many pushes to the same device token.
+func TooManyRequests() Answer { return Answer{Status: 429, Reason: "TooManyRequests"} }
+
+// InternalServerError is 500 InternalServerError.
+func InternalServerError() Answer { return Answer{Status: 500, Reason: "InternalServerError"} }
+
+// ServiceUnavailable is 503 ServiceUnavailable.
+func ServiceUnavailable() Answer { return Answer{Status: 503, Reason: "ServiceUnavailable"} }
+
+// InvalidProviderToken is 403 InvalidProviderToken.
+func InvalidProviderToken() Answer { return Answer{Status: 403, Reason: "InvalidProviderToken"} }
+
+// ExpiredProviderToken is 403 ExpiredProviderToken.
+func ExpiredProviderToken() Answer { return Answer{Status: 403, Reason: "ExpiredProviderToken"} }
+
+// Hang never answers; the client sees its own context end.
+func Hang() Answer { return Answer{Hang: true} }
+
+// Delay answers success after d.
+func Delay(d time.Duration) Answer { return Answer{Delay: d} }
+
+// Drop resets the stream without answering.
+func Drop() Answer { return Answer{Drop: true} }
+
+// Server is a running fake APNs. Its fields are fixed once Start returns.
+type Server struct {
+	// URL is https://127.0.0.1:PORT: what APNS_ENDPOINT (apns.Config.Endpoint) should be.
+	URL string
+	// TeamID is the team every key WriteKey makes belongs to.
+	TeamID string
+
+	t           testing.TB
+	srv         *httptest.Server
+	closed      chan struct{}
+	connections atomic.Int64
+
+	mu            sync.Mutex
+	keys          map[string]*ecdsa.PublicKey // by key id
+	verified      map[string]time.Time        // bearer → its iat, so each token's signature is checked once
+	latency       time.Duration
+	scripts       map[string][]Answer
+	attempts      map[string]int
+	notifications []Notification
+	byToken       map[string][]int
+	changed       chan struct{}
+	nextID        uint64
+}
+
+// Start runs a fake APNs on 127.0.0.1 until the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{
+		TeamID:   randomID(),
+		t:        t,
+		closed:   make(chan struct{}),
+		keys:     map[string]*ecdsa.PublicKey{},
+		verified: map[string]time.Time{},
+		scripts:  map[string][]Answer{},
+		attempts: map[string]int{},
+		byToken:  map[string][]int{},
+		changed:  make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/3/device/{token}", s.handleDevice)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { apnsError(w, "", Error(404, "BadPath")) })
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			// Go's TLS server lets a client that offers only http/1.1 fall back to it; APNs does not.
+			panic(http.ErrAbortHandler)
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	// HTTP/2 only, as APNs: httptest offers just "h2" over ALPN when EnableHTTP2 is set.
+	s.srv.EnableHTTP2 = true
+	s.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 1000} // what APNs grants an authenticated connection
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.connections.Add(1)
+		}
+	}
+	s.srv.StartTLS()
+	s.URL = s.srv.URL
+	t.Cleanup(func() {
+		close(s.closed) // releases hanging handlers, so Close does not wait for their clients
+		s.srv.Close()
+	})
+	return s
+}
+
+// CertPool trusts this server's certificate: pass it as apns.Config.RootCAs.
+func (s *Server) CertPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.srv.Certificate())
+	return pool
+}
+
+// WriteCAFile writes the server's certificate as PEM into dir and returns its path, for SSL_CERT_FILE in a
+// child process (Go reads SSL_CERT_FILE once per process, at its first TLS handshake).
+func (s *Server) WriteCAFile(dir string) string {
+	s.t.Helper()
+	path := filepath.Join(dir, "fakeapns-ca.pem")
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		s.t.Fatalf("fakeapns: write CA: %v", err)
+	}
+	return path
+}
+
+// WriteKey generates an ES256 auth key, writes it into dir as AuthKey_<keyID>.p8 the way Apple hands it out,
+// and trusts it from now on. It returns APNS_KEY_FILE, APNS_KEY_ID and APNS_TEAM_ID.
+func (s *Server) WriteKey(dir string) (path, keyID, teamID string) {
+	s.t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		s.t.Fatalf("fakeapns: generate key: %v", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		s.t.Fatalf("fakeapns: marshal key: %v", err)
+	}
+	keyID = randomID()
+	path = filepath.Join(dir, "AuthKey_"+keyID+".p8")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		s.t.Fatalf("fakeapns: write key: %v", err)
+	}
+	s.mu.Lock()
+	s.keys[keyID] = &key.PublicKey
+	s.mu.Unlock()
+	return path, keyID, s.TeamID
+}
+
+// Connections is how many TCP connections clients have opened to the server: a client that reuses its
+// connections keeps this near its concurrency, not its request count.
+func (s *Server) Connections() int { return int(s.connections.Load()) }
+
+// Script queues answers for pushes to token: each push takes the next one, and once they are used up pushes
+// succeed again.
+func (s *Server) Script(token string, answers ...Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scripts[token] = append(s.scripts[token], answers...)
+}
+
+// SetLatency delays every answer by d.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Attempts is how many requests for token reached the fake, whatever they were answered: a scripted or
+// authentication failure counts here and not in Notifications.
+func (s *Server) Attempts(token string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts[token]
+}
+
+// Notifications is every delivered push, in the order accepted.
+func (s *Server) Notifications() []Notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Notification(nil), s.notifications...)
+}
+
+// NotificationsTo is every push delivered to token, in order.
+func (s *Server) NotificationsTo(token string) []Notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notificationsTo(token)
+}
+
+func (s *Server) notificationsTo(token string) []Notification {
+	idx := s.byToken[token]
+	out := make([]Notification, len(idx))
+	for i, j := range idx {
+		out[i] = s.notifications[j]
+	}
+	return out
+}
+
+// Count is how many pushes were delivered, to any token.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.notifications)
+}
+
+// WaitFor waits until token has at least n delivered pushes and returns them all, or returns ctx's error.
+// An empty token waits for n pushes to any token.
+func (s *Server) WaitFor(ctx context.Context, token string, n int) ([]Notification, error) {
+	for {
+		s.mu.Lock()
+		var got []Notification
+		if token == "" {
+			got = append([]Notification(nil), s.notifications...)
+		} else {
+			got = s.notificationsTo(token)
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return got, fmt.Errorf("fakeapns: %d of %d pushes to %q: %w", len(got), n, token, ctx.Err())
+		}
+	}
+}
+
+var (
+	uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	hexPattern  = regexp.MustCompile(`^[0-9a-fA-F]+$`)
+)
+
+// handleDevice is POST /3/device/{token}. Checks run in the order Apple's answers suggest: method, token,
+// provider token, headers, payload; a scripted answer comes after them, so a malformed request is never
+// hidden behind a script.
+func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+	tok := r.PathValue("token")
+	s.mu.Lock()
+	s.attempts[tok]++
+	latency := s.latency
+	s.mu.Unlock()
+
+	id := r.Header.Get("apns-id")
+	if id != "" && !uuidPattern.MatchString(id) {
+		apnsError(w, "", Error(400, "BadMessageId"))
+		return
+	}
+	if id == "" {
+		id = s.newID()
+	}
+	if bad := s.check(r, tok); bad.Status != 0 {
+		apnsError(w, id, bad)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxVoIPPayload+1))
+	if err != nil {
+		return // the client went away
+	}
+	pushType := r.Header.Get("apns-push-type")
+	if pushType == "" {
+		pushType = "alert" // APNs' default
+	}
+	n := Notification{
+		Token: tok, PushType: pushType, Topic: r.Header.Get("apns-topic"), CollapseID: r.Header.Get("apns-collapse-id"),
+		APNsID: r.Header.Get("apns-id"), Raw: body, ID: id,
+	}
+	n.Priority, _ = strconv.Atoi(r.Header.Get("apns-priority")) // check validated it
+	if e := r.Header.Get("apns-expiration"); e != "" {
+		secs, _ := strconv.ParseInt(e, 10, 64)
+		n.Expiration = time.Unix(secs, 0)
+	}
+	limit := maxPayload
+	if pushType == "voip" {
+		limit = maxVoIPPayload
+	}
+	switch {
+	case len(body) == 0:
+		apnsError(w, id, Error(400, "PayloadEmpty"))
+		return
+	case len(body) > limit:
+		apnsError(w, id, PayloadTooLarge())
+		return
+	case json.Unmarshal(body, &n.Payload) != nil || n.Payload == nil:
+		// Apple documents no reason for a body that is not a JSON dictionary; this one is the fake's own.
+		apnsError(w, id, Error(400, "BadPayload"))
+		return
+	}
+
+	s.mu.Lock()
+	var scripted Answer
+	if q := s.scripts[tok]; len(q) > 0 {
+		scripted, s.scripts[tok] = q[0], q[1:]
+	}
+	s.mu.Unlock()
+	if !s.wait(r.Context(), latency+scripted.Delay) {
+		return
+	}
+	switch {
+	case scripted.Hang:
+		s.wait(r.Context(), -1)
+		return
+	case scripted.Drop:
+		panic(http.ErrAbortHandler) // net/http resets the stream without logging
+	case scripted.Status != 0 && scripted.Status != http.StatusOK:
+		apnsError(w, id, scripted)
+		return
+	}
+
+	n.At = time.Now()
+	s.mu.Lock()
+	s.byToken[tok] = append(s.byToken[tok], len(s.notifications))
+	s.notifications = append(s.notifications, n)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	w.Header().Set("apns-id", id)
+	w.WriteHeader(http.StatusOK)
+}
+
+// check refuses what APNs refuses before looking at the payload; the zero Answer lets the request through.
+func (s *Server) check(r *http.Request, tok string) Answer {
+	if r.Method != http.MethodPost {
+		return Error(405, "MethodNotAllowed")
+	}
+	if tok == "" {
+		return Error(400, "MissingDeviceToken")
+	}
+	if bad := s.checkProviderToken(r.Header.Get("authorization")); bad.Status != 0 {
+		return bad
+	}
+	if !hexPattern.MatchString(tok) {
+		return BadDeviceToken()
+	}
+	for _, h := range []string{"apns-topic", "apns-push-type", "apns-priority", "apns-expiration", "apns-collapse-id", "apns-id"} {
+		if len(r.Header.Values(h)) > 1 {
+			return Error(400, "DuplicateHeaders")
+		}
+	}
+	topic := r.Header.Get("apns-topic")
+	if topic == "" {
+		return Error(400, "MissingTopic") // required with token auth
+	}
+	pushType := r.Header.Get("apns-push-type")
+	switch pushType {
+	case "", "alert", "background", "location", "voip", "complication", "fileprovider", "mdm", "liveactivity", "pushtotalk", "widgets":
+	default:
+		return Error(400, "InvalidPushType")
+	}
+	if (pushType == "voip") != strings.HasSuffix(topic, ".voip") {
+		// A VoIP push goes to the app's ".voip" topic and nothing else does; real APNs then finds the token
+		// does not belong to the topic.
+		return DeviceTokenNotForTopic()
+	}
+	switch p := r.Header.Get("apns-priority"); p {
+	case "", "1", "5", "10":
+		if pushType == "background" && p == "10" {
+			return Error(400, "BadPriority") // Apple: background pushes must use priority 5
+		}
+	default:
+		return Error(400, "BadPriority")
+	}
+	if e := r.Header.Get("apns-expiration"); e != "" {
+		if _, err := strconv.ParseInt(e, 10, 64); err != nil {
+			return Error(400, "BadExpirationDate")
+		}
+	}
+	if len(r.Header.Get("apns-collapse-id")) > 64 {
+		return Error(400, "BadCollapseId")
+	}
+	return Answer{}
+}
+
+// checkProviderToken verifies "bearer <JWT>": ES256, signed by a key WriteKey made (kid), iss our team, iat
+// within the last hour.
+func (s *Server) checkProviderToken(header string) Answer {
+	bearer, ok := strings.CutPrefix(header, "bearer ")
+	if !ok || bearer == "" {
+		return Error(403, "MissingProviderToken")
+	}
+	s.mu.Lock()
+	iat, seen := s.verified[bearer]
+	s.mu.Unlock()
+	if !seen {
+		claims := jwt.MapClaims{}
+		_, err := jwt.ParseWithClaims(bearer, claims, func(t *jwt.Token) (any, error) {
+			kid, _ := t.Header["kid"].(string)
+			s.mu.Lock()
+			key := s.keys[kid]
+			s.mu.Unlock()
+			if key == nil {
+				return nil, fmt.Errorf("unknown key id %q", kid)
+			}
+			return key, nil
+		}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(s.TeamID))
+		if err != nil {
+			return InvalidProviderToken()
+		}
+		at, err := claims.GetIssuedAt()
+		if err != nil || at == nil {
+			return InvalidProviderToken()
+		}
+		iat = at.Time
+		s.mu.Lock()
+		s.verified[bearer] = iat
+		s.mu.Unlock()
+	}
+	if time.Since(iat) > providerTokenLifetime {
+		return ExpiredProviderToken()
+	}
+	return Answer{}
+}
+
+// wait sleeps d (forever when d < 0) unless the request or the server ends first; it reports whether to answer.
+func (s *Server) wait(ctx context.Context, d time.Duration) bool {
+	if d == 0 {
+		return true
+	}
+	var timer <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-timer:
+		return true
+	case <-ctx.Done():
+	case <-s.closed:
+	}
+	return false
+}
+
+// apnsError writes APNs' error answer: {"reason":"BadDeviceToken"}, and for 410 {"reason":..,"timestamp":ms}.
+func apnsError(w http.ResponseWriter, id string, a Answer) {
+	body := map[string]any{"reason": a.Reason}
+	if a.Status == 410 {
+		at := a.Timestamp
+		if at.IsZero() {
+			at = time.Now()
+		}
+		body["timestamp"] = at.UnixMilli()
+	}
+	b, _ := json.Marshal(body) // a map of a string and an int always encodes
+	if id != "" {
+		w.Header().Set("apns-id", id)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(b)
+}
+
+func (s *Server) newID() string {
+	s.mu.Lock()
+	s.nextID++
+	n := s.nextID
+	s.mu.Unlock()
+	return fmt.Sprintf("00000000-0000-4000-8000-%012X", n)
+}
+
+// randomID is a ten-character id in the form Apple gives key and team ids.
+func randomID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return strings.ToUpper(hex.EncodeToString(b))
+}
