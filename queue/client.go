@@ -65,8 +65,12 @@ if cur ~= ARGV[1] then
   redis.call('DEL', KEYS[2])
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ends_at', ARGV[2], 'live', '1')
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
 for i = 3, #ARGV, 2 do
-  redis.call('ZADD', KEYS[2], ARGV[i+1], ARGV[i])
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[i+1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], 'at:' .. ARGV[i], ms)
+  end
 end
 return 1
 `)
@@ -140,9 +144,13 @@ func (c *Client) StopRinging(ctx context.Context, call CallInfo, ringID, event s
 	return c.EnqueueStop(ctx, call, ringID, event, members)
 }
 
-// EnqueueRing enqueues one ring task per member; the caller has already put them in the ring gate.
+// EnqueueRing enqueues one ring task per member, and the ring's watchdog; the caller has already put the
+// members in the ring gate.
 func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, members []RingMember) error {
 	now := time.Now().UnixMilli()
+	if err := c.ScheduleWatch(ctx, call, ringID, time.Now()); err != nil {
+		return err
+	}
 	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
 		m := members[i]
 		payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: now})
@@ -151,8 +159,18 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 			asynq.Queue(QueueRing), asynq.TaskID(RingTaskID(ringID, m.UserID)),
-			asynq.Deadline(m.EndsAt), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+			asynq.Deadline(asynqDeadline(m.EndsAt)), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
 	})
+}
+
+// asynqDeadline is t rounded up to the second: Asynq keeps deadlines in whole seconds and truncates, which
+// would cut a ring short by up to a second. The worker enforces the exact end itself.
+func asynqDeadline(t time.Time) time.Time {
+	r := t.Truncate(time.Second)
+	if r.Before(t) {
+		r = r.Add(time.Second)
+	}
+	return r
 }
 
 // EnqueueStop enqueues one stop task per member (the gate is already closed for them) and deletes their
@@ -188,6 +206,37 @@ func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event stri
 			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, m)),
 			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(NotifyRetention))
 	})
+}
+
+// WatchInterval is the period of a ring's watchdog.
+const WatchInterval = 500 * time.Millisecond
+
+// ScheduleWatch schedules the ring's watchdog tick that follows `after`.
+func (c *Client) ScheduleWatch(ctx context.Context, call CallInfo, ringID string, after time.Time) error {
+	tick := after.UnixMilli()/WatchInterval.Milliseconds() + 1
+	payload, err := json.Marshal(WatchTask{Call: call, RingID: ringID, Tick: tick})
+	if err != nil {
+		return err
+	}
+	at := time.UnixMilli(tick * WatchInterval.Milliseconds())
+	if err := c.enqueue(ctx, asynq.NewTask(TypeWatch, payload),
+		asynq.Queue(QueueRing), asynq.TaskID(WatchTaskID(ringID, tick)), asynq.ProcessAt(at),
+		asynq.MaxRetry(3), asynq.Retention(time.Minute)); err != nil {
+		return fmt.Errorf("schedule watchdog of ring %s: %w", ringID, err)
+	}
+	return nil
+}
+
+// Rescue enqueues member's ring push again after its worker died holding it; bucket bounds it to one task per
+// bucket. The ledger keeps devices that already got it from getting it twice.
+func (c *Client) Rescue(ctx context.Context, call CallInfo, ringID string, m RingMember, bucket int64) error {
+	payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
+		asynq.Queue(QueueRing), asynq.TaskID(RescueTaskID(ringID, m.UserID, bucket)),
+		asynq.Deadline(asynqDeadline(m.EndsAt)), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
 }
 
 // ScheduleTimeout enqueues the task that settles a ring at `at`: the ring's end when ringEnd, else an earlier

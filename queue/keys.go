@@ -9,18 +9,22 @@ package queue
 func CallKey(cid, suffix string) string { return "ringer:{" + cid + "}:" + suffix }
 
 // RingKey is the hash of the call's current ring: id, ends_at (unix ms), live ("1" while ringing),
-// accepted ("1" once a callee accepted), caller, caller_name.
+// accepted ("1" once a callee accepted), caller, caller_name, and at:<member> (unix ms the member was rung).
 func RingKey(cid string) string { return CallKey(cid, "ring") }
 
 // RingingKey is the sorted set of members still being rung in the current ring, scored by the unix ms at
 // which each member's ring ends.
 func RingingKey(cid string) string { return CallKey(cid, "ringing") }
 
-// InflightKey marks a ring push being sent to member's devices; a stop waits for it so that it sees every
-// device the ring reached.
-func InflightKey(cid, ringID, member string) string {
-	return CallKey(cid, "inflight:"+ringID+":"+member)
+// LeaseKey is held while a worker sends member's ring push (its value is the holder's id, renewed while it
+// works) or while the push waits for a retry ("wait"). A stop waits for a live holder, so it sees every device
+// the ring reached; the watchdog re-enqueues a member whose lease lapsed with the push undelivered.
+func LeaseKey(cid, ringID, member string) string {
+	return CallKey(cid, "lease:"+ringID+":"+member)
 }
+
+// DeliveredKey is the set of members whose ring push is done (every device sent, pruned or refused).
+func DeliveredKey(cid, ringID string) string { return CallKey(cid, "delivered:"+ringID) }
 
 // LedgerKey is the set of device tokens that a push (named by its task id) reached
 // (ARCHITECTURE.md, invariant 5).

@@ -25,6 +25,7 @@ const (
 	TypeStop    = "ring:stop"
 	TypeTimeout = "ring:timeout"
 	TypeNotify  = "notify:push"
+	TypeWatch   = "ring:watch"
 )
 
 // Push types (the push "type" field) a task may carry.
@@ -77,6 +78,14 @@ type TimeoutTask struct {
 	At     int64  `json:"at"`
 }
 
+// WatchTask is one tick of a ring's watchdog: it re-enqueues members whose ring push was lost with a dead
+// worker, and settles timeouts a dead worker held, while the ring lasts.
+type WatchTask struct {
+	Call   CallInfo `json:"call"`
+	RingID string   `json:"ring_id"`
+	Tick   int64    `json:"tick"`
+}
+
 // NotifyTask sends one regular push (call.notification) to every device of one member.
 type NotifyTask struct {
 	Call     CallInfo `json:"call"`
@@ -89,6 +98,15 @@ type NotifyTask struct {
 func RingTaskID(ringID, member string) string     { return "ring:" + ringID + ":" + member }
 func StopTaskID(ringID, member string) string     { return "stop:" + ringID + ":" + member }
 func NotifyTaskID(notifyID, member string) string { return "notify:" + notifyID + ":" + member }
+
+// WatchTaskID names one watchdog tick; ticks are numbered by time, so enqueueing a ring's watchdog twice in
+// the same tick is a no-op.
+func WatchTaskID(ringID string, tick int64) string { return fmt.Sprintf("watch:%s:%d", ringID, tick) }
+
+// RescueTaskID names a ring task re-enqueued by the watchdog; bucket bounds rescues to one per bucket.
+func RescueTaskID(ringID, member string, bucket int64) string {
+	return fmt.Sprintf("ring:%s:%s:rescue:%d", ringID, member, bucket)
+}
 
 // TimeoutTaskID is `timeout:<ring_id>` for the ring's end and `timeout:<ring_id>:<at>` for an earlier
 // per-member deadline (incoming_call_timeout_ms shorter than auto_cancel_timeout_ms).

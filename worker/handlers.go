@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,27 +19,72 @@ import (
 	"github.com/ringer-dev/ringer/templates"
 )
 
-// gateScript admits a ring push: the member must still be in the gate of this ring with time left, and then
-// its in-flight mark is set so that a stop for it waits until the push is recorded.
+// gateScript admits a ring push: the member must still be in the gate of this ring with time left and its push
+// not yet delivered; then the caller takes the member's lease, unless another live worker holds it.
 //
-// KEYS[1] -> ringer:{<cid>}:ring                           current ring hash (field id)
-// KEYS[2] -> ringer:{<cid>}:ringing                        members still ringing, scored by their end (unix ms)
-// KEYS[3] -> ringer:{<cid>}:inflight:<ring_id>:<member>    in-flight mark
+// KEYS[1] -> ringer:{<cid>}:ring                       current ring hash (field id)
+// KEYS[2] -> ringer:{<cid>}:ringing                    members still ringing, scored by their end (unix ms)
+// KEYS[3] -> ringer:{<cid>}:lease:<ring_id>:<member>   the member's lease
+// KEYS[4] -> ringer:{<cid>}:delivered:<ring_id>        members whose ring push is done
 // ARGV[1] -> ring id
 // ARGV[2] -> member
 // ARGV[3] -> now, unix ms
-// ARGV[4] -> in-flight lease, ms
+// ARGV[4] -> lease, ms
+// ARGV[5] -> this worker's lease owner id
 //
-// Returns 1 when the push may go, 0 when the ring is over for the member.
+// Returns 1 when the push may go (lease taken), 0 when the ring is over for the member, 2 when another live
+// worker holds the lease, 3 when the push was delivered already.
 var gateScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
 local ends = redis.call('ZSCORE', KEYS[2], ARGV[2])
 if not ends or tonumber(ends) <= tonumber(ARGV[3]) then return 0 end
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return 3 end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= 'wait' and holder ~= ARGV[5] then return 2 end
+redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
 return 1
 `)
 
-// HandleRing sends the ring push to every device of one member while the member is still rung.
+// renewScript extends a lease its owner still holds.
+//
+// KEYS[1] -> the lease
+// ARGV[1] -> owner id
+// ARGV[2] -> lease, ms
+//
+// Returns 1 if renewed, 0 if the lease is no longer the owner's.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// releaseScript ends a ring push's lease: done marks the member delivered; otherwise the lease becomes "wait"
+// for the retry's delay, so the watchdog does not take a waiting retry for a dead worker.
+//
+// KEYS[1] -> the lease
+// KEYS[2] -> ringer:{<cid>}:delivered:<ring_id>
+// ARGV[1] -> owner id
+// ARGV[2] -> member
+// ARGV[3] -> "done" or "wait"
+// ARGV[4] -> wait, ms
+// ARGV[5] -> delivered set's time to live, seconds
+var releaseScript = redis.NewScript(`
+if ARGV[3] == 'done' then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == 'done' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], 'wait', 'PX', ARGV[4])
+end
+return 1
+`)
+
+// HandleRing sends the ring push to every device of one member while the member is still rung. It holds the
+// member's lease while it works, renewing it, so that a stop waits for it and the watchdog can tell a live
+// worker from a dead one.
 func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 	var task queue.RingTask
 	if err := queue.Decode(t, &task); err != nil {
@@ -50,19 +97,79 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 		log.Info("ring over before its push left", "reason", "timeout")
 		return fmt.Errorf("ring %s to %s: over: %w", task.RingID, task.Member, asynq.RevokeTask)
 	}
-	inflight := queue.InflightKey(cid, task.RingID, task.Member)
-	ok, err := gateScript.Run(ctx, w.cfg.Redis, []string{queue.RingKey(cid), queue.RingingKey(cid), inflight},
-		task.RingID, task.Member, now.UnixMilli(), inflightLease.Milliseconds()).Int()
+	lease := queue.LeaseKey(cid, task.RingID, task.Member)
+	delivered := queue.DeliveredKey(cid, task.RingID)
+	owner := newOwnerID()
+	st, err := gateScript.Run(ctx, w.cfg.Redis, []string{queue.RingKey(cid), queue.RingingKey(cid), lease, delivered},
+		task.RingID, task.Member, now.UnixMilli(), leaseTTL.Milliseconds(), owner).Int()
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: gate: %w", task.RingID, task.Member, err)
 	}
-	if ok == 0 {
+	switch st {
+	case 0:
 		log.Info("ring stopped before its push left")
 		return fmt.Errorf("ring %s to %s: stopped: %w", task.RingID, task.Member, asynq.RevokeTask)
+	case 2, 3:
+		return nil // another worker has it, or had it: this task is a duplicate
 	}
-	// Released with a fresh context: the task's context may have hit the ring's deadline.
-	defer w.cfg.Redis.Del(context.WithoutCancel(ctx), inflight)
+	stopRenew := w.renewWhileWorking(ctx, lease, owner)
+	ringCtx, cancel := context.WithDeadline(ctx, queue.FromUnixMs(task.EndsAt))
+	err = w.ringDevices(ringCtx, log, task)
+	cancel()
+	stopRenew()
+	mode, wait := "done", time.Duration(0)
+	if err != nil && !errors.Is(err, asynq.SkipRetry) {
+		mode, wait = "wait", retryWait(err)
+	}
+	// A fresh context: the task's may have reached the ring's deadline, and the lease must still be let go.
+	if rerr := releaseScript.Run(context.WithoutCancel(ctx), w.cfg.Redis, []string{lease, delivered},
+		owner, task.Member, mode, max(wait.Milliseconds(), 1), int(ledgerTTL.Seconds())).Err(); rerr != nil {
+		log.Warn("ring lease not released; it lapses by itself", "err", rerr)
+	}
+	return err
+}
 
+// renewWhileWorking keeps a lease alive until the returned stop is called.
+func (w *Worker) renewWhileWorking(ctx context.Context, lease, owner string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(leaseTTL / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = renewScript.Run(context.WithoutCancel(ctx), w.cfg.Redis, []string{lease}, owner, leaseTTL.Milliseconds()).Err()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// retryWait is how long a retried ring push waits: the provider's Retry-After, else the longest quick retry.
+func retryWait(err error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(err, &ra) && ra.after > 0 {
+		return ra.after + 500*time.Millisecond
+	}
+	return maxRingRetryDelay + 500*time.Millisecond
+}
+
+func newOwnerID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ringDevices sends the ring push to each of the member's devices: FCM tokens a data message, VoIP tokens a
+// VoIP push, regular APNs tokens an alert only when the member has no VoIP token.
+func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.RingTask) error {
 	devs, err := w.cfg.Devices.List(ctx, task.Member)
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: devices: %w", task.RingID, task.Member, err)
@@ -94,7 +201,7 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 	if task.EnqueuedAt > 0 {
 		start = queue.FromUnixMs(task.EnqueuedAt)
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.RingTaskID(task.RingID, task.Member)), task.Member, pushes, start)
+	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), task.Member, pushes, start)
 }
 
 // HandleStop tells the devices that got a member's ring to stop: a silent stop push, or, for call.missed,
@@ -106,12 +213,12 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	}
 	cid := task.Call.CID
 	log := w.log.With("cid", cid, "ring_id", task.RingID, "member", task.Member, "event", task.Event)
-	n, err := w.cfg.Redis.Exists(ctx, queue.InflightKey(cid, task.RingID, task.Member)).Result()
-	if err != nil {
+	holder, err := w.cfg.Redis.Get(ctx, queue.LeaseKey(cid, task.RingID, task.Member)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
 	}
-	if n > 0 {
-		return errWaitForRing
+	if holder != "" && holder != "wait" {
+		return errWaitForRing // a live worker is sending the ring: stop after it, to see every device it reached
 	}
 	devs, err := w.cfg.Devices.List(ctx, task.Member)
 	if err != nil {
@@ -299,7 +406,17 @@ func (w *Worker) send(ctx context.Context, log *slog.Logger, member string, p ta
 		sender = w.cfg.APNs
 	}
 	start := time.Now()
-	res := sender.Send(ctx, p.push)
+	var res providers.Result
+	if wait := w.paused.remaining(p.dev.PushProvider, start); wait > 0 {
+		res = providers.Result{Verdict: providers.Retry, RetryAfter: wait, Reason: "provider asked to slow down"}
+	} else {
+		sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
+		res = sender.Send(sendCtx, p.push)
+		cancel()
+		if res.Verdict == providers.Retry && res.RetryAfter > 0 {
+			w.paused.pause(p.dev.PushProvider, time.Now(), res.RetryAfter)
+		}
+	}
 	took := time.Since(start)
 	typ := p.push.Data["type"]
 	w.cfg.Metrics.observePush(p.dev.PushProvider, typ, res.Verdict.String(), took)

@@ -49,8 +49,10 @@ type Config struct {
 	FCM       Sender
 	APNs      Sender
 	Calls     Expirer
-	Metrics   *Metrics
-	Logger    *slog.Logger
+	// Queue enqueues the watchdog's next tick and its rescues.
+	Queue   *queue.Client
+	Metrics *Metrics
+	Logger  *slog.Logger
 
 	// RingConcurrency and NotifyConcurrency size the two servers: rings never wait behind notifications.
 	RingConcurrency   int
@@ -71,8 +73,14 @@ const (
 	DefaultDelayedCheckInterval = 50 * time.Millisecond
 	DefaultShutdownTimeout      = 25 * time.Second
 
-	// inflightLease bounds how long a crashed ring handler can hold back its member's stop push.
-	inflightLease = 10 * time.Second
+	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
+	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
+	leaseTTL = 2 * time.Second
+	// sendTimeout bounds one push, the SDK's own retries included, so a provider that never answers holds no
+	// worker slot for long.
+	sendTimeout = 15 * time.Second
+	// maxRingRetryDelay caps the quick backoff of ring and stop retries.
+	maxRingRetryDelay = 2 * time.Second
 	// ledgerTTL keeps a push's ledger past every retry of it.
 	ledgerTTL = 48 * time.Hour
 )
@@ -81,6 +89,7 @@ const (
 type Worker struct {
 	cfg    Config
 	log    *slog.Logger
+	paused *providerPause
 	ring   *asynq.Server
 	notify *asynq.Server
 }
@@ -108,7 +117,7 @@ func New(cfg Config) *Worker {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger}
+	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}
 }
 
 // Handler routes ringer's task types to their handlers.
@@ -118,6 +127,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.HandleFunc(queue.TypeStop, w.HandleStop)
 	mux.HandleFunc(queue.TypeTimeout, w.HandleTimeout)
 	mux.HandleFunc(queue.TypeNotify, w.HandleNotify)
+	mux.HandleFunc(queue.TypeWatch, w.HandleWatch)
 	return mux
 }
 
@@ -208,7 +218,7 @@ func ringRetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.Is(err, errWaitForRing) {
 		return 20 * time.Millisecond
 	}
-	d := min(100*time.Millisecond<<min(n, 5), 2*time.Second)
+	d := min(100*time.Millisecond<<min(n, 5), maxRingRetryDelay)
 	d = jitter(d)
 	var ra *retryAfterError
 	if errors.As(err, &ra) && ra.after > d {
