@@ -73,7 +73,11 @@ func toErrorBody(err error) errorBody {
 	case errors.As(err, &ae):
 		return errorBody{Code: ae.Code, Message: ae.Message, Status: ae.Status}
 	case errors.As(err, &fe):
-		return errorBody{Code: CodeInvalidField, Message: fe.Error(), Status: http.StatusBadRequest}
+		code := CodeInvalidField
+		if fe.Limit {
+			code = CodeLimitExceeded
+		}
+		return errorBody{Code: code, Message: fe.Error(), Status: http.StatusBadRequest}
 	case errors.As(err, &dfe):
 		return errorBody{Code: CodeInvalidField, Message: dfe.Field + ": " + dfe.Message, Status: http.StatusBadRequest}
 	case errors.Is(err, calls.ErrNotFound):

@@ -20,6 +20,8 @@ var (
 type FieldError struct {
 	Field   string
 	Message string
+	// Limit is true when the field passes one of API.md's size or count limits.
+	Limit bool
 }
 
 func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Message) }

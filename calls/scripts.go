@@ -130,7 +130,7 @@ local function ring_members(new_id, caller, caller_name, callees)
     out.ring_id = new_id
     out.new_ring = true
     ends = now + auto
-    redis.call('DEL', K_RUNG, K_RINGING)
+    redis.call('DEL', K_RUNG, K_RINGING, K_RING)
     redis.call('HSET', K_RING, 'id', new_id, 'ends_at', ends, 'live', '1', 'accepted', '0',
       'caller', caller, 'caller_name', caller_name, 'started_at', now)
   end
@@ -139,6 +139,7 @@ local function ring_members(new_id, caller, caller_name, callees)
       local deadline = math.min(now + incoming, ends)
       redis.call('ZADD', K_RINGING, deadline, c)
       redis.call('SADD', K_RUNG, c)
+      redis.call('HSET', K_RING, 'at:' .. c, now)
       redis.call('HDEL', K_ACCEPTED, c)
       redis.call('HDEL', K_REJECTED, c)
       redis.call('HDEL', K_MISSED, c)

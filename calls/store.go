@@ -27,6 +27,8 @@ type Store struct {
 	queue *queue.Client
 	log   *slog.Logger
 	now   func() time.Time
+
+	metrics *Metrics // ring outcomes; nil counts nothing (SetMetrics)
 }
 
 // New returns a Store on rdb that enqueues pushes through q.
@@ -89,6 +91,10 @@ type outcome struct {
 	NewRing       bool             `json:"new_ring"`
 }
 
+func (o outcome) hasEffects() bool {
+	return len(o.RungMembers)+len(o.StopMembers)+len(o.Missed)+len(o.EventTypes) > 0
+}
+
 func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...any) (outcome, error) {
 	var out outcome
 	argv := append([]any{s.now().UnixMilli()}, args...)
@@ -98,6 +104,15 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...a
 	}
 	if err := json.Unmarshal([]byte(raw), &out); err != nil {
 		return out, fmt.Errorf("call %s: decode outcome: %w", cid, err)
+	}
+	// Counted whatever the status: a script that answers ended or not_rung may still have missed members.
+	s.metrics.observe(out)
+	if out.Status != "ok" && out.Status != "exists" && out.hasEffects() {
+		// The script settled what was due (a ring whose time passed) before refusing the transition itself:
+		// those missed and stop pushes are owed all the same.
+		if _, err := s.finish(ctx, cid, Actor{}, out); err != nil {
+			return out, err
+		}
 	}
 	switch out.Status {
 	case "not_found":
@@ -311,19 +326,26 @@ func (s *Store) Get(ctx context.Context, a Actor, typ, id string, ring, notify b
 	if _, err := s.loadFor(ctx, a, cid, false); err != nil {
 		return State{}, err
 	}
+	var st State
 	if ring {
-		return s.Ring(ctx, a, typ, id, nil)
-	}
-	st, err := s.read(ctx, cid)
-	if err != nil {
-		return State{}, err
+		rung, err := s.Ring(ctx, a, typ, id, nil)
+		if err != nil {
+			return State{}, err
+		}
+		st = rung
+	} else {
+		snap, err := s.read(ctx, cid)
+		if err != nil {
+			return State{}, err
+		}
+		st = snap.State
 	}
 	if notify {
-		if err := s.notify(ctx, a, st.State); err != nil {
-			return st.State, err
+		if err := s.notify(ctx, a, st); err != nil {
+			return st, err
 		}
 	}
-	return st.State, nil
+	return st, nil
 }
 
 func (s *Store) notify(ctx context.Context, a Actor, st State) error {
@@ -369,7 +391,7 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 		}
 	}
 	if len(callees) > MaxRingMembers {
-		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers)}
+		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers), Limit: true}
 	}
 	args := []any{newID(), a.UserID, a.Name}
 	for _, c := range callees {

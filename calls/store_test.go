@@ -169,3 +169,34 @@ func TestRingEndsOnTimeEvenBeforeTheTimeoutTaskRuns(t *testing.T) {
 		t.Fatalf("accept after the ring's end: %v", err)
 	}
 }
+
+func TestAnAcceptAfterTheRingEndedStillOwesTheMissedPushes(t *testing.T) {
+	s, in := newStore(t)
+	req := calls.CreateRequest{Ring: true, Members: []calls.MemberInput{{UserID: "bob"}},
+		SettingsOverride: &calls.SettingsOverride{Ring: &calls.RingSettings{AutoCancelTimeoutMs: 1000}}}
+	st, _, err := s.GetOrCreate(context.Background(), alice, "default", "late", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Get only reads: the ring's end is seen without settling it, as when the timeout task is late.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.Get(context.Background(), alice, "default", "late", false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Call.Ringing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ring never ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := s.Accept(context.Background(), bob, "default", "late"); !errors.Is(err, calls.ErrEnded) {
+		t.Fatalf("accept after the ring's end: %v, want ErrEnded", err)
+	}
+	if !pendingTaskIDs(t, in, queue.QueueRing)[queue.StopTaskID(st.Call.RingID, "bob")] {
+		t.Fatal("the late accept settled the ring but its missed-call push was never enqueued")
+	}
+}
