@@ -50,6 +50,9 @@ type Config struct {
 	Metrics http.Handler
 	// Dashboard serves /asynq/ (already behind its own auth); nil turns it off.
 	Dashboard http.Handler
+	// Demo serves the demo page at exactly GET / and everything under /demo/ (`ringer dev`, RINGER_DEMO=1);
+	// nil turns it off, and / is then an unknown route like any other.
+	Demo http.Handler
 	// Registerer, when set, gets the HTTP request metrics (ringer_http_requests_total, ..._duration_seconds).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -111,6 +114,10 @@ func (s *server) routes() {
 	if s.cfg.Dashboard != nil {
 		m.Handle("/asynq/", s.cfg.Dashboard)
 		m.Handle("/asynq", http.RedirectHandler("/asynq/", http.StatusMovedPermanently))
+	}
+	if s.cfg.Demo != nil {
+		m.Handle("GET /{$}", s.cfg.Demo)
+		m.Handle("/demo/", s.cfg.Demo)
 	}
 
 	// Devices.

@@ -13,6 +13,7 @@ type Metrics struct {
 	RingSeconds prometheus.Histogram     // ring enqueued (ring start) to provider accepted
 	Pruned      *prometheus.CounterVec   // provider
 	Retries     *prometheus.CounterVec   // task type
+	Rescues     prometheus.Counter       // ring pushes re-enqueued by the watchdog
 }
 
 // NewMetrics registers the worker's series on reg.
@@ -35,9 +36,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringer_task_retries_total", Help: "Tasks handed back for a retry, by task type.",
 		}, []string{"task"}),
+		Rescues: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringer_ring_rescues_total", Help: "Ring pushes re-enqueued by the ring watchdog after their worker died.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries)
+		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues)
 	}
 	return m
 }

@@ -63,6 +63,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	log := newLogger(cfg.LogFormat, stderr)
 	return serve(ctx, cfg, log, roles{api: true, worker: true, dashboard: true}, &hooks{
 		listening: func(addr string) { printWelcome(stdout, cfg, addr) },
+		demo:      true,
 	})
 }
 
@@ -122,6 +123,8 @@ func printWelcome(w io.Writer, cfg config, addr string) {
 	base := "http://" + addr
 	fmt.Fprintf(w, `
 ringer dev is running at %[1]s  (Redis: %[2]s)
+
+See it ring: open %[1]s/?user=alice and %[1]s/?user=bob in two browser windows, then call from one to the other.
 
 RINGER_API_SECRET=%[3]s
 ALICE=%[4]s

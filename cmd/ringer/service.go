@@ -47,7 +47,7 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 	if cfg.RedisURL == "" && len(cfg.RedisClusterAddrs) == 0 {
 		return errors.New("REDIS_URL is not set (or REDIS_CLUSTER_ADDRS for a cluster); `ringer dev` starts its own Redis")
 	}
-	return serve(ctx, cfg, newLogger(cfg.LogFormat, stderr), r, nil)
+	return serve(ctx, cfg, newLogger(cfg.LogFormat, stderr), r, &hooks{demo: getenv("RINGER_DEMO") == "1"})
 }
 
 // sender is a provider as main wires it: it sends, and it can say whether its credentials work.
@@ -84,6 +84,8 @@ func senders(ctx context.Context, cfg config, log *slog.Logger) (fcmS, apnsS sen
 // hooks lets `ringer dev` see the parts serve builds.
 type hooks struct {
 	listening func(addr string)
+	// demo serves the demo page (web) at / and /demo/: `ringer dev`, or RINGER_DEMO=1.
+	demo bool
 }
 
 // serve runs the roles until ctx ends, then drains: the API stops taking requests and finishes those in
@@ -104,6 +106,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	q := queue.NewClient(rdb)
 	store := calls.New(rdb, q, log)
+	store.SetMetrics(calls.NewMetrics(reg))
 	devs := devices.New(rdb)
 
 	fcmS, apnsS, err := senders(ctx, cfg, log)
@@ -111,6 +114,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		return err
 	}
 	ready := readiness(rdb, cfg, fcmS, apnsS)
+	var demo http.Handler
+	if r.api && h != nil && h.demo {
+		if demo, err = demoHandler(cfg, log, r, fcmS); err != nil {
+			return err
+		}
+	}
 
 	var w *worker.Worker
 	if r.worker {
@@ -119,11 +128,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
 		}
 		w = worker.New(worker.Config{
-			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store,
+			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store, Queue: q,
 			Metrics: worker.NewMetrics(reg), Logger: log,
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 		})
+		reg.MustRegister(worker.NewQueueCollector(rdb))
 		if err := w.Start(); err != nil {
 			return err
 		}
@@ -147,7 +157,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	if r.api {
 		handler, err = api.New(api.Config{
 			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Ready: ready,
-			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Dashboard: dash, Registerer: reg, Logger: log,
+			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Dashboard: dash, Demo: demo, Registerer: reg, Logger: log,
 		})
 		if err != nil {
 			return err
