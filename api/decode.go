@@ -176,11 +176,3 @@ func pathCall(r *http.Request) (typ, id string, err error) {
 	}
 	return typ, id, nil
 }
-
-// checkUserID checks an optional user id named in a request; "" passes (the caller decides if it is needed).
-func checkUserID(field, v string) error {
-	if v != "" && !userIDRe.MatchString(v) {
-		return fieldErr(CodeInvalidField, field, "must match %s", userIDRe)
-	}
-	return nil
-}

@@ -687,7 +687,7 @@ func TestCalleeNotAnsweringWithinIncomingTimeoutIsMissedAloneWhileOthersRingOn(t
 
 	missed := rulesFCM(t, e, "bob-android", rulesRing, rulesMissed)[1]
 	rulesFields(t, "bob-android missed", missed.Data, map[string]string{"ring_id": ringID, "receiver_id": "bob"})
-	if left := carolRung.Add(incoming).Sub(time.Now()); left < 500*time.Millisecond {
+	if left := time.Until(carolRung.Add(incoming)); left < 500*time.Millisecond {
 		t.Fatalf("bob's missed-call push came so late (%s before carol's own time is up) that carol's ring cannot be checked", left)
 	}
 	call = rulesGet(t, e, "alice", "group")
