@@ -194,16 +194,21 @@ func (c *Client) EnqueueStop(ctx context.Context, call CallInfo, ringID, event s
 	})
 }
 
-// Notify enqueues one notification task per member (event: call.notification).
+// NotifyBatch is how many members one notification task serves.
+const NotifyBatch = 100
+
+// Notify enqueues the notification (event: call.notification) of members, NotifyBatch members a task. The
+// same notifyID with the same members enqueues nothing twice.
 func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event string, members []string) error {
-	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
-		m := members[i]
-		payload, err := json.Marshal(NotifyTask{Call: call, NotifyID: notifyID, Member: m, Event: event})
+	batches := (len(members) + NotifyBatch - 1) / NotifyBatch
+	return c.fanOut(ctx, batches, func(ctx context.Context, i int) error {
+		batch := members[i*NotifyBatch : min((i+1)*NotifyBatch, len(members))]
+		payload, err := json.Marshal(NotifyTask{Call: call, NotifyID: notifyID, Batch: i, Members: batch, Event: event})
 		if err != nil {
 			return err
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeNotify, payload),
-			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, m)),
+			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, i)),
 			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(NotifyRetention))
 	})
 }
@@ -268,6 +273,9 @@ func (c *Client) enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Optio
 
 // fanOut runs fn for 0..n-1 with bounded parallelism and returns the first error.
 func (c *Client) fanOut(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 0 {
+		return nil
+	}
 	if n == 1 {
 		return fn(ctx, 0)
 	}

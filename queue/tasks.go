@@ -86,18 +86,21 @@ type WatchTask struct {
 	Tick   int64    `json:"tick"`
 }
 
-// NotifyTask sends one regular push (call.notification) to every device of one member.
+// NotifyTask sends one regular push (call.notification) to every device of each member of one batch. A
+// notification fans out to thousands; a task per batch rather than per member keeps the fan-out above what
+// Asynq's per-task cost allows (BENCHMARKS.md).
 type NotifyTask struct {
 	Call     CallInfo `json:"call"`
 	NotifyID string   `json:"notify_id"`
-	Member   string   `json:"member"`
+	Batch    int      `json:"batch"`
+	Members  []string `json:"members"`
 	Event    string   `json:"event"`
 }
 
 // Deterministic task ids (ARCHITECTURE.md, invariant 3): enqueueing the same work twice is a no-op.
 func RingTaskID(ringID, member string) string     { return "ring:" + ringID + ":" + member }
 func StopTaskID(ringID, member string) string     { return "stop:" + ringID + ":" + member }
-func NotifyTaskID(notifyID, member string) string { return "notify:" + notifyID + ":" + member }
+func NotifyTaskID(notifyID string, batch int) string { return fmt.Sprintf("notify:%s:%d", notifyID, batch) }
 
 // WatchTaskID names one watchdog tick; ticks are numbered by time, so enqueueing a ring's watchdog twice in
 // the same tick is a no-op.

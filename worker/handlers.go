@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -201,7 +202,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 	if task.EnqueuedAt > 0 {
 		start = queue.FromUnixMs(task.EnqueuedAt)
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), task.Member, pushes, start)
+	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), pushes, start)
 }
 
 // HandleStop tells the devices that got a member's ring to stop: a silent stop push, or, for call.missed,
@@ -264,38 +265,41 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, t.ResultWriter().TaskID()), task.Member, pushes, time.Time{})
+	return w.deliver(ctx, log, queue.LedgerKey(cid, t.ResultWriter().TaskID()), pushes, time.Time{})
 }
 
-// HandleNotify sends the call.notification alert to every device of one member that shows alerts.
+// HandleNotify sends the call.notification alert to every device that shows alerts of each member of one
+// batch.
 func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	var task queue.NotifyTask
 	if err := queue.Decode(t, &task); err != nil {
 		return err
 	}
 	cid := task.Call.CID
-	log := w.log.With("cid", cid, "notify_id", task.NotifyID, "member", task.Member)
-	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	log := w.log.With("cid", cid, "notify_id", task.NotifyID, "batch", task.Batch)
+	byUser, err := w.cfg.Devices.ListMany(ctx, task.Members)
 	if err != nil {
-		return fmt.Errorf("notify %s for %s: devices: %w", task.NotifyID, task.Member, err)
+		return fmt.Errorf("notify %s batch %d: devices: %w", task.NotifyID, task.Batch, err)
 	}
 	event := task.Event
 	if event == "" {
 		event = queue.EventNotification
 	}
-	data := pushData(task.Call, event, task.Member, "")
 	var pushes []target
-	for _, d := range devs {
-		if d.VoIPToken {
-			continue // a VoIP push must show a call
+	for _, member := range task.Members {
+		data := pushData(task.Call, event, member, "")
+		for _, d := range byUser[member] {
+			if d.VoIPToken {
+				continue // a VoIP push must show a call
+			}
+			r, err := w.render(event, d.PushProvider, task.Call, member)
+			if err != nil {
+				return err
+			}
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}, logMember: true})
 		}
-		r, err := w.render(event, d.PushProvider, task.Call, task.Member)
-		if err != nil {
-			return err
-		}
-		pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}})
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Member)), task.Member, pushes, time.Time{})
+	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), pushes, time.Time{})
 }
 
 // HandleTimeout settles a ring at its member or ring deadline.
@@ -313,12 +317,14 @@ func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 type target struct {
 	dev  devices.Device
 	push providers.Push
+	// logMember adds the member to the push's log line, for tasks that serve many members.
+	logMember bool
 }
 
-// deliver sends each push whose device is not yet in the ledger, in parallel, records successes, prunes dead
-// tokens, and turns the verdicts into the task's result: retry (after the longest Retry-After), fail without
-// retry for a rejected payload, or done.
-func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member string, pushes []target, ringStart time.Time) error {
+// deliver sends each push whose device is not yet in the ledger, deliverParallel at a time, records
+// successes, prunes dead tokens, and turns the verdicts into the task's result: retry (after the longest
+// Retry-After), fail without retry for a rejected payload, or done.
+func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, pushes []target, ringStart time.Time) error {
 	if len(pushes) == 0 {
 		log.Info("no device to push to")
 		return nil
@@ -337,24 +343,40 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member s
 		retryAfter time.Duration
 		rejected   []string
 		recordErr  error
+		recorded   = len(done) > 0 // the ledger exists and has its time to live
 		wg         sync.WaitGroup
+		slots      = make(chan struct{}, deliverParallel)
 	)
 	for _, p := range pushes {
 		if sent[p.dev.ID] {
 			continue
 		}
 		wg.Add(1)
+		slots <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer func() { <-slots; wg.Done() }()
+			member := p.dev.UserID
+			plog := log
+			if p.logMember {
+				plog = log.With("member", member)
+			}
 			sentAt := time.Now()
-			res := w.send(ctx, log, member, p, ringStart)
+			res := w.send(ctx, plog, p, ringStart)
+			if res.Verdict == providers.Sent {
+				mu.Lock()
+				first := !recorded
+				recorded = true
+				mu.Unlock()
+				if err := w.record(ctx, ledger, p.dev.ID, first); err != nil {
+					mu.Lock()
+					recordErr = cmp.Or(recordErr, err)
+					mu.Unlock()
+				}
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch res.Verdict {
-			case providers.Sent:
-				if err := w.record(ctx, ledger, p.dev.ID); err != nil && recordErr == nil {
-					recordErr = err
-				}
 			case providers.Retry:
 				retry = true
 				retryAfter = max(retryAfter, res.RetryAfter)
@@ -366,7 +388,7 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member s
 					since = sentAt
 				}
 				if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, since); err != nil {
-					log.Error("token not pruned", "provider", p.dev.PushProvider, "token", suffix(p.dev.ID), "err", err)
+					log.Error("token not pruned", "member", member, "provider", p.dev.PushProvider, "token", suffix(p.dev.ID), "err", err)
 				} else {
 					w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider).Inc()
 				}
@@ -388,8 +410,16 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger, member s
 	return nil
 }
 
-func (w *Worker) record(ctx context.Context, ledger, token string) error {
+// record adds token to the ledger once its push succeeded; the first record of a ledger gives it its time to
+// live.
+func (w *Worker) record(ctx context.Context, ledger, token string, first bool) error {
 	ctx = context.WithoutCancel(ctx) // the push left: its record must not be lost to a deadline
+	if !first {
+		if err := w.cfg.Redis.SAdd(ctx, ledger, token).Err(); err != nil {
+			return fmt.Errorf("record push in %s: %w", ledger, err)
+		}
+		return nil
+	}
 	pipe := w.cfg.Redis.Pipeline()
 	pipe.SAdd(ctx, ledger, token)
 	pipe.Expire(ctx, ledger, ledgerTTL)
@@ -399,7 +429,7 @@ func (w *Worker) record(ctx context.Context, ledger, token string) error {
 	return nil
 }
 
-func (w *Worker) send(ctx context.Context, log *slog.Logger, member string, p target, ringStart time.Time) providers.Result {
+func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) providers.Result {
 	p.push.Token = p.dev.ID
 	sender := w.cfg.FCM
 	if p.dev.PushProvider == providers.APN {

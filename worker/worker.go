@@ -28,6 +28,7 @@ type Sender interface {
 // Devices is the device registry as the worker uses it.
 type Devices interface {
 	List(ctx context.Context, userID string) ([]devices.Device, error)
+	ListMany(ctx context.Context, userIDs []string) (map[string][]devices.Device, error)
 	Prune(ctx context.Context, userID, token string, invalidSince time.Time) (bool, error)
 }
 
@@ -68,7 +69,7 @@ type Config struct {
 // Defaults for Config's zero values.
 const (
 	DefaultRingConcurrency      = 100
-	DefaultNotifyConcurrency    = 200
+	DefaultNotifyConcurrency    = 32
 	DefaultRingPollInterval     = 5 * time.Millisecond
 	DefaultDelayedCheckInterval = 50 * time.Millisecond
 	DefaultShutdownTimeout      = 25 * time.Second
@@ -76,6 +77,8 @@ const (
 	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
 	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
 	leaseTTL = 2 * time.Second
+	// deliverParallel bounds the pushes one task has in flight at once.
+	deliverParallel = 32
 	// sendTimeout bounds one push, the SDK's own retries included, so a provider that never answers holds no
 	// worker slot for long.
 	sendTimeout = 15 * time.Second
