@@ -198,9 +198,12 @@ function clearError() {
   $('error').hidden = true;
 }
 
-// Rendering the useCalls list.
+// Rendering the useCalls list. Each list keeps one element per call, built once while the call keeps its place
+// and shape there and updated in place after, so that a button never vanishes under the pointer because the
+// list was read again.
 
-const rendered = {}; // list id -> signature of what it shows, so an unchanged list keeps its DOM (and focus)
+const views = new Map(); // list id -> Map cid -> {shape, node}
+const firstShown = new Map(); // list id and cid -> when the page first showed it (Date.now())
 
 function renderCalls(calls) {
   const me = session?.userId;
@@ -209,70 +212,85 @@ function renderCalls(calls) {
   const outgoing = calls.filter((c) => c.isCreatedByMe && c.callingState === CallingState.RINGING);
   const joined = calls.filter((c) => c.callingState === CallingState.JOINED);
 
-  renderList('incoming', incoming, (c) => item(c, 'incoming-call', [
-    el('span', 'who', `${callerName(c)} is calling you`),
-    badges(c),
+  renderRing('incoming', 'incoming-call', incoming, () => '', (c) => [
     button('Accept', 'accept', (b) => act(b, () => c.join())),
     reasonSelect(c),
     button('Reject', 'reject', (b) => act(b, () => c.leave({ reject: true, reason: rejectReasons.get(c.cid) || 'decline' }))),
-  ]));
-  renderList('outgoing', outgoing, (c) => item(c, 'outgoing-call', [
-    el('span', 'who', `Calling ${others(c, me) || '…'}`),
-    badges(c),
+  ], (c) => `${callerName(c)} is calling you`);
+  renderRing('outgoing', 'outgoing-call', outgoing, () => '', (c) => [
     button('Cancel', 'cancel', (b) => act(b, () => c.leave())),
-  ]));
-  renderList('joined', joined, (c) => item(c, 'joined-call', [
-    el('span', 'who', `With ${participants(c, me) || 'nobody yet'}`),
-    badges(c),
+  ], (c) => `Calling ${others(c, me) || '…'}`);
+  renderRing('joined', 'joined-call', joined, (c) => String(c.canEnd), (c) => [
     button('Leave', 'leave', (b) => act(b, () => c.leave())),
     c.canEnd ? button('End', 'end', (b) => act(b, () => c.endCall())) : null,
-  ]));
+  ], (c) => `With ${participants(c, me) || 'nobody yet'}`);
 
-  const rows = calls.map((c) => ({ c, sig: `${c.cid}|${c.callingState}|${outcome(c, me)}|${members(c)}` }));
-  const sig = rows.map((r) => r.sig).join(';');
-  if (rendered.calls !== sig) {
-    rendered.calls = sig;
-    $('calls').replaceChildren(...rows.map(({ c }) => {
-      const tr = document.createElement('tr');
-      tr.dataset.testid = 'call-row';
-      tr.dataset.cid = c.cid;
-      tr.dataset.state = c.callingState;
-      const name = el('td', '', c.call.custom?.display_name || c.id);
-      name.title = c.cid;
-      const state = el('td', '', '');
-      state.append(el('span', `state ${c.callingState}`, c.callingState));
-      const note = outcome(c, me);
-      if (note) state.append(el('span', 'outcome', note));
-      const actions = el('td', '', '');
-      if (c.callingState === CallingState.IDLE) {
-        actions.append(button('Join', 'join', (b) => act(b, () => c.join())));
-      }
-      tr.append(name, el('td', '', callerName(c)), state, el('td', '', String(c.isCreatedByMe)), actions);
-      return tr;
-    }));
-  }
+  renderKeyed('calls', $('calls'), calls, (c) => (c.callingState === CallingState.IDLE ? 'join' : ''), (c) => {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'call-row';
+    tr.dataset.cid = c.cid;
+    const state = el('td', '', '');
+    state.append(el('span', 'state', ''), el('span', 'outcome', ''));
+    const actions = el('td', '', '');
+    if (c.callingState === CallingState.IDLE) actions.append(button('Join', 'join', (b) => act(b, () => c.join())));
+    tr.append(el('td', 'name', ''), el('td', 'from', ''), state, el('td', 'mine', ''), actions);
+    return tr;
+  }, (tr, c) => {
+    tr.dataset.state = c.callingState;
+    const name = tr.querySelector('.name');
+    setText(name, c.call.custom?.display_name || c.id);
+    name.title = c.cid;
+    setText(tr.querySelector('.from'), callerName(c));
+    const st = tr.querySelector('.state');
+    st.className = `state ${c.callingState}`;
+    setText(st, c.callingState);
+    setText(tr.querySelector('.outcome'), outcome(c, me));
+    setText(tr.querySelector('.mine'), String(c.isCreatedByMe));
+  });
 }
 
-function renderList(id, calls, make) {
-  const sig = calls.map((c) => `${c.cid}|${c.callingState}|${members(c)}|${participants(c, '')}|${c.canEnd}`).join(';');
-  const section = document.querySelector(`[data-testid=${id}]`);
-  section.hidden = calls.length === 0;
-  if (rendered[id] === sig) return;
-  rendered[id] = sig;
-  $(id).replaceChildren(...calls.map(make));
+// renderRing shows one of the call panels: who, the call's badges, and the buttons of its actions.
+function renderRing(id, testid, calls, shape, buttons, who) {
+  document.querySelector(`[data-testid=${id}]`).hidden = calls.length === 0;
+  renderKeyed(id, $(id), calls, shape, (c) => {
+    const li = document.createElement('li');
+    li.dataset.testid = testid;
+    li.dataset.cid = c.cid;
+    const key = `${id} ${c.cid}`;
+    if (!firstShown.has(key)) firstShown.set(key, Date.now());
+    li.dataset.shownAt = String(firstShown.get(key));
+    const badges = el('span', 'badges', '');
+    badges.append(el('span', 'badge name', ''), el('span', 'badge video', 'video'));
+    li.append(el('span', 'who', ''), badges, ...buttons(c).filter(Boolean));
+    return li;
+  }, (li, c) => {
+    setText(li.querySelector('.who'), who(c));
+    setText(li.querySelector('.badge.name'), c.call.custom?.display_name || c.id);
+    li.querySelector('.badge.video').hidden = c.call.custom?.video !== true;
+  });
 }
 
-const firstShown = new Map(); // list item kind and cid -> when the page first showed it (Date.now())
+// renderKeyed makes container show one node per call, in order. A call's node is built once and then only
+// updated, unless its shape (which buttons it has) changes; the container is touched only when the nodes or
+// their order change.
+function renderKeyed(id, container, calls, shape, build, update) {
+  const old = views.get(id) || new Map();
+  const next = new Map();
+  const nodes = calls.map((c) => {
+    let v = old.get(c.cid);
+    const sh = shape(c);
+    if (!v || v.shape !== sh) v = { shape: sh, node: build(c) };
+    update(v.node, c);
+    next.set(c.cid, v);
+    return v.node;
+  });
+  views.set(id, next);
+  const kids = container.children;
+  if (nodes.length !== kids.length || nodes.some((n, i) => kids[i] !== n)) container.replaceChildren(...nodes);
+}
 
-function item(c, testid, children) {
-  const li = document.createElement('li');
-  li.dataset.testid = testid;
-  li.dataset.cid = c.cid;
-  const key = `${testid} ${c.cid}`;
-  if (!firstShown.has(key)) firstShown.set(key, Date.now());
-  li.dataset.shownAt = String(firstShown.get(key));
-  li.append(...children.filter(Boolean));
-  return li;
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function el(tag, cls, text) {
@@ -303,20 +321,9 @@ function reasonSelect(c) {
   return s;
 }
 
-function badges(c) {
-  const span = el('span', 'badges', '');
-  span.append(el('span', 'badge', c.call.custom?.display_name || c.id));
-  if (c.call.custom?.video === true) span.append(el('span', 'badge video', 'video'));
-  return span;
-}
-
 function callerName(c) {
   const by = c.call.created_by || {};
   return by.name || displayName(by.id);
-}
-
-function members(c) {
-  return (c.members || []).map((m) => m.user_id).join(',');
 }
 
 function others(c, me) {
