@@ -20,7 +20,10 @@ const (
 	NotifyRetention = 15 * time.Minute
 	// NotifyMaxRetry bounds how long a notification is retried (exponential backoff, about a day).
 	NotifyMaxRetry = 20
-	// ringMaxRetry is high because a ring's Deadline, not its retry count, ends it.
+	// ringMaxRetry is high because the ring's end, not its retry count, ends a ring task: the handler revokes
+	// it once the ring is over. Ring tasks carry no Asynq Deadline on purpose: Asynq fails a task past its
+	// deadline before the handler runs, so a task a dead worker held, handed back after the ring, would fail
+	// its retries one by one and be archived instead of being dropped.
 	ringMaxRetry = 100
 	// enqueueParallel bounds concurrent enqueues of one fan-out; Asynq has no batch enqueue.
 	enqueueParallel = 32
@@ -159,18 +162,8 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 			asynq.Queue(QueueRing), asynq.TaskID(RingTaskID(ringID, m.UserID)),
-			asynq.Deadline(asynqDeadline(m.EndsAt)), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+			asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
 	})
-}
-
-// asynqDeadline is t rounded up to the second: Asynq keeps deadlines in whole seconds and truncates, which
-// would cut a ring short by up to a second. The worker enforces the exact end itself.
-func asynqDeadline(t time.Time) time.Time {
-	r := t.Truncate(time.Second)
-	if r.Before(t) {
-		r = r.Add(time.Second)
-	}
-	return r
 }
 
 // EnqueueStop enqueues one stop task per member (the gate is already closed for them) and deletes their
@@ -241,7 +234,7 @@ func (c *Client) Rescue(ctx context.Context, call CallInfo, ringID string, m Rin
 	}
 	return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 		asynq.Queue(QueueRing), asynq.TaskID(RescueTaskID(ringID, m.UserID, bucket)),
-		asynq.Deadline(asynqDeadline(m.EndsAt)), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+		asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
 }
 
 // ScheduleTimeout enqueues the task that settles a ring at `at`: the ring's end when ringEnd, else an earlier

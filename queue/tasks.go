@@ -98,9 +98,11 @@ type NotifyTask struct {
 }
 
 // Deterministic task ids (ARCHITECTURE.md, invariant 3): enqueueing the same work twice is a no-op.
-func RingTaskID(ringID, member string) string     { return "ring:" + ringID + ":" + member }
-func StopTaskID(ringID, member string) string     { return "stop:" + ringID + ":" + member }
-func NotifyTaskID(notifyID string, batch int) string { return fmt.Sprintf("notify:%s:%d", notifyID, batch) }
+func RingTaskID(ringID, member string) string { return "ring:" + ringID + ":" + member }
+func StopTaskID(ringID, member string) string { return "stop:" + ringID + ":" + member }
+func NotifyTaskID(notifyID string, batch int) string {
+	return fmt.Sprintf("notify:%s:%d", notifyID, batch)
+}
 
 // WatchTaskID names one watchdog tick; ticks are numbered by time, so enqueueing a ring's watchdog twice in
 // the same tick is a no-op.

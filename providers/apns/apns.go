@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sideshow/apns2"
@@ -51,7 +52,18 @@ type Sender struct {
 	client *apns2.Client
 	topic  string
 	token  *token.Token // shared with client; read-only here
+
+	checkMu   sync.Mutex
+	checkedAt time.Time
+	checkErr  error
 }
+
+// probeToken is well formed and belongs to no device: APNs answers a push to it 400 BadDeviceToken when it
+// accepts the provider token, 403 when it does not, and delivers nothing either way.
+var probeToken = strings.Repeat("0", 64)
+
+// checkEvery bounds how often Check asks APNs; readiness probes come every few seconds.
+const checkEvery = 30 * time.Second
 
 // New loads the key and builds the client. It does not contact Apple: there is nothing cheap to ask.
 func New(cfg Config) (*Sender, error) {
@@ -131,16 +143,28 @@ func host(cfg Config) (string, error) {
 	return "", fmt.Errorf("apns: environment %q: want production or development", cfg.Environment)
 }
 
-// Check validates that the key signs a provider token. APNs has no cheap request that proves a key is
-// accepted without pushing to a device, so this is as far as a readiness probe can go; a rejected key shows
-// as Retry verdicts with a Reason beginning "credentials".
+// Check tells whether APNs accepts our key, for /readyz. APNs has no endpoint that checks a key alone, so
+// Check pushes once to probeToken, a token no device has: 403 means the key (or team, or key id) is
+// rejected; any other answer from APNs means it is accepted. The answer is kept for checkEvery.
 func (s *Sender) Check(ctx context.Context) error {
-	// A copy, so the probe does not race the client's own token refresh.
-	probe := token.Token{AuthKey: s.token.AuthKey, KeyID: s.token.KeyID, TeamID: s.token.TeamID}
-	if _, err := probe.Generate(); err != nil {
-		return fmt.Errorf("apns: sign provider token with key %s: %w", probe.KeyID, err)
+	s.checkMu.Lock()
+	defer s.checkMu.Unlock()
+	if !s.checkedAt.IsZero() && time.Since(s.checkedAt) < checkEvery {
+		return s.checkErr
 	}
-	return ctx.Err()
+	n := &apns2.Notification{
+		DeviceToken: probeToken, Topic: s.topic, PushType: apns2.PushTypeBackground,
+		Priority: apns2.PriorityLow, Expiration: time.Now(), Payload: []byte(`{"aps":{"content-available":1}}`),
+	}
+	res, err := s.client.PushWithContext(ctx, n)
+	if err != nil {
+		return fmt.Errorf("apns: readiness probe: %w", err) // unreachable now: not kept, ask again next time
+	}
+	s.checkedAt, s.checkErr = time.Now(), nil
+	if res.StatusCode == http.StatusForbidden {
+		s.checkErr = fmt.Errorf("apns: key %s of team %s rejected: %s", s.token.KeyID, s.token.TeamID, res.Reason)
+	}
+	return s.checkErr
 }
 
 // Send delivers one push and says what its answer means.

@@ -393,9 +393,31 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		if s.client.Host != want {
 			t.Errorf("environment %q: host %s, want %s", env, s.client.Host, want)
 		}
-		if err := s.Check(context.Background()); err != nil {
-			t.Errorf("Check: %v", err)
-		}
+	}
+}
+
+// Check asks APNs (here the fake) whether it takes the key: the fake, like APNs, answers the probe token
+// 400 BadDeviceToken for a good key and 403 for a key it never issued.
+func TestCheckProbesAPNsAndFailsOnlyWhenTheKeyIsRejected(t *testing.T) {
+	fake := fakeapns.Start(t)
+	dir := t.TempDir()
+	keyPath, keyID, teamID := fake.WriteKey(dir)
+	good, err := New(Config{KeyFile: keyPath, KeyID: keyID, TeamID: teamID, Topic: "com.example.app", Endpoint: fake.URL, RootCAs: fake.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Check(context.Background()); err != nil {
+		t.Fatalf("Check with the key APNs issued: %v", err)
+	}
+	if n := len(fake.Notifications()); n != 0 {
+		t.Fatalf("the probe was delivered %d times; it must reach no device", n)
+	}
+	bad, err := New(Config{KeyFile: keyPath, KeyID: "WRONGKEY01", TeamID: teamID, Topic: "com.example.app", Endpoint: fake.URL, RootCAs: fake.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "rejected") {
+		t.Fatalf("Check with a key APNs does not know: %v, want rejected", err)
 	}
 }
 

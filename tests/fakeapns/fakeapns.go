@@ -436,7 +436,8 @@ func (s *Server) check(r *http.Request, tok string) Answer {
 	if bad := s.checkProviderToken(r.Header.Get("authorization")); bad.Status != 0 {
 		return bad
 	}
-	if !hexPattern.MatchString(tok) {
+	if !hexPattern.MatchString(tok) || strings.Trim(tok, "0") == "" {
+		// An all-zero token is well formed but no device's: APNs refuses it, and readiness probes use it.
 		return BadDeviceToken()
 	}
 	for _, h := range []string{"apns-topic", "apns-push-type", "apns-priority", "apns-expiration", "apns-collapse-id", "apns-id"} {
