@@ -115,7 +115,7 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 	}
 	stopRenew := w.renewWhileWorking(ctx, lease, owner)
 	ringCtx, cancel := context.WithDeadline(ctx, queue.FromUnixMs(task.EndsAt))
-	err = w.ringDevices(ringCtx, log, task)
+	err = w.withQuickRetries(ringCtx, func() error { return w.ringDevices(ringCtx, log, task) })
 	cancel()
 	stopRenew()
 	mode, wait := "done", time.Duration(0)
@@ -265,7 +265,36 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, t.ResultWriter().TaskID()), pushes, time.Time{})
+	ledger := queue.LedgerKey(cid, t.ResultWriter().TaskID())
+	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, pushes, time.Time{}) })
+}
+
+// quickRetries are the waits, before jitter, between tries of a ring or stop push inside its handler: a
+// phone must ring or stop within moments, and Asynq's own retries are only as fine as whole seconds.
+var quickRetries = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
+
+// withQuickRetries runs try again after a short jittered wait while it asks to be retried, resending only
+// what the ledger lacks; a longer Retry-After, or a fourth failure, goes back to Asynq.
+func (w *Worker) withQuickRetries(ctx context.Context, try func() error) error {
+	err := try()
+	for _, base := range quickRetries {
+		var ra *retryAfterError
+		if !errors.As(err, &ra) {
+			return err
+		}
+		wait := jitter(base)
+		if ra.after > time.Second {
+			return err
+		}
+		wait = max(wait, ra.after)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		err = try()
+	}
+	return err
 }
 
 // HandleNotify sends the call.notification alert to every device that shows alerts of each member of one
@@ -307,6 +336,15 @@ func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 	var task queue.TimeoutTask
 	if err := queue.Decode(t, &task); err != nil {
 		return err
+	}
+	// Asynq keeps a scheduled task's time in whole seconds, truncated, so this task can start up to a second
+	// before its moment: wait for it, to end the ring on time rather than find nobody due yet.
+	if early := time.Until(queue.FromUnixMs(task.At)); early > 0 {
+		select {
+		case <-time.After(early):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if err := w.cfg.Calls.Expire(ctx, task.CID, task.RingID); err != nil {
 		return fmt.Errorf("timeout of ring %s: %w", task.RingID, err)
@@ -351,8 +389,16 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 		if sent[p.dev.ID] {
 			continue
 		}
-		wg.Add(1)
 		slots <- struct{}{}
+		mu.Lock()
+		halted := recordErr != nil
+		mu.Unlock()
+		if halted {
+			// The ledger cannot record (Redis is gone): a push sent now would be sent again on the retry.
+			<-slots
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			member := p.dev.UserID
@@ -411,22 +457,27 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 }
 
 // record adds token to the ledger once its push succeeded; the first record of a ledger gives it its time to
-// live.
+// live. The push has left, so the record is retried through a short Redis outage rather than lost, which
+// would send the push again.
 func (w *Worker) record(ctx context.Context, ledger, token string, first bool) error {
-	ctx = context.WithoutCancel(ctx) // the push left: its record must not be lost to a deadline
-	if !first {
-		if err := w.cfg.Redis.SAdd(ctx, ledger, token).Err(); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	wait := 50 * time.Millisecond
+	for deadline := time.Now().Add(recordPatience); ; {
+		pipe := w.cfg.Redis.Pipeline()
+		pipe.SAdd(ctx, ledger, token)
+		if first {
+			pipe.Expire(ctx, ledger, ledgerTTL)
+		}
+		if _, err = pipe.Exec(ctx); err == nil {
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) {
 			return fmt.Errorf("record push in %s: %w", ledger, err)
 		}
-		return nil
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
 	}
-	pipe := w.cfg.Redis.Pipeline()
-	pipe.SAdd(ctx, ledger, token)
-	pipe.Expire(ctx, ledger, ledgerTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("record push in %s: %w", ledger, err)
-	}
-	return nil
 }
 
 func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) providers.Result {

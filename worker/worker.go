@@ -77,6 +77,8 @@ const (
 	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
 	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
 	leaseTTL = 2 * time.Second
+	// recordPatience is how long a sent push's ledger record is retried while Redis is away.
+	recordPatience = 20 * time.Second
 	// deliverParallel bounds the pushes one task has in flight at once.
 	deliverParallel = 32
 	// sendTimeout bounds one push, the SDK's own retries included, so a provider that never answers holds no
@@ -216,16 +218,16 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// ringRetryDelay is quick: a ring lasts seconds. It honours Retry-After.
+// ringRetryDelay is quick: a ring lasts seconds, and the handler has already retried quickly itself. It
+// honours Retry-After.
 func ringRetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.Is(err, errWaitForRing) {
 		return 20 * time.Millisecond
 	}
-	d := min(100*time.Millisecond<<min(n, 5), maxRingRetryDelay)
-	d = jitter(d)
+	d := jitter(min(100*time.Millisecond<<min(n, 5), maxRingRetryDelay))
 	var ra *retryAfterError
 	if errors.As(err, &ra) && ra.after > d {
-		d = ra.after
+		return toWholeSecond(ra.after)
 	}
 	return d
 }
@@ -234,13 +236,23 @@ func ringRetryDelay(n int, err error, t *asynq.Task) time.Duration {
 func notifyRetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	d := asynq.DefaultRetryDelayFunc(n, err, t)
 	if n == 0 {
-		d = jitter(time.Second)
+		d = jitter(2 * time.Second)
 	}
 	var ra *retryAfterError
 	if errors.As(err, &ra) && ra.after > d {
 		d = ra.after
 	}
-	return d
+	return toWholeSecond(d)
+}
+
+// toWholeSecond lengthens d so that now+d falls on a whole second. Asynq keeps retry times in whole seconds,
+// truncated: without this a Retry-After would be cut short by up to a second.
+func toWholeSecond(d time.Duration) time.Duration {
+	at := time.Now().Add(d)
+	if r := at.Truncate(time.Second); r.Before(at) {
+		at = r.Add(time.Second)
+	}
+	return time.Until(at)
 }
 
 // asynqLogger sends Asynq's own logs to slog.

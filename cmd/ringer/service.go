@@ -213,12 +213,12 @@ func readiness(rdb redis.UniversalClient, cfg config, fcmS, apnsS sender) func(c
 		}
 		if cfg.fcmConfigured() {
 			if err := fcmS.Check(ctx); err != nil {
-				return fmt.Errorf("fcm credentials: %w", err)
+				return fmt.Errorf("fcm: %w", err)
 			}
 		}
 		if cfg.apnsConfigured() {
 			if err := apnsS.Check(ctx); err != nil {
-				return fmt.Errorf("apns credentials: %w", err)
+				return fmt.Errorf("apns: %w", err)
 			}
 		}
 		return nil

@@ -20,12 +20,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/credentials"
 	"cloud.google.com/go/auth/httptransport"
 	firebase "firebase.google.com/go/v4"
+	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
 	"google.golang.org/api/option"
 
@@ -51,9 +53,21 @@ type Config struct {
 
 // Sender delivers pushes to FCM tokens. It is safe for concurrent use; make one per process.
 type Sender struct {
-	client    *messaging.Client
-	tokens    *tokenGate
 	projectID string
+	// sess is the messaging client and its OAuth tokens, rebuilt when FCM stops accepting its token.
+	sess  atomic.Pointer[session]
+	build func(ctx context.Context) (*session, error)
+
+	renewMu   sync.Mutex
+	renewedAt time.Time
+	// refused is set while FCM answers 401 to our access token, until a push is accepted again.
+	refused atomic.Bool
+}
+
+// session is one set of credentials with its cached access token, and the client that uses them.
+type session struct {
+	client *messaging.Client
+	tokens *tokenGate
 }
 
 // New reads the credentials and builds the client. It does not contact Google: Check does.
@@ -82,6 +96,21 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	}
 
 	base := newTransport()
+	endpoint := strings.TrimRight(cfg.Endpoint, "/")
+	sender := &Sender{projectID: sa.ProjectID}
+	sender.build = func(ctx context.Context) (*session, error) {
+		return newSession(ctx, cfg.CredentialsFile, raw, sa.ProjectID, endpoint, base)
+	}
+	sess, err := sender.build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sender.sess.Store(sess)
+	return sender, nil
+}
+
+// newSession builds the credentials, their token cache and the messaging client on the shared pool base.
+func newSession(ctx context.Context, file string, raw []byte, projectID, endpoint string, base http.RoundTripper) (*session, error) {
 	// The credentials are built here rather than through option.WithCredentialsFile (deprecated, and it hides
 	// both the connection pool and the token source): we need our own pool for >12k sends/s, and the token
 	// source for Check and for telling a credentials failure from a network one.
@@ -90,24 +119,24 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 		Client: &http.Client{Transport: base, Timeout: 10 * time.Second},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fcm: load credentials %s: %w", cfg.CredentialsFile, err)
+		return nil, fmt.Errorf("fcm: load credentials %s: %w", file, err)
 	}
 	hc, err := httptransport.NewClient(&httptransport.Options{
 		Credentials:      creds,
-		BaseRoundTripper: base,
+		BaseRoundTripper: sdkRetryGuard{next: base},
 		DisableTelemetry: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fcm: http client: %w", err)
 	}
-	// A backstop for a caller that passes a context without a deadline; the SDK applies it per attempt.
+	// A backstop for a caller that passes a context without a deadline.
 	hc.Timeout = 30 * time.Second
 
 	opts := []option.ClientOption{option.WithHTTPClient(hc)}
-	if cfg.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(strings.TrimRight(cfg.Endpoint, "/")))
+	if endpoint != "" {
+		opts = append(opts, option.WithEndpoint(endpoint))
 	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: sa.ProjectID}, opts...)
+	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: projectID}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("fcm: firebase app: %w", err)
 	}
@@ -115,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fcm: messaging client: %w", err)
 	}
-	return &Sender{client: client, tokens: &tokenGate{tp: creds, hold: tokenFailureHold}, projectID: sa.ProjectID}, nil
+	return &session{client: client, tokens: &tokenGate{tp: creds, hold: tokenFailureHold}}, nil
 }
 
 // newTransport is the one connection pool every FCM request shares. FCM speaks HTTP/2, where one connection
@@ -143,9 +172,12 @@ func newTransport() *http.Transport {
 func (s *Sender) ProjectID() string { return s.projectID }
 
 // Check proves the credentials work by getting an OAuth token from the token endpoint. A token still valid
-// from an earlier fetch counts: it proves the same thing without asking Google on every readiness probe.
+// from an earlier fetch counts, unless FCM has since refused it and no push has been accepted after.
 func (s *Sender) Check(ctx context.Context) error {
-	if _, err := s.tokens.Token(ctx); err != nil {
+	if s.refused.Load() {
+		return fmt.Errorf("fcm: project %s refuses our access token (401) and no push has been accepted since", s.projectID)
+	}
+	if _, err := s.sess.Load().tokens.Token(ctx); err != nil {
 		return fmt.Errorf("fcm: oauth token for project %s: %w", s.projectID, err)
 	}
 	return nil
@@ -157,19 +189,45 @@ func (s *Sender) Send(ctx context.Context, p providers.Push) providers.Result {
 	if err != nil {
 		return verdict(err)
 	}
-	// Getting the token first lets a credentials failure answer at once, named as such: inside the SDK it
-	// would look like a network error and be retried four times.
-	if _, err := s.tokens.Token(ctx); err != nil {
+	sess := s.sess.Load()
+	// Getting the token first lets a credentials failure answer at once, named as such.
+	if _, err := sess.tokens.Token(ctx); err != nil {
 		return verdict(&tokenError{err: err})
 	}
-	name, err := s.client.Send(ctx, msg)
+	name, err := sess.client.Send(ctx, msg)
 	if err != nil {
+		if unauthenticated(err) {
+			s.refused.Store(true)
+			s.renew(ctx, sess)
+		}
 		return verdict(err)
 	}
+	s.refused.Store(false)
 	return providers.Result{Verdict: providers.Sent, ID: name}
 }
 
-// message shapes a push as API.md's push table says.
+// renew replaces a session whose access token FCM refused, so the next push fetches a new token instead of
+// using the refused one until it expires (an hour). At most once per tokenFailureHold.
+func (s *Sender) renew(ctx context.Context, refused *session) {
+	s.renewMu.Lock()
+	defer s.renewMu.Unlock()
+	if s.sess.Load() != refused || time.Since(s.renewedAt) < tokenFailureHold {
+		return
+	}
+	s.renewedAt = time.Now()
+	if next, err := s.build(context.WithoutCancel(ctx)); err == nil {
+		s.sess.Store(next)
+	}
+}
+
+func unauthenticated(err error) bool {
+	if errorutils.IsUnauthenticated(err) {
+		return true
+	}
+	resp := errorutils.HTTPResponse(err)
+	return resp != nil && resp.StatusCode == http.StatusUnauthorized
+}
+
 func message(p providers.Push, now time.Time) (*messaging.Message, error) {
 	if p.Token == "" {
 		return nil, &pushError{msg: "push has no token"}

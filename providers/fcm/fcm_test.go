@@ -163,8 +163,11 @@ func TestVerdictForEveryFCMError(t *testing.T) {
 			verdict: providers.Retry, reason: "RESOURCE_EXHAUSTED", attempts: 1},
 		{name: "503 UNAVAILABLE past the SDK's retry budget", script: []fakefcm.Answer{fakefcm.Unavailable("300")},
 			verdict: providers.Retry, reason: "UNAVAILABLE", retryAfter: 300 * time.Second, attempts: 1},
-		{name: "503 UNAVAILABLE the SDK retries by itself", script: []fakefcm.Answer{fakefcm.Unavailable("")},
-			verdict: providers.Sent, attempts: 2},
+		// The SDK would retry a 503 by itself; the guard hands it back so the worker's backoff governs.
+		{name: "503 UNAVAILABLE is the worker's to retry", script: []fakefcm.Answer{fakefcm.Unavailable("")},
+			verdict: providers.Retry, reason: "UNAVAILABLE", attempts: 1},
+		{name: "503 UNAVAILABLE keeps its Retry-After", script: []fakefcm.Answer{fakefcm.Unavailable("7")},
+			verdict: providers.Retry, reason: "UNAVAILABLE", attempts: 1, retryAfter: 7 * time.Second},
 		{name: "500 INTERNAL", script: []fakefcm.Answer{fakefcm.Internal()},
 			verdict: providers.Retry, reason: "INTERNAL", attempts: 1},
 		{name: "502 bad gateway", script: []fakefcm.Answer{{Status: 502, Message: "Bad Gateway"}},
@@ -177,8 +180,8 @@ func TestVerdictForEveryFCMError(t *testing.T) {
 			verdict: providers.Retry, reason: "credentials: PERMISSION_DENIED", attempts: 1},
 		{name: "404 without UNREGISTERED is a wrong endpoint", script: []fakefcm.Answer{{Status: 404, Message: "Not Found"}},
 			verdict: providers.Retry, reason: "NOT_FOUND: endpoint or project", attempts: 1},
-		{name: "dropped connection, then success on the SDK's retry", script: []fakefcm.Answer{fakefcm.Drop()},
-			verdict: providers.Sent, attempts: 2},
+		{name: "dropped connection is the worker's to retry", script: []fakefcm.Answer{fakefcm.Drop()},
+			verdict: providers.Retry, reason: "UNAVAILABLE", attempts: 1},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -254,9 +257,6 @@ func TestSendThatHangsEndsWithTheContextAsRetry(t *testing.T) {
 }
 
 func TestUnreachableFCMIsRetry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the SDK backs off 7 s over its own retries before giving up")
-	}
 	t.Parallel()
 	s, fake := newSender(t)
 	fake.Script("gone", fakefcm.Drop(), fakefcm.Drop(), fakefcm.Drop(), fakefcm.Drop(), fakefcm.Drop())
@@ -264,8 +264,8 @@ func TestUnreachableFCMIsRetry(t *testing.T) {
 	if res.Verdict != providers.Retry || res.Err == nil {
 		t.Fatalf("Send = %v %q (%v), want retry", res.Verdict, res.Reason, res.Err)
 	}
-	if got := fake.Attempts("gone"); got != 5 {
-		t.Errorf("attempts = %d, want 5 (the SDK's first try and four retries)", got)
+	if got := fake.Attempts("gone"); got != 1 {
+		t.Errorf("attempts = %d, want 1: the worker, not the SDK, retries", got)
 	}
 }
 
@@ -297,7 +297,7 @@ func TestFailingTokenEndpointIsRetryNamingCredentials(t *testing.T) {
 
 	// Once the endpoint recovers and the hold has passed, sends go through again.
 	fake.FailTokenEndpoint(0)
-	s.tokens.hold = 0
+	s.sess.Load().tokens.hold = 0
 	if res := s.Send(ctxTimeout(t, 10*time.Second), push); res.Verdict != providers.Sent {
 		t.Fatalf("after recovery Send = %v %q (%v)", res.Verdict, res.Reason, res.Err)
 	}
@@ -313,6 +313,20 @@ func TestRevokedAccessTokenIsRetryNamingCredentials(t *testing.T) {
 	res := s.Send(ctxTimeout(t, 10*time.Second), push)
 	if res.Verdict != providers.Retry || res.Reason != "credentials: UNAUTHENTICATED" {
 		t.Fatalf("Send = %v %q, want retry credentials: UNAUTHENTICATED", res.Verdict, res.Reason)
+	}
+	if err := s.Check(ctxTimeout(t, 10*time.Second)); err == nil {
+		t.Fatal("Check passed while FCM refuses our access token")
+	}
+	// The refused token is dropped: the next push fetches a new one and goes through.
+	asked := fake.TokenRequests()
+	if res := s.Send(ctxTimeout(t, 10*time.Second), push); res.Verdict != providers.Sent {
+		t.Fatalf("Send after the refusal = %v %q (%v), want sent with a new token", res.Verdict, res.Reason, res.Err)
+	}
+	if fake.TokenRequests() != asked+1 {
+		t.Errorf("token endpoint asked %d times after the refusal, want 1", fake.TokenRequests()-asked)
+	}
+	if err := s.Check(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatalf("Check after a push was accepted again: %v", err)
 	}
 }
 

@@ -136,7 +136,7 @@ func readAnswer(err error) answer {
 		return a
 	}
 	a.status = resp.StatusCode
-	a.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	a.retryAfter = parseRetryAfter(providerRetryAfter(resp.Header), time.Now())
 	if resp.Body != nil {
 		b, _ := io.ReadAll(resp.Body)
 		// Put the body back for whoever logs Result.Err's response after us.

@@ -1,0 +1,321 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/harness"
+)
+
+// Helpers shared by this package's tests. They fail the test only from the test's own goroutine.
+
+// waitFor polls cond every few milliseconds until it holds, failing the test after d.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// quietWithin is harness.Env.Quiet with a deadline of the test's choosing: no ring, stop or notify task is
+// pending, active or waiting for a retry. A killed worker's leased tasks count as active until Asynq's
+// recoverer hands them back, so this also waits for that.
+func quietWithin(t testing.TB, e *harness.Env, d time.Duration) {
+	t.Helper()
+	in := asynq.NewInspectorFromRedisClient(e.RDB)
+	var left string
+	waitFor(t, d, "queues to drain", func() bool {
+		left = queueLeft(in)
+		return left == ""
+	})
+}
+
+// queueLeft names what is still pending, active or retrying in the ring and notify queues; "" when nothing.
+func queueLeft(in *asynq.Inspector) string {
+	qs, err := in.Queues()
+	if err != nil {
+		return err.Error()
+	}
+	left := ""
+	for _, q := range qs {
+		if q != queue.QueueRing && q != queue.QueueNotify {
+			continue
+		}
+		info, err := in.GetQueueInfo(q)
+		if err != nil {
+			left += fmt.Sprintf("%s: %v; ", q, err)
+		} else if info.Pending+info.Active+info.Retry > 0 {
+			left += fmt.Sprintf("%s: %d pending, %d active, %d retry; ", q, info.Pending, info.Active, info.Retry)
+		}
+	}
+	return left
+}
+
+// users is n user ids with the prefix, numbered so that they sort.
+func users(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%04d", prefix, i)
+	}
+	return out
+}
+
+// memberList is a get-or-create members list.
+func memberList(ids ...string) []map[string]any {
+	out := make([]map[string]any, len(ids))
+	for i, u := range ids {
+		out[i] = map[string]any{"user_id": u}
+	}
+	return out
+}
+
+// ringBody is a get-or-create body that rings callees for autoMs (both ring timeouts), alice calling.
+func ringBody(autoMs int, callees ...string) map[string]any {
+	return map[string]any{
+		"ring": true,
+		"data": map[string]any{
+			"members": memberList(append([]string{"alice"}, callees...)...),
+			"settings_override": map[string]any{"ring": map[string]any{
+				"auto_cancel_timeout_ms": autoMs, "incoming_call_timeout_ms": autoMs}},
+		},
+	}
+}
+
+// notifyBody is a get-or-create body that notifies callees, alice calling.
+func notifyBody(callees ...string) map[string]any {
+	return map[string]any{"notify": true, "data": map[string]any{"members": memberList(append([]string{"alice"}, callees...)...)}}
+}
+
+// registerFCM gives each user one FCM token, "<user>-android", straight into the registry on e's Redis: a
+// fan-out of thousands of members is set up in seconds rather than through thousands of API requests.
+func registerFCM(t testing.TB, e *harness.Env, ids ...string) {
+	t.Helper()
+	reg := devices.New(e.RDB)
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(16)
+	for _, u := range ids {
+		g.Go(func() error {
+			_, err := reg.Register(ctx, devices.Device{ID: u + "-android", PushProvider: "firebase", UserID: u})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("register FCM devices: %v", err)
+	}
+}
+
+// fcmTypes and apnsTypes list the push types a token got, in order.
+func fcmTypes(e *harness.Env, token string) []string { return e.FCMTypes(token) }
+func apnsTypes(e *harness.Env, token string) []string {
+	return e.APNsTypes(token)
+}
+
+// same reports whether got lists exactly want.
+func same(got []string, want ...string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sample is one line of the Prometheus text format.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// scrape reads base+"/metrics".
+func scrape(t testing.TB, base string) []sample {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("GET %s/metrics: %v", base, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("GET %s/metrics: %d %s", base, res.StatusCode, b)
+	}
+	var out []sample
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s := sample{labels: map[string]string{}}
+		name, rest, _ := strings.Cut(line, " ")
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			// ringer's label values hold no commas, quotes or spaces.
+			labels := strings.TrimSuffix(name[i+1:], "}")
+			name = name[:i]
+			for _, kv := range strings.Split(labels, ",") {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					s.labels[k] = strings.Trim(v, `"`)
+				}
+			}
+		}
+		s.name = name
+		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		if err != nil {
+			continue
+		}
+		s.value = v
+		out = append(out, s)
+	}
+	return out
+}
+
+// metric sums the samples of name whose labels include every pair in want ("k", "v", ...).
+func metric(ss []sample, name string, want ...string) float64 {
+	var sum float64
+next:
+	for _, s := range ss {
+		if s.name != name {
+			continue
+		}
+		for i := 0; i+1 < len(want); i += 2 {
+			if s.labels[want[i]] != want[i+1] {
+				continue next
+			}
+		}
+		sum += s.value
+	}
+	return sum
+}
+
+// goroutines is the go_goroutines gauge of the process serving base.
+func goroutines(t testing.TB, base string) int {
+	t.Helper()
+	return int(metric(scrape(t, base), "go_goroutines"))
+}
+
+// logRecords is every JSON log record a process wrote so far.
+func logRecords(p *harness.Process) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(p.Logs(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// findLog returns the first log record of p for which match holds.
+func findLog(p *harness.Process, match func(rec map[string]any) bool) (map[string]any, bool) {
+	for _, rec := range logRecords(p) {
+		if match(rec) {
+			return rec, true
+		}
+	}
+	return nil, false
+}
+
+// str is a log record's string field.
+func str(rec map[string]any, k string) string {
+	s, _ := rec[k].(string)
+	return s
+}
+
+// attemptClock watches how many sends each token has had at a provider and notes when each one arrived:
+// the fakes count attempts but keep no time for a refused one. The times are when the watcher saw the count
+// move, a few milliseconds after the attempt at most, later when the machine is busy.
+type attemptClock struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	seen map[string][]time.Time
+}
+
+// watchAttempts polls count for every token until the test ends.
+func watchAttempts(t testing.TB, count func(token string) int, tokens ...string) *attemptClock {
+	c := &attemptClock{stop: make(chan struct{}), done: make(chan struct{}), seen: map[string][]time.Time{}}
+	go func() {
+		defer close(c.done)
+		for {
+			now := time.Now()
+			for _, tok := range tokens {
+				n := count(tok)
+				c.mu.Lock()
+				for len(c.seen[tok]) < n {
+					c.seen[tok] = append(c.seen[tok], now)
+				}
+				c.mu.Unlock()
+			}
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { close(c.stop); <-c.done })
+	return c
+}
+
+// times is when each attempt to token was seen.
+func (c *attemptClock) times(token string) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.seen[token]...)
+}
+
+// gaps is the time between consecutive attempts to token.
+func (c *attemptClock) gaps(token string) []time.Duration {
+	ts := c.times(token)
+	var out []time.Duration
+	for i := 1; i < len(ts); i++ {
+		out = append(out, ts[i].Sub(ts[i-1]))
+	}
+	return out
+}
+
+// status is GET url's status and body.
+func status(t testing.TB, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// callCreatedAt is the created_at of a get-or-create answer.
+func callCreatedAt(t testing.TB, r harness.Resp) time.Time {
+	t.Helper()
+	call, _ := r.Body["call"].(map[string]any)
+	s, _ := call["created_at"].(string)
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("call.created_at %q: %v", s, err)
+	}
+	return at
+}
