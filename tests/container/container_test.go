@@ -111,7 +111,6 @@ func TestDockerfileBuildIsStaticAndServes(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 // shellWords splits flags as a shell would for the simple quoting a Dockerfile line uses: -ldflags="-s -w".
 func shellWords(s string) []string {
 	var out []string
