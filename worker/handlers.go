@@ -214,12 +214,8 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	}
 	cid := task.Call.CID
 	log := w.log.With("cid", cid, "ring_id", task.RingID, "member", task.Member, "event", task.Event)
-	holder, err := w.cfg.Redis.Get(ctx, queue.LeaseKey(cid, task.RingID, task.Member)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err := w.waitForRingSend(ctx, queue.LeaseKey(cid, task.RingID, task.Member)); err != nil {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
-	}
-	if holder != "" && holder != "wait" {
-		return errWaitForRing // a live worker is sending the ring: stop after it, to see every device it reached
 	}
 	devs, err := w.cfg.Devices.List(ctx, task.Member)
 	if err != nil {
@@ -267,6 +263,30 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	}
 	ledger := queue.LedgerKey(cid, t.ResultWriter().TaskID())
 	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, pushes, time.Time{}) })
+}
+
+// waitForRingSend waits while a live worker holds the member's ring lease, so that the stop sees every device
+// the ring reached. The wait is short (the ring's sends are bounded) and polled here rather than through an
+// Asynq retry, which would add tens of milliseconds to the stop; past ringSendWait it goes back to Asynq.
+func (w *Worker) waitForRingSend(ctx context.Context, lease string) error {
+	deadline := time.Now().Add(ringSendWait)
+	for {
+		holder, err := w.cfg.Redis.Get(ctx, lease).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if holder == "" || holder == "wait" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errWaitForRing
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // quickRetries are the waits, before jitter, between tries of a ring or stop push inside its handler: a

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringer-dev/ringer/queue"
 )
 
 // Metrics are the worker's Prometheus series. One value per process, registered on the registry main owns.
@@ -39,6 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Rescues: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ringer_ring_rescues_total", Help: "Ring pushes re-enqueued by the ring watchdog after their worker died.",
 		}),
+	}
+	// Every task type's retry series exists from the start, at zero, so dashboards and alerts see it before
+	// the first retry.
+	for _, t := range []string{queue.TypeRing, queue.TypeStop, queue.TypeTimeout, queue.TypeWatch, queue.TypeNotify} {
+		m.Retries.WithLabelValues(t)
 	}
 	if reg != nil {
 		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues)

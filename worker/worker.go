@@ -64,19 +64,23 @@ type Config struct {
 	DelayedCheckInterval time.Duration
 	// ShutdownTimeout is how long a stopping worker lets running handlers finish before handing them back.
 	ShutdownTimeout time.Duration
+	// SkipRing and SkipNotify leave a queue to other worker processes (RINGER_QUEUES).
+	SkipRing, SkipNotify bool
 }
 
 // Defaults for Config's zero values.
 const (
 	DefaultRingConcurrency      = 100
 	DefaultNotifyConcurrency    = 32
-	DefaultRingPollInterval     = 5 * time.Millisecond
+	DefaultRingPollInterval     = 2 * time.Millisecond
 	DefaultDelayedCheckInterval = 50 * time.Millisecond
 	DefaultShutdownTimeout      = 25 * time.Second
 
 	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
 	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
 	leaseTTL = 2 * time.Second
+	// ringSendWait is how long a stop waits in its handler for a ring push in flight to the same member.
+	ringSendWait = 2 * time.Second
 	// recordPatience is how long a sent push's ledger record is retried while Redis is away.
 	recordPatience = 20 * time.Second
 	// deliverParallel bounds the pushes one task has in flight at once.
@@ -164,11 +168,17 @@ func (w *Worker) Start() error {
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
 	})
 	h := w.Handler()
-	if err := w.ring.Start(h); err != nil {
+	if w.cfg.SkipRing {
+		w.ring = nil
+	} else if err := w.ring.Start(h); err != nil {
 		return fmt.Errorf("start ring server: %w", err)
 	}
-	if err := w.notify.Start(h); err != nil {
-		w.ring.Shutdown()
+	if w.cfg.SkipNotify {
+		w.notify = nil
+	} else if err := w.notify.Start(h); err != nil {
+		if w.ring != nil {
+			w.ring.Shutdown()
+		}
 		return fmt.Errorf("start notify server: %w", err)
 	}
 	return nil

@@ -39,6 +39,9 @@ type config struct {
 	RingConcurrency   int
 	NotifyConcurrency int
 	RingPollInterval  time.Duration
+	// Queues are the queues a worker serves: ring (rings and stops) and notify. Separate processes for each
+	// keep a notification backlog from competing with rings for CPU.
+	ServeRing, ServeNotify bool
 }
 
 // loadConfig reads the environment; every missing or malformed value is named in the error.
@@ -116,6 +119,20 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("RINGER_LOG_FORMAT %q is neither json nor text", c.LogFormat))
+	}
+	c.ServeRing, c.ServeNotify = true, true
+	if v := getenv("RINGER_QUEUES"); v != "" {
+		c.ServeRing, c.ServeNotify = false, false
+		for _, q := range strings.Split(v, ",") {
+			switch strings.TrimSpace(q) {
+			case "ring":
+				c.ServeRing = true
+			case "notify":
+				c.ServeNotify = true
+			default:
+				errs = append(errs, fmt.Errorf("RINGER_QUEUES %q: each queue is ring or notify", v))
+			}
+		}
 	}
 	var err error
 	if c.ShutdownTimeout, err = durationEnv(getenv, "RINGER_SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {

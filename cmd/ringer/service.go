@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			Metrics: worker.NewMetrics(reg), Logger: log,
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
+			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify,
 		})
 		reg.MustRegister(worker.NewQueueCollector(rdb))
 		if err := w.Start(); err != nil {
