@@ -1,0 +1,135 @@
+package calls_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+
+	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/testredis"
+)
+
+// The transitions as the API runs them: the call's Lua script, the read back, and the effects it owes
+// (ring and stop tasks, the timeout task, events), on a private redis-server. One op is one request's worth
+// of Redis work; the Redis round trips, not Go, are most of it.
+
+func benchStore(b *testing.B) *calls.Store {
+	b.Helper()
+	rdb := testredis.Start(b).Client(b)
+	return calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func twoMembers(i int) calls.CreateRequest {
+	return calls.CreateRequest{Ring: true, Members: []calls.MemberInput{
+		{UserID: "caller" + strconv.Itoa(i%100)}, {UserID: "callee" + strconv.Itoa(i%100)},
+	}}
+}
+
+// BenchmarkGetOrCreateWithRing creates a call of a caller and one callee and rings the callee.
+func BenchmarkGetOrCreateWithRing(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req := twoMembers(i)
+		a := calls.Actor{UserID: req.Members[0].UserID}
+		if _, _, err := s.GetOrCreate(ctx, a, "bench", "c"+strconv.Itoa(i), req); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkGetExisting is get-or-create of a call that exists: the script answers "exists" and nothing rings.
+func BenchmarkGetExisting(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	req := twoMembers(0)
+	a := calls.Actor{UserID: req.Members[0].UserID}
+	if _, _, err := s.GetOrCreate(ctx, a, "bench", "existing", req); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.GetOrCreate(ctx, a, "bench", "existing", req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAccept is the callee accepting: the accept script, the caller joining, a stop task for the
+// callee's other devices (and the delete of its pending ring task), events.
+func BenchmarkAccept(b *testing.B) {
+	benchTransition(b, func(s *calls.Store, a calls.Actor, id string) error {
+		_, err := s.Accept(context.Background(), a, "bench", id)
+		return err
+	})
+}
+
+// BenchmarkReject is the only callee declining: the reject script ends the call.
+func BenchmarkReject(b *testing.B) {
+	benchTransition(b, func(s *calls.Store, a calls.Actor, id string) error {
+		_, err := s.Reject(context.Background(), a, "bench", id, calls.ReasonDecline)
+		return err
+	})
+}
+
+// benchTransition runs do once per ringing call; the calls are made before the timer starts.
+func benchTransition(b *testing.B, do func(s *calls.Store, a calls.Actor, id string) error) {
+	s := benchStore(b)
+	const batch = 2000
+	b.ReportAllocs()
+	b.StopTimer()
+	for done := 0; done < b.N; {
+		n := min(batch, b.N-done)
+		// Each batch rings fresh calls: ids go on from where the last batch stopped.
+		callees := ringingFrom(b, s, done, n)
+		b.StartTimer()
+		for j, a := range callees {
+			if err := do(s, a, "c"+strconv.Itoa(done+j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		done += n
+	}
+}
+
+func ringingFrom(b *testing.B, s *calls.Store, from, n int) []calls.Actor {
+	b.Helper()
+	ctx := context.Background()
+	callees := make([]calls.Actor, n)
+	for j := range n {
+		i := from + j
+		req := twoMembers(i)
+		if _, _, err := s.GetOrCreate(ctx, calls.Actor{UserID: req.Members[0].UserID}, "bench", "c"+strconv.Itoa(i), req); err != nil {
+			b.Fatal(err)
+		}
+		callees[j] = calls.Actor{UserID: req.Members[1].UserID}
+	}
+	return callees
+}
+
+// BenchmarkNotify1000 is get-or-create with notify of a 1,000-member call: the create script and 999
+// notification tasks enqueued (queue.Client fans out 32 at a time).
+func BenchmarkNotify1000(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	members := make([]calls.MemberInput, 1000)
+	for i := range members {
+		members[i] = calls.MemberInput{UserID: "m" + strconv.Itoa(i)}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req := calls.CreateRequest{Notify: true, Members: members}
+		if _, _, err := s.GetOrCreate(ctx, calls.Actor{UserID: "m0"}, "bench", "n"+strconv.Itoa(i), req); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -1,0 +1,60 @@
+package templates_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ringer-dev/ringer/templates"
+)
+
+// BenchmarkRender is the alert text of one push, as the worker renders it for every notification and
+// missed-call push (and a ring to a regular APNs token): typical call data, then the worst case the size
+// budget is checked against (every field at FieldLimit, a 5 KiB custom object).
+func BenchmarkRender(b *testing.B) {
+	set, err := templates.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	typical := templates.Data{
+		CallCID: "default:standup-42", CallType: "default", CallID: "standup-42", CallDisplayName: "Standup",
+		CallerID: "alice", CallerName: "Alice Liddell", ReceiverID: "bob", Video: true,
+		Custom: map[string]any{"topic": "weekly sync", "display_name": "Standup"},
+	}
+	long := strings.Repeat("é", templates.FieldLimit)
+	custom := map[string]any{}
+	for i := 0; len(custom) < 40; i++ {
+		custom[strings.Repeat(string(rune('a'+i%26)), 1+i/26)] = strings.Repeat("x", 120)
+	}
+	worst := templates.Data{
+		CallCID: "default:" + strings.Repeat("c", 64), CallType: "default", CallID: strings.Repeat("c", 64),
+		CallDisplayName: long, CallerID: strings.Repeat("u", 128), CallerName: long, ReceiverID: strings.Repeat("r", 128),
+		Video: true, Custom: custom,
+	}
+	for _, tc := range []struct {
+		name string
+		data templates.Data
+	}{{"typical", typical}, {"worst", worst}} {
+		for _, ev := range []string{templates.EventNotification, templates.EventMissed, templates.EventRing} {
+			for _, pl := range []string{templates.Firebase, templates.APN} {
+				b.Run(tc.name+"/"+ev+"/"+pl, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := set.Render(ev, pl, tc.data); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkLoad is a start of the worker: parse the built-in templates and check each against its budget.
+func BenchmarkLoad(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := templates.Load(""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

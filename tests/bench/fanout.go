@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/worker"
+)
+
+// runCeiling measures what Asynq itself can do on this machine and Redis: N tasks enqueued 32 at a time (as
+// queue.Client's fan-out does), then drained by a server with a no-op handler at the worker's notify
+// concurrency. "bare" is Asynq's defaults; "ringer options" adds what ringer's notify tasks carry (a task id,
+// 15 minutes' retention, MaxRetry), which costs Redis work per task.
+func runCeiling(cfg *config, st *state) (*table, error) {
+	t := &table{
+		title:  fmt.Sprintf("ceiling: no-op Asynq handler, %d tasks, concurrency %d", cfg.ceilingN, notifyConcurrency(cfg)),
+		header: []string{"variant", "enqueue (32 at a time)", "enqueue tasks/s", "drain", "drain tasks/s", "Redis B/queued task", "Redis per task", "CPU redis/bench/others"},
+	}
+	err := guard("ceiling", func(tb *tb) {
+		e := newEnv(tb, cfg, 0)
+		for _, withOpts := range []bool{false, true} {
+			name := "bare"
+			if withOpts {
+				name = "ringer options"
+			}
+			rate, row := ceilingOnce(e, cfg, withOpts)
+			if !withOpts {
+				st.ceiling = rate
+			}
+			t.add(append([]string{name}, row...)...)
+			e.rdb.FlushAll(context.Background())
+		}
+	})
+	t.note("The ceiling every fan-out figure is compared with is the bare drain rate: %.0f tasks/s.", st.ceiling)
+	return t, err
+}
+
+func ceilingOnce(e *env, cfg *config, withOpts bool) (float64, []string) {
+	n := cfg.ceilingN
+	ctx := context.Background()
+	client := asynq.NewClientFromRedisClient(e.rdb)
+	// A notification task's payload of one member, as the worker's decode reads it.
+	payload, _ := json.Marshal(map[string]any{"call": queue.CallInfo{CID: "bench:ceiling", Type: "bench", ID: "ceiling",
+		CreatedByID: "caller", CreatedByName: "Caller"}, "notify_id": "0123456789abcdef01234567", "member": "m000000",
+		"event": queue.EventNotification})
+	mem0 := e.redisMemory()
+	start := time.Now()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		fail atomic.Int64
+	)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				opts := []asynq.Option{asynq.Queue(queue.QueueNotify)}
+				if withOpts {
+					opts = append(opts, asynq.TaskID("notify:ceiling:"+strconv.FormatInt(i, 10)),
+						asynq.MaxRetry(queue.NotifyMaxRetry), asynq.Retention(queue.NotifyRetention))
+				}
+				if _, err := client.EnqueueContext(ctx, asynq.NewTask(queue.TypeNotify, payload), opts...); err != nil {
+					fail.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	enqueue := time.Since(start)
+	if f := fail.Load(); f > 0 {
+		e.t.Fatalf("ceiling: %d enqueues failed", f)
+	}
+	perTask := float64(e.redisMemory()-mem0) / float64(n)
+
+	var done atomic.Int64
+	finished := make(chan time.Time, 1)
+	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
+		Concurrency:       notifyConcurrency(cfg),
+		Queues:            map[string]int{queue.QueueNotify: 1},
+		TaskCheckInterval: 100 * time.Millisecond, // as ringer's notify server
+		LogLevel:          asynq.ErrorLevel,
+	})
+	cs0 := e.commandStats()
+	rpid := e.redisPID()
+	rc0, bc0, mc0 := cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	start = time.Now()
+	err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if done.Add(1) == int64(n) {
+			finished <- time.Now()
+		}
+		return nil
+	}))
+	if err != nil {
+		e.t.Fatalf("ceiling: start server: %v", err)
+	}
+	var end time.Time
+	select {
+	case end = <-finished:
+	case <-time.After(cfg.timeout):
+		srv.Shutdown()
+		e.t.Fatalf("ceiling: %d of %d tasks in %s", done.Load(), n, cfg.timeout)
+	}
+	drain := end.Sub(start)
+	rc1, bc1, mc1 := cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	cs1 := e.commandStats()
+	others := max(mc1-mc0-(rc1-rc0)-(bc1-bc0), 0)
+	srv.Shutdown()
+	rate := float64(n) / drain.Seconds()
+	return rate, []string{
+		ms(enqueue), perSec(n, enqueue), ms(drain), fmt.Sprintf("**%.0f**", rate),
+		fmt.Sprintf("%.0f", perTask), redisUsec(cs0, cs1, n),
+		fmt.Sprintf("%s / %s / %s", pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
+	}
+}
+
+// notifyConcurrency is the worker's notify concurrency in this run: the ceiling's server gets the same.
+func notifyConcurrency(cfg *config) int {
+	if cfg.concurrency > 0 {
+		return cfg.concurrency
+	}
+	return worker.DefaultNotifyConcurrency
+}
+
+// concurrencyEnv is the worker's environment for cfg.concurrency.
+func concurrencyEnv(cfg *config) []string {
+	if cfg.concurrency > 0 {
+		return []string{"RINGER_NOTIFY_CONCURRENCY=" + strconv.Itoa(cfg.concurrency)}
+	}
+	return nil
+}
+
+// runFanout notifies N members, in two phases on one Redis:
+//
+//   - enqueue alone: the API notifies with no worker running; its answer time is the enqueue time, and Redis's
+//     memory growth over the queued jobs is the memory per job. Then the worker starts and drains the backlog:
+//     from its start to the last push at the fakes is the drain, compared with the ceiling.
+//   - live: with the worker running, POST get-or-create {notify: true} with every member, as a client does:
+//     request to answer, answer to last push, and pushes per second from the request to the last push.
+func runFanout(cfg *config, st *state) (*table, error) {
+	t := &table{
+		title: "fan-out: notify N members (one device each)",
+		header: []string{"members", "devices", "provider latency", "enqueue alone", "drain", "drain pushes/s", "× ceiling",
+			"live request→answer", "live answer→last push", "live pushes/s", "lost", "worker peak RSS", "Redis memory of the backlog",
+			"CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push"},
+	}
+	var errs []string
+	for _, n := range cfg.fanoutN {
+		for _, lat := range cfg.latencies {
+			for _, mix := range cfg.mixes {
+				err := guard(fmt.Sprintf("fanout-%d-%s-%s", n, lat, mix), func(tb *tb) {
+					t.add(fanoutOnce(tb, cfg, st, n, lat, mix)...)
+				})
+				if err != nil {
+					errs = append(errs, err.Error())
+					t.add(strconv.Itoa(n), mix, lat.String(), "failed: "+err.Error())
+				}
+			}
+		}
+	}
+	t.note("members include the caller, who gets no push: N members make N−1 pushes. fcm: one FCM token each; mix: every other member one APNs token instead.")
+	t.note("drain: worker process start to the last push at the fakes, over the backlog the enqueue-alone phase left; × ceiling compares it with the bare no-op Asynq drain.")
+	t.note("live pushes/s: N−1 over request sent to last push, with the worker draining while the API enqueues. lost: members with no push once the queues are empty.")
+	t.note("2-core bound: 2,000,000 µs of CPU a second over the CPU µs all three spend per push: the rate two cores would carry with no one else on them; the fakes (bench) are part of the cost on this machine, not in production.")
+	t.note("Redis memory of the backlog: the notify queue's memory usage as Asynq's inspector reports it (its keys and a sample of its tasks), per queued task and per member.")
+	t.note("CPU: process CPU time over the drain as a share of one core (the machine has 2, so 200%% is all of it); bench is the fakes and this tool; others is every other process of the machine (a shared machine's background load: figures beside a big others are low). Redis per push: Redis CPU µs per push and the commands that cost most (INFO commandstats).")
+	if len(errs) > 0 {
+		return t, fmt.Errorf("%d runs failed: %v", len(errs), errs)
+	}
+	return t, nil
+}
+
+// members is "caller" and n-1 others.
+func memberIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	ids[0] = "caller"
+	for i := 1; i < n; i++ {
+		ids[i] = fmt.Sprintf("%s%06d", prefix, i)
+	}
+	return ids
+}
+
+// kindsFor gives member i (1-based among callees) its device per mix.
+func kindsFor(mix string) func(i int) []string {
+	return func(i int) []string {
+		if mix == "mix" && i%2 == 1 {
+			return []string{devAPNs}
+		}
+		return []string{devFCM}
+	}
+}
+
+func createBody(members []string, ring, notify bool) []byte {
+	ms := make([]map[string]string, len(members))
+	for i, m := range members {
+		ms[i] = map[string]string{"user_id": m}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"ring": ring, "notify": notify,
+		"data": map[string]any{
+			"members": ms, "custom": map[string]any{"display_name": "Bench all-hands"},
+			"settings_override": map[string]any{"ring": map[string]any{"auto_cancel_timeout_ms": 180000, "incoming_call_timeout_ms": 180000}},
+		},
+	})
+	return b
+}
+
+func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix string) []string {
+	e := newEnv(t, cfg, lat)
+	members := memberIDs("m", n)
+	kinds := kindsFor(mix)
+	e.seedDevices(members[1:], func(i int) []string { return kinds(i + 1) })
+	apiP := e.startRinger("api")
+	base := "http://" + apiP.addr
+	tok := e.token("caller")
+	pushes := n - 1
+
+	// Enqueue alone.
+	e.mustDo(base, "POST", "/v1/call/bench/fan-a", tok, createBody(members, false, false))
+	t0 := time.Now()
+	e.mustDo(base, "GET", "/v1/call/bench/fan-a?notify=true", tok, nil)
+	enqueue := time.Since(t0)
+	tasks := e.queued() // one per member, or one per batch of members
+	if tasks <= 0 || tasks > pushes {
+		t.Fatalf("after the notify, %d tasks queued for %d members", tasks, pushes)
+	}
+	// What Redis holds for the backlog: the notify queue's keys and its tasks (Asynq samples the tasks).
+	qi, err := e.insp.GetQueueInfo(queue.QueueNotify)
+	if err != nil {
+		t.Fatalf("queue info: %v", err)
+	}
+	perTask, perMember := float64(qi.MemoryUsage)/float64(tasks), float64(qi.MemoryUsage)/float64(pushes)
+
+	// Drain the backlog.
+	cs0 := e.commandStats()
+	rpid := e.redisPID()
+	rc0, bc0, mc0 := cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	before := e.pushes()
+	ws := time.Now()
+	w := e.startRinger("worker", concurrencyEnv(cfg)...)
+	if !e.waitPushes(before+pushes, cfg.timeout) {
+		t.Fatalf("drain: %d of %d pushes within %s", e.pushes()-before, pushes, cfg.timeout)
+	}
+	wc, rc1, bc1, mc1 := cpuTime(w.pid()), cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	cs1 := e.commandStats()
+	others := max(mc1-mc0-wc-(rc1-rc0)-(bc1-bc0), 0)
+	_, drainEnd, _ := e.received("bench:fan-a")
+	drain := drainEnd.Sub(ws)
+
+	// Live: the worker drains while the API enqueues.
+	before = e.pushes()
+	t0 = time.Now()
+	e.mustDo(base, "POST", "/v1/call/bench/fan-b", tok, createBody(members, false, true))
+	t1 := time.Now()
+	e.waitPushes(before+pushes, cfg.timeout)
+	e.quiet(cfg.timeout)
+	got, last, _ := e.received("bench:fan-b")
+	rss := procStatusKB(w.pid(), "VmHWM")
+
+	drainRate := float64(pushes) / drain.Seconds()
+	ratio := "–"
+	if st.ceiling > 0 {
+		ratio = fmt.Sprintf("%.2f", drainRate/st.ceiling)
+	}
+	return []string{
+		strconv.Itoa(n), mix, lat.String(), ms(enqueue), ms(drain), fmt.Sprintf("**%.0f**", drainRate), ratio,
+		ms(t1.Sub(t0)), ms(last.Sub(t1)), fmt.Sprintf("**%s**", perSec(pushes, last.Sub(t0))),
+		strconv.Itoa(pushes - got), fmt.Sprintf("%.0f MB", float64(rss)/1024), fmt.Sprintf("%.0f B/task, %.0f B/member (%d tasks)", perTask, perMember, tasks),
+		fmt.Sprintf("%s / %s / %s / %s", pct(wc, drain), pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
+		cpuPerPush(wc, rc1-rc0, bc1-bc0, pushes),
+		redisUsec(cs0, cs1, pushes),
+	}
+}
+
+// waitPushes waits until the fakes have received total pushes, giving up after d or after 30 s without
+// progress.
+func (e *env) waitPushes(total int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	last, lastChange := e.pushes(), time.Now()
+	for {
+		n := e.pushes()
+		if n >= total {
+			return true
+		}
+		now := time.Now()
+		if n != last {
+			last, lastChange = n, now
+		}
+		if now.After(deadline) || now.Sub(lastChange) > 30*time.Second {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// received is, for one call, how many distinct device tokens the fakes delivered a push to, when the first
+// and the last arrived.
+func (e *env) received(cid string) (tokens int, last, first time.Time) {
+	seen := map[string]bool{}
+	see := func(tok string, at time.Time) {
+		seen[tok] = true
+		if at.After(last) {
+			last = at
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	for _, m := range e.fcm.Messages() {
+		if m.Data["call_cid"] == cid {
+			see(m.Token, m.At)
+		}
+	}
+	for _, n := range e.apns.Notifications() {
+		if s, _ := n.Payload["call_cid"].(string); s == cid {
+			see(n.Token, n.At)
+		}
+	}
+	return len(seen), last, first
+}
+
+// cpuPerPush is each process's CPU per push, and the pushes per second two cores could carry at that cost
+// with nothing else running: a figure that a shared machine's background load does not move much.
+func cpuPerPush(worker, redis, bench time.Duration, pushes int) string {
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(pushes) }
+	w, r, b := us(worker), us(redis), us(bench)
+	return fmt.Sprintf("%.0f / %.0f / %.0f → %.0f/s", w, r, b, 2e6/(w+r+b))
+}
+
+func redisUsec(before, after map[string]cmdStat, per int) string {
+	return topCommands(before, after, per, 3)
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+func perSec(n int, d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", float64(n)/d.Seconds())
+}
+
+// pct is CPU time over a wall time, as a share of one core.
+func pct(cpu, wall time.Duration) string {
+	if wall <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100*cpu.Seconds()/wall.Seconds())
+}

@@ -1,0 +1,412 @@
+// Command bench is ringer's whole-system load tool. It starts a private redis-server, the fake FCM and fake
+// APNs (tests/fakefcm, tests/fakeapns) with a chosen response latency, and the real `ringer api` and
+// `ringer worker` binaries, drives one scenario after another, and prints a table per scenario:
+//
+//	ceiling   a bare Asynq server with a no-op handler on the same Redis and concurrency: tasks per second
+//	fanout    notify N members: enqueue time, drain time, pushes per second, ratio to the ceiling, lost,
+//	          peak worker RSS, Redis memory per queued job
+//	ring      200 single-callee rings one after another, idle and while a 100,000-member notify drains
+//	stop      accept while a 20-device callee rings: accept answer to last stop push, rings after the answer
+//	api       get-or-create with ring, accept, and devices register under 200 concurrent clients
+//	scale     pushes per second against worker concurrency at 20 ms provider latency, connections opened
+//
+// Everything listens on 127.0.0.1 and every loop is bounded in count and time. BENCHMARKS.md at the module
+// root has the command lines and the numbers.
+//
+//	go run ./tests/bench                       # every scenario at full size (about 10 minutes on 2 cores)
+//	go run ./tests/bench -quick                # every scenario at a tiny size (what CI runs)
+//	go run ./tests/bench -scenarios fanout -n 100000 -latency 0,20ms -profile /tmp/prof
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is what the flags set.
+type config struct {
+	scenarios []string
+	binary    string // the ringer binary; built from ./cmd/ringer when empty
+
+	fanoutN     []int
+	latencies   []time.Duration
+	mixes       []string // "fcm": one FCM device per member; "mix": half FCM, half APNs
+	ceilingN    int
+	concurrency int // RINGER_NOTIFY_CONCURRENCY of the worker; 0 keeps ringer's default
+
+	rings       int
+	ringLoadN   int
+	stopIters   int
+	stopDevices int
+
+	apiClients  int
+	apiDuration time.Duration
+	apiMax      int
+
+	scaleN           int
+	scaleConcurrency []int
+	scaleLatency     time.Duration
+
+	splitNice int // ring scenario: separate ring and notify workers, the notify one at this niceness (0: one worker)
+
+	profileDir string
+	timeout    time.Duration // bound on one scenario's waits
+	out        io.Writer
+}
+
+func defaultConfig() *config {
+	return &config{
+		scenarios:        []string{"ceiling", "fanout", "ring", "stop", "api", "scale"},
+		fanoutN:          []int{1000, 10000, 100000},
+		latencies:        []time.Duration{0, 20 * time.Millisecond},
+		mixes:            []string{"fcm", "mix"},
+		ceilingN:         100000,
+		rings:            200,
+		ringLoadN:        100000,
+		stopIters:        100,
+		stopDevices:      20,
+		apiClients:       200,
+		apiDuration:      10 * time.Second,
+		apiMax:           300000,
+		scaleN:           20000,
+		scaleConcurrency: []int{1, 2, 4, 8, 16, 32, 64},
+		scaleLatency:     20 * time.Millisecond,
+		timeout:          5 * time.Minute,
+		out:              os.Stdout,
+	}
+}
+
+// quickConfig is every scenario at a tiny size: a smoke pass that keeps the tool from rotting.
+func quickConfig() *config {
+	c := defaultConfig()
+	c.fanoutN = []int{200}
+	c.latencies = []time.Duration{0}
+	c.mixes = []string{"mix"}
+	c.ceilingN = 1000
+	c.rings = 5
+	c.ringLoadN = 200
+	c.stopIters = 4
+	c.apiClients = 8
+	c.apiDuration = 500 * time.Millisecond
+	c.apiMax = 400
+	c.scaleN = 200
+	c.scaleConcurrency = []int{4}
+	c.timeout = 30 * time.Second
+	return c
+}
+
+func main() {
+	if os.Getenv(profileRoleEnv) != "" {
+		if err := runProfiled(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench "+os.Getenv(profileRoleEnv)+":", err)
+			os.Exit(1)
+		}
+		return
+	}
+	// An interrupted run stops what it started: ringer processes, redis-servers, fakes.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "bench: %s: stopping what it started\n", s)
+		closeAll()
+		os.Exit(1)
+	}()
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "every scenario at a tiny size (CI's pass); other flags still apply after it")
+	scen := fs.String("scenarios", "", "comma-separated scenarios: ceiling,fanout,ring,stop,api,scale (default all)")
+	bin := fs.String("binary", "", "ringer binary to run (default: go build ./cmd/ringer)")
+	ns := fs.String("n", "", "fan-out sizes, members including the caller (default 1000,10000,100000)")
+	lat := fs.String("latency", "", "fake provider latencies for fan-out (default 0,20ms)")
+	mix := fs.String("mix", "", "device mixes for fan-out: fcm (one FCM device each), mix (half FCM, half APNs)")
+	ceil := fs.Int("ceiling-n", 0, "tasks of the ceiling scenario (default 100000)")
+	conc := fs.Int("concurrency", 0, "RINGER_NOTIFY_CONCURRENCY of the worker in fanout/ring (default: ringer's)")
+	rings := fs.Int("rings", 0, "rings per phase of the ring scenario (default 200)")
+	ringLoad := fs.Int("ring-load-n", 0, "members of the notification draining under the rings (default 100000)")
+	stops := fs.Int("stop-iters", 0, "accepts of the stop scenario (default 100)")
+	apiC := fs.Int("api-clients", 0, "concurrent clients of the api scenario (default 200)")
+	apiD := fs.Duration("api-duration", 0, "duration of each api phase (default 10s)")
+	scaleN := fs.Int("scale-n", 0, "members of each scale run (default 20000)")
+	scaleC := fs.String("scale-concurrency", "", "worker notify concurrencies of the scale scenario (default 1,2,4,8,16,32,64)")
+	split := fs.Int("split-workers", 0, "ring scenario: a ring-only and a notify-only worker (RINGER_QUEUES, a prototype's), the notify one under nice N")
+	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
+	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	cfg := defaultConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	var err error
+	if *scen != "" {
+		cfg.scenarios = strings.Split(*scen, ",")
+		for _, s := range cfg.scenarios {
+			if scenarios[s] == nil {
+				return nil, fmt.Errorf("unknown scenario %q", s)
+			}
+		}
+	}
+	cfg.binary = *bin
+	if *ns != "" {
+		if cfg.fanoutN, err = ints(*ns); err != nil {
+			return nil, fmt.Errorf("-n: %w", err)
+		}
+	}
+	if *lat != "" {
+		cfg.latencies = nil
+		for _, s := range strings.Split(*lat, ",") {
+			if s == "0" {
+				s = "0s"
+			}
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return nil, fmt.Errorf("-latency: %w", err)
+			}
+			cfg.latencies = append(cfg.latencies, d)
+		}
+	}
+	if *mix != "" {
+		cfg.mixes = strings.Split(*mix, ",")
+	}
+	if *scaleC != "" {
+		if cfg.scaleConcurrency, err = ints(*scaleC); err != nil {
+			return nil, fmt.Errorf("-scale-concurrency: %w", err)
+		}
+	}
+	setIf := func(dst *int, v int) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setIf(&cfg.ceilingN, *ceil)
+	setIf(&cfg.concurrency, *conc)
+	setIf(&cfg.rings, *rings)
+	setIf(&cfg.ringLoadN, *ringLoad)
+	setIf(&cfg.stopIters, *stops)
+	setIf(&cfg.apiClients, *apiC)
+	setIf(&cfg.scaleN, *scaleN)
+	if *split < 0 || *split > 19 {
+		return nil, errors.New("-split-workers takes a niceness of 1 to 19")
+	}
+	cfg.splitNice = *split
+	if *apiD > 0 {
+		cfg.apiDuration = *apiD
+	}
+	if *timeout > 0 {
+		cfg.timeout = *timeout
+	}
+	if *prof != "" {
+		if cfg.profileDir, err = filepath.Abs(*prof); err != nil {
+			return nil, err
+		}
+	}
+	// Hard bounds, whatever the flags: the tool must stop by itself.
+	for _, n := range append(append([]int{}, cfg.fanoutN...), cfg.ceilingN, cfg.ringLoadN, cfg.scaleN) {
+		if n < 2 || n > 100_000 {
+			return nil, fmt.Errorf("member and task counts must be 2 to 100,000, got %d", n)
+		}
+	}
+	if cfg.rings > 10_000 || cfg.stopIters > 10_000 || cfg.apiClients > 1000 || cfg.apiDuration > 5*time.Minute {
+		return nil, errors.New("rings, stop iterations (≤ 10,000), api clients (≤ 1,000) or duration (≤ 5m) too large")
+	}
+	return cfg, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(f), "_", ""))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// table is one scenario's result.
+type table struct {
+	title  string
+	header []string
+	rows   [][]string
+	notes  []string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+func (t *table) note(format string, args ...any) {
+	t.notes = append(t.notes, fmt.Sprintf(format, args...))
+}
+
+// print writes the table as Markdown, ready to paste into BENCHMARKS.md.
+func (t *table) print(w io.Writer) {
+	fmt.Fprintf(w, "\n### %s\n\n", t.title)
+	fmt.Fprintf(w, "| %s |\n", strings.Join(t.header, " | "))
+	seps := make([]string, len(t.header))
+	for i := range seps {
+		seps[i] = "---"
+	}
+	fmt.Fprintf(w, "|%s|\n", strings.Join(seps, "|"))
+	for _, r := range t.rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+	}
+	if len(t.notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range t.notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
+}
+
+// state carries what one scenario tells a later one (the ceiling, for fan-out's ratio).
+type state struct {
+	ceiling float64 // tasks/s of the bare no-op Asynq server, 0 before the ceiling ran
+}
+
+type scenarioFunc func(cfg *config, st *state) (*table, error)
+
+var scenarios = map[string]scenarioFunc{
+	"ceiling": runCeiling,
+	"fanout":  runFanout,
+	"ring":    runRing,
+	"stop":    runStop,
+	"api":     runAPI,
+	"scale":   runScale,
+}
+
+func run(cfg *config) error {
+	if cfg.binary == "" {
+		bin, err := build()
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(filepath.Dir(bin))
+		cfg.binary = bin
+	}
+	host, _ := os.Hostname()
+	fmt.Fprintf(cfg.out, "# ringer bench — %s, %s, %d CPUs, %s, %s\n", time.Now().UTC().Format(time.RFC3339), host,
+		runtime.NumCPU(), runtime.Version(), cpuModel())
+	fmt.Fprintf(cfg.out, "# %s\n", redisVersion())
+	st := &state{}
+	var failed []string
+	for _, name := range cfg.scenarios {
+		start := time.Now()
+		fmt.Fprintf(os.Stderr, "bench: %s...\n", name)
+		m0, o0 := machineBusy(), ownCPU()
+		t, err := scenarios[name](cfg, st)
+		if t != nil {
+			wall := time.Since(start)
+			others := max(machineBusy()-m0-(ownCPU()-o0), 0)
+			t.note("Others' load: processes outside this run used %s of one core on average while it ran (load average %s).", pct(others, wall), loadAvg())
+			t.print(cfg.out)
+		}
+		if err != nil {
+			fmt.Fprintf(cfg.out, "\n**%s failed**: %v\n", name, err)
+			failed = append(failed, name)
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s took %s\n", name, time.Since(start).Round(time.Second))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("scenarios failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// guard runs body with a fresh tb, turning its Fatal into an error and running its cleanups.
+func guard(name string, body func(t *tb)) (err error) {
+	t := newTB(name)
+	defer t.close()
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatal)
+			if !ok {
+				panic(r)
+			}
+			err = errors.New(f.msg)
+		}
+	}()
+	body(t)
+	return nil
+}
+
+// build compiles ./cmd/ringer (without -race: this measures the real thing).
+func build() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "ringer-bench-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "ringer")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ringer")
+	cmd.Dir = strings.TrimSpace(string(out))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/ringer: %w\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// ownCPU is the CPU time of this process and of its children that have been waited for (every ringer and
+// redis-server a scenario started, once its cleanups ran).
+func ownCPU() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
+func redisVersion() string {
+	out, err := exec.Command("redis-server", "--version").Output()
+	if err != nil {
+		return "redis-server not found"
+	}
+	return strings.TrimSpace(string(out))
+}
