@@ -67,7 +67,7 @@ type config struct {
 
 func defaultConfig() *config {
 	return &config{
-		scenarios:        []string{"ceiling", "fanout", "ring", "stop", "api", "scale"},
+		scenarios:        []string{"ceiling", "fanout", "ring", "stop", "timeout", "api", "scale"},
 		fanoutN:          []int{1000, 10000, 100000},
 		latencies:        []time.Duration{0, 20 * time.Millisecond},
 		mixes:            []string{"fcm", "mix"},
@@ -137,7 +137,7 @@ func main() {
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "every scenario at a tiny size (CI's pass); other flags still apply after it")
-	scen := fs.String("scenarios", "", "comma-separated scenarios: ceiling,fanout,ring,stop,api,scale (default all)")
+	scen := fs.String("scenarios", "", "comma-separated scenarios: ceiling,fanout,ring,stop,timeout,api,scale (default all)")
 	bin := fs.String("binary", "", "ringer binary to run (default: go build ./cmd/ringer)")
 	ns := fs.String("n", "", "fan-out sizes, members including the caller (default 1000,10000,100000)")
 	lat := fs.String("latency", "", "fake provider latencies for fan-out (default 0,20ms)")
@@ -295,6 +295,7 @@ var scenarios = map[string]scenarioFunc{
 	"stop":    runStop,
 	"api":     runAPI,
 	"scale":   runScale,
+	"timeout": runTimeout,
 }
 
 func run(cfg *config) error {
