@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -202,7 +201,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 	if task.EnqueuedAt > 0 {
 		start = queue.FromUnixMs(task.EnqueuedAt)
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), pushes, start)
+	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), pushes, start, 1)
 }
 
 // HandleStop tells the devices that got a member's ring to stop: a silent stop push, or, for call.missed,
@@ -262,7 +261,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	ledger := queue.LedgerKey(cid, t.ResultWriter().TaskID())
-	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, pushes, time.Time{}) })
+	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, pushes, time.Time{}, 1) })
 }
 
 // waitForRingSend waits while a live worker holds the member's ring lease, so that the stop sees every device
@@ -348,7 +347,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}, logMember: true})
 		}
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), pushes, time.Time{})
+	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), pushes, time.Time{}, ledgerBatch)
 }
 
 // HandleTimeout settles a ring at its member or ring deadline.
@@ -380,9 +379,10 @@ type target struct {
 }
 
 // deliver sends each push whose device is not yet in the ledger, deliverParallel at a time, records
-// successes, prunes dead tokens, and turns the verdicts into the task's result: retry (after the longest
+// successes batch at a time (1 for rings and stops, whose every push must be on record at once), prunes dead
+// tokens, and turns the verdicts into the task's result: retry (after the longest
 // Retry-After), fail without retry for a rejected payload, or done.
-func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, pushes []target, ringStart time.Time) error {
+func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, pushes []target, ringStart time.Time, batch int) error {
 	if len(pushes) == 0 {
 		log.Info("no device to push to")
 		return nil
@@ -402,9 +402,21 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 		rejected   []string
 		recordErr  error
 		recorded   = len(done) > 0 // the ledger exists and has its time to live
+		unrecorded []string        // sent, not yet in the ledger: written ledgerBatch at a time
 		wg         sync.WaitGroup
 		slots      = make(chan struct{}, deliverParallel)
 	)
+	// flush writes the pushes sent so far to the ledger; the caller holds mu.
+	flush := func() {
+		if len(unrecorded) == 0 || recordErr != nil {
+			return
+		}
+		if err := w.record(ctx, ledger, unrecorded, !recorded); err != nil {
+			recordErr = err
+			return
+		}
+		recorded, unrecorded = true, unrecorded[:0]
+	}
 	for _, p := range pushes {
 		if sent[p.dev.ID] {
 			continue
@@ -428,21 +440,14 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 			}
 			sentAt := time.Now()
 			res := w.send(ctx, plog, p, ringStart)
-			if res.Verdict == providers.Sent {
-				mu.Lock()
-				first := !recorded
-				recorded = true
-				mu.Unlock()
-				if err := w.record(ctx, ledger, p.dev.ID, first); err != nil {
-					mu.Lock()
-					recordErr = cmp.Or(recordErr, err)
-					mu.Unlock()
-				}
-				return
-			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch res.Verdict {
+			case providers.Sent:
+				unrecorded = append(unrecorded, p.dev.ID)
+				if len(unrecorded) >= batch {
+					flush()
+				}
 			case providers.Retry:
 				retry = true
 				retryAfter = max(retryAfter, res.RetryAfter)
@@ -464,6 +469,9 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 		}()
 	}
 	wg.Wait()
+	mu.Lock()
+	flush()
+	mu.Unlock()
 	switch {
 	case recordErr != nil:
 		// The pushes went out; a retry may repeat only those whose record was lost (at least once).
@@ -476,16 +484,20 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 	return nil
 }
 
-// record adds token to the ledger once its push succeeded; the first record of a ledger gives it its time to
-// live. The push has left, so the record is retried through a short Redis outage rather than lost, which
-// would send the push again.
-func (w *Worker) record(ctx context.Context, ledger, token string, first bool) error {
+// record adds tokens whose pushes succeeded to the ledger; the first record of a ledger gives it its time to
+// live. The pushes have left, so the record is retried through a short Redis outage rather than lost, which
+// would send them again.
+func (w *Worker) record(ctx context.Context, ledger string, tokens []string, first bool) error {
 	ctx = context.WithoutCancel(ctx)
+	members := make([]any, len(tokens))
+	for i, t := range tokens {
+		members[i] = t
+	}
 	var err error
 	wait := 50 * time.Millisecond
 	for deadline := time.Now().Add(recordPatience); ; {
 		pipe := w.cfg.Redis.Pipeline()
-		pipe.SAdd(ctx, ledger, token)
+		pipe.SAdd(ctx, ledger, members...)
 		if first {
 			pipe.Expire(ctx, ledger, ledgerTTL)
 		}

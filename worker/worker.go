@@ -83,6 +83,10 @@ const (
 	ringSendWait = 2 * time.Second
 	// recordPatience is how long a sent push's ledger record is retried while Redis is away.
 	recordPatience = 20 * time.Second
+	// ledgerBatch is how many sent notification pushes are written to the ledger at once. A crash may repeat up
+	// to that many pushes of one batch task (at least once, never lost); one write a push cost a Redis round
+	// trip each. Rings and stops record each push at once.
+	ledgerBatch = 32
 	// deliverParallel bounds the pushes one task has in flight at once.
 	deliverParallel = 32
 	// sendTimeout bounds one push, the SDK's own retries included, so a provider that never answers holds no
