@@ -71,7 +71,7 @@ type Config struct {
 // Defaults for Config's zero values.
 const (
 	DefaultRingConcurrency      = 100
-	DefaultNotifyConcurrency    = 32
+	DefaultNotifyConcurrency    = 16
 	DefaultRingPollInterval     = 2 * time.Millisecond
 	DefaultDelayedCheckInterval = 50 * time.Millisecond
 	DefaultShutdownTimeout      = 25 * time.Second
