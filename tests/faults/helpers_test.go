@@ -78,21 +78,12 @@ func users(prefix string, n int) []string {
 	return out
 }
 
-// memberList is a get-or-create members list.
-func memberList(ids ...string) []map[string]any {
-	out := make([]map[string]any, len(ids))
-	for i, u := range ids {
-		out[i] = map[string]any{"user_id": u}
-	}
-	return out
-}
-
 // ringBody is a get-or-create body that rings callees for autoMs (both ring timeouts), alice calling.
 func ringBody(autoMs int, callees ...string) map[string]any {
 	return map[string]any{
 		"ring": true,
 		"data": map[string]any{
-			"members": memberList(append([]string{"alice"}, callees...)...),
+			"members": harness.MemberList(append([]string{"alice"}, callees...)...),
 			"settings_override": map[string]any{"ring": map[string]any{
 				"auto_cancel_timeout_ms": autoMs, "incoming_call_timeout_ms": autoMs}},
 		},
@@ -101,7 +92,7 @@ func ringBody(autoMs int, callees ...string) map[string]any {
 
 // notifyBody is a get-or-create body that notifies callees, alice calling.
 func notifyBody(callees ...string) map[string]any {
-	return map[string]any{"notify": true, "data": map[string]any{"members": memberList(append([]string{"alice"}, callees...)...)}}
+	return map[string]any{"notify": true, "data": map[string]any{"members": harness.MemberList(append([]string{"alice"}, callees...)...)}}
 }
 
 // registerFCM gives each user one FCM token, "<user>-android", straight into the registry on e's Redis: a

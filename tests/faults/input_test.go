@@ -21,7 +21,7 @@ func TestDeeplyNestedJSONIsRefusedWith400(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
 	alice := e.Token("alice")
-	e.MustCall(201, "POST", "/v1/call/default/nest", alice, map[string]any{"data": map[string]any{"members": memberList("alice", "bob")}})
+	e.MustCall(201, "POST", "/v1/call/default/nest", alice, map[string]any{"data": map[string]any{"members": harness.MemberList("alice", "bob")}})
 	arrays := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	objects := func(n int) string { return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) }
 	type req struct{ name, path, body string }

@@ -438,3 +438,12 @@ func APNsToken(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return hex.EncodeToString(sum[:])
 }
+
+// MemberList is the members list of a get-or-create body: one {"user_id": id} per id.
+func MemberList(ids ...string) []map[string]any {
+	out := make([]map[string]any, len(ids))
+	for i, u := range ids {
+		out[i] = map[string]any{"user_id": u}
+	}
+	return out
+}

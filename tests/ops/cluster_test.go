@@ -230,7 +230,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 
 	// Notify: one regular push.
 	e.Device("gina", "gina-android", "firebase", false)
-	e.MustCall(201, "POST", "/v1/call/default/cl-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": memberList("gina")}})
+	e.MustCall(201, "POST", "/v1/call/default/cl-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": harness.MemberList("gina")}})
 	c.fcm("gina-android", "call.notification")
 
 	// The dashboard and the queue metrics read the cluster too.

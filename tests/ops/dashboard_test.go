@@ -93,11 +93,11 @@ func TestDashboardNeedsItsLoginAndListsTheQueuesDuringAFanOut(t *testing.T) {
 	e.FCM.SetLatency(150 * time.Millisecond)
 	alice := e.Token("alice")
 	e.MustCall(201, "POST", "/v1/call/default/fanout-ring", alice, map[string]any{
-		"ring": true, "data": map[string]any{"members": memberList(users...),
+		"ring": true, "data": map[string]any{"members": harness.MemberList(users...),
 			"settings_override": map[string]any{"ring": map[string]any{"auto_cancel_timeout_ms": 120000, "incoming_call_timeout_ms": 120000}}},
 	})
 	e.MustCall(201, "POST", "/v1/call/default/fanout-notify", alice, map[string]any{
-		"notify": true, "data": map[string]any{"members": memberList(users...)},
+		"notify": true, "data": map[string]any{"members": harness.MemberList(users...)},
 	})
 
 	// While it runs, both queues are listed with work in them.

@@ -54,7 +54,7 @@ func checkDeltas(t *testing.T, e *harness.Env, before metrics, what string, ds .
 }
 
 func ringBody(callees []string, autoMs int) map[string]any {
-	data := map[string]any{"members": memberList(callees...)}
+	data := map[string]any{"members": harness.MemberList(callees...)}
 	if autoMs > 0 {
 		data["settings_override"] = map[string]any{"ring": map[string]any{"auto_cancel_timeout_ms": autoMs, "incoming_call_timeout_ms": autoMs}}
 	}
@@ -157,7 +157,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// A notification: its own push type.
-	e.MustCall(201, "POST", "/v1/call/default/m-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": memberList("bob")}})
+	e.MustCall(201, "POST", "/v1/call/default/m-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": harness.MemberList("bob")}})
 	e.WaitFCM("bob-android", 3)
 	after := checkDeltas(t, e, before, "notify",
 		delta{"ringer_pushes_total", []string{"provider", "firebase", "type", "call.notification", "outcome", "sent"}, 1},

@@ -262,15 +262,6 @@ func members(prefix string, n int) []string {
 	return out
 }
 
-// memberList is a get-or-create members list.
-func memberList(users ...string) []map[string]any {
-	out := make([]map[string]any, len(users))
-	for i, u := range users {
-		out[i] = map[string]any{"user_id": u}
-	}
-	return out
-}
-
 // registerAndroid gives every user one FCM device, token "<user>-android", through the API as the backend.
 func registerAndroid(t *testing.T, e *harness.Env, users ...string) {
 	t.Helper()

@@ -48,11 +48,11 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	alice := api1.Token("alice")
 	// The default ring time (30 s): every ring push must arrive within it, the dead worker's included.
 	ring := api1.MustCall(201, "POST", "/v1/call/default/scale-ring", alice, map[string]any{
-		"ring": true, "data": map[string]any{"members": memberList(users...)},
+		"ring": true, "data": map[string]any{"members": harness.MemberList(users...)},
 	})
 	ringID, _ := ring.Body["call"].(map[string]any)["ring_id"].(string)
 	api2.MustCall(201, "POST", "/v1/call/default/scale-notify", api2.Token("bob"), map[string]any{
-		"notify": true, "data": map[string]any{"members": memberList(users...)},
+		"notify": true, "data": map[string]any{"members": harness.MemberList(users...)},
 	})
 
 	if evs, ok := onAPI2.Until("call.ring", 20*time.Second); !ok {
