@@ -80,6 +80,29 @@ func New(cfg Config) (http.Handler, error) {
 	case cfg.Devices == nil:
 		return nil, errors.New("api: no device registry")
 	}
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s.handler(), nil
+}
+
+// Ops returns a handler of the operations endpoints alone (/healthz, /readyz, /metrics, /asynq/), answered as
+// the API answers them, for a process that serves no API: a worker, the dashboard. Only Ready, Metrics,
+// Dashboard, Registerer, Logger and RequestTimeout of cfg are used.
+func Ops(cfg Config) (http.Handler, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.opsRoutes()
+	s.mux.HandleFunc("/", s.notFound)
+	return s.handler(), nil
+}
+
+// newServer fills cfg's defaults.
+func newServer(cfg Config) (*server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -100,14 +123,16 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		s.metrics = m
 	}
-	s.routes()
-	// Outermost first: the log sees the status recover wrote, and recover guards everything inside.
-	return s.logRequests(s.recoverPanics(s.mux)), nil
+	return s, nil
 }
 
-func (s *server) routes() {
+// handler wraps the routes. Outermost first: the log sees the status recover wrote, and recover guards
+// everything inside.
+func (s *server) handler() http.Handler { return s.logRequests(s.recoverPanics(s.mux)) }
+
+// opsRoutes are the operations endpoints, no JWT.
+func (s *server) opsRoutes() {
 	m := s.mux
-	// Operations, no JWT.
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.timeout(s.readyz))
 	m.Handle("GET /metrics", s.cfg.Metrics)
@@ -115,6 +140,11 @@ func (s *server) routes() {
 		m.Handle("/asynq/", s.cfg.Dashboard)
 		m.Handle("/asynq", http.RedirectHandler("/asynq/", http.StatusMovedPermanently))
 	}
+}
+
+func (s *server) routes() {
+	m := s.mux
+	s.opsRoutes()
 	if s.cfg.Demo != nil {
 		m.Handle("GET /{$}", s.cfg.Demo)
 		m.Handle("/demo/", s.cfg.Demo)

@@ -164,7 +164,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return err
 		}
 	} else {
-		handler = opsHandler(ready, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), dash)
+		handler, err = api.Ops(api.Config{
+			Ready: ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Dashboard: dash, Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -224,24 +229,6 @@ func readiness(rdb redis.UniversalClient, cfg config, fcmS, apnsS sender) func(c
 		}
 		return nil
 	}
-}
-
-// opsHandler serves the operations endpoints of a process that runs no API.
-func opsHandler(ready func(context.Context) error, metrics, dash http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", metrics)
-	if dash != nil {
-		mux.Handle("/asynq/", dash)
-	}
-	return mux
 }
 
 // basicAuth guards the dashboard, which has no auth of its own.
