@@ -91,7 +91,7 @@ type Env struct {
 type Process struct {
 	Cmd  *exec.Cmd
 	Addr string
-	logs *lockedBuffer
+	logs *LockedBuffer
 	done chan struct{}
 }
 
@@ -153,7 +153,7 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p := &Process{Cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Process{Cmd: cmd, logs: &LockedBuffer{}, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start ringer %s: %v", command, err)
 	}
@@ -234,18 +234,19 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for a process writing its logs while a test reads them.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
