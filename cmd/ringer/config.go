@@ -42,6 +42,10 @@ type config struct {
 	// Queues are the queues a worker serves: ring (rings and stops) and notify. Separate processes for each
 	// keep a notification backlog from competing with rings for CPU.
 	ServeRing, ServeNotify bool
+	// NotifyInline keeps a two-queue worker's notify server in its own process instead of a child process at
+	// NotifyNice (RINGER_NOTIFY_PROCESS=inline); see notifychild.go for why the child is the default.
+	NotifyInline bool
+	NotifyNice   int
 }
 
 // loadConfig reads the environment; every missing or malformed value is named in the error.
@@ -134,6 +138,21 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 			}
 		}
 	}
+	switch v := or(getenv("RINGER_NOTIFY_PROCESS"), "child"); v {
+	case "child":
+	case "inline":
+		c.NotifyInline = true
+	default:
+		errs = append(errs, fmt.Errorf("RINGER_NOTIFY_PROCESS %q is neither child nor inline", v))
+	}
+	c.NotifyNice = 10
+	if v := getenv("RINGER_NOTIFY_NICE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 19 {
+			errs = append(errs, fmt.Errorf("RINGER_NOTIFY_NICE %q is not a niceness from 0 to 19", v))
+		}
+		c.NotifyNice = n
+	}
 	var err error
 	if c.ShutdownTimeout, err = durationEnv(getenv, "RINGER_SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
 		errs = append(errs, err)
@@ -149,6 +168,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	return c, errors.Join(errs...)
 }
+
+// notifyChild says whether a worker runs its notify server in a child process.
+func (c config) notifyChild() bool { return c.ServeRing && c.ServeNotify && !c.NotifyInline }
 
 func (c config) fcmConfigured() bool  { return c.FCMCredentialsFile != "" }
 func (c config) apnsConfigured() bool { return c.APNsKeyFile != "" }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -29,8 +30,9 @@ import (
 	"github.com/ringer-dev/ringer/worker"
 )
 
-// roles says which parts a process runs.
-type roles struct{ api, worker, dashboard bool }
+// roles says which parts a process runs. child is the notify worker a two-queue worker runs beside itself
+// (notifychild.go).
+type roles struct{ api, worker, dashboard, child bool }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
 	if format == "text" {
@@ -47,7 +49,11 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 	if cfg.RedisURL == "" && len(cfg.RedisClusterAddrs) == 0 {
 		return errors.New("REDIS_URL is not set (or REDIS_CLUSTER_ADDRS for a cluster); `ringer dev` starts its own Redis")
 	}
-	return serve(ctx, cfg, newLogger(cfg.LogFormat, stderr), r, &hooks{demo: getenv("RINGER_DEMO") == "1"})
+	log := newLogger(cfg.LogFormat, stderr)
+	if r.child {
+		log = log.With("process", "notify-child")
+	}
+	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr})
 }
 
 // sender is a provider as main wires it: it sends, and it can say whether its credentials work.
@@ -86,11 +92,19 @@ type hooks struct {
 	listening func(addr string)
 	// demo serves the demo page (web) at / and /demo/: `ringer dev`, or RINGER_DEMO=1.
 	demo bool
+	// stderr takes the notify child's logs; childEnv is set in its environment on top of this process's.
+	stderr   io.Writer
+	childEnv []string
 }
 
 // serve runs the roles until ctx ends, then drains: the API stops taking requests and finishes those in
 // flight, the worker finishes or hands back its tasks.
 func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
+	if r.child {
+		var stop context.CancelFunc
+		ctx, stop = childSide{}.watchParent(ctx)
+		defer stop()
+	}
 	rdb, err := cfg.redisClient()
 	if err != nil {
 		return err
@@ -103,10 +117,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	cancel()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The child's series carry a label, so the parent can serve them beside its own.
+	var registerer prometheus.Registerer = reg
+	if r.child {
+		registerer = prometheus.WrapRegistererWith(prometheus.Labels{childMetricLabel: "notify"}, reg)
+	}
+	registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	q := queue.NewClient(rdb)
 	store := calls.New(rdb, q, log)
-	store.SetMetrics(calls.NewMetrics(reg))
+	store.SetMetrics(calls.NewMetrics(registerer))
 	devs := devices.New(rdb)
 
 	fcmS, apnsS, err := senders(ctx, cfg, log)
@@ -120,6 +139,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return err
 		}
 	}
+	var gather prometheus.Gatherer = reg
+	var child *notifyChild
+	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
+	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
+		if child, err = newNotifyChild(append(os.Environ(), h.childEnv...), cfg.NotifyNice, h.stderr, log); err != nil {
+			return err
+		}
+		gather = prometheus.Gatherers{reg, child}
+		ownReady := ready
+		ready = func(ctx context.Context) error {
+			if err := ownReady(ctx); err != nil {
+				return err
+			}
+			return child.ready(ctx)
+		}
+	}
+	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 
 	var w *worker.Worker
 	if r.worker {
@@ -129,12 +165,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		}
 		w = worker.New(worker.Config{
 			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store, Queue: q,
-			Metrics: worker.NewMetrics(reg), Logger: log,
+			Metrics: worker.NewMetrics(registerer), Logger: log,
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify,
+			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
 		})
-		reg.MustRegister(worker.NewQueueCollector(rdb))
+		if !r.child { // the parent reports the queues once
+			reg.MustRegister(worker.NewQueueCollector(rdb))
+		}
 		if err := w.Start(); err != nil {
 			return err
 		}
@@ -158,17 +196,30 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	if r.api {
 		handler, err = api.New(api.Config{
 			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Ready: ready,
-			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Dashboard: dash, Demo: demo, Registerer: reg, Logger: log,
+			Metrics: metrics, Dashboard: dash, Demo: demo, Registerer: registerer, Logger: log,
 		})
 		if err != nil {
 			return err
 		}
 	} else {
 		handler, err = api.Ops(api.Config{
-			Ready: ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Dashboard: dash, Registerer: reg, Logger: log,
+			Ready: ready, Metrics: metrics, Dashboard: dash, Registerer: registerer, Logger: log,
 		})
 		if err != nil {
 			return err
+		}
+	}
+
+	// The child starts before this process listens, so /readyz is true from the first request on. It drains
+	// alongside this process's worker: SIGTERM reaches it when ctx ends.
+	stopChild := func() {}
+	if child != nil {
+		childCtx, cancelChild := context.WithCancel(ctx)
+		go child.run(childCtx, cfg.ShutdownTimeout+5*time.Second)
+		stopChild = func() { cancelChild(); child.wait() }
+		defer stopChild()
+		if err := child.waitStarted(ctx, 30*time.Second); err != nil {
+			log.Error("notify worker process not up yet; notifications wait in their queue until it is", "err", err)
 		}
 	}
 
@@ -182,7 +233,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "api", r.api, "worker", r.worker, "dashboard", dash != nil)
+	if r.child {
+		// Not "listening": tools that start ringer take the first such line as the address of what they started.
+		log.Info("notify child listening", "addr", ln.Addr().String())
+		if err := (childSide{}).reportAddr(ln.Addr().String()); err != nil {
+			log.Error("could not tell the parent worker where this process listens", "err", err)
+		}
+	} else {
+		log.Info("listening", "addr", ln.Addr().String(), "api", r.api, "worker", r.worker, "dashboard", dash != nil)
+	}
 	if h != nil && h.listening != nil {
 		h.listening(ln.Addr().String())
 	}
@@ -205,6 +264,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	if w != nil {
 		w.Shutdown()
 	}
+	stopChild()
 	log.Info("stopped")
 	return nil
 }

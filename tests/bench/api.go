@@ -175,7 +175,7 @@ func runScale(cfg *config, st *state) (*table, error) {
 				tb.Fatalf("concurrency %d: %d of %d pushes", c, e.pushes()-before, pushes)
 			}
 			_, last, _ := e.received("bench:" + cid)
-			rss := procStatusKB(w.pid(), "VmHWM")
+			rss := familyStatusKB(w.pid(), "VmHWM")
 			w.stop(10 * time.Second)
 			drain := last.Sub(ws)
 			rate := float64(pushes) / drain.Seconds()

@@ -210,7 +210,8 @@ func (e *env) startRinger(command string, extra ...string) *proc {
 		cmd = exec.Command(e.cfg.binary, command)
 	}
 	cmd.Env = append(append(append(os.Environ(), e.vars...), "RINGER_ADDR=127.0.0.1:0"), extra...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed bench
+	// Never outlive a killed bench; a process group, so a kill takes a worker's notify child along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	logPath := filepath.Join(e.dir, fmt.Sprintf("ringer-%s-%d.log", command, len(e.procs)))
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -294,7 +295,7 @@ func (p *proc) stop(d time.Duration) {
 	select {
 	case <-p.done:
 	case <-time.After(d):
-		_ = p.cmd.Process.Kill()
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
 	_ = p.cmd.Wait()
@@ -324,6 +325,40 @@ func procStatusKB(pid int, field string) int64 {
 		}
 	}
 	return -1
+}
+
+// family is pid and its descendants: a worker that serves both queues runs its notify server in a child
+// process, and its CPU and memory are the two together.
+func family(pid int) []int {
+	out := []int{pid}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, family(c)...)
+			}
+		}
+	}
+	return out
+}
+
+// familyStatusKB sums procStatusKB over pid's family (for VmHWM: each process's peak, an upper bound).
+func familyStatusKB(pid int, field string) int64 {
+	var sum int64
+	for _, p := range family(pid) {
+		sum += max(procStatusKB(p, field), 0)
+	}
+	return sum
+}
+
+// familyCPU sums cpuTime over pid's family.
+func familyCPU(pid int) time.Duration {
+	var sum time.Duration
+	for _, p := range family(pid) {
+		sum += cpuTime(p)
+	}
+	return sum
 }
 
 // cpuTime is a process's user+system CPU time so far (/proc/<pid>/stat, fields 14 and 15).

@@ -254,7 +254,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 	if !e.waitPushes(before+pushes, cfg.timeout) {
 		t.Fatalf("drain: %d of %d pushes within %s", e.pushes()-before, pushes, cfg.timeout)
 	}
-	wc, rc1, bc1, mc1 := cpuTime(w.pid()), cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	wc, rc1, bc1, mc1 := familyCPU(w.pid()), cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
 	cs1 := e.commandStats()
 	others := max(mc1-mc0-wc-(rc1-rc0)-(bc1-bc0), 0)
 	_, drainEnd, _ := e.received("bench:fan-a")
@@ -268,7 +268,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 	e.waitPushes(before+pushes, cfg.timeout)
 	e.quiet(cfg.timeout)
 	got, last, _ := e.received("bench:fan-b")
-	rss := procStatusKB(w.pid(), "VmHWM")
+	rss := familyStatusKB(w.pid(), "VmHWM")
 
 	drainRate := float64(pushes) / drain.Seconds()
 	ratio := "–"

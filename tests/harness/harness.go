@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,6 +150,9 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 	e.t.Helper()
 	cmd := exec.Command(Binary(e.t), command)
 	cmd.Env = append(append(append(os.Environ(), e.Env...), "RINGER_ADDR=127.0.0.1:0"), extraEnv...)
+	// Its own process group: Kill takes a worker's notify child process with it, as a crash of its machine
+	// or container would.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		e.t.Fatal(err)
@@ -162,6 +166,7 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 		defer close(p.done)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		listening := false
 		for sc.Scan() {
 			line := sc.Bytes()
 			p.logs.Write(append(line, '\n'))
@@ -169,7 +174,9 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+			// The first "listening" is the process's own; a worker's notify child logs its own later.
+			if !listening && json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+				listening = true
 				addr <- rec.Addr
 			}
 		}
@@ -205,10 +212,10 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 	return p
 }
 
-// Kill stops the process at once (SIGKILL) and waits for it.
+// Kill stops the process and its children at once (SIGKILL to its process group) and waits for it.
 func (p *Process) Kill() {
 	if p.Cmd.ProcessState == nil {
-		_ = p.Cmd.Process.Kill()
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		_ = p.Cmd.Wait()
 	}

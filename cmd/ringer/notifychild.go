@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// A worker that serves both queues runs its notify server in a child process at a lower CPU priority
+// (RINGER_NOTIFY_PROCESS, RINGER_NOTIFY_NICE). Go has no goroutine priorities: in one process a notification
+// backlog keeps every core busy and a ring's wake-ups queue behind it, which made rings and timeouts late by
+// seconds under a 100,000-member drain (BENCHMARKS.md). The kernel's scheduler does have priorities, so the
+// notification work goes where they apply. The parent supervises the child: it restarts it when it dies,
+// stops it on shutdown, serves its metrics on its own /metrics, and is not ready while it is down.
+
+// notifyChildCommand is the hidden subcommand the parent runs: `ringer worker` with RINGER_QUEUES=notify, plus
+// the child's side of the protocol (report its address on fd 3, stop when stdin closes, label its metrics).
+const notifyChildCommand = "notify-child"
+
+// childMetricLabel marks the child's series on the parent's /metrics, so they never collide with the
+// parent's own (the Go runtime's, the process's).
+const childMetricLabel = "worker_process"
+
+// notifyChild supervises the notify child process.
+type notifyChild struct {
+	exe    string
+	env    []string
+	nice   int
+	stderr io.Writer
+	log    *slog.Logger
+	http   *http.Client
+
+	mu          sync.Mutex
+	addr        string        // the running child's ops address; "" while it is down
+	started     chan struct{} // closed when a child first listens
+	startedOnce sync.Once
+	done        chan struct{}
+}
+
+func newNotifyChild(env []string, nice int, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("notify child: find ringer's own binary: %w", err)
+	}
+	return &notifyChild{
+		exe: exe, nice: nice, stderr: stderr, log: log.With("process", "notify-child"),
+		env:  append(env, "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
+		http: &http.Client{Timeout: 5 * time.Second}, started: make(chan struct{}), done: make(chan struct{}),
+	}, nil
+}
+
+// run keeps a child running until ctx ends, then stops it with SIGTERM (it drains for its own
+// RINGER_SHUTDOWN_TIMEOUT) and kills it if it has not exited after grace.
+func (c *notifyChild) run(ctx context.Context, grace time.Duration) {
+	defer close(c.done)
+	backoff := 500 * time.Millisecond
+	for {
+		started := time.Now()
+		err := c.runOnce(ctx, grace)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		c.log.Error("notify worker process exited; restarting it", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// waitStarted waits until the first child listens, at most d.
+func (c *notifyChild) waitStarted(ctx context.Context, d time.Duration) error {
+	select {
+	case <-c.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return fmt.Errorf("no notify worker process listening after %s", d)
+	}
+}
+
+// wait blocks until run has returned.
+func (c *notifyChild) wait() { <-c.done }
+
+func (c *notifyChild) runOnce(ctx context.Context, grace time.Duration) error {
+	report, reportW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("address pipe: %w", err)
+	}
+	defer report.Close()
+	// The child reads stdin until it closes: when this process dies, even by SIGKILL, the kernel closes the
+	// write end and the child drains and exits instead of running unsupervised.
+	lifeline, lifelineW, err := os.Pipe()
+	if err != nil {
+		reportW.Close()
+		return fmt.Errorf("lifeline pipe: %w", err)
+	}
+	defer lifelineW.Close()
+	cmd := exec.Command(c.exe, notifyChildCommand)
+	cmd.Env = c.env
+	cmd.Stdin = lifeline
+	cmd.Stderr = c.stderr
+	cmd.ExtraFiles = []*os.File{reportW}
+	err = startNiced(cmd, c.nice)
+	reportW.Close()
+	lifeline.Close()
+	if err != nil {
+		return fmt.Errorf("start %s %s: %w", c.exe, notifyChildCommand, err)
+	}
+	c.log.Info("notify worker process started", "pid", cmd.Process.Pid, "nice", c.nice)
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(report).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+	}()
+	select {
+	case a := <-addr:
+		if a != "" {
+			c.mu.Lock()
+			c.addr = a
+			c.mu.Unlock()
+			c.startedOnce.Do(func() { close(c.started) })
+		}
+	case err := <-exited:
+		return fmt.Errorf("exited before it listened: %w", err)
+	case <-ctx.Done():
+	}
+	defer func() {
+		c.mu.Lock()
+		c.addr = ""
+		c.mu.Unlock()
+	}()
+
+	select {
+	case err := <-exited:
+		return fmt.Errorf("pid %d: %w", cmd.Process.Pid, errOrExit(err))
+	case <-ctx.Done():
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		c.log.Warn("notify worker process did not stop in time; killing it", "pid", cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	return nil
+}
+
+func errOrExit(err error) error {
+	if err == nil {
+		return errors.New("exited")
+	}
+	return err
+}
+
+// ready reports whether the child is up and answers its own /readyz.
+func (c *notifyChild) ready(ctx context.Context) error {
+	addr := c.current()
+	if addr == "" {
+		return errors.New("notify worker process is not running")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("notify worker process: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return fmt.Errorf("notify worker process not ready: %s", strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func (c *notifyChild) current() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addr
+}
+
+// Gather makes the child's series part of the parent's /metrics (prometheus.Gatherer). A child that is down
+// or restarting contributes nothing and an error, which the handler logs.
+func (c *notifyChild) Gather() ([]*dto.MetricFamily, error) {
+	addr := c.current()
+	if addr == "" {
+		return nil, errors.New("notify worker process is not running")
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeProtoDelim)))
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("notify worker process metrics: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("notify worker process metrics: %s", res.Status)
+	}
+	dec := expfmt.NewDecoder(res.Body, expfmt.ResponseFormat(res.Header))
+	var out []*dto.MetricFamily
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return out, fmt.Errorf("notify worker process metrics: %w", err)
+		}
+		out = append(out, mf)
+	}
+}
+
+var _ prometheus.Gatherer = (*notifyChild)(nil)
+
+// childSide is the child's half: it tells the parent where it listens and stops when the parent goes.
+type childSide struct{}
+
+// reportAddr writes the child's ops address to fd 3, which the parent reads.
+func (childSide) reportAddr(addr string) error {
+	f := os.NewFile(3, "parent")
+	if f == nil {
+		return errors.New("notify child: no fd 3 to report on; this command is run by `ringer worker`")
+	}
+	defer f.Close()
+	_, err := fmt.Fprintln(f, addr)
+	return err
+}
+
+// watchParent returns a context that ends with ctx or when stdin closes (the parent is gone).
+func (childSide) watchParent(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	return ctx, cancel
+}
