@@ -8,22 +8,26 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ringer-dev/ringer/queue"
 )
 
 type evt struct{ typ, user string }
 
-// finish reads the call back after a transition and carries out what the transition owes: ring pushes and
-// their timeouts, stop and missed-call pushes, events. The transition has already happened; an error here
-// is returned so the client can retry, and the deterministic task ids keep a retried effect single.
-func (s *Store) finish(ctx context.Context, cid string, a Actor, out outcome) (State, error) {
-	snap, err := s.read(ctx, cid)
-	if err != nil {
-		return State{}, err
-	}
+// finish carries out what a transition owes, given its outcome and the call as its script left it: ring
+// pushes and their timeouts, stop and missed-call pushes, events, and the call lists of members it added
+// (index). The transition has already happened; an error here is returned so the client can retry, and the
+// deterministic task ids keep a retried effect single.
+func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) (State, error) {
+	cid := snap.Call.CID
 	info := callInfo(snap.Call, snap.ringCaller, snap.ringCallerName)
 	if err := s.enqueueEffects(ctx, cid, info, snap, out); err != nil {
 		s.log.Error("call effects not enqueued", "cid", cid, "ring_id", out.RingID, "err", err)
+		// The call lists are written all the same: a retry finds the call made and would not write them.
+		if ierr := s.publish(ctx, snap.State, nil, index); ierr != nil {
+			s.log.Error("call lists not written", "cid", cid, "err", ierr)
+		}
 		return snap.State, fmt.Errorf("call %s: effects: %w", cid, err)
 	}
 	s.waitForRingSends(ctx, cid, out.StopRingID, append(slices.Clone([]string(out.StopMembers)), out.Missed...))
@@ -38,7 +42,9 @@ func (s *Store) finish(ctx context.Context, cid string, a Actor, out outcome) (S
 		}
 		evs[i] = evt{typ: t, user: u}
 	}
-	s.publish(ctx, snap.State, evs)
+	if err := s.publish(ctx, snap.State, evs, index); err != nil {
+		return snap.State, err
+	}
 	return snap.State, nil
 }
 
@@ -98,33 +104,59 @@ func (s *Store) enqueueEffects(ctx context.Context, cid string, info queue.CallI
 		return nil
 	}
 	members := make([]queue.RingMember, len(out.RungMembers))
-	deadlines := map[int64]bool{}
+	// Members rung by one script share its now, so their deadlines take at most two values (now plus the
+	// incoming timeout, or the ring's end).
+	var deadlines []int64
 	for i, m := range out.RungMembers {
 		d := int64(out.RungDeadlines[i])
 		members[i] = queue.RingMember{UserID: m, EndsAt: time.UnixMilli(d)}
-		deadlines[d] = true
-	}
-	if err := s.queue.EnqueueRing(ctx, info, out.RingID, members); err != nil {
-		return err
-	}
-	for d := range deadlines {
-		if err := s.queue.ScheduleTimeout(ctx, cid, out.RingID, time.UnixMilli(d), d == snap.ringEndsAt); err != nil {
-			return err
+		if !slices.Contains(deadlines, d) {
+			deadlines = append(deadlines, d)
 		}
 	}
-	return nil
+	// The ring tasks, the watchdog and the timeouts are independent Asynq enqueues (Asynq has no batch
+	// enqueue): issued together rather than one after another, they share a pipelined round trip (see
+	// queue.NewClient) instead of taking one each.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.queue.EnqueueRing(gctx, info, out.RingID, members) })
+	for _, d := range deadlines {
+		g.Go(func() error {
+			return s.queue.ScheduleTimeout(gctx, cid, out.RingID, time.UnixMilli(d), d == snap.ringEndsAt)
+		})
+	}
+	return g.Wait()
 }
 
-// publish sends each event to every member's channel. Events are best effort (SSE clients re-read the call
-// on reconnect); a failure is logged, never returned.
-func (s *Store) publish(ctx context.Context, st State, evs []evt) {
-	if len(evs) == 0 {
-		return
+// eventWire is Event with its call already encoded; it encodes to the same JSON.
+type eventWire struct {
+	Type      string          `json:"type"`
+	CallCID   string          `json:"call_cid"`
+	Call      json.RawMessage `json:"call"`
+	User      UserRef         `json:"user"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// publish sends each event to every member's channel, and writes index (may be nil) into its members' call
+// lists, in one round trip. Events are best effort (SSE clients re-read the call on reconnect): a failure to
+// publish is logged; a failure to write the call lists is returned.
+func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberIndex) error {
+	if len(evs) == 0 && (index == nil || len(index.users) == 0) {
+		return nil
 	}
 	now := s.now().UTC()
 	pipe := s.rdb.Pipeline()
+	indexCmds := index.queue(ctx, pipe, st.Call.CID)
+	var call json.RawMessage
+	if len(evs) > 0 {
+		// Every event of a transition carries the same call: encoded once, not once per event.
+		var err error
+		if call, err = json.Marshal(st.Call); err != nil {
+			s.log.Error("events not encoded", "cid", st.Call.CID, "err", err)
+			evs = nil
+		}
+	}
 	for _, e := range evs {
-		b, err := json.Marshal(Event{Type: e.typ, CallCID: st.Call.CID, Call: st.Call, User: UserRef{ID: e.user}, CreatedAt: now})
+		b, err := json.Marshal(eventWire{Type: e.typ, CallCID: st.Call.CID, Call: call, User: UserRef{ID: e.user}, CreatedAt: now})
 		if err != nil {
 			s.log.Error("event not encoded", "cid", st.Call.CID, "event", e.typ, "err", err)
 			continue
@@ -134,8 +166,14 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt) {
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		for _, c := range indexCmds {
+			if c.Err() != nil {
+				return fmt.Errorf("index members of %s: %w", st.Call.CID, c.Err())
+			}
+		}
 		s.log.Warn("events not published", "cid", st.Call.CID, "err", err)
 	}
+	return nil
 }
 
 // Subscribe streams the events of every call the user is a member of until ctx ends.

@@ -26,6 +26,18 @@ type snapshot struct {
 	ringing        map[string]int64 // member -> unix ms its ring ends
 }
 
+// callData is one call's keys as read, by the read pipeline (queueRead) or by a transition script's
+// answer (see done in scripts.go): the hashes as maps, the ringing set as member -> unix ms its ring ends.
+type callData struct {
+	call, members, ring, accepted, rejected, missed, joined map[string]string
+	ringing                                                 []ringingMember
+}
+
+type ringingMember struct {
+	member string
+	endsAt int64
+}
+
 // readCmds are the replies of one call's reads queued on a pipeline.
 type readCmds struct {
 	call, members, ring, accepted, rejected, missed, joined *redis.MapStringStringCmd
@@ -43,6 +55,22 @@ func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 		missed:   p.HGetAll(ctx, queue.CallKey(cid, "missed")),
 		joined:   p.HGetAll(ctx, queue.CallKey(cid, "joined")),
 	}
+}
+
+func (c readCmds) data() callData {
+	d := callData{
+		call: c.call.Val(), members: c.members.Val(), ring: c.ring.Val(),
+		accepted: c.accepted.Val(), rejected: c.rejected.Val(), missed: c.missed.Val(), joined: c.joined.Val(),
+	}
+	for _, z := range c.ringing.Val() {
+		m, _ := z.Member.(string)
+		d.ringing = append(d.ringing, ringingMember{member: m, endsAt: int64(z.Score)})
+	}
+	return d
+}
+
+func (c readCmds) snapshot(cid string, now time.Time) (snapshot, error) {
+	return c.data().snapshot(cid, now)
 }
 
 func (s *Store) read(ctx context.Context, cid string) (snapshot, error) {
@@ -82,22 +110,21 @@ func timeMap(m map[string]string) map[string]time.Time {
 	return out
 }
 
-func (c readCmds) snapshot(cid string, now time.Time) (snapshot, error) {
-	h := c.call.Val()
+func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
+	h := c.call
 	if len(h) == 0 {
 		return snapshot{}, fmt.Errorf("call %s: %w", cid, ErrNotFound)
 	}
-	ring := c.ring.Val()
+	ring := c.ring
 	snap := snapshot{
 		ringCaller: ring["caller"], ringCallerName: ring["caller_name"], ringAccepted: ring["accepted"] == "1",
 		ringing: map[string]int64{},
 	}
 	snap.ringEndsAt, _ = strconv.ParseInt(ring["ends_at"], 10, 64)
 	live := false
-	for _, z := range c.ringing.Val() {
-		m, _ := z.Member.(string)
-		snap.ringing[m] = int64(z.Score)
-		if int64(z.Score) > now.UnixMilli() {
+	for _, z := range c.ringing {
+		snap.ringing[z.member] = z.endsAt
+		if z.endsAt > now.UnixMilli() {
 			live = true
 		}
 	}
@@ -115,19 +142,19 @@ func (c readCmds) snapshot(cid string, now time.Time) (snapshot, error) {
 		RingID:    ring["id"],
 		EndedAt:   msTimePtr(h["ended_at"]),
 		Session: Session{
-			AcceptedBy: timeMap(c.accepted.Val()), RejectedBy: timeMap(c.rejected.Val()),
-			MissedBy: timeMap(c.missed.Val()), Participants: []Participant{},
+			AcceptedBy: timeMap(c.accepted), RejectedBy: timeMap(c.rejected),
+			MissedBy: timeMap(c.missed), Participants: []Participant{},
 		},
 	}
 	if err := decodeKeepingNumbers(h["custom"], &call.Custom); err != nil {
 		return snapshot{}, fmt.Errorf("call %s: custom: %w", cid, err)
 	}
-	for _, u := range slices.Sorted(maps.Keys(c.joined.Val())) {
-		call.Session.Participants = append(call.Session.Participants, Participant{UserID: u, JoinedAt: msTime(c.joined.Val()[u])})
+	for _, u := range slices.Sorted(maps.Keys(c.joined)) {
+		call.Session.Participants = append(call.Session.Participants, Participant{UserID: u, JoinedAt: msTime(c.joined[u])})
 	}
 	slices.SortStableFunc(call.Session.Participants, func(a, b Participant) int { return a.JoinedAt.Compare(b.JoinedAt) })
-	members := make([]Member, 0, len(c.members.Val()))
-	for u, raw := range c.members.Val() {
+	members := make([]Member, 0, len(c.members))
+	for u, raw := range c.members {
 		var m Member
 		if err := decodeKeepingNumbers(raw, &m); err != nil {
 			return snapshot{}, fmt.Errorf("call %s: member %s: %w", cid, u, err)

@@ -16,8 +16,15 @@ import "github.com/redis/go-redis/v9"
 // KEYS[9] -> ringer:{<cid>}:joined    user id -> unix ms (session participants)
 // ARGV[1] -> now, unix ms
 //
-// Each returns the JSON outcome decoded by outcome in store.go: a status, the members newly rung, the stop
-// and missed-call pushes owed, and the events to publish, so the Go side applies every effect the same way.
+// Each returns (done, below) an array: first the JSON outcome decoded by outcome in store.go (a status, the
+// members newly rung, the stop and missed-call pushes owed, and the events to publish, so the Go side applies
+// every effect the same way), then the call as the script left it, read in the same atomic step, so that the
+// answer and the effects need no read-back round trip and show exactly this transition's result:
+//
+// [2] HGETALL KEYS[1]    [3] HGETALL KEYS[2]    [4] HGETALL KEYS[3]    [5] ZRANGE KEYS[4] 0 -1 WITHSCORES
+// [6] HGETALL KEYS[6]    [7] HGETALL KEYS[7]    [8] HGETALL KEYS[8]    [9] HGETALL KEYS[9]
+//
+// (KEYS[5], the rung set, is the scripts' own bookkeeping and is not returned.)
 
 // luaPrelude holds what every transition shares. expire_due runs first in each script: a member whose ring
 // time has passed is missed before anything else happens, so the ring ends on time even when the timeout
@@ -155,8 +162,12 @@ local function ring_members(new_id, caller, caller_name, callees)
   end
 end
 
+-- done answers the outcome and the call's state after the transition (the array described above).
 local function done()
-  return cjson.encode(out)
+  return {cjson.encode(out), redis.call('HGETALL', K_CALL), redis.call('HGETALL', K_MEMBERS),
+    redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
+    redis.call('HGETALL', K_ACCEPTED), redis.call('HGETALL', K_REJECTED), redis.call('HGETALL', K_MISSED),
+    redis.call('HGETALL', K_JOINED)}
 end
 `
 

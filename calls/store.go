@@ -95,36 +95,89 @@ func (o outcome) hasEffects() bool {
 	return len(o.RungMembers)+len(o.StopMembers)+len(o.Missed)+len(o.EventTypes) > 0
 }
 
-func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...any) (outcome, error) {
+// run runs a transition script and returns its outcome and the call as the script left it (see scripts.go).
+// A status that refuses the transition is an error; effects the script settled on the way (a ring whose time
+// passed) are carried out first all the same.
+func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...any) (outcome, snapshot, error) {
 	var out outcome
 	argv := append([]any{s.now().UnixMilli()}, args...)
-	raw, err := sc.Run(ctx, s.rdb, callKeys(cid), argv...).Text()
+	res, err := sc.Run(ctx, s.rdb, callKeys(cid), argv...).Slice()
 	if err != nil {
-		return out, fmt.Errorf("call %s: %w", cid, err)
+		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, err)
+	}
+	data, raw, err := scriptAnswer(res)
+	if err != nil {
+		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, err)
 	}
 	if err := json.Unmarshal([]byte(raw), &out); err != nil {
-		return out, fmt.Errorf("call %s: decode outcome: %w", cid, err)
+		return out, snapshot{}, fmt.Errorf("call %s: decode outcome: %w", cid, err)
 	}
 	// Counted whatever the status: a script that answers ended or not_rung may still have missed members.
 	s.metrics.observe(out)
+	if out.Status == "not_found" {
+		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, ErrNotFound)
+	}
+	snap, err := data.snapshot(cid, s.now())
+	if err != nil {
+		return out, snap, err
+	}
 	if out.Status != "ok" && out.Status != "exists" && out.hasEffects() {
 		// The script settled what was due (a ring whose time passed) before refusing the transition itself:
 		// those missed and stop pushes are owed all the same.
-		if _, err := s.finish(ctx, cid, Actor{}, out); err != nil {
-			return out, err
+		if _, err := s.finish(ctx, Actor{}, out, snap, nil); err != nil {
+			return out, snap, err
 		}
 	}
 	switch out.Status {
-	case "not_found":
-		return out, fmt.Errorf("call %s: %w", cid, ErrNotFound)
 	case "ended":
-		return out, fmt.Errorf("call %s: %w", cid, ErrEnded)
+		return out, snap, fmt.Errorf("call %s: %w", cid, ErrEnded)
 	case "not_rung":
-		return out, fmt.Errorf("call %s: %w", cid, ErrNotRung)
+		return out, snap, fmt.Errorf("call %s: %w", cid, ErrNotRung)
 	case "ring_over":
-		return out, fmt.Errorf("call %s: %w", cid, ErrRingOver)
+		return out, snap, fmt.Errorf("call %s: %w", cid, ErrRingOver)
 	}
-	return out, nil
+	return out, snap, nil
+}
+
+// scriptAnswer splits a transition script's answer (done in scripts.go) into the call's keys and the outcome
+// JSON.
+func scriptAnswer(res []any) (callData, string, error) {
+	if len(res) != 9 {
+		return callData{}, "", fmt.Errorf("script answered %d values, want 9", len(res))
+	}
+	raw, ok := res[0].(string)
+	if !ok {
+		return callData{}, "", fmt.Errorf("script answered an outcome of type %T", res[0])
+	}
+	d := callData{
+		call: pairs(res[1]), members: pairs(res[2]), ring: pairs(res[3]),
+		accepted: pairs(res[5]), rejected: pairs(res[6]), missed: pairs(res[7]), joined: pairs(res[8]),
+	}
+	zs, _ := res[4].([]any)
+	d.ringing = make([]ringingMember, 0, len(zs)/2)
+	for i := 0; i+1 < len(zs); i += 2 {
+		m, _ := zs[i].(string)
+		// Lua hands scores back as strings; a ring's end is whole milliseconds.
+		score, _ := zs[i+1].(string)
+		f, err := strconv.ParseFloat(score, 64)
+		if err != nil {
+			return callData{}, "", fmt.Errorf("ringing score %q of %s: %w", score, m, err)
+		}
+		d.ringing = append(d.ringing, ringingMember{member: m, endsAt: int64(f)})
+	}
+	return d, raw, nil
+}
+
+// pairs turns a flat [field, value, ...] reply (HGETALL from Lua) into a map.
+func pairs(v any) map[string]string {
+	flat, _ := v.([]any)
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		val, _ := flat[i+1].(string)
+		m[k] = val
+	}
+	return m
 }
 
 func newID() string {
@@ -221,6 +274,18 @@ func memberJSON(m MemberInput, at time.Time) (string, error) {
 	return string(b), err
 }
 
+// createSpec is createScript's ARGV[2]. Its slices are never nil: the script reads them as Lua tables, and
+// cjson would decode null as a sentinel value instead.
+type createSpec struct {
+	Fields     []string `json:"fields"`
+	Members    []string `json:"members"`
+	Ring       bool     `json:"ring"`
+	RingID     string   `json:"ring_id"`
+	Caller     string   `json:"caller"`
+	CallerName string   `json:"caller_name"`
+	Callees    []string `json:"callees"`
+}
+
 // GetOrCreate creates the call as the actor, or returns it when it exists. ring rings every other member of a
 // call it created; notify notifies every other member either way.
 func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req CreateRequest) (State, bool, error) {
@@ -267,26 +332,27 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 			callees = append(callees, m.UserID)
 		}
 	}
-	spec, err := json.Marshal(map[string]any{
-		"fields": fields, "members": memberPairs, "ring": req.Ring, "ring_id": newID(),
-		"caller": a.UserID, "caller_name": a.Name, "callees": callees,
+	spec, err := json.Marshal(createSpec{
+		Fields: fields, Members: memberPairs, Ring: req.Ring, RingID: newID(),
+		Caller: a.UserID, CallerName: a.Name, Callees: callees,
 	})
 	if err != nil {
 		return State{}, false, fmt.Errorf("create %s: %w", cid, err)
 	}
-	out, err := s.run(ctx, createScript, cid, string(spec))
+	out, snap, err := s.run(ctx, createScript, cid, string(spec))
 	if err != nil {
 		return State{}, false, err
 	}
 	created := out.Status == "ok"
+	var index *memberIndex
 	if created {
-		if err := s.indexMembers(ctx, cid, now, memberIDs(members)); err != nil {
-			return State{}, false, err
-		}
-	} else if _, err := s.loadFor(ctx, a, cid, false); err != nil {
+		index = &memberIndex{at: now, users: memberIDs(members)}
+	} else if err := checkTeam(a, snap.Call.Team); err != nil {
+		// The call existed: the script changed nothing and answered it as it is, so the access check that
+		// loadFor makes before other transitions is made on that answer, without another round trip.
 		return State{}, false, err
 	}
-	st, err := s.finish(ctx, cid, a, out)
+	st, err := s.finish(ctx, a, out, snap, index)
 	if err != nil {
 		return State{}, created, err
 	}
@@ -306,18 +372,26 @@ func memberIDs(ms []MemberInput) []string {
 	return ids
 }
 
-// indexMembers records the call in each member's call list, newest first, for GET /v1/calls.
-func (s *Store) indexMembers(ctx context.Context, cid string, at time.Time, users []string) error {
-	pipe := s.rdb.Pipeline()
-	for _, u := range users {
+// memberIndex is who gets the call in their call list (GET /v1/calls), and when it was made theirs.
+type memberIndex struct {
+	at    time.Time
+	users []string
+}
+
+// queue records the call in each user's call list, newest first, and returns the commands whose errors
+// matter.
+func (ix *memberIndex) queue(ctx context.Context, p redis.Pipeliner, cid string) []redis.Cmder {
+	if ix == nil {
+		return nil
+	}
+	cmds := make([]redis.Cmder, 0, 2*len(ix.users))
+	for _, u := range ix.users {
 		k := userCallsKey(u)
-		pipe.ZAddNX(ctx, k, redis.Z{Score: float64(at.UnixMilli()), Member: cid})
-		pipe.ZRemRangeByRank(ctx, k, 0, -maxUserCalls-1)
+		cmds = append(cmds,
+			p.ZAddNX(ctx, k, redis.Z{Score: float64(ix.at.UnixMilli()), Member: cid}),
+			p.ZRemRangeByRank(ctx, k, 0, -maxUserCalls-1))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("index members of %s: %w", cid, err)
-	}
-	return nil
+	return cmds
 }
 
 // Get returns the call; ring rings its members like POST .../ring with no names, notify notifies them.
@@ -359,8 +433,7 @@ func (s *Store) notify(ctx context.Context, a Actor, st State) error {
 	if err := s.queue.Notify(ctx, info, newID(), queue.EventNotification, to); err != nil {
 		return fmt.Errorf("notify %s: %w", st.Call.CID, err)
 	}
-	s.publish(ctx, st, []evt{{typ: EventNotification, user: a.UserID}})
-	return nil
+	return s.publish(ctx, st, []evt{{typ: EventNotification, user: a.UserID}}, nil)
 }
 
 // Ring rings the named members (every member but the actor when none are named).
@@ -397,11 +470,11 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 	for _, c := range callees {
 		args = append(args, c)
 	}
-	out, err := s.run(ctx, ringScript, cid, args...)
+	out, after, err := s.run(ctx, ringScript, cid, args...)
 	if err != nil {
 		return State{}, err
 	}
-	return s.finish(ctx, cid, a, out)
+	return s.finish(ctx, a, out, after, nil)
 }
 
 // Accept accepts the ring for the actor.
@@ -438,11 +511,11 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 	if !(a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")) {
 		return State{}, fmt.Errorf("end %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
-	out, err := s.run(ctx, markEndedScript, cid, a.UserID)
+	out, snap, err := s.run(ctx, markEndedScript, cid, a.UserID)
 	if err != nil {
 		return State{}, err
 	}
-	return s.finish(ctx, cid, a, out)
+	return s.finish(ctx, a, out, snap, nil)
 }
 
 func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *redis.Script, args ...any) (State, error) {
@@ -450,11 +523,11 @@ func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *red
 	if _, err := s.loadFor(ctx, a, cid, true); err != nil {
 		return State{}, err
 	}
-	out, err := s.run(ctx, sc, cid, args...)
+	out, snap, err := s.run(ctx, sc, cid, args...)
 	if err != nil {
 		return State{}, err
 	}
-	return s.finish(ctx, cid, a, out)
+	return s.finish(ctx, a, out, snap, nil)
 }
 
 // UpdateMembers adds or changes members and removes others: the creator, an admin member or the backend.
@@ -503,30 +576,27 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 	if err != nil {
 		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
 	}
-	out, err := s.run(ctx, updateMembersScript, cid, string(spec))
+	out, snap, err := s.run(ctx, updateMembersScript, cid, string(spec))
 	if err != nil {
-		return State{}, err
-	}
-	if err := s.indexMembers(ctx, cid, now, added); err != nil {
 		return State{}, err
 	}
 	for _, u := range added {
 		out.EventTypes = append(out.EventTypes, EventMemberAdded)
 		out.EventUsers = append(out.EventUsers, u)
 	}
-	return s.finish(ctx, cid, a, out)
+	return s.finish(ctx, a, out, snap, &memberIndex{at: now, users: added})
 }
 
 // Expire is the timeout task's transition: it misses the members of ringID whose ring time has passed, and
 // ends the ring (and the call, when nobody accepted) at the ring's end.
 func (s *Store) Expire(ctx context.Context, cid, ringID string) error {
-	out, err := s.run(ctx, expireScript, cid, ringID)
+	out, snap, err := s.run(ctx, expireScript, cid, ringID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	_, err = s.finish(ctx, cid, Actor{}, out)
+	_, err = s.finish(ctx, Actor{}, out, snap, nil)
 	return err
 }

@@ -37,7 +37,38 @@ type Client struct {
 
 // NewClient returns a Client on rdb. Close releases nothing of rdb's.
 func NewClient(rdb redis.UniversalClient) *Client {
-	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(rdb)}
+	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(enqueuer(rdb))}
+}
+
+// enqueuer is the Redis client Asynq enqueues through: rdb's autopipeliner when it has one (go-redis'
+// AutoPipeline, of *redis.Client and *redis.ClusterClient), else rdb. The autopipeliner sends the commands
+// that goroutines issue at the same time (a ring's tasks, watchdog and timeout, and every other request's
+// enqueues) as one pipeline: under load a Redis round trip, not Go, is most of an enqueue's cost
+// (BENCHMARKS.md, "seven round trips a ring"), for this process and for Redis.
+//
+// Enqueues, and only they, may go this way: every task ringer enqueues has a deterministic id, so an enqueue
+// that a retried batch runs twice is a no-op (ErrTaskIDConflict is success, see enqueue), and an enqueue
+// does not need its caller's context once queued (it completes or fails within the client's read and write
+// timeouts, as a plain command does). The gate scripts here and the transition scripts of calls stay on rdb.
+// The autopipeliner belongs to rdb, which closes it when it is closed. go-redis marks AutoPipeline
+// experimental (v9.23, pinned in go.mod): a go-redis upgrade must re-run the e2e, ops and fault tests.
+func enqueuer(rdb redis.UniversalClient) redis.UniversalClient {
+	var (
+		ap  *redis.AutoPipeliner
+		err error
+	)
+	switch c := rdb.(type) {
+	case *redis.Client:
+		ap, err = c.AutoPipeline()
+	case *redis.ClusterClient:
+		ap, err = c.AutoPipeline()
+	default:
+		return rdb
+	}
+	if err != nil {
+		return rdb // an invalid AutoPipelineOptions in rdb's options: enqueue one command at a time
+	}
+	return ap
 }
 
 // Close is for symmetry with Asynq; rdb stays open for its owner.
@@ -149,12 +180,15 @@ func (c *Client) StopRinging(ctx context.Context, call CallInfo, ringID, event s
 // EnqueueRing enqueues one ring task per member, and the ring's watchdog; the caller has already put the
 // members in the ring gate.
 func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, members []RingMember) error {
-	now := time.Now().UnixMilli()
-	if err := c.ScheduleWatch(ctx, call, ringID, time.Now()); err != nil {
-		return err
-	}
-	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
-		m := members[i]
+	start := time.Now()
+	now := start.UnixMilli()
+	// The watchdog is one more independent enqueue: job 0 of the fan-out, issued with the ring tasks (and
+	// pipelined with them, see enqueuer) rather than a round trip before them.
+	return c.fanOut(ctx, len(members)+1, func(ctx context.Context, i int) error {
+		if i == 0 {
+			return c.ScheduleWatch(ctx, call, ringID, start)
+		}
+		m := members[i-1]
 		payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: now})
 		if err != nil {
 			return err
