@@ -44,11 +44,10 @@ type notifyChild struct {
 	log    *slog.Logger
 	http   *http.Client
 
-	mu          sync.Mutex
-	addr        string        // the running child's ops address; "" while it is down
-	started     chan struct{} // closed when a child first listens
-	startedOnce sync.Once
-	done        chan struct{}
+	mu   sync.Mutex
+	addr string // the running child's ops address; "" while it is down
+	down bool   // a child died and its successor does not listen yet
+	done chan struct{}
 }
 
 func newNotifyChild(env []string, nice int, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
@@ -59,7 +58,7 @@ func newNotifyChild(env []string, nice int, stderr io.Writer, log *slog.Logger) 
 	return &notifyChild{
 		exe: exe, nice: nice, stderr: stderr, log: log.With("process", "notify-child"),
 		env:  append(env, "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
-		http: &http.Client{Timeout: 5 * time.Second}, started: make(chan struct{}), done: make(chan struct{}),
+		http: &http.Client{Timeout: 5 * time.Second}, done: make(chan struct{}),
 	}, nil
 }
 
@@ -74,6 +73,9 @@ func (c *notifyChild) run(ctx context.Context, grace time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
+		c.mu.Lock()
+		c.down = true
+		c.mu.Unlock()
 		if time.Since(started) > time.Minute {
 			backoff = 500 * time.Millisecond
 		}
@@ -84,18 +86,6 @@ func (c *notifyChild) run(ctx context.Context, grace time.Duration) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-// waitStarted waits until the first child listens, at most d.
-func (c *notifyChild) waitStarted(ctx context.Context, d time.Duration) error {
-	select {
-	case <-c.started:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return fmt.Errorf("no notify worker process listening after %s", d)
 	}
 }
 
@@ -140,9 +130,8 @@ func (c *notifyChild) runOnce(ctx context.Context, grace time.Duration) error {
 	case a := <-addr:
 		if a != "" {
 			c.mu.Lock()
-			c.addr = a
+			c.addr, c.down = a, false
 			c.mu.Unlock()
-			c.startedOnce.Do(func() { close(c.started) })
 		}
 	case err := <-exited:
 		return fmt.Errorf("exited before it listened: %w", err)
@@ -177,24 +166,14 @@ func errOrExit(err error) error {
 	return err
 }
 
-// ready reports whether the child is up and answers its own /readyz.
-func (c *notifyChild) ready(ctx context.Context) error {
-	addr := c.current()
-	if addr == "" {
-		return errors.New("notify worker process is not running")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("notify worker process: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return fmt.Errorf("notify worker process not ready: %s", strings.TrimSpace(string(b)))
+// ready fails while a child that died is being restarted. Until the first child listens the worker counts as
+// ready: notifications wait in their queue for a moment, and a niced child's start must not hold up an API
+// process beside it.
+func (c *notifyChild) ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		return errors.New("notify worker process is down; restarting it")
 	}
 	return nil
 }

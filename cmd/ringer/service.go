@@ -152,7 +152,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			if err := ownReady(ctx); err != nil {
 				return err
 			}
-			return child.ready(ctx)
+			return child.ready()
 		}
 	}
 	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -210,19 +210,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		}
 	}
 
-	// The child starts before this process listens, so /readyz is true from the first request on. It drains
-	// alongside this process's worker: SIGTERM reaches it when ctx ends.
-	stopChild := func() {}
-	if child != nil {
-		childCtx, cancelChild := context.WithCancel(ctx)
-		go child.run(childCtx, cfg.ShutdownTimeout+5*time.Second)
-		stopChild = func() { cancelChild(); child.wait() }
-		defer stopChild()
-		if err := child.waitStarted(ctx, 30*time.Second); err != nil {
-			log.Error("notify worker process not up yet; notifications wait in their queue until it is", "err", err)
-		}
-	}
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		if w != nil {
@@ -244,6 +231,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 	if h != nil && h.listening != nil {
 		h.listening(ln.Addr().String())
+	}
+	// Started after this process's "listening" line, which tools that start ringer wait for, so a slow child
+	// start (it runs niced) never holds up the API. It drains alongside this process's worker: SIGTERM reaches
+	// it when ctx ends.
+	stopChild := func() {}
+	if child != nil {
+		childCtx, cancelChild := context.WithCancel(ctx)
+		go child.run(childCtx, cfg.ShutdownTimeout+5*time.Second)
+		stopChild = func() { cancelChild(); child.wait() }
+		defer stopChild()
 	}
 
 	select {

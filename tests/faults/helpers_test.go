@@ -200,10 +200,11 @@ next:
 	return sum
 }
 
-// goroutines is the go_goroutines gauge of the process serving base.
+// goroutines is the go_goroutines gauge of the process serving base: its own, not its notify child's (which
+// the worker's /metrics also carries, labelled worker_process), since the rings these tests send are its.
 func goroutines(t testing.TB, base string) int {
 	t.Helper()
-	return int(metric(scrape(t, base), "go_goroutines"))
+	return int(metric(scrape(t, base), "go_goroutines", "worker_process", ""))
 }
 
 // logRecords is every JSON log record a process wrote so far.
