@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "dashboard":
 		return runService(ctx, getenv, stderr, roles{dashboard: true})
 	case notifyChildCommand: // run by `ringer worker` itself, not by people
-		return runService(ctx, getenv, stderr, roles{worker: true, child: true})
+		return runNotifyChild(ctx, getenv, stderr)
 	case "token":
 		return runToken(args[1:], getenv, stdout)
 	case "push":

@@ -2,22 +2,26 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
+	"os"
 	"runtime"
 	"syscall"
 )
 
-// startNiced starts cmd with its niceness raised by nice. Linux keeps niceness per thread and a child
-// inherits it from the thread that forks it, so the fork runs on a locked thread lowered for the purpose.
-// An unprivileged process cannot raise a thread's priority back, so that thread is not unlocked: it ends
-// with its goroutine, and the rest of this process keeps its priority.
-func startNiced(cmd *exec.Cmd, nice int) error {
-	if nice == 0 {
-		return cmd.Start()
+// reniced marks a notify child that has already lowered its priority, so it does not do it again.
+const reniced = "RINGER_NOTIFY_RENICED"
+
+// execReniced replaces this process with itself running nice levels lower, every thread of it. Linux keeps
+// niceness per thread, and a thread that calls execve becomes the new image's only thread, keeping its own
+// niceness; every thread the new image starts inherits it. So the exec runs on a locked thread lowered for the
+// purpose. It returns only on failure, when that thread is left lowered and locked, to end with its goroutine.
+func execReniced(nice int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find ringer's own binary: %w", err)
 	}
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+		runtime.LockOSThread() // never unlocked: the thread is lowered for good
 		tid := syscall.Gettid()
 		// The raw getpriority syscall answers 20 − niceness.
 		raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
@@ -29,7 +33,7 @@ func startNiced(cmd *exec.Cmd, nice int) error {
 			errc <- fmt.Errorf("setpriority: %w", err)
 			return
 		}
-		errc <- cmd.Start()
+		errc <- syscall.Exec(self, os.Args, append(os.Environ(), reniced+"=1"))
 	}()
 	return <-errc
 }

@@ -2,7 +2,9 @@
 
 package main
 
-import "os/exec"
+import "errors"
 
-// startNiced starts cmd at this process's priority: lowering one child's needs Linux's per-thread niceness.
-func startNiced(cmd *exec.Cmd, _ int) error { return cmd.Start() }
+const reniced = "RINGER_NOTIFY_RENICED"
+
+// execReniced is Linux's only: lowering every thread of a process relies on its per-thread niceness.
+func execReniced(int) error { return errors.New("lowering the notify worker's priority needs Linux") }

@@ -39,7 +39,6 @@ const childMetricLabel = "worker_process"
 type notifyChild struct {
 	exe    string
 	env    []string
-	nice   int
 	stderr io.Writer
 	log    *slog.Logger
 	http   *http.Client
@@ -50,13 +49,13 @@ type notifyChild struct {
 	done chan struct{}
 }
 
-func newNotifyChild(env []string, nice int, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
+func newNotifyChild(env []string, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("notify child: find ringer's own binary: %w", err)
 	}
 	return &notifyChild{
-		exe: exe, nice: nice, stderr: stderr, log: log.With("process", "notify-child"),
+		exe: exe, stderr: stderr, log: log.With("process", "notify-child"),
 		env:  append(env, "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
 		http: &http.Client{Timeout: 5 * time.Second}, done: make(chan struct{}),
 	}, nil
@@ -111,13 +110,13 @@ func (c *notifyChild) runOnce(ctx context.Context, grace time.Duration) error {
 	cmd.Stdin = lifeline
 	cmd.Stderr = c.stderr
 	cmd.ExtraFiles = []*os.File{reportW}
-	err = startNiced(cmd, c.nice)
+	err = cmd.Start()
 	reportW.Close()
 	lifeline.Close()
 	if err != nil {
 		return fmt.Errorf("start %s %s: %w", c.exe, notifyChildCommand, err)
 	}
-	c.log.Info("notify worker process started", "pid", cmd.Process.Pid, "nice", c.nice)
+	c.log.Info("notify worker process started", "pid", cmd.Process.Pid)
 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -241,4 +240,18 @@ func (childSide) watchParent(ctx context.Context) (context.Context, context.Canc
 		cancel()
 	}()
 	return ctx, cancel
+}
+
+// runNotifyChild is the child's main: it first lowers its own priority by RINGER_NOTIFY_NICE, re-executing
+// itself so that every thread runs lowered (the parent's threads keep theirs), then runs the notify worker.
+func runNotifyChild(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, false)
+	if err != nil {
+		return err
+	}
+	if cfg.NotifyNice > 0 && getenv(reniced) == "" {
+		err := execReniced(cfg.NotifyNice) // returns only on failure
+		newLogger(cfg.LogFormat, stderr).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
+	}
+	return runService(ctx, getenv, stderr, roles{worker: true, child: true})
 }

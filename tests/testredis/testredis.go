@@ -4,6 +4,7 @@ package testredis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,10 +19,11 @@ import (
 
 // Server is a running redis-server owned by one test.
 type Server struct {
-	Addr string
-	Dir  string
-	cmd  *exec.Cmd
-	args []string
+	Addr   string
+	Dir    string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited and been waited for
+	args   []string
 }
 
 // URL is the server's redis:// URL.
@@ -43,15 +45,24 @@ func Start(t testing.TB, extra ...string) *Server {
 		t.Fatalf("redis-server not found on PATH (apt-get install redis-server): %v", err)
 	}
 	s := &Server{Dir: t.TempDir()}
-	port := FreePort(t)
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.args = append([]string{
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", s.Dir,
-		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(s.Dir, "redis.log"),
-	}, extra...)
-	s.bin(bin)
-	if err := s.start(); err != nil {
-		t.Fatal(err)
+	// The port is free when FreePort returns, but another process may bind it before redis-server does (tests
+	// run in parallel, and every connection takes an ephemeral port): then redis-server exits, and a new port
+	// is tried.
+	for attempt := 1; ; attempt++ {
+		port := FreePort(t)
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.args = append([]string{
+			"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", s.Dir,
+			"--save", "", "--appendonly", "no", "--logfile", filepath.Join(s.Dir, "redis.log"),
+		}, extra...)
+		s.bin(bin)
+		err := s.start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errExited) || attempt == 5 {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(s.Stop)
 	return s
@@ -59,15 +70,28 @@ func Start(t testing.TB, extra ...string) *Server {
 
 func (s *Server) bin(path string) { s.cmd = exec.Command(path, s.args...) }
 
+// errExited is a redis-server that exited at start, as it does when its port is taken.
+var errExited = errors.New("redis-server exited at start")
+
 func (s *Server) start() error {
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		_ = cmd.Wait()
+		close(exited)
+	}(s.cmd, s.exited)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("redis-server on %s: %w (log: %s)", s.Addr, errExited, filepath.Join(s.Dir, "redis.log"))
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
@@ -85,7 +109,7 @@ func (s *Server) start() error {
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.exited
 	}
 }
 
