@@ -41,11 +41,17 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 func quietWithin(t testing.TB, e *harness.Env, d time.Duration) {
 	t.Helper()
 	in := asynq.NewInspectorFromRedisClient(e.RDB)
-	var left string
-	waitFor(t, d, "queues to drain", func() bool {
-		left = queueLeft(in)
-		return left == ""
-	})
+	deadline := time.Now().Add(d)
+	for {
+		left := queueLeft(in)
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queues not drained after %s: %s", d, left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // queueLeft names what is still pending, active or retrying in the ring and notify queues; "" when nothing.
