@@ -114,8 +114,18 @@ func TestDashboardNeedsItsLoginAndListsTheQueuesDuringAFanOut(t *testing.T) {
 	// Once it is over, the counts add up: every member's ring, and every batch of members' notifications, is
 	// a completed task.
 	eventually(t, 90*time.Second, "every push to arrive", func() bool { return e.FCM.Count() >= 2*n })
+	// While the ring lasts its watchdog runs every 500 ms, and a snapshot may catch one at work: end it first.
+	e.MustCall(200, "POST", "/v1/call/default/fanout-ring/mark_ended", alice, nil)
+	eventually(t, 90*time.Second, "every stop push to arrive", func() bool { return e.FCM.Count() >= 3*n })
 	e.Quiet()
-	qs := dashQueues(t, e.URL)
+	// The ring's last watchdog tick may still be on its way (it was scheduled before the end, and finds the
+	// ring over): read the dashboard until the ring queue is idle.
+	var qs map[string]dashQueue
+	eventually(t, 10*time.Second, "the dashboard to show the ring queue idle", func() bool {
+		qs = dashQueues(t, e.URL)
+		q := qs["ring"]
+		return q.Pending+q.Active+q.Retry == 0
+	})
 	batches := (n + queue.NotifyBatch - 1) / queue.NotifyBatch // one notify task serves NotifyBatch members
 	if q := qs["notify"]; q.Completed != batches || q.Pending+q.Active+q.Retry != 0 {
 		t.Errorf("dashboard notify queue after the fan-out: %+v, want %d completed and nothing waiting", q, batches)
