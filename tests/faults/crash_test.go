@@ -108,7 +108,7 @@ func TestRingTimesOutOnTimeWithMissedPushesOnceAcrossARedisRestart(t *testing.T)
 	}
 	// A task whose completion Asynq could not record while Redis was away stays active until its lease lapses
 	// (30 s) and Asynq's recoverer (every minute) takes it back; if it runs again, it must push nothing.
-	quietWithin(t, e, 100*time.Second)
+	e.QuietWithin(100 * time.Second)
 	if n := len(e.FCM.MessagesTo("bob-android")); n != 2 {
 		t.Errorf("bob-android got %d pushes, want ring and missed once each", n)
 	}

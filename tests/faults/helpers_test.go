@@ -13,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringer-dev/ringer/devices"
-	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
@@ -33,46 +31,6 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// quietWithin is harness.Env.Quiet with a deadline of the test's choosing: no ring, stop or notify task is
-// pending, active or waiting for a retry. A killed worker's leased tasks count as active until Asynq's
-// recoverer hands them back, so this also waits for that.
-func quietWithin(t testing.TB, e *harness.Env, d time.Duration) {
-	t.Helper()
-	in := asynq.NewInspectorFromRedisClient(e.RDB)
-	deadline := time.Now().Add(d)
-	for {
-		left := queueLeft(in)
-		if left == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queues not drained after %s: %s", d, left)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// queueLeft names what is still pending, active or retrying in the ring and notify queues; "" when nothing.
-func queueLeft(in *asynq.Inspector) string {
-	qs, err := in.Queues()
-	if err != nil {
-		return err.Error()
-	}
-	left := ""
-	for _, q := range qs {
-		if q != queue.QueueRing && q != queue.QueueNotify {
-			continue
-		}
-		info, err := in.GetQueueInfo(q)
-		if err != nil {
-			left += fmt.Sprintf("%s: %v; ", q, err)
-		} else if info.Pending+info.Active+info.Retry > 0 {
-			left += fmt.Sprintf("%s: %d pending, %d active, %d retry; ", q, info.Pending, info.Active, info.Retry)
-		}
-	}
-	return left
 }
 
 // users is n user ids with the prefix, numbered so that they sort.

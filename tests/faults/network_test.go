@@ -246,7 +246,7 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	warm := []member{mk("warm1"), mk("warm2")}
 	notify("warm", warm...)
 	delivered("the warm-up pushes", warm...)
-	quietWithin(t, e, 30*time.Second)
+	e.QuietWithin(30 * time.Second)
 	before := goroutines(t, base)
 
 	// Refused: FCM refuses connections while APNs resets them; then the other way round.
@@ -291,7 +291,7 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	t.Logf("the notification behind two hung pushes went out %s after they hung", time.Since(hungAt).Round(time.Millisecond))
 	delivered("the hung pushes, retried", h1, h2)
 
-	quietWithin(t, e, 60*time.Second)
+	e.QuietWithin(60 * time.Second)
 	for _, m := range []member{warm[0], warm[1], p1, p2, p3, h1, h2, h3} {
 		want := "call.notification"
 		if m == p1 || m == p2 || m == p3 {

@@ -120,7 +120,7 @@ func TestKilledWorkerDuringA5000MemberNotifyLosesNothing(t *testing.T) {
 
 	waitFor(t, 240*time.Second, "every member's notification", func() bool { return f.reached() == members })
 	done := f.lastFirstPush()
-	quietWithin(t, e, 60*time.Second)
+	e.QuietWithin(60 * time.Second)
 	missing, dups, most := f.tally(t)
 	t.Logf("every member reached %s after the kill; %d duplicate pushes (%d were in flight at the kill)",
 		done.Sub(killedAt).Round(100*time.Millisecond), dups, inFlight)
@@ -178,7 +178,7 @@ func TestSIGTERMDuringAFanOutFinishesOrHandsBackEveryPushAndExitsIn30s(t *testin
 	}
 	e.FCM.SetLatency(0)
 	waitFor(t, 120*time.Second, "every member's notification", func() bool { return f.reached() == members })
-	quietWithin(t, e, 60*time.Second)
+	e.QuietWithin(60 * time.Second)
 	missing, dups, _ := f.tally(t)
 	if len(missing) > 0 || dups > 0 {
 		t.Errorf("after SIGTERM: %d members without a push (%v), %d duplicate pushes; want every member exactly one",
@@ -253,7 +253,7 @@ func TestRedisDownForTenSecondsLosesNoAcceptedRequest(t *testing.T) {
 	})
 	waitFor(t, 180*time.Second, "every member's notification", func() bool { return f.reached() == members && after.reached() == len(after.users) })
 	everyone := f.lastFirstPush().Sub(restartedAt)
-	quietWithin(t, e, 120*time.Second)
+	e.QuietWithin(120 * time.Second)
 	missing, dups, most := f.tally(t)
 	missingAfter, dupsAfter, _ := after.tally(t)
 	t.Logf("Redis down %s; after it returned: API accepting in %s, worker pushing in %s, every accepted push out in %s; %d duplicate pushes (%d in flight at the outage)",
@@ -304,7 +304,7 @@ func TestTwoWorkersNeverSendTheSameRingPushTwice(t *testing.T) {
 		}
 		return true
 	})
-	quietWithin(t, e, 30*time.Second)
+	e.QuietWithin(30 * time.Second)
 	var bad []string
 	for _, u := range callees {
 		if got := fcmTypes(e, u+"-android"); !same(got, "call.ring", "call.missed") {

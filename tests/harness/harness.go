@@ -341,26 +341,66 @@ func (e *Env) Device(user, token, provider string, voip bool) {
 }
 
 // Quiet waits until no ring, stop or notification task is pending, running or waiting for a retry: every
-// push the API's answers caused has been attempted. Scheduled ring timeouts do not count.
-func (e *Env) Quiet() {
+// push the API's answers caused has been attempted. Scheduled ring timeouts do not count. It fails the test,
+// naming what is left, after 30 s.
+func (e *Env) Quiet() { e.QuietWithin(30 * time.Second) }
+
+// QuietWithin is Quiet with a deadline of the test's choosing.
+func (e *Env) QuietWithin(d time.Duration) {
 	e.t.Helper()
-	e.Eventually(30*time.Second, "queues to drain", func() bool {
+	QuietWithin(e.t, e.inspector, d)
+}
+
+// QuietWithin is Env.Quiet on the Redis in reads (for a Redis the harness did not start).
+func QuietWithin(t testing.TB, in *asynq.Inspector, d time.Duration) {
+	t.Helper()
+	if left := WaitQuiet(in, d); left != "" {
+		t.Fatalf("queues not drained after %s: %s", d, left)
+	}
+}
+
+// WaitQuiet is QuietWithin without failing: it returns what is left in the queues after d, or "".
+func WaitQuiet(in *asynq.Inspector, d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		left := ""
 		// GetQueueInfo fails for a queue that never had a task, so ask only about those that exist.
-		queues, err := e.inspector.Queues()
+		qs, err := in.Queues()
 		if err != nil {
-			return false
+			left = err.Error()
 		}
-		for _, q := range queues {
+		for _, q := range qs {
 			if q != queue.QueueRing && q != queue.QueueNotify {
 				continue
 			}
-			info, err := e.inspector.GetQueueInfo(q)
-			if err != nil || info.Pending+info.Active+info.Retry > 0 {
-				return false
+			info, err := in.GetQueueInfo(q)
+			if err != nil {
+				left += fmt.Sprintf("%s: %v; ", q, err)
+			} else if info.Pending+info.Active+info.Retry > 0 {
+				left += fmt.Sprintf("%s: %d pending, %d active, %d retry %s; ", q, info.Pending, info.Active, info.Retry, retrySample(in, q))
 			}
 		}
-		return true
-	})
+		if left == "" {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// retrySample names a few tasks waiting for a retry, with their last error.
+func retrySample(in *asynq.Inspector, q string) string {
+	ts, err := in.ListRetryTasks(q, asynq.PageSize(3))
+	if err != nil || len(ts) == 0 {
+		return ""
+	}
+	var out []string
+	for _, ti := range ts {
+		out = append(out, fmt.Sprintf("%s (retried %d, last error %q)", ti.ID, ti.Retried, ti.LastErr))
+	}
+	return "[" + strings.Join(out, ", ") + "]"
 }
 
 // Eventually polls cond until it holds, failing the test after d.

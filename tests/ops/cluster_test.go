@@ -124,7 +124,7 @@ func (c *clusterEnv) fcm(token string, want ...string) {
 	eventually(c.t, 30*time.Second, fmt.Sprintf("%d FCM pushes to %s", len(want), token), func() bool {
 		return len(c.FCM.MessagesTo(token)) >= len(want)
 	})
-	quiet(c.t, c.in, 30*time.Second)
+	harness.QuietWithin(c.t, c.in, 30*time.Second)
 	if got := c.FCMTypes(token); !slices.Equal(got, want) {
 		c.t.Fatalf("FCM %s got %v, want %v", token, got, want)
 	}
@@ -137,7 +137,7 @@ func (c *clusterEnv) apns(name string, want ...string) {
 	eventually(c.t, 30*time.Second, fmt.Sprintf("%d APNs pushes to %s", len(want), name), func() bool {
 		return len(c.APNs.NotificationsTo(token)) >= len(want)
 	})
-	quiet(c.t, c.in, 30*time.Second)
+	harness.QuietWithin(c.t, c.in, 30*time.Second)
 	if got := c.APNsTypes(token); !slices.Equal(got, want) {
 		c.t.Fatalf("APNs %s got %v, want %v", name, got, want)
 	}

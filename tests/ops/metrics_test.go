@@ -240,7 +240,7 @@ func TestARingTaskFoundPastItsRingIsDroppedNotRetried(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // the ring's second and Asynq's whole-second deadline pass with no worker
 	e.StartProcess("worker")
 	eventually(t, 20*time.Second, "the missed-call push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
-	if left := waitQuiet(asynq.NewInspectorFromRedisClient(e.RDB), 10*time.Second); left != "" {
+	if left := harness.WaitQuiet(asynq.NewInspectorFromRedisClient(e.RDB), 10*time.Second); left != "" {
 		t.Errorf("a ring task outlives its ring by 10 s: %s", left)
 	}
 	if got := e.FCMTypes("bob-android"); !slices.Equal(got, []string{"call.missed"}) {

@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
-	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
@@ -179,59 +176,6 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// quiet waits until no ring, stop or notify task is pending, active or waiting for a retry on the Redis the
-// inspector reads (harness.Env.Quiet for a Redis the harness did not start). It fails the test, naming what
-// is left, after d.
-func quiet(t *testing.T, in *asynq.Inspector, d time.Duration) {
-	t.Helper()
-	if left := waitQuiet(in, d); left != "" {
-		t.Fatalf("queues not drained after %s: %s", d, left)
-	}
-}
-
-// waitQuiet is quiet without failing: it returns what is left in the queues after d, or "".
-func waitQuiet(in *asynq.Inspector, d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		left := ""
-		qs, err := in.Queues()
-		if err != nil {
-			left = err.Error()
-		}
-		for _, q := range qs {
-			if q != queue.QueueRing && q != queue.QueueNotify {
-				continue
-			}
-			info, err := in.GetQueueInfo(q)
-			if err != nil {
-				left += fmt.Sprintf("%s: %v; ", q, err)
-			} else if info.Pending+info.Active+info.Retry > 0 {
-				left += fmt.Sprintf("%s: %d pending, %d active, %d retry %s; ", q, info.Pending, info.Active, info.Retry, retrySample(in, q))
-			}
-		}
-		if left == "" {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// retrySample names a few tasks waiting for a retry, with their last error.
-func retrySample(in *asynq.Inspector, q string) string {
-	ts, err := in.ListRetryTasks(q, asynq.PageSize(3))
-	if err != nil || len(ts) == 0 {
-		return ""
-	}
-	var out []string
-	for _, ti := range ts {
-		out = append(out, fmt.Sprintf("%s (retried %d, last error %q)", ti.ID, ti.Retried, ti.LastErr))
-	}
-	return "[" + strings.Join(out, ", ") + "]"
 }
 
 // get sends a GET with basic auth when user is not empty, and returns the status and body.

@@ -103,7 +103,7 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	t.Logf("every push arrived %s after the kill", time.Since(killedAt).Round(time.Second))
 	// Then the queues drain, so no late duplicate can still come: the tasks the dead worker leased come back
 	// through Asynq's recoverer (lease 30 s, then up to a minute and a half), and must then end at once.
-	if left := waitQuiet(asynq.NewInspectorFromRedisClient(api1.RDB), 150*time.Second); left != "" {
+	if left := harness.WaitQuiet(asynq.NewInspectorFromRedisClient(api1.RDB), 150*time.Second); left != "" {
 		t.Errorf("queues not drained %s after the kill: %s", time.Since(killedAt).Round(time.Second), left)
 	} else {
 		t.Logf("queues drained %s after the kill", time.Since(killedAt).Round(time.Second))
