@@ -1,13 +1,11 @@
 package faults
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,79 +94,11 @@ func same(got []string, want ...string) bool {
 	return true
 }
 
-// sample is one line of the Prometheus text format.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// scrape reads base+"/metrics".
-func scrape(t testing.TB, base string) []sample {
-	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatalf("GET %s/metrics: %v", base, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		b, _ := io.ReadAll(res.Body)
-		t.Fatalf("GET %s/metrics: %d %s", base, res.StatusCode, b)
-	}
-	var out []sample
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		s := sample{labels: map[string]string{}}
-		name, rest, _ := strings.Cut(line, " ")
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			// ringer's label values hold no commas, quotes or spaces.
-			labels := strings.TrimSuffix(name[i+1:], "}")
-			name = name[:i]
-			for _, kv := range strings.Split(labels, ",") {
-				if k, v, ok := strings.Cut(kv, "="); ok {
-					s.labels[k] = strings.Trim(v, `"`)
-				}
-			}
-		}
-		s.name = name
-		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-		if err != nil {
-			continue
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// metric sums the samples of name whose labels include every pair in want ("k", "v", ...).
-func metric(ss []sample, name string, want ...string) float64 {
-	var sum float64
-next:
-	for _, s := range ss {
-		if s.name != name {
-			continue
-		}
-		for i := 0; i+1 < len(want); i += 2 {
-			if s.labels[want[i]] != want[i+1] {
-				continue next
-			}
-		}
-		sum += s.value
-	}
-	return sum
-}
-
 // goroutines is the go_goroutines gauge of the process serving base: its own, not its notify child's (which
 // the worker's /metrics also carries, labelled worker_process), since the rings these tests send are its.
 func goroutines(t testing.TB, base string) int {
 	t.Helper()
-	return int(metric(scrape(t, base), "go_goroutines", "worker_process", ""))
+	return int(harness.Scrape(t, base).Get("go_goroutines", "worker_process", ""))
 }
 
 // logRecords is every JSON log record a process wrote so far.

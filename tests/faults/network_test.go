@@ -356,7 +356,7 @@ func TestAPNsTLSFailureIsRetriedAndNamedInTheLog(t *testing.T) {
 	waitFor(t, 30*time.Second, "the FCM ring push", func() bool { return len(e.FCM.MessagesTo("tls-android")) == 1 })
 	waitFor(t, 30*time.Second, "a retry naming the certificate", func() bool { return retryLogged(bad, "apn", "certificate", "x509", "tls") })
 	retries := func() float64 {
-		return metric(scrape(t, badBase), "ringer_pushes_total", "provider", "apn", "type", "call.ring", "outcome", "retry")
+		return harness.Scrape(t, badBase).Get("ringer_pushes_total", "provider", "apn", "type", "call.ring", "outcome", "retry")
 	}
 	first, g1 := retries(), goroutines(t, badBase)
 	waitFor(t, 40*time.Second, "ten more failed handshakes", func() bool { return retries() >= first+10 })

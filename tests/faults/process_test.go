@@ -316,7 +316,7 @@ func TestTwoWorkersNeverSendTheSameRingPushTwice(t *testing.T) {
 	}
 	var rescues []float64
 	for _, w := range []*harness.Process{a, b} {
-		rescues = append(rescues, metric(scrape(t, "http://"+w.Addr), "ringer_ring_rescues_total"))
+		rescues = append(rescues, harness.Scrape(t, "http://"+w.Addr).Get("ringer_ring_rescues_total"))
 		if !slices.ContainsFunc(logRecords(w), func(r map[string]any) bool {
 			return str(r, "msg") == "push sent" && str(r, "type") == "call.ring"
 		}) {

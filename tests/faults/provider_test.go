@@ -159,7 +159,7 @@ func TestRetryAfterHoldsBackTheWholeProviderNotJustTheJob(t *testing.T) {
 
 	e.MustCall(201, "POST", "/v1/call/default/quota-bob", e.Token("alice"), ringBody(60_000, "bob"))
 	waitFor(t, 20*time.Second, "the 429 to reach ringer", func() bool {
-		return metric(scrape(t, e.URL), "ringer_pushes_total", "provider", "firebase", "outcome", "retry") >= 1
+		return harness.Scrape(t, e.URL).Get("ringer_pushes_total", "provider", "firebase", "outcome", "retry") >= 1
 	})
 	t429 := clock.times("bob-android")[0]
 	// Another member's ring, enqueued while FCM is held back.
@@ -247,9 +247,9 @@ func TestPayloadRejectedForItsContentFailsTheJobVisiblyWithoutRetry(t *testing.T
 			t.Errorf("token %s was pruned for a payload the provider refused", tok)
 		}
 	}
-	ms := scrape(t, "http://"+w.Addr)
+	ms := harness.Scrape(t, "http://"+w.Addr)
 	for _, p := range []string{"firebase", "apn"} {
-		if n := metric(ms, "ringer_pushes_total", "provider", p, "type", "call.notification", "outcome", "rejected"); n != 1 {
+		if n := ms.Get("ringer_pushes_total", "provider", p, "type", "call.notification", "outcome", "rejected"); n != 1 {
 			t.Errorf("ringer_pushes_total{provider=%q,outcome=\"rejected\"} = %v, want 1", p, n)
 		}
 	}

@@ -238,10 +238,10 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	if qs["ring"].Completed == 0 || qs["notify"].Completed != 1 {
 		t.Errorf("dashboard on the cluster: ring %+v, notify %+v", qs["ring"], qs["notify"])
 	}
-	m := scrape(t, e.URL)
+	m := harness.Scrape(t, e.URL)
 	for _, q := range []string{"ring", "notify"} {
-		if m.get("ringer_queue_up", "queue", q) != 1 {
-			t.Errorf("ringer_queue_up{queue=%q} on the cluster = %v, want 1", q, m.get("ringer_queue_up", "queue", q))
+		if m.Get("ringer_queue_up", "queue", q) != 1 {
+			t.Errorf("ringer_queue_up{queue=%q} on the cluster = %v, want 1", q, m.Get("ringer_queue_up", "queue", q))
 		}
 	}
 

@@ -25,13 +25,13 @@ type delta struct {
 
 // checkDeltas scrapes until every counter moved by exactly want from before, failing after a while with
 // what moved. Counters settle a little after the pushes arrive (the ledger and metrics come after the send).
-func checkDeltas(t *testing.T, e *harness.Env, before metrics, what string, ds ...delta) metrics {
+func checkDeltas(t *testing.T, e *harness.Env, before harness.Metrics, what string, ds ...delta) harness.Metrics {
 	t.Helper()
-	var after metrics
+	var after harness.Metrics
 	ok := func() bool {
-		after = scrape(t, e.URL)
+		after = harness.Scrape(t, e.URL)
 		for _, d := range ds {
-			if after.get(d.name, d.labels...)-before.get(d.name, d.labels...) != d.want {
+			if after.Get(d.name, d.labels...)-before.Get(d.name, d.labels...) != d.want {
 				return false
 			}
 		}
@@ -41,7 +41,7 @@ func checkDeltas(t *testing.T, e *harness.Env, before metrics, what string, ds .
 	for !ok() {
 		if time.Now().After(deadline) {
 			for _, d := range ds {
-				got := after.get(d.name, d.labels...) - before.get(d.name, d.labels...)
+				got := after.Get(d.name, d.labels...) - before.Get(d.name, d.labels...)
 				if got != d.want {
 					t.Errorf("%s: %s%v moved by %v, want %v", what, d.name, d.labels, got, d.want)
 				}
@@ -69,9 +69,9 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	e.Device("bob", bobVoIP, "apn", true)
 	alice := e.Token("alice")
 
-	before := scrape(t, e.URL)
+	before := harness.Scrape(t, e.URL)
 	for _, o := range []string{"started", "accepted", "rejected", "missed", "cancelled", "ended"} {
-		if !before.has("ringer_rings_total", "outcome", o) {
+		if !before.Has("ringer_rings_total", "outcome", o) {
 			t.Errorf("ringer_rings_total{outcome=%q} is not exported before the first ring", o)
 		}
 	}
@@ -166,25 +166,25 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 
 	// Queue depth and latency per queue, read from Redis.
 	for _, q := range []string{"ring", "notify"} {
-		if after.get("ringer_queue_up", "queue", q) != 1 {
-			t.Errorf("ringer_queue_up{queue=%q} = %v, want 1", q, after.get("ringer_queue_up", "queue", q))
+		if after.Get("ringer_queue_up", "queue", q) != 1 {
+			t.Errorf("ringer_queue_up{queue=%q} = %v, want 1", q, after.Get("ringer_queue_up", "queue", q))
 		}
 		for _, s := range []string{"pending", "active", "scheduled", "retry", "archived", "completed"} {
-			if !after.has("ringer_queue_tasks", "queue", q, "state", s) {
+			if !after.Has("ringer_queue_tasks", "queue", q, "state", s) {
 				t.Errorf("ringer_queue_tasks{queue=%q,state=%q} missing", q, s)
 			}
 		}
-		if !after.has("ringer_queue_latency_seconds", "queue", q) {
+		if !after.Has("ringer_queue_latency_seconds", "queue", q) {
 			t.Errorf("ringer_queue_latency_seconds{queue=%q} missing", q)
 		}
-		if got := after.get("ringer_queue_tasks", "queue", q, "state", "pending") + after.get("ringer_queue_tasks", "queue", q, "state", "active"); got != 0 {
+		if got := after.Get("ringer_queue_tasks", "queue", q, "state", "pending") + after.Get("ringer_queue_tasks", "queue", q, "state", "active"); got != 0 {
 			t.Errorf("queue %s holds %v tasks after every push arrived", q, got)
 		}
 	}
-	if got := after.get("ringer_queue_tasks", "queue", "notify", "state", "completed"); got != 1 {
+	if got := after.Get("ringer_queue_tasks", "queue", "notify", "state", "completed"); got != 1 {
 		t.Errorf("ringer_queue_tasks{queue=notify,state=completed} = %v, want 1", got)
 	}
-	if got := after.get("ringer_queue_tasks", "queue", "ring", "state", "completed"); got < 8 {
+	if got := after.Get("ringer_queue_tasks", "queue", "ring", "state", "completed"); got < 8 {
 		t.Errorf("ringer_queue_tasks{queue=ring,state=completed} = %v, want at least the 8 ring tasks", got)
 	}
 
@@ -197,7 +197,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("docs/grafana-dashboard.json: %v", err)
 	}
-	have := after.families()
+	have := after.Families()
 	asked := regexp.MustCompile(`\bringer_[a-z_]+\b`).FindAllString(strings.Join(exprs(dash), "\n"), -1)
 	if len(asked) == 0 {
 		t.Fatal("docs/grafana-dashboard.json queries no ringer_ series")
