@@ -193,6 +193,19 @@ type proc struct {
 	done  chan struct{}
 }
 
+// startWorkers starts the workers of the ring and timeout scenarios: one `ringer worker` (which runs
+// notifications in its own niced child process), or with -split-workers a ring-only and a notify-only worker
+// (RINGER_QUEUES), the notify one under nice(1).
+func (e *env) startWorkers(t *table) {
+	if e.cfg.splitNice == 0 {
+		e.startRinger("worker", concurrencyEnv(e.cfg)...)
+		return
+	}
+	e.startRinger("worker", append(concurrencyEnv(e.cfg), "RINGER_QUEUES=ring")...)
+	e.startRinger("worker", append(concurrencyEnv(e.cfg), "RINGER_QUEUES=notify", niceEnv+"="+strconv.Itoa(e.cfg.splitNice))...)
+	t.note("Split workers: a ring-only worker, and a notify-only worker under nice %d.", e.cfg.splitNice)
+}
+
 // startRinger runs `ringer <command>` (the real binary; or, with -profile, the bench's own wiring of the
 // same parts with a CPU profile) with extra environment, and waits until it listens.
 func (e *env) startRinger(command string, extra ...string) *proc {

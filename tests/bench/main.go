@@ -151,7 +151,7 @@ func parseFlags(args []string) (*config, error) {
 	apiD := fs.Duration("api-duration", 0, "duration of each api phase (default 10s)")
 	scaleN := fs.Int("scale-n", 0, "members of each scale run (default 20000)")
 	scaleC := fs.String("scale-concurrency", "", "worker notify concurrencies of the scale scenario (default 1,2,4,8,16,32,64)")
-	split := fs.Int("split-workers", 0, "ring scenario: a ring-only and a notify-only worker (RINGER_QUEUES, a prototype's), the notify one under nice N")
+	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker with its notify child")
 	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
 	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")
 	if err := fs.Parse(args); err != nil {

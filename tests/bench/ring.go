@@ -80,16 +80,7 @@ func runRing(cfg *config, st *state) (*table, error) {
 		e.seedDevices(members[1:], func(int) []string { return []string{devFCM} })
 		e.seedDevices(callees, func(i int) []string { return []string{calleeKind(i)} })
 		apiP := e.startRinger("api")
-		if cfg.splitNice > 0 {
-			// The proposal under test: rings and notifications in their own worker processes, the notify one
-			// at a lower CPU priority (RINGER_QUEUES is a prototype's; a ringer without it serves both queues
-			// in both processes).
-			e.startRinger("worker", append(concurrencyEnv(cfg), "RINGER_QUEUES=ring")...)
-			e.startRinger("worker", append(concurrencyEnv(cfg), "RINGER_QUEUES=notify", niceEnv+"="+strconv.Itoa(cfg.splitNice))...)
-			t.note("Split workers: a ring-only worker, and a notify-only worker under nice %d.", cfg.splitNice)
-		} else {
-			e.startRinger("worker", concurrencyEnv(cfg)...)
-		}
+		e.startWorkers(t)
 		base := "http://" + apiP.addr
 		tok := e.token("caller")
 

@@ -32,14 +32,7 @@ func runTimeout(cfg *config, st *state) (*table, error) {
 		e.seedDevices(members[1:], func(int) []string { return []string{devFCM} })
 		e.seedDevices(callees, func(int) []string { return []string{devFCM} })
 		apiP := e.startRinger("api")
-		if cfg.splitNice > 0 {
-			// Rings and notifications in their own worker processes (RINGER_QUEUES), the notify one niced.
-			e.startRinger("worker", append(concurrencyEnv(cfg), "RINGER_QUEUES=ring")...)
-			e.startRinger("worker", append(concurrencyEnv(cfg), "RINGER_QUEUES=notify", niceEnv+"="+strconv.Itoa(cfg.splitNice))...)
-			t.note("Split workers: a ring-only worker, and a notify-only worker under nice %d.", cfg.splitNice)
-		} else {
-			e.startRinger("worker", concurrencyEnv(cfg)...)
-		}
+		e.startWorkers(t)
 		base := "http://" + apiP.addr
 		tok := e.token("caller")
 		ringWarm(e, base, tok, callees[len(callees)-1])
