@@ -218,11 +218,10 @@ func (c *notifyChild) Gather() ([]*dto.MetricFamily, error) {
 
 var _ prometheus.Gatherer = (*notifyChild)(nil)
 
-// childSide is the child's half: it tells the parent where it listens and stops when the parent goes.
-type childSide struct{}
+// The child's half of the protocol: reportAddrToParent and untilParentGone.
 
-// reportAddr writes the child's ops address to fd 3, which the parent reads.
-func (childSide) reportAddr(addr string) error {
+// reportAddrToParent writes the child's ops address to fd 3, which the parent reads.
+func reportAddrToParent(addr string) error {
 	f := os.NewFile(3, "parent")
 	if f == nil {
 		return errors.New("notify child: no fd 3 to report on; this command is run by `ringer worker`")
@@ -232,8 +231,8 @@ func (childSide) reportAddr(addr string) error {
 	return err
 }
 
-// watchParent returns a context that ends with ctx or when stdin closes (the parent is gone).
-func (childSide) watchParent(ctx context.Context) (context.Context, context.CancelFunc) {
+// untilParentGone returns a context that ends with ctx or when stdin closes (the parent is gone).
+func untilParentGone(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)

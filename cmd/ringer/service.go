@@ -102,7 +102,7 @@ type hooks struct {
 func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
 	if r.child {
 		var stop context.CancelFunc
-		ctx, stop = childSide{}.watchParent(ctx)
+		ctx, stop = untilParentGone(ctx)
 		defer stop()
 	}
 	rdb, err := cfg.redisClient()
@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	if r.child {
 		// Not "listening": tools that start ringer take the first such line as the address of what they started.
 		log.Info("notify child listening", "addr", ln.Addr().String())
-		if err := (childSide{}).reportAddr(ln.Addr().String()); err != nil {
+		if err := reportAddrToParent(ln.Addr().String()); err != nil {
 			log.Error("could not tell the parent worker where this process listens", "err", err)
 		}
 	} else {

@@ -344,14 +344,8 @@ func procStatusKB(pid int, field string) int64 {
 // process, and its CPU and memory are the two together.
 func family(pid int) []int {
 	out := []int{pid}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, family(c)...)
-			}
-		}
+	for _, c := range harness.Children(pid) {
+		out = append(out, family(c)...)
 	}
 	return out
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,7 +99,7 @@ func TestInlineNotifyProcessKeepsNotificationsInTheWorker(t *testing.T) {
 		"notify": true, "data": map[string]any{"members": harness.MemberList("alice", "bob")},
 	})
 	e.WaitFCM("inl-bob", 1)
-	if kids := children(w.Cmd.Process.Pid); len(kids) != 0 {
+	if kids := harness.Children(w.Cmd.Process.Pid); len(kids) != 0 {
 		t.Errorf("RINGER_NOTIFY_PROCESS=inline started child processes %v", kids)
 	}
 }
@@ -123,7 +122,7 @@ func waitChild(t *testing.T, e *harness.Env, parent, not int) int {
 	t.Helper()
 	var pid int
 	e.Eventually(15*time.Second, "the worker's notify child process", func() bool {
-		for _, c := range children(parent) {
+		for _, c := range harness.Children(parent) {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
 			if c != not && strings.Contains(string(cmdline), "notify-child") {
 				pid = c
@@ -133,20 +132,6 @@ func waitChild(t *testing.T, e *harness.Env, parent, not int) int {
 		return false
 	})
 	return pid
-}
-
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, task := range tasks {
-		b, _ := os.ReadFile(task)
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
 }
 
 // threadNiceness lists the niceness of each of pid's threads (/proc/<pid>/task/<tid>/stat, field 19).

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -210,6 +211,22 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 		e.t.Fatalf("ringer %s did not start listening:\n%s", command, p.Logs())
 	}
 	return p
+}
+
+// Children lists the processes pid started that are still running or not yet reaped (Linux's
+// /proc/<pid>/task/*/children): a worker's notify child.
+func Children(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // Kill stops the process and its children at once (SIGKILL to its process group) and waits for it.
