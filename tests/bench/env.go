@@ -318,11 +318,7 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 func tailFile(path string, n int) string {
 	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return harness.Tail(string(b), n)
 }
 
 // procStatus reads a field of /proc/<pid>/status in kB (VmHWM is peak RSS, VmRSS the current one).

@@ -200,7 +200,7 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 				f.Close()
 				e.t.Logf("ringer %s logs in full: %s", command, f.Name())
 			}
-			e.t.Logf("ringer %s logs:\n%s", command, tail(p.Logs(), 60))
+			e.t.Logf("ringer %s logs:\n%s", command, Tail(p.Logs(), 60))
 		}
 	})
 	select {
@@ -250,7 +250,8 @@ func (p *Process) Stop(d time.Duration) bool {
 	}
 }
 
-func tail(s string, n int) string {
+// Tail is the last n lines of s.
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -49,7 +49,7 @@ func startCluster(t *testing.T) []string {
 			_ = cmd.Wait()
 			if t.Failed() {
 				if b, err := os.ReadFile(filepath.Join(dir, "redis.log")); err == nil {
-					t.Logf("cluster node %d log (tail):\n%s", port, tailLines(string(b), 15))
+					t.Logf("cluster node %d log (tail):\n%s", port, harness.Tail(string(b), 15))
 				}
 			}
 		})
@@ -99,14 +99,6 @@ func clusterPort(t *testing.T) int {
 	}
 	t.Fatal("no free port pair for a cluster node")
 	return 0
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // clusterEnv is a ringer on a Redis Cluster: pushes are awaited against the cluster's queues (the harness's

@@ -43,7 +43,7 @@ func TestSIGTERMDrainsWithinTheShutdownTimeoutAndHandsBackTheStuckPush(t *testin
 		took := time.Since(start)
 		t.Logf("ringer %s drained in %s", p.name, took.Round(time.Millisecond))
 		if code := p.proc.Cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("ringer %s exit code after SIGTERM: %d, want 0\n%s", p.name, code, tailLines(p.proc.Logs(), 20))
+			t.Errorf("ringer %s exit code after SIGTERM: %d, want 0\n%s", p.name, code, harness.Tail(p.proc.Logs(), 20))
 		}
 		for _, want := range []string{`"msg":"draining"`, `"msg":"stopped"`} {
 			if !strings.Contains(p.proc.Logs(), want) {
