@@ -130,13 +130,14 @@ func TestKilledWorkerDuringA5000MemberNotifyLosesNothing(t *testing.T) {
 	if most > 2 {
 		t.Errorf("a member got %d pushes: more than the one resent after the kill", most)
 	}
-	// What the dead worker sent but never recorded comes again: the pushes in flight at the provider (at most 4
-	// tasks × 32), and those answered but still waiting for their task's next ledger write (at most 4 tasks ×
-	// 32, the ledger batch). Nothing else may repeat.
-	const unrecorded = 4 * 32
-	if dups > inFlight+unrecorded {
-		t.Errorf("%d duplicate pushes, more than the %d in flight when the worker died plus %d awaiting their ledger write",
-			dups, inFlight, unrecorded)
+	// What the dead worker sent but never recorded comes again. Per task (4 at once), that is at most the 32
+	// sends under way, whether the provider still held them (inFlight counts those) or had answered and the
+	// worker not yet seen the answer (a loaded machine makes these many: the niced notify child waits for a
+	// core), and the 32 answered but waiting for the task's next ledger write. Nothing else may repeat.
+	const unrecorded = 4 * (32 + 32)
+	if dups > unrecorded {
+		t.Errorf("%d duplicate pushes, more than the %d sent but unrecorded a dead worker can leave (%d were held at the provider)",
+			dups, unrecorded, inFlight)
 	}
 }
 
