@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/queue"
@@ -132,4 +133,39 @@ func BenchmarkNotify1000(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkCreateBigCall creates a call of 20,000 members and reports, besides the time, the longest single
+// Redis command it took (SLOWLOG): how long every ring on the same Redis waits behind a big call's create.
+func BenchmarkCreateBigCall(b *testing.B) {
+	rdb := testredis.Start(b).Client(b)
+	s := calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	req := calls.CreateRequest{Notify: false}
+	for i := range 20000 {
+		req.Members = append(req.Members, calls.MemberInput{UserID: "m" + strconv.Itoa(i)})
+	}
+	a := calls.Actor{UserID: "m0"}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "500").Err(); err != nil {
+		b.Fatal(err)
+	}
+	rdb.ConfigSet(ctx, "slowlog-max-len", "100000")
+	rdb.SlowLogReset(ctx)
+	i := 0
+	for b.Loop() {
+		if _, _, err := s.GetOrCreate(ctx, a, "bench", "big"+strconv.Itoa(i), req); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.StopTimer()
+	logs, err := rdb.SlowLogGet(ctx, -1).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var longest time.Duration
+	for _, l := range logs {
+		longest = max(longest, l.Duration)
+	}
+	b.ReportMetric(float64(longest.Microseconds())/1000, "longest-cmd-ms")
 }

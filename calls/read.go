@@ -40,14 +40,27 @@ type ringingMember struct {
 
 // readCmds are the replies of one call's reads queued on a pipeline.
 type readCmds struct {
-	call, members, ring, accepted, rejected, missed, joined *redis.MapStringStringCmd
-	ringing                                                 *redis.ZSliceCmd
+	call, ring, accepted, rejected, missed, joined *redis.MapStringStringCmd
+	members                                        *redis.Cmd
+	ringing                                        *redis.ZSliceCmd
 }
+
+// membersScript answers a call's member hash, or only its size when the call has more than inlineMembers
+// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis for tens of ms.
+//
+// KEYS[1] -> ringer:{<cid>}:members
+// ARGV[1] -> inlineMembers
+var membersScript = redis.NewScript(`
+local n = redis.call('HLEN', KEYS[1])
+if n > tonumber(ARGV[1]) then return n end
+return redis.call('HGETALL', KEYS[1])
+`)
 
 func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 	return readCmds{
-		call:     p.HGetAll(ctx, queue.CallKey(cid, "call")),
-		members:  p.HGetAll(ctx, queue.CallKey(cid, "members")),
+		call: p.HGetAll(ctx, queue.CallKey(cid, "call")),
+		// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and Redis caches the script by its body.
+		members:  membersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")}, inlineMembers),
 		ring:     p.HGetAll(ctx, queue.RingKey(cid)),
 		ringing:  p.ZRangeWithScores(ctx, queue.RingingKey(cid), 0, -1),
 		accepted: p.HGetAll(ctx, queue.CallKey(cid, "accepted")),
@@ -59,8 +72,11 @@ func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 
 func (c readCmds) data() callData {
 	d := callData{
-		call: c.call.Val(), members: c.members.Val(), ring: c.ring.Val(),
+		call: c.call.Val(), ring: c.ring.Val(),
 		accepted: c.accepted.Val(), rejected: c.rejected.Val(), missed: c.missed.Val(), joined: c.joined.Val(),
+	}
+	if _, counted := c.members.Val().(int64); !counted {
+		d.members = pairs(c.members.Val()) // else left nil, for scanMembers
 	}
 	for _, z := range c.ringing.Val() {
 		m, _ := z.Member.(string)
@@ -69,8 +85,15 @@ func (c readCmds) data() callData {
 	return d
 }
 
-func (c readCmds) snapshot(cid string, now time.Time) (snapshot, error) {
-	return c.data().snapshot(cid, now)
+// snapshot makes the call's snapshot from what the pipeline read, reading a big call's members first.
+func (s *Store) snapshot(ctx context.Context, cid string, d callData) (snapshot, error) {
+	if d.members == nil && len(d.call) > 0 {
+		var err error
+		if d.members, err = s.scanMembers(ctx, cid); err != nil {
+			return snapshot{}, err
+		}
+	}
+	return d.snapshot(cid, s.now())
 }
 
 func (s *Store) read(ctx context.Context, cid string) (snapshot, error) {
@@ -79,7 +102,7 @@ func (s *Store) read(ctx context.Context, cid string) (snapshot, error) {
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return snapshot{}, fmt.Errorf("read call %s: %w", cid, err)
 	}
-	return cmds.snapshot(cid, s.now())
+	return s.snapshot(ctx, cid, cmds.data())
 }
 
 // decodeKeepingNumbers decodes JSON without rounding numbers in custom objects through float64.
@@ -220,7 +243,7 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 			return nil, fmt.Errorf("list calls of %s: %w", a.UserID, err)
 		}
 		for i, cid := range chunk {
-			snap, err := cmds[i].snapshot(cid, now)
+			snap, err := s.snapshot(ctx, cid, cmds[i].data())
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}

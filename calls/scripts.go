@@ -1,6 +1,11 @@
 package calls
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every transition script runs on one call's keys, all under the hash tag {cid} (one Cluster slot), in this
 // order:
@@ -24,12 +29,13 @@ import "github.com/redis/go-redis/v9"
 // [2] HGETALL KEYS[1]    [3] HGETALL KEYS[2]    [4] HGETALL KEYS[3]    [5] ZRANGE KEYS[4] 0 -1 WITHSCORES
 // [6] HGETALL KEYS[6]    [7] HGETALL KEYS[7]    [8] HGETALL KEYS[8]    [9] HGETALL KEYS[9]
 //
-// (KEYS[5], the rung set, is the scripts' own bookkeeping and is not returned.)
+// (KEYS[5], the rung set, is the scripts' own bookkeeping and is not returned.) A call with more than
+// inlineMembers members answers [3] as HLEN KEYS[2] instead, and the store reads the members in chunks.
 
 // luaPrelude holds what every transition shares. expire_due runs first in each script: a member whose ring
 // time has passed is missed before anything else happens, so the ring ends on time even when the timeout
 // task runs late.
-const luaPrelude = `
+var luaPrelude = strings.ReplaceAll(`
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local now = tonumber(ARGV[1])
@@ -162,31 +168,51 @@ local function ring_members(new_id, caller, caller_name, callees)
   end
 end
 
+-- members answers the member hash, or only its size when it is too big to answer in this one command.
+local function members()
+  local n = redis.call('HLEN', K_MEMBERS)
+  if n > INLINE_MEMBERS then return n end
+  return redis.call('HGETALL', K_MEMBERS)
+end
+
 -- done answers the outcome and the call's state after the transition (the array described above).
 local function done()
-  return {cjson.encode(out), redis.call('HGETALL', K_CALL), redis.call('HGETALL', K_MEMBERS),
+  return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(),
     redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
     redis.call('HGETALL', K_ACCEPTED), redis.call('HGETALL', K_REJECTED), redis.call('HGETALL', K_MISSED),
     redis.call('HGETALL', K_JOINED)}
 end
-`
+`, "INLINE_MEMBERS", strconv.Itoa(inlineMembers))
 
 func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
 
 // createScript creates the call unless it exists, and rings its callees when asked.
 //
+// KEYS[10] -> optional: ringer:{<cid>}:members:staged:<id>, the members written beforehand (stageMembers in
+//
+//	store.go), renamed into KEYS[2] in O(1) so that a big call's create never holds Redis for long
+//
 // ARGV[2] -> JSON {fields: [k, v, ...], members: [user, member JSON, ...], ring, ring_id, caller,
 //
-//	caller_name, callees: [user, ...]}
+//	caller_name, callees: [user, ...]}; members is empty when KEYS[10] holds them
 //
 // status: ok (created) or exists.
 var createScript = script(`
+local staged = KEYS[10]
 if redis.call('EXISTS', K_CALL) == 1 then
+  if staged then redis.call('UNLINK', staged) end
   out.status = 'exists'
   return done()
 end
+if staged and redis.call('EXISTS', staged) == 0 then
+  return redis.error_reply('ERR staged members ' .. staged .. ' expired before the create')
+end
 local spec = cjson.decode(ARGV[2])
 redis.call('HSET', K_CALL, unpack(spec.fields))
+if staged then
+  redis.call('RENAME', staged, K_MEMBERS)
+  redis.call('PERSIST', K_MEMBERS)
+end
 for i = 1, #spec.members, 2 do
   redis.call('HSET', K_MEMBERS, spec.members[i], spec.members[i + 1])
 end

@@ -99,9 +99,14 @@ func (o outcome) hasEffects() bool {
 // A status that refuses the transition is an error; effects the script settled on the way (a ring whose time
 // passed) are carried out first all the same.
 func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...any) (outcome, snapshot, error) {
+	return s.runKeys(ctx, sc, callKeys(cid), cid, args...)
+}
+
+// runKeys is run with the keys given: the call's keys, then any a script takes beyond them.
+func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, cid string, args ...any) (outcome, snapshot, error) {
 	var out outcome
 	argv := append([]any{s.now().UnixMilli()}, args...)
-	res, err := sc.Run(ctx, s.rdb, callKeys(cid), argv...).Slice()
+	res, err := sc.Run(ctx, s.rdb, keys, argv...).Slice()
 	if err != nil {
 		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, err)
 	}
@@ -117,7 +122,7 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...a
 	if out.Status == "not_found" {
 		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, ErrNotFound)
 	}
-	snap, err := data.snapshot(cid, s.now())
+	snap, err := s.snapshot(ctx, cid, data)
 	if err != nil {
 		return out, snap, err
 	}
@@ -150,8 +155,11 @@ func scriptAnswer(res []any) (callData, string, error) {
 		return callData{}, "", fmt.Errorf("script answered an outcome of type %T", res[0])
 	}
 	d := callData{
-		call: pairs(res[1]), members: pairs(res[2]), ring: pairs(res[3]),
+		call: pairs(res[1]), ring: pairs(res[3]),
 		accepted: pairs(res[5]), rejected: pairs(res[6]), missed: pairs(res[7]), joined: pairs(res[8]),
+	}
+	if _, counted := res[2].(int64); !counted {
+		d.members = pairs(res[2]) // else left nil: the script answered only how many there are
 	}
 	zs, _ := res[4].([]any)
 	d.ringing = make([]ringingMember, 0, len(zs)/2)
@@ -167,6 +175,52 @@ func scriptAnswer(res []any) (callData, string, error) {
 	}
 	return d, raw, nil
 }
+
+// inlineMembers is the most members a transition script answers with the call (scripts.go). A bigger call's
+// members are staged before its create and read in chunks after a transition, so that no one command on a
+// big call holds Redis, and every ring waiting behind it, for long: one script creating 100,000 members held
+// it for 494 ms.
+const inlineMembers = 1000
+
+// scanMembers reads a call's member hash inlineMembers fields at a time.
+func (s *Store) scanMembers(ctx context.Context, cid string) (map[string]string, error) {
+	members := map[string]string{}
+	it := s.rdb.HScan(ctx, queue.CallKey(cid, "members"), 0, "", inlineMembers).Iterator()
+	for it.Next(ctx) {
+		field := it.Val()
+		if !it.Next(ctx) {
+			break
+		}
+		members[field] = it.Val()
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("call %s: read members: %w", cid, err)
+	}
+	return members, nil
+}
+
+// stageMembers writes a big call's members, inlineMembers at a time, to a key of their own that createScript
+// renames into place, and returns that key. The key lapses if the create never comes.
+func (s *Store) stageMembers(ctx context.Context, cid string, memberPairs []string) (string, error) {
+	key := queue.CallKey(cid, "members:staged:"+newID())
+	pipe := s.rdb.Pipeline()
+	for i := 0; i < len(memberPairs); i += 2 * inlineMembers {
+		chunk := memberPairs[i:min(i+2*inlineMembers, len(memberPairs))]
+		args := make([]any, len(chunk))
+		for j, v := range chunk {
+			args[j] = v
+		}
+		pipe.HSet(ctx, key, args...)
+	}
+	pipe.PExpire(ctx, key, stagedMembersTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", fmt.Errorf("create %s: stage members: %w", cid, err)
+	}
+	return key, nil
+}
+
+// stagedMembersTTL is how long staged members wait for their create: far longer than the create takes.
+const stagedMembersTTL = time.Minute
 
 // pairs turns a flat [field, value, ...] reply (HGETALL from Lua) into a map.
 func pairs(v any) map[string]string {
@@ -328,8 +382,15 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 			return State{}, false, &FieldError{Field: "data.members", Message: err.Error()}
 		}
 		memberPairs = append(memberPairs, m.UserID, mj)
-		if m.UserID != a.UserID {
+		if req.Ring && m.UserID != a.UserID {
+			// Only a ring needs them: decoding a big call's every callee would cost the script milliseconds.
 			callees = append(callees, m.UserID)
+		}
+	}
+	keys := callKeys(cid)
+	if len(members) > inlineMembers {
+		if keys, memberPairs, err = s.stageBig(ctx, cid, keys, memberPairs); err != nil {
+			return State{}, false, err
 		}
 	}
 	spec, err := json.Marshal(createSpec{
@@ -339,7 +400,7 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	if err != nil {
 		return State{}, false, fmt.Errorf("create %s: %w", cid, err)
 	}
-	out, snap, err := s.run(ctx, createScript, cid, string(spec))
+	out, snap, err := s.runKeys(ctx, createScript, keys, cid, string(spec))
 	if err != nil {
 		return State{}, false, err
 	}
@@ -362,6 +423,23 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 		}
 	}
 	return st, created, nil
+}
+
+// stageBig stages a big call's members for createScript (KEYS[10]) and leaves none in its spec; a call that
+// exists already needs neither.
+func (s *Store) stageBig(ctx context.Context, cid string, keys, memberPairs []string) ([]string, []string, error) {
+	exists, err := s.rdb.Exists(ctx, queue.CallKey(cid, "call")).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", cid, err)
+	}
+	if exists == 1 {
+		return keys, []string{}, nil
+	}
+	staged, err := s.stageMembers(ctx, cid, memberPairs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(keys, staged), []string{}, nil
 }
 
 func memberIDs(ms []MemberInput) []string {
