@@ -19,10 +19,13 @@ const rescueAfter = 1500 * time.Millisecond
 
 // HandleWatch is one tick of a ring's watchdog (ARCHITECTURE.md: "a ring must survive a killed worker by its
 // own means"). Asynq hands a dead worker's task back only after its lease and the recoverer, a minute or two;
-// a ring lasts seconds. So while the ring lasts, every WatchInterval:
-//   - it schedules its next tick first, so a worker dying during this one does not end the watch;
-//   - it settles members whose ring time has passed, in case the timeout task died with its worker;
-//   - it re-enqueues the ring push of every member still ringing whose push is undelivered, whose lease has
+// a ring lasts seconds. So while the ring lasts, each tick:
+//   - schedules the next before it acts, so a worker dying during this one does not end the watch: the next
+//     WatchInterval while a member's push is undelivered, else the first tick at or after the earliest end
+//     of a member's ring (with every push delivered there is nothing to rescue, and a tick every second for
+//     each of hundreds of live rings came due in bursts that new ring pushes queued behind);
+//   - settles members whose ring time has passed, in case the timeout task died with its worker;
+//   - re-enqueues the ring push of every member still ringing whose push is undelivered, whose lease has
 //     lapsed (no live worker is sending it, none is waiting to retry it) and who was rung at least
 //     rescueAfter ago. The ledger keeps devices that got the push from getting it twice.
 func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
@@ -40,10 +43,6 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 	if idCmd.Val() != task.RingID || len(ringingCmd.Val()) == 0 {
 		return nil // the ring is over: the watch ends
 	}
-	tickAt := time.UnixMilli(task.Tick * queue.WatchInterval.Milliseconds())
-	if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, tickAt); err != nil {
-		return err
-	}
 	now := time.Now()
 	var live []queue.RingMember
 	due := false
@@ -56,34 +55,39 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 		}
 		live = append(live, queue.RingMember{UserID: m, EndsAt: ends})
 	}
+	var (
+		delivered []bool
+		leaseCmds []*redis.StringCmd
+		at        []any
+	)
+	if len(live) > 0 {
+		pipe = w.cfg.Redis.Pipeline()
+		names := make([]any, len(live))
+		atFields := make([]string, len(live))
+		for i, m := range live {
+			names[i] = m.UserID
+			atFields[i] = "at:" + m.UserID
+		}
+		deliveredCmd := pipe.SMIsMember(ctx, queue.DeliveredKey(cid, task.RingID), names...)
+		leaseCmds = make([]*redis.StringCmd, len(live))
+		for i, m := range live {
+			// One GET each: on a cluster the leases share the call's slot anyway.
+			leaseCmds[i] = pipe.Get(ctx, queue.LeaseKey(cid, task.RingID, m.UserID))
+		}
+		atCmd := pipe.HMGet(ctx, queue.RingKey(cid), atFields...)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("watch ring %s: %w", task.RingID, err)
+		}
+		delivered, at = deliveredCmd.Val(), atCmd.Val()
+	}
+	if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, nextWatch(task.Tick, live, delivered)); err != nil {
+		return err
+	}
 	if due {
 		if err := w.cfg.Calls.Expire(ctx, cid, task.RingID); err != nil {
 			return fmt.Errorf("watch ring %s: expire: %w", task.RingID, err)
 		}
 	}
-	if len(live) == 0 {
-		return nil
-	}
-	pipe = w.cfg.Redis.Pipeline()
-	names := make([]any, len(live))
-	leases := make([]string, len(live))
-	atFields := make([]string, len(live))
-	for i, m := range live {
-		names[i] = m.UserID
-		leases[i] = queue.LeaseKey(cid, task.RingID, m.UserID)
-		atFields[i] = "at:" + m.UserID
-	}
-	deliveredCmd := pipe.SMIsMember(ctx, queue.DeliveredKey(cid, task.RingID), names...)
-	leaseCmds := make([]*redis.StringCmd, len(live))
-	for i, k := range leases {
-		leaseCmds[i] = pipe.Get(ctx, k) // one GET each: on a cluster the leases share the call's slot anyway
-	}
-	atCmd := pipe.HMGet(ctx, queue.RingKey(cid), atFields...)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("watch ring %s: %w", task.RingID, err)
-	}
-	delivered := deliveredCmd.Val()
-	at := atCmd.Val()
 	bucket := now.UnixMilli() / rescueAfter.Milliseconds()
 	for i, m := range live {
 		if i < len(delivered) && delivered[i] {
@@ -103,6 +107,33 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 		w.log.Warn("ring push rescued: its worker died or it was never picked up", "cid", cid, "ring_id", task.RingID, "member", m.UserID)
 	}
 	return nil
+}
+
+// nextWatch is the time whose following tick (queue.ScheduleWatch) the watch of a ring takes after tick: the
+// very next one while a live member's push is undelivered, else the first at or after the earliest end of a
+// live member's ring.
+func nextWatch(tick int64, live []queue.RingMember, delivered []bool) time.Time {
+	next := time.UnixMilli(tick * queue.WatchInterval.Milliseconds())
+	if len(live) == 0 {
+		return next
+	}
+	earliest := live[0].EndsAt
+	for i, m := range live {
+		if i >= len(delivered) || !delivered[i] {
+			return next
+		}
+		if m.EndsAt.Before(earliest) {
+			earliest = m.EndsAt
+		}
+	}
+	return later(next, earliest.Add(-time.Millisecond))
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func parseMs(v any) int64 {

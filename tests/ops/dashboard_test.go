@@ -114,7 +114,7 @@ func TestDashboardNeedsItsLoginAndListsTheQueuesDuringAFanOut(t *testing.T) {
 	// Once it is over, the counts add up: every member's ring, and every batch of members' notifications, is
 	// a completed task.
 	eventually(t, 90*time.Second, "every push to arrive", func() bool { return e.FCM.Count() >= 2*n })
-	// While the ring lasts its watchdog runs every 500 ms, and a snapshot may catch one at work: end it first.
+	// While the ring lasts its watchdog ticks, and a snapshot may catch one at work: end it first.
 	e.MustCall(200, "POST", "/v1/call/default/fanout-ring/mark_ended", alice, nil)
 	eventually(t, 90*time.Second, "every stop push to arrive", func() bool { return e.FCM.Count() >= 3*n })
 	e.Quiet()
