@@ -249,7 +249,7 @@ func (c *Client) ScheduleWatch(ctx context.Context, call CallInfo, ringID string
 	}
 	at := time.UnixMilli(tick * WatchInterval.Milliseconds())
 	if err := c.enqueue(ctx, asynq.NewTask(TypeWatch, payload),
-		asynq.Queue(QueueRing), asynq.TaskID(WatchTaskID(ringID, tick)), asynq.ProcessAt(at),
+		asynq.Queue(QueueWatch), asynq.TaskID(WatchTaskID(ringID, tick)), asynq.ProcessAt(at),
 		asynq.MaxRetry(3), asynq.Retention(time.Minute)); err != nil {
 		return fmt.Errorf("schedule watchdog of ring %s: %w", ringID, err)
 	}

@@ -13,9 +13,12 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Queue names.
+// Queue names. The ring server serves watch below ring, in strict priority: a ring push or stop never
+// waits behind watchdog ticks, which come due in bursts at each second (Asynq keeps scheduled tasks by whole
+// seconds).
 const (
 	QueueRing   = "ring"
+	QueueWatch  = "watch"
 	QueueNotify = "notify"
 )
 

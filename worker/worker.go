@@ -148,8 +148,11 @@ func (w *Worker) Handler() asynq.Handler {
 func (w *Worker) Start() error {
 	logger := asynqLogger{w.log}
 	w.ring = asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
-		Concurrency:              w.cfg.RingConcurrency,
-		Queues:                   map[string]int{queue.QueueRing: 1},
+		Concurrency: w.cfg.RingConcurrency,
+		// Strict: a ring push waits for no watchdog tick (queue.QueueWatch). Ticks from before the watch
+		// queue existed are still in the ring queue and run there.
+		Queues:                   map[string]int{queue.QueueRing: 2, queue.QueueWatch: 1},
+		StrictPriority:           true,
 		TaskCheckInterval:        w.cfg.RingPollInterval,
 		DelayedTaskCheckInterval: w.cfg.DelayedCheckInterval,
 		RetryDelayFunc:           ringRetryDelay,

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/harness"
@@ -50,4 +52,55 @@ func TestUnknownQueueInRingerQueuesStopsTheStart(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "RINGER_QUEUES") {
 		t.Fatalf("worker with RINGER_QUEUES=ring,email: err=%v, output %s", err, out)
 	}
+}
+
+// A ring push goes before every watchdog tick waiting: ticks come due in bursts (Asynq moves a whole second's
+// scheduled tasks at once), and a ring must not queue behind them. 10,000 ticks wait when the worker starts,
+// enqueued before the ring; the ring push must arrive while ticks still wait.
+func TestARingPushGoesBeforeABurstOfWatchdogTicks(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t, harness.Options{Command: "api"})
+	e.Device("bob", "prio-bob", "firebase", false)
+	c := queue.NewClient(e.RDB)
+	t.Cleanup(func() { c.Close() })
+	const ticks = 10000
+	var g errgroup.Group
+	g.SetLimit(64)
+	past := time.Now().Add(-time.Minute)
+	for i := range ticks {
+		// Ticks of rings that are over: each ends at once, but they wait in line all the same.
+		g.Go(func() error {
+			return c.ScheduleWatch(e.Context(), queue.CallInfo{CID: "external:over"}, fmt.Sprintf("over-%d", i), past)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("schedule the ticks: %v", err)
+	}
+	if err := c.Ring(e.Context(), qcInfo("prio"), "prio-ring", []queue.RingMember{{UserID: "bob", EndsAt: time.Now().Add(time.Minute)}}); err != nil {
+		t.Fatalf("Ring: %v", err)
+	}
+	in := asynq.NewInspectorFromRedisClient(e.RDB)
+	if info, err := in.GetQueueInfo(queue.QueueWatch); err != nil || info.Pending < ticks {
+		t.Fatalf("watch queue before the worker starts: %+v, %v; want %d ticks pending", info, err, ticks)
+	}
+
+	e.StartProcess("worker")
+	// Read the queue the moment the push is seen (WaitFCM also waits for stray extra pushes).
+	deadline := time.Now().Add(30 * time.Second)
+	for len(e.FCM.MessagesTo("prio-bob")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no ring push within 30 s of the worker's start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	info, err := in.GetQueueInfo(queue.QueueWatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("when the ring push arrived, %d of %d ticks were still waiting", info.Pending, ticks)
+	if info.Pending == 0 {
+		t.Errorf("the ring push waited for every watchdog tick before it")
+	}
+	e.WaitFCM("prio-bob", 1)
+	e.Quiet()
 }

@@ -388,7 +388,7 @@ func WaitQuiet(in *asynq.Inspector, d time.Duration) string {
 			left = err.Error()
 		}
 		for _, q := range qs {
-			if q != queue.QueueRing && q != queue.QueueNotify {
+			if q != queue.QueueRing && q != queue.QueueWatch && q != queue.QueueNotify {
 				continue
 			}
 			info, err := in.GetQueueInfo(q)

@@ -110,7 +110,7 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	}
 	// Nothing failed for good: a task the dead worker held is done, not archived after its retries.
 	in := asynq.NewInspectorFromRedisClient(api1.RDB)
-	for _, q := range []string{"ring", "notify"} {
+	for _, q := range []string{"ring", "watch", "notify"} {
 		archived, err := in.ListArchivedTasks(q, asynq.PageSize(5))
 		if err != nil {
 			continue // a queue that never archived anything
