@@ -13,9 +13,9 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Queue names. The ring server serves watch below ring, in strict priority: a ring push or stop never
-// waits behind watchdog ticks, which come due in bursts at each second (Asynq keeps scheduled tasks by whole
-// seconds).
+// Queue names. Watchdog ticks have a queue of their own, served by its own server in the worker: a ring push
+// or stop never waits behind them, and they come due in bursts at each second (Asynq keeps scheduled tasks
+// by whole seconds).
 const (
 	QueueRing   = "ring"
 	QueueWatch  = "watch"

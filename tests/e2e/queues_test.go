@@ -55,7 +55,7 @@ func TestUnknownQueueInRingerQueuesStopsTheStart(t *testing.T) {
 }
 
 // A ring push goes before every watchdog tick waiting: ticks come due in bursts (Asynq moves a whole second's
-// scheduled tasks at once), and a ring must not queue behind them. 10,000 ticks wait when the worker starts,
+// scheduled tasks at once), and a ring must not queue behind them. 5,000 ticks wait when the worker starts,
 // enqueued before the ring; the ring push must arrive while ticks still wait.
 func TestARingPushGoesBeforeABurstOfWatchdogTicks(t *testing.T) {
 	t.Parallel()
@@ -63,7 +63,7 @@ func TestARingPushGoesBeforeABurstOfWatchdogTicks(t *testing.T) {
 	e.Device("bob", "prio-bob", "firebase", false)
 	c := queue.NewClient(e.RDB)
 	t.Cleanup(func() { c.Close() })
-	const ticks = 10000
+	const ticks = 5000
 	var g errgroup.Group
 	g.SetLimit(64)
 	past := time.Now().Add(-time.Minute)
@@ -102,5 +102,5 @@ func TestARingPushGoesBeforeABurstOfWatchdogTicks(t *testing.T) {
 		t.Errorf("the ring push waited for every watchdog tick before it")
 	}
 	e.WaitFCM("prio-bob", 1)
-	e.Quiet()
+	e.QuietWithin(2 * time.Minute) // the watch server's 4 slots take a while over 5,000 ticks under -race
 }
