@@ -160,45 +160,11 @@ func (w *Worker) Handler() asynq.Handler {
 
 // Start runs the ring, watch and notify servers.
 func (w *Worker) Start() error {
-	logger := asynqLogger{w.log}
-	w.ring = asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
-		Concurrency: w.cfg.RingConcurrency,
-		// Only rings, stops and timeouts: a ring push never queues behind watchdog ticks, which come due in
-		// bursts (queue.QueueWatch). Ticks from before the watch queue existed still run here.
-		Queues:                   map[string]int{queue.QueueRing: 1},
-		TaskCheckInterval:        w.cfg.RingPollInterval,
-		DelayedTaskCheckInterval: w.cfg.DelayedCheckInterval,
-		RetryDelayFunc:           ringRetryDelay,
-		IsFailure:                isFailure,
-		ShutdownTimeout:          w.cfg.ShutdownTimeout,
-		Logger:                   logger,
-		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
-	})
-	w.watch = asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
-		Concurrency:              watchConcurrency,
-		Queues:                   map[string]int{queue.QueueWatch: 1},
-		TaskCheckInterval:        watchPollInterval,
-		DelayedTaskCheckInterval: watchForwardInterval,
-		RetryDelayFunc:           ringRetryDelay,
-		IsFailure:                isFailure,
-		ShutdownTimeout:          w.cfg.ShutdownTimeout,
-		Logger:                   logger,
-		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
-	})
-	w.notify = asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
-		Concurrency:              w.cfg.NotifyConcurrency,
-		Queues:                   map[string]int{queue.QueueNotify: 1},
-		TaskCheckInterval:        100 * time.Millisecond,
-		DelayedTaskCheckInterval: time.Second,
-		RetryDelayFunc:           notifyRetryDelay,
-		IsFailure:                isFailure,
-		ShutdownTimeout:          w.cfg.ShutdownTimeout,
-		Logger:                   logger,
-		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
-	})
+	// Only rings, stops and timeouts on the ring server: a ring push never queues behind watchdog ticks, which
+	// come due in bursts (queue.QueueWatch). Ticks from before the watch queue existed still run there.
+	w.ring = w.server(queue.QueueRing, w.cfg.RingConcurrency, w.cfg.RingPollInterval, w.cfg.DelayedCheckInterval, ringRetryDelay)
+	w.watch = w.server(queue.QueueWatch, watchConcurrency, watchPollInterval, watchForwardInterval, ringRetryDelay)
+	w.notify = w.server(queue.QueueNotify, w.cfg.NotifyConcurrency, 100*time.Millisecond, time.Second, notifyRetryDelay)
 	if w.cfg.SkipRing {
 		w.ring, w.watch = nil, nil
 	}
@@ -219,6 +185,23 @@ func (w *Worker) Start() error {
 		}
 	}
 	return nil
+}
+
+// server is an Asynq server of one queue: concurrency slots, polled every poll when idle, its scheduled and
+// retried tasks made due every forward.
+func (w *Worker) server(q string, concurrency int, poll, forward time.Duration, retry asynq.RetryDelayFunc) *asynq.Server {
+	return asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
+		Concurrency:              concurrency,
+		Queues:                   map[string]int{q: 1},
+		TaskCheckInterval:        poll,
+		DelayedTaskCheckInterval: forward,
+		RetryDelayFunc:           retry,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{w.log},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
+	})
 }
 
 // Shutdown stops taking tasks, lets running ones finish within ShutdownTimeout and hands the rest back.
