@@ -126,14 +126,10 @@ func nextWatch(tick int64, live []queue.RingMember, delivered []bool) time.Time 
 			earliest = m.EndsAt
 		}
 	}
-	return later(next, earliest.Add(-time.Millisecond))
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
+	if justBefore := earliest.Add(-time.Millisecond); justBefore.After(next) {
+		return justBefore
 	}
-	return a
+	return next
 }
 
 func parseMs(v any) int64 {

@@ -105,9 +105,8 @@ type Worker struct {
 	cfg    Config
 	log    *slog.Logger
 	paused *providerPause
-	ring   *asynq.Server
-	watch  *asynq.Server
-	notify *asynq.Server
+	// servers are the Asynq servers Start started, one per queue served.
+	servers []*asynq.Server
 }
 
 // The watch server's settings. Ticks are due on whole seconds (Asynq keeps scheduled tasks by the second) and
@@ -158,59 +157,56 @@ func (w *Worker) Handler() asynq.Handler {
 	return mux
 }
 
-// Start runs the ring, watch and notify servers.
-func (w *Worker) Start() error {
-	// Only rings, stops and timeouts on the ring server: a ring push never queues behind watchdog ticks, which
-	// come due in bursts (queue.QueueWatch). Ticks from before the watch queue existed still run there.
-	w.ring = w.server(queue.QueueRing, w.cfg.RingConcurrency, w.cfg.RingPollInterval, w.cfg.DelayedCheckInterval, ringRetryDelay)
-	w.watch = w.server(queue.QueueWatch, watchConcurrency, watchPollInterval, watchForwardInterval, ringRetryDelay)
-	w.notify = w.server(queue.QueueNotify, w.cfg.NotifyConcurrency, 100*time.Millisecond, time.Second, notifyRetryDelay)
-	if w.cfg.SkipRing {
-		w.ring, w.watch = nil, nil
-	}
-	if w.cfg.SkipNotify {
-		w.notify = nil
-	}
-	h := w.Handler()
-	for _, srv := range []struct {
-		name string
-		s    *asynq.Server
-	}{{"ring", w.ring}, {"watch", w.watch}, {"notify", w.notify}} {
-		if srv.s == nil {
-			continue
-		}
-		if err := srv.s.Start(h); err != nil {
-			w.Shutdown() // the servers started so far
-			return fmt.Errorf("start %s server: %w", srv.name, err)
-		}
-	}
-	return nil
+// queueServer is how one queue is served: by an Asynq server of its own with concurrency slots, polled every
+// poll when idle, its scheduled and retried tasks made due every forward.
+type queueServer struct {
+	queue         string
+	concurrency   int
+	poll, forward time.Duration
+	retryDelay    asynq.RetryDelayFunc
 }
 
-// server is an Asynq server of one queue: concurrency slots, polled every poll when idle, its scheduled and
-// retried tasks made due every forward.
-func (w *Worker) server(q string, concurrency int, poll, forward time.Duration, retry asynq.RetryDelayFunc) *asynq.Server {
-	return asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
-		Concurrency:              concurrency,
-		Queues:                   map[string]int{q: 1},
-		TaskCheckInterval:        poll,
-		DelayedTaskCheckInterval: forward,
-		RetryDelayFunc:           retry,
-		IsFailure:                isFailure,
-		ShutdownTimeout:          w.cfg.ShutdownTimeout,
-		Logger:                   asynqLogger{w.log},
-		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
-	})
+// Start runs the ring, watch and notify servers.
+func (w *Worker) Start() error {
+	var qs []queueServer
+	if !w.cfg.SkipRing {
+		// Only rings, stops and timeouts on the ring server: a ring push never queues behind watchdog ticks,
+		// which come due in bursts (queue.QueueWatch). Ticks from before the watch queue existed still run there.
+		qs = append(qs,
+			queueServer{queue.QueueRing, w.cfg.RingConcurrency, w.cfg.RingPollInterval, w.cfg.DelayedCheckInterval, ringRetryDelay},
+			queueServer{queue.QueueWatch, watchConcurrency, watchPollInterval, watchForwardInterval, ringRetryDelay})
+	}
+	if !w.cfg.SkipNotify {
+		qs = append(qs, queueServer{queue.QueueNotify, w.cfg.NotifyConcurrency, 100 * time.Millisecond, time.Second, notifyRetryDelay})
+	}
+	h := w.Handler()
+	for _, q := range qs {
+		srv := asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
+			Concurrency:              q.concurrency,
+			Queues:                   map[string]int{q.queue: 1},
+			TaskCheckInterval:        q.poll,
+			DelayedTaskCheckInterval: q.forward,
+			RetryDelayFunc:           q.retryDelay,
+			IsFailure:                isFailure,
+			ShutdownTimeout:          w.cfg.ShutdownTimeout,
+			Logger:                   asynqLogger{w.log},
+			LogLevel:                 asynq.WarnLevel,
+			ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
+		})
+		if err := srv.Start(h); err != nil {
+			w.Shutdown() // the servers started so far
+			return fmt.Errorf("start %s server: %w", q.queue, err)
+		}
+		w.servers = append(w.servers, srv)
+	}
+	return nil
 }
 
 // Shutdown stops taking tasks, lets running ones finish within ShutdownTimeout and hands the rest back.
 func (w *Worker) Shutdown() {
 	var wg sync.WaitGroup
-	for _, s := range []*asynq.Server{w.ring, w.watch, w.notify} {
-		if s != nil {
-			wg.Go(s.Shutdown)
-		}
+	for _, s := range w.servers {
+		wg.Go(s.Shutdown)
 	}
 	wg.Wait()
 }
