@@ -49,18 +49,13 @@ type readCmds struct {
 // members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis for tens of ms.
 //
 // KEYS[1] -> ringer:{<cid>}:members
-// ARGV[1] -> inlineMembers
-var membersScript = redis.NewScript(`
-local n = redis.call('HLEN', KEYS[1])
-if n > tonumber(ARGV[1]) then return n end
-return redis.call('HGETALL', KEYS[1])
-`)
+var membersScript = redis.NewScript(luaMembers + "return members(KEYS[1])")
 
 func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 	return readCmds{
 		call: p.HGetAll(ctx, queue.CallKey(cid, "call")),
 		// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and Redis caches the script by its body.
-		members:  membersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")}, inlineMembers),
+		members:  membersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")}),
 		ring:     p.HGetAll(ctx, queue.RingKey(cid)),
 		ringing:  p.ZRangeWithScores(ctx, queue.RingingKey(cid), 0, -1),
 		accepted: p.HGetAll(ctx, queue.CallKey(cid, "accepted")),
@@ -72,11 +67,8 @@ func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 
 func (c readCmds) data() callData {
 	d := callData{
-		call: c.call.Val(), ring: c.ring.Val(),
+		call: c.call.Val(), members: memberPairs(c.members.Val()), ring: c.ring.Val(),
 		accepted: c.accepted.Val(), rejected: c.rejected.Val(), missed: c.missed.Val(), joined: c.joined.Val(),
-	}
-	if _, counted := c.members.Val().(int64); !counted {
-		d.members = pairs(c.members.Val()) // else left nil, for scanMembers
 	}
 	for _, z := range c.ringing.Val() {
 		m, _ := z.Member.(string)

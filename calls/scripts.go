@@ -2,7 +2,6 @@ package calls
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -35,7 +34,7 @@ import (
 // luaPrelude holds what every transition shares. expire_due runs first in each script: a member whose ring
 // time has passed is missed before anything else happens, so the ring ends on time even when the timeout
 // task runs late.
-var luaPrelude = strings.ReplaceAll(`
+var luaPrelude = luaMembers + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local now = tonumber(ARGV[1])
@@ -168,21 +167,24 @@ local function ring_members(new_id, caller, caller_name, callees)
   end
 end
 
--- members answers the member hash, or only its size when it is too big to answer in this one command.
-local function members()
-  local n = redis.call('HLEN', K_MEMBERS)
-  if n > INLINE_MEMBERS then return n end
-  return redis.call('HGETALL', K_MEMBERS)
-end
-
 -- done answers the outcome and the call's state after the transition (the array described above).
 local function done()
-  return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(),
+  return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(K_MEMBERS),
     redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
     redis.call('HGETALL', K_ACCEPTED), redis.call('HGETALL', K_REJECTED), redis.call('HGETALL', K_MISSED),
     redis.call('HGETALL', K_JOINED)}
 end
-`, "INLINE_MEMBERS", strconv.Itoa(inlineMembers))
+`
+
+// luaMembers answers a call's member hash (KEYS[2] of a transition), or only its size when it is too big to
+// answer in one command; the store then reads the members by HSCAN (scanMembers).
+var luaMembers = `
+local function members(key)
+  local n = redis.call('HLEN', key)
+  if n > ` + strconv.Itoa(inlineMembers) + ` then return n end
+  return redis.call('HGETALL', key)
+end
+`
 
 func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
 

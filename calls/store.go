@@ -155,11 +155,8 @@ func scriptAnswer(res []any) (callData, string, error) {
 		return callData{}, "", fmt.Errorf("script answered an outcome of type %T", res[0])
 	}
 	d := callData{
-		call: pairs(res[1]), ring: pairs(res[3]),
+		call: pairs(res[1]), members: memberPairs(res[2]), ring: pairs(res[3]),
 		accepted: pairs(res[5]), rejected: pairs(res[6]), missed: pairs(res[7]), joined: pairs(res[8]),
-	}
-	if _, counted := res[2].(int64); !counted {
-		d.members = pairs(res[2]) // else left nil: the script answered only how many there are
 	}
 	zs, _ := res[4].([]any)
 	d.ringing = make([]ringingMember, 0, len(zs)/2)
@@ -221,6 +218,15 @@ func (s *Store) stageMembers(ctx context.Context, cid string, memberPairs []stri
 
 // stagedMembersTTL is how long staged members wait for their create: far longer than the create takes.
 const stagedMembersTTL = time.Minute
+
+// memberPairs is pairs of a member hash as a script answers it (members in scripts.go, membersScript): nil
+// when the answer is only the count of a call too big to answer whole, for the store to read by HSCAN.
+func memberPairs(v any) map[string]string {
+	if _, counted := v.(int64); counted {
+		return nil
+	}
+	return pairs(v)
+}
 
 // pairs turns a flat [field, value, ...] reply (HGETALL from Lua) into a map.
 func pairs(v any) map[string]string {
