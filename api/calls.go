@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -72,16 +71,8 @@ func (s *server) getOrCreateCall(w http.ResponseWriter, r *http.Request, tok Tok
 	if err != nil {
 		return err
 	}
-	if !in.NamedCreator {
-		// A server token that names no creator can only get an existing call: a new call needs a creator,
-		// and api cannot know whether the call exists without asking.
-		if _, err := s.cfg.Calls.Get(r.Context(), in.Actor, typ, id, false, false); err != nil {
-			if errors.Is(err, calls.ErrNotFound) {
-				return fieldErr(CodeInvalidField, "data.created_by_id", "is required with a server token to create a call")
-			}
-			return fmt.Errorf("get %s:%s before get-or-create: %w", typ, id, err)
-		}
-	}
+	// A server token that names no creator only gets a call that exists (calls answers 400 naming
+	// data.created_by_id for one that does not): a new call needs a creator.
 	st, created, err := s.cfg.Calls.GetOrCreate(r.Context(), in.Actor, typ, id, in.Req)
 	if err != nil {
 		return fmt.Errorf("get-or-create %s:%s: %w", typ, id, err)
@@ -108,8 +99,8 @@ func (s *server) getCall(w http.ResponseWriter, r *http.Request, tok TokenClaims
 	if err != nil {
 		return err
 	}
-	// Ringing or notifying says "someone calls": a server token must say who.
-	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", ring || notify)
+	// A server token naming nobody rings and notifies as the call's creator (API.md, "Who may read a call").
+	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", false)
 	if err != nil {
 		return err
 	}

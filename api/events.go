@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ringer-dev/ringer/calls"
 )
 
 // events is GET /v1/events: Server-Sent Events of the acting user's calls. Each event is framed
@@ -58,6 +60,10 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 		case ev, ok := <-sub:
 			if !ok {
 				return nil
+			}
+			if !calls.Visible(a, ev.Call) {
+				// A team call is heard only with a token of its team (API.md, "Teams").
+				continue
 			}
 			if strings.ContainsAny(ev.Type, "\r\n") {
 				// A newline in the name would end the frame early and let the rest read as another field.

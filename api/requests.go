@@ -39,9 +39,6 @@ func validCallingState(s string) bool {
 type createInput struct {
 	Actor calls.Actor
 	Req   calls.CreateRequest
-	// NamedCreator is false when a server token named no data.created_by_id: it may then only get a call
-	// that exists, since a call needs a creator.
-	NamedCreator bool
 }
 
 // decodeCreate decodes and checks the body of POST /v1/call/{type}/{id} for the bearer of tok.
@@ -71,7 +68,7 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 	if err != nil {
 		return createInput{}, err
 	}
-	in := createInput{Actor: a, NamedCreator: a.UserID != "", Req: calls.CreateRequest{Ring: top.Ring, Notify: top.Notify, Team: data.Team}}
+	in := createInput{Actor: a, Req: calls.CreateRequest{Ring: top.Ring, Notify: top.Notify, Team: data.Team}}
 
 	if len(data.Members) > calls.MaxMembers {
 		return createInput{}, fieldErr(CodeLimitExceeded, "data.members", "has %d members, more than the limit of %d", len(data.Members), calls.MaxMembers)

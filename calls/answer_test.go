@@ -86,7 +86,7 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 			return s.run(ctx, ringScript, cid, newID(), alice.UserID, alice.Name, carol.UserID)
 		}},
 		{"members", func() (outcome, snapshot, error) {
-			return s.run(ctx, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"]}`)
+			return s.run(ctx, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"],"adder":"","max":100000}`)
 		}},
 		{"leave", func() (outcome, snapshot, error) { return s.run(ctx, leaveScript, cid, bob.UserID) }},
 		{"end", func() (outcome, snapshot, error) { return s.run(ctx, markEndedScript, cid, alice.UserID) }},

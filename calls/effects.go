@@ -140,7 +140,7 @@ type eventWire struct {
 // lists, in one round trip. Events are best effort (SSE clients re-read the call on reconnect): a failure to
 // publish is logged; a failure to write the call lists is returned.
 func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberIndex) error {
-	if len(evs) == 0 && (index == nil || len(index.users) == 0) {
+	if len(evs) == 0 && index.empty() {
 		return nil
 	}
 	now := s.now().UTC()

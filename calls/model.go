@@ -44,6 +44,9 @@ const (
 	MaxMembers           = 100_000
 	MaxRingMembers       = 1_000
 	MaxCustomBytes       = 5 * 1024
+	// ListMembers is the most members each call of GET /v1/calls shows: the list is for a user's app to draw
+	// its calls, and a user put into big calls by someone else must not be made to download them whole.
+	ListMembers = 20
 )
 
 // Ring reasons for reject.
@@ -154,10 +157,12 @@ type CreateRequest struct {
 	Team             string
 }
 
-// ListItem is one entry of GET /v1/calls.
+// ListItem is one entry of GET /v1/calls. Members holds at most ListMembers of the call's members, the
+// acting user's own among them; MemberCount is how many the call has.
 type ListItem struct {
 	Call         Call     `json:"call"`
 	Members      []Member `json:"members"`
+	MemberCount  int      `json:"member_count"`
 	CallingState string   `json:"calling_state"`
 	CreatedByMe  bool     `json:"created_by_me"`
 }

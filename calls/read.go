@@ -51,11 +51,46 @@ type readCmds struct {
 // KEYS[1] -> ringer:{<cid>}:members
 var membersScript = redis.NewScript(luaMembers + "return members(KEYS[1])")
 
+// listMembersScript answers what GET /v1/calls reads of a call's members: how many there are, the user's
+// own member JSON (nil when the user is no member), and some of them: all of a call of at most
+// listReadWhole members, else about ARGV[2] from HSCAN steps, so that listing a user's calls never reads a
+// big call's members whole.
+//
+// KEYS[1] -> ringer:{<cid>}:members
+// ARGV[1] -> user id
+// ARGV[2] -> how many members to answer of a big call (ListMembers)
+//
+// Returns {count, own member JSON or nil, {field, value, ...}}.
+var listMembersScript = redis.NewScript(`
+local n = redis.call('HLEN', KEYS[1])
+local mine = redis.call('HGET', KEYS[1], ARGV[1])
+if n <= ` + strconv.Itoa(listReadWhole) + ` then
+  return {n, mine, redis.call('HGETALL', KEYS[1])}
+end
+local some, cursor, want = {}, '0', tonumber(ARGV[2])
+repeat
+  local r = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', want)
+  cursor = r[1]
+  for _, v in ipairs(r[2]) do some[#some + 1] = v end
+until cursor == '0' or #some >= 2 * want
+return {n, mine, some}
+`)
+
+// listReadWhole is the most members of a call that GET /v1/calls reads whole, to show the first ListMembers
+// in the order get shows them; of a bigger call it shows some ListMembers members.
+const listReadWhole = 100
+
 func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
+	c := queueState(ctx, p, cid)
+	// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and Redis caches the script by its body.
+	c.members = membersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")})
+	return c
+}
+
+// queueState queues the reads of a call but those of its members.
+func queueState(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 	return readCmds{
-		call: p.HGetAll(ctx, queue.CallKey(cid, "call")),
-		// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and Redis caches the script by its body.
-		members:  membersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")}),
+		call:     p.HGetAll(ctx, queue.CallKey(cid, "call")),
 		ring:     p.HGetAll(ctx, queue.RingKey(cid)),
 		ringing:  p.ZRangeWithScores(ctx, queue.RingingKey(cid), 0, -1),
 		accepted: p.HGetAll(ctx, queue.CallKey(cid, "accepted")),
@@ -66,8 +101,15 @@ func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 }
 
 func (c readCmds) data() callData {
+	d := c.stateData()
+	d.members = memberPairs(c.members.Val())
+	return d
+}
+
+// stateData is what queueState read.
+func (c readCmds) stateData() callData {
 	d := callData{
-		call: c.call.Val(), members: memberPairs(c.members.Val()), ring: c.ring.Val(),
+		call: c.call.Val(), ring: c.ring.Val(),
 		accepted: c.accepted.Val(), rejected: c.rejected.Val(), missed: c.missed.Val(), joined: c.joined.Val(),
 	}
 	for _, z := range c.ringing.Val() {
@@ -75,6 +117,54 @@ func (c readCmds) data() callData {
 		d.ringing = append(d.ringing, ringingMember{member: m, endsAt: int64(z.Score)})
 	}
 	return d
+}
+
+// listCmds are the replies of what GET /v1/calls reads of one call for one user.
+type listCmds struct {
+	state   readCmds
+	members *redis.Cmd // listMembersScript
+	user    string
+}
+
+func queueListRead(ctx context.Context, p redis.Pipeliner, cid, user string) listCmds {
+	return listCmds{
+		state:   queueState(ctx, p, cid),
+		members: listMembersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")}, user, ListMembers),
+		user:    user,
+	}
+}
+
+// data is the call as read, with the members listMembersScript answered (the user's own among them), how
+// many members the call has, and whether the user is one of them.
+func (c listCmds) data() (d callData, count int, member bool) {
+	d = c.state.stateData()
+	d.members = map[string]string{}
+	res, _ := c.members.Val().([]any)
+	if len(res) != 3 {
+		return d, 0, false
+	}
+	n, _ := res[0].(int64)
+	d.members = pairs(res[2])
+	mine, ok := res[1].(string)
+	if ok {
+		d.members[c.user] = mine
+	}
+	return d, int(n), ok
+}
+
+// trimMembers is the first ListMembers of ms, with user's own entry in place of the last when it would not
+// be among them.
+func trimMembers(ms []Member, user string) []Member {
+	if len(ms) <= ListMembers {
+		return ms
+	}
+	out := slices.Clone(ms[:ListMembers])
+	if !slices.ContainsFunc(out, func(m Member) bool { return m.UserID == user }) {
+		if i := slices.IndexFunc(ms, func(m Member) bool { return m.UserID == user }); i >= 0 {
+			out[ListMembers-1] = ms[i]
+		}
+	}
+	return out
 }
 
 // snapshot makes the call's snapshot from what the pipeline read, reading a big call's members first.
@@ -216,6 +306,8 @@ func (snap snapshot) callingState(user string, now time.Time) string {
 }
 
 // List returns the actor's calls, newest first, at most 100, filtered by calling state when one is given.
+// It shows only calls the actor is still a member of and may see (Visible), each with at most ListMembers
+// members.
 func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListItem, error) {
 	cids, err := s.rdb.ZRevRange(ctx, userCallsKey(a.UserID), 0, maxUserCalls-1).Result()
 	if err != nil {
@@ -227,29 +319,35 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 	for start := 0; start < len(cids) && len(items) < 100; start += batch {
 		chunk := cids[start:min(start+batch, len(cids))]
 		pipe := s.rdb.Pipeline()
-		cmds := make([]readCmds, len(chunk))
+		cmds := make([]listCmds, len(chunk))
 		for i, cid := range chunk {
-			cmds[i] = queueRead(ctx, pipe, cid)
+			cmds[i] = queueListRead(ctx, pipe, cid, a.UserID)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("list calls of %s: %w", a.UserID, err)
 		}
 		for i, cid := range chunk {
-			snap, err := s.snapshot(ctx, cid, cmds[i].data())
+			d, count, member := cmds[i].data()
+			if !member {
+				// Removed from the call, whether or not the removal reached this list.
+				continue
+			}
+			snap, err := s.snapshot(ctx, cid, d)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
-			if checkTeam(a, snap.Call.Team) != nil {
+			if !Visible(a, snap.Call) {
 				continue
 			}
 			state := snap.callingState(a.UserID, now)
 			if callingState != "" && state != callingState {
 				continue
 			}
-			items = append(items, ListItem{Call: snap.Call, Members: snap.Members, CallingState: state, CreatedByMe: snap.Call.CreatedBy.ID == a.UserID})
+			items = append(items, ListItem{Call: snap.Call, Members: trimMembers(snap.Members, a.UserID), MemberCount: count,
+				CallingState: state, CreatedByMe: snap.Call.CreatedBy.ID == a.UserID})
 			if len(items) == 100 {
 				break
 			}

@@ -362,15 +362,46 @@ return done()
 `)
 
 // updateMembersScript adds or changes members and removes others; a removed member still ringing stops.
+// It checks the whole update before it writes any of it, so that a refused update stores nothing: in a team
+// call, a user token adds no member but itself (API.md, "Teams"); no call passes spec.max members.
 //
-// ARGV[2] -> JSON {update: [user, member JSON, ...], remove: [user, ...]}
+// ARGV[2] -> JSON {update: [user, member JSON, ...], remove: [user, ...], adder: user id of the user token
 //
-// status: ok, not_found, ended.
+//	that adds, "" for the backend, max: the most members a call may have}
+//
+// status: ok, not_found, ended, forbidden (a user token adding another user to a team call), too_many (the
+// call would pass max members; members_after says how many it would have had).
 var updateMembersScript = script(`
 if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
 expire_due()
 if ended() then out.status = 'ended' return done() end
 local spec = cjson.decode(ARGV[2])
+local team = redis.call('HGET', K_CALL, 'team') or ''
+local count = redis.call('HLEN', K_MEMBERS)
+local updating = {}
+for i = 1, #spec.update, 2 do
+  local m = spec.update[i]
+  if not updating[m] and redis.call('HEXISTS', K_MEMBERS, m) == 0 then
+    if team ~= '' and spec.adder ~= '' and m ~= spec.adder then
+      out.status = 'forbidden'
+      return done()
+    end
+    count = count + 1
+  end
+  updating[m] = true
+end
+local removing = {}
+for _, m in ipairs(spec.remove) do
+  if not removing[m] and not updating[m] and redis.call('HEXISTS', K_MEMBERS, m) == 1 then
+    count = count - 1
+  end
+  removing[m] = true
+end
+if count > spec.max then
+  out.status = 'too_many'
+  out.members_after = count
+  return done()
+end
 for i = 1, #spec.update, 2 do
   redis.call('HSET', K_MEMBERS, spec.update[i], spec.update[i + 1])
 end

@@ -89,6 +89,7 @@ type outcome struct {
 	Ended         bool             `json:"ended"`
 	FirstAccept   bool             `json:"first_accept"`
 	NewRing       bool             `json:"new_ring"`
+	MembersAfter  int              `json:"members_after"` // the member count a too_many update would have made
 }
 
 func (o outcome) hasEffects() bool {
@@ -140,6 +141,11 @@ func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, ci
 		return out, snap, fmt.Errorf("call %s: %w", cid, ErrNotRung)
 	case "ring_over":
 		return out, snap, fmt.Errorf("call %s: %w", cid, ErrRingOver)
+	case "forbidden":
+		return out, snap, fmt.Errorf("call %s: %w", cid, ErrForbidden)
+	case "too_many":
+		return out, snap, fmt.Errorf("call %s: %w", cid, &FieldError{Field: "update_members",
+			Message: fmt.Sprintf("would make the call %d members, more than the limit of %d", out.MembersAfter, MaxMembers), Limit: true})
 	}
 	return out, snap, nil
 }
@@ -292,6 +298,35 @@ func checkTeam(a Actor, team string) error {
 	return fmt.Errorf("call of team %q: %w", team, ErrForbidden)
 }
 
+// Visible tells whether a may hear of call c at all (API.md, "Teams"): a user whose token lacks the team of
+// a team call gets none of its events and does not find it in its call list, even as a member. Whoever
+// streams events to a user filters them with it.
+func Visible(a Actor, c Call) bool { return checkTeam(a, c.Team) == nil }
+
+// checkRead is the read rule (API.md, "Who may read a call"), made after the team rule: reading a call, and
+// notifying its members through a read, needs membership, the backend, or a user token with role admin.
+func checkRead(a Actor, cid string, member bool) error {
+	if member || a.Server || a.Role == "admin" {
+		return nil
+	}
+	return fmt.Errorf("read %s by %q: %w", cid, a.UserID, ErrNotMember)
+}
+
+// checkTeamMembers is the rule of who puts members into a team call (API.md, "Teams"): ringer knows a user's
+// teams only from that user's own token, so a user token may name only itself as a new member of a team
+// call; the backend, which mints the tokens, adds anyone.
+func checkTeamMembers(a Actor, cid, team string, members []MemberInput) error {
+	if team == "" || a.Server {
+		return nil
+	}
+	for _, m := range members {
+		if m.UserID != a.UserID {
+			return fmt.Errorf("add %q to %s of team %q with a user token: %w", m.UserID, cid, team, ErrForbidden)
+		}
+	}
+	return nil
+}
+
 // loadFor reads access and applies the team rule; member says whether the actor must be a member.
 func (s *Store) loadFor(ctx context.Context, a Actor, cid string, member bool) (access, error) {
 	acc, err := s.access(ctx, cid, a.UserID)
@@ -351,15 +386,29 @@ type createSpec struct {
 func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req CreateRequest) (State, bool, error) {
 	cid := CID(typ, id)
 	if a.UserID == "" {
-		return State{}, false, &FieldError{Field: "data.created_by_id", Message: "a call needs a creator"}
+		// The backend naming nobody can only get a call that exists: a new call needs a creator.
+		if !a.Server {
+			return State{}, false, &FieldError{Field: "data.created_by_id", Message: "a call needs a creator"}
+		}
+		st, err := s.Get(ctx, a, typ, id, false, req.Notify)
+		if errors.Is(err, ErrNotFound) {
+			return State{}, false, &FieldError{Field: "data.created_by_id", Message: "is required with a server token to create a call"}
+		}
+		return st, false, err
 	}
 	if req.Team != "" && !a.Server && !slices.Contains(a.Teams, req.Team) {
 		return State{}, false, fmt.Errorf("create %s in team %q: %w", cid, req.Team, ErrForbidden)
+	}
+	if err := checkTeamMembers(a, cid, req.Team, req.Members); err != nil {
+		return State{}, false, err
 	}
 	now := s.now()
 	members := req.Members
 	if !slices.ContainsFunc(members, func(m MemberInput) bool { return m.UserID == a.UserID }) {
 		members = append([]MemberInput{{UserID: a.UserID, Role: "admin"}}, members...)
+	}
+	if len(members) > MaxMembers {
+		return State{}, false, &FieldError{Field: "data.members", Message: fmt.Sprintf("has %d members with the creator, more than the limit of %d", len(members), MaxMembers), Limit: true}
 	}
 	custom := req.Custom
 	if custom == nil {
@@ -414,10 +463,15 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	var index *memberIndex
 	if created {
 		index = &memberIndex{at: now, users: memberIDs(members)}
-	} else if err := checkTeam(a, snap.Call.Team); err != nil {
-		// The call existed: the script changed nothing and answered it as it is, so the access check that
-		// loadFor makes before other transitions is made on that answer, without another round trip.
-		return State{}, false, err
+	} else {
+		// The call existed: the script changed nothing and answered it as it is, so the access checks that
+		// loadFor makes before other transitions are made on that answer, without another round trip.
+		if err := checkTeam(a, snap.Call.Team); err != nil {
+			return State{}, false, err
+		}
+		if err := checkRead(a, cid, slices.ContainsFunc(snap.Members, func(m Member) bool { return m.UserID == a.UserID })); err != nil {
+			return State{}, false, err
+		}
 	}
 	st, err := s.finish(ctx, a, out, snap, index)
 	if err != nil {
@@ -456,14 +510,19 @@ func memberIDs(ms []MemberInput) []string {
 	return ids
 }
 
-// memberIndex is who gets the call in their call list (GET /v1/calls), and when it was made theirs.
+// memberIndex is who gets the call in their call list (GET /v1/calls), and when it was made theirs, and
+// who no longer has it there.
 type memberIndex struct {
-	at    time.Time
-	users []string
+	at      time.Time
+	users   []string
+	removed []string
 }
 
-// queue records the call in each user's call list, newest first, and returns the commands whose errors
-// matter.
+func (ix *memberIndex) empty() bool { return ix == nil || len(ix.users)+len(ix.removed) == 0 }
+
+// queue records the call in each user's call list, newest first, takes it out of the lists of removed
+// members, and returns the commands whose errors matter. A removal that fails is covered all the same: the
+// list shows only calls the user is still a member of (List).
 func (ix *memberIndex) queue(ctx context.Context, p redis.Pipeliner, cid string) []redis.Cmder {
 	if ix == nil {
 		return nil
@@ -475,13 +534,20 @@ func (ix *memberIndex) queue(ctx context.Context, p redis.Pipeliner, cid string)
 			p.ZAddNX(ctx, k, redis.Z{Score: float64(ix.at.UnixMilli()), Member: cid}),
 			p.ZRemRangeByRank(ctx, k, 0, -maxUserCalls-1))
 	}
+	for _, u := range ix.removed {
+		p.ZRem(ctx, userCallsKey(u), cid)
+	}
 	return cmds
 }
 
 // Get returns the call; ring rings its members like POST .../ring with no names, notify notifies them.
 func (s *Store) Get(ctx context.Context, a Actor, typ, id string, ring, notify bool) (State, error) {
 	cid := CID(typ, id)
-	if _, err := s.loadFor(ctx, a, cid, false); err != nil {
+	acc, err := s.loadFor(ctx, a, cid, false)
+	if err != nil {
+		return State{}, err
+	}
+	if err := checkRead(a, cid, acc.member != nil); err != nil {
 		return State{}, err
 	}
 	var st State
@@ -506,34 +572,47 @@ func (s *Store) Get(ctx context.Context, a Actor, typ, id string, ring, notify b
 	return st, nil
 }
 
+// speaker is who a ring or a notification shows as calling: the actor, or, for the backend naming nobody,
+// the call's creator.
+func speaker(a Actor, c Call) (id, name string) {
+	if a.UserID == "" {
+		return c.CreatedBy.ID, c.CreatedBy.Name
+	}
+	return a.UserID, a.Name
+}
+
 func (s *Store) notify(ctx context.Context, a Actor, st State) error {
+	who, name := speaker(a, st.Call)
 	var to []string
 	for _, m := range st.Members {
-		if m.UserID != a.UserID {
+		if m.UserID != who {
 			to = append(to, m.UserID)
 		}
 	}
-	info := callInfo(st.Call, a.UserID, a.Name)
+	info := callInfo(st.Call, who, name)
 	if err := s.queue.Notify(ctx, info, newID(), queue.EventNotification, to); err != nil {
 		return fmt.Errorf("notify %s: %w", st.Call.CID, err)
 	}
-	return s.publish(ctx, st, []evt{{typ: EventNotification, user: a.UserID}}, nil)
+	return s.publish(ctx, st, []evt{{typ: EventNotification, user: who}}, nil)
 }
 
-// Ring rings the named members (every member but the actor when none are named).
+// Ring rings the named members (every member but the caller when none are named). The caller is the actor,
+// who must be a member; the backend naming nobody rings as the call's creator.
 func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []string) (State, error) {
 	cid := CID(typ, id)
-	if _, err := s.loadFor(ctx, a, cid, true); err != nil {
+	asBackend := a.Server && a.UserID == ""
+	if _, err := s.loadFor(ctx, a, cid, !asBackend); err != nil {
 		return State{}, err
 	}
 	snap, err := s.read(ctx, cid)
 	if err != nil {
 		return State{}, err
 	}
+	caller, callerName := speaker(a, snap.Call)
 	callees := make([]string, 0, len(snap.Members))
 	if len(memberIDs) == 0 {
 		for _, m := range snap.Members {
-			if m.UserID != a.UserID {
+			if m.UserID != caller {
 				callees = append(callees, m.UserID)
 			}
 		}
@@ -542,7 +621,7 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 			if !slices.ContainsFunc(snap.Members, func(m Member) bool { return m.UserID == u }) {
 				return State{}, &FieldError{Field: fmt.Sprintf("members_ids[%d]", i), Message: fmt.Sprintf("%q is not a member of the call", u)}
 			}
-			if u != a.UserID {
+			if u != caller {
 				callees = append(callees, u)
 			}
 		}
@@ -550,7 +629,7 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 	if len(callees) > MaxRingMembers {
 		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers), Limit: true}
 	}
-	args := []any{newID(), a.UserID, a.Name}
+	args := []any{newID(), caller, callerName}
 	for _, c := range callees {
 		args = append(args, c)
 	}
@@ -656,7 +735,13 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 	if remove == nil {
 		remove = []string{}
 	}
-	spec, err := json.Marshal(map[string]any{"update": pairs, "remove": remove})
+	// The team rule and the member limit are checked by the script, on the members as they are when it
+	// runs: checked here, on what HMGET read, a concurrent update could slip past either.
+	adder := a.UserID
+	if a.Server {
+		adder = ""
+	}
+	spec, err := json.Marshal(updateSpec{Update: pairs, Remove: remove, Adder: adder, Max: MaxMembers})
 	if err != nil {
 		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
 	}
@@ -668,7 +753,16 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 		out.EventTypes = append(out.EventTypes, EventMemberAdded)
 		out.EventUsers = append(out.EventUsers, u)
 	}
-	return s.finish(ctx, a, out, snap, &memberIndex{at: now, users: added})
+	return s.finish(ctx, a, out, snap, &memberIndex{at: now, users: added, removed: remove})
+}
+
+// updateSpec is updateMembersScript's ARGV[2]. Its slices are never nil (see createSpec).
+type updateSpec struct {
+	Update []string `json:"update"` // user, member JSON, ...
+	Remove []string `json:"remove"`
+	// Adder is the user token's user, who alone may be added to a team call by it; "" for the backend.
+	Adder string `json:"adder"`
+	Max   int    `json:"max"`
 }
 
 // Expire is the timeout task's transition: it misses the members of ringID whose ring time has passed, and
