@@ -1,0 +1,138 @@
+package calls
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/testredis"
+)
+
+func newAccessStore(t *testing.T) (*Store, redis.UniversalClient) {
+	t.Helper()
+	rdb := testredis.Start(t).Client(t)
+	return New(rdb, queue.NewClient(rdb), nil), rdb
+}
+
+// A removal whose index write was lost leaves the call in the user's index: the list still leaves it out.
+func TestListShowsOnlyCallsTheUserIsStillAMemberOf(t *testing.T) {
+	s, rdb := newAccessStore(t)
+	ctx := context.Background()
+	a := Actor{UserID: "alice"}
+	for _, id := range []string{"kept", "left"} {
+		if _, _, err := s.GetOrCreate(ctx, a, "default", id, CreateRequest{Members: []MemberInput{{UserID: "bob"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.UpdateMembers(ctx, a, "default", "left", nil, []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.ZScore(ctx, userCallsKey("bob"), CID("default", "left")).Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("bob's index still holds the call he left (score %v, err %v)", n, err)
+	}
+	// As if the removal had not reached the index, and as if another user's index named the call.
+	for _, u := range []string{"bob", "mallory"} {
+		if err := rdb.ZAdd(ctx, userCallsKey(u), redis.Z{Score: 1, Member: CID("default", "left")}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.List(ctx, Actor{UserID: "bob"}, "")
+	if err != nil || len(items) != 1 || items[0].Call.ID != "kept" {
+		t.Fatalf("bob's list: %+v, err %v; want kept alone", items, err)
+	}
+	if items, err := s.List(ctx, Actor{UserID: "mallory"}, ""); err != nil || len(items) != 0 {
+		t.Fatalf("mallory's list: %+v, err %v; want none", items, err)
+	}
+}
+
+// The script checks a whole update before writing any of it: past the limit, or adding another user to a team
+// call with a user token, nothing of the update is stored, and a removal in the same update does not happen.
+func TestUpdateMembersScriptStoresNothingOfARefusedUpdate(t *testing.T) {
+	s, rdb := newAccessStore(t)
+	ctx := context.Background()
+	a := Actor{UserID: "alice", Teams: []string{"blue"}}
+	for _, id := range []string{"plain", "team"} {
+		req := CreateRequest{}
+		if id == "team" {
+			req.Team = "blue"
+		}
+		if _, _, err := s.GetOrCreate(ctx, a, "default", id, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	member := `{"role":"user","custom":{},"created_at":"2026-01-02T03:04:05Z"}`
+	spec := func(adder string, max int, update ...string) string {
+		var pairs []string
+		for _, u := range update {
+			pairs = append(pairs, u, member)
+		}
+		b, err := json.Marshal(updateSpec{Update: append([]string{}, pairs...), Remove: []string{"alice"}, Adder: adder, Max: max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, c := range []struct {
+		name, id, spec string
+		want           error
+	}{
+		{"past the limit", "plain", spec("", 2, "bob", "carol", "dave"), nil},
+		{"another user into a team call", "team", spec("alice", 100, "alice", "bob"), ErrForbidden},
+	} {
+		cid := CID("default", c.id)
+		out, _, err := s.run(ctx, updateMembersScript, cid, c.spec)
+		var fe *FieldError
+		switch {
+		case c.want != nil && !errors.Is(err, c.want):
+			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
+		case c.want == nil && (!errors.As(err, &fe) || !fe.Limit || fe.Field != "update_members" || out.MembersAfter != 3):
+			t.Errorf("%s: err %v, members_after %d; want a limit error on update_members, 3", c.name, err, out.MembersAfter)
+		}
+		got, err := rdb.HKeys(ctx, queue.CallKey(cid, "members")).Result()
+		if err != nil || !slices.Equal(got, []string{"alice"}) {
+			t.Errorf("%s: members %v (err %v), want alice alone", c.name, got, err)
+		}
+	}
+	// Within the limit, and by the backend into the team call, the same updates are stored.
+	if _, _, err := s.run(ctx, updateMembersScript, CID("default", "plain"), spec("", 3, "bob", "carol", "dave")); err != nil {
+		t.Errorf("three for one within a limit of 3: %v", err)
+	}
+	if _, _, err := s.run(ctx, updateMembersScript, CID("default", "team"), spec("", 100, "bob")); err != nil {
+		t.Errorf("the backend adding bob to the team call: %v", err)
+	}
+}
+
+func TestReadNeedsMembershipTheBackendOrAnAdminToken(t *testing.T) {
+	s, _ := newAccessStore(t)
+	ctx := context.Background()
+	if _, _, err := s.GetOrCreate(ctx, Actor{UserID: "alice"}, "default", "c", CreateRequest{Members: []MemberInput{{UserID: "bob"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		a    Actor
+		ok   bool
+	}{
+		{"member", Actor{UserID: "bob"}, true},
+		{"backend naming nobody", Actor{Server: true}, true},
+		{"backend naming a non-member", Actor{UserID: "eve", Server: true}, true},
+		{"admin token", Actor{UserID: "root", Role: "admin"}, true},
+		{"non-member", Actor{UserID: "eve", Role: "user"}, false},
+	} {
+		_, errGet := s.Get(ctx, c.a, "default", "c", false, false)
+		_, _, errPost := s.GetOrCreate(ctx, c.a, "default", "c", CreateRequest{Notify: true})
+		for what, err := range map[string]error{"get": errGet, "get-or-create": errPost} {
+			if c.ok && err != nil {
+				t.Errorf("%s by %s: %v", what, c.name, err)
+			}
+			if !c.ok && !errors.Is(err, ErrNotMember) {
+				t.Errorf("%s by %s: err %v, want ErrNotMember", what, c.name, err)
+			}
+		}
+	}
+}
