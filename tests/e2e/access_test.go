@@ -296,6 +296,7 @@ func TestMembersUpdateCannotTakeACallPastTheMemberLimit(t *testing.T) {
 	if n := count(); n != 100_000 {
 		t.Fatalf("member_count %v, want 100000", n)
 	}
+	t.Logf("alice's list with the 100,000-member call: %d bytes", len(e.MustCall(200, "GET", "/v1/calls", alice, nil).Raw))
 
 	// Past the limit nothing of the update is stored, not even the members that would have fitted.
 	contractErr(t, "two more", e.Call("POST", rulesPath("full", "members"), alice, map[string]any{
