@@ -29,7 +29,12 @@ type Calls interface {
 	Leave(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
 	MarkEnded(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
 	List(ctx context.Context, a calls.Actor, callingState string) ([]calls.ListItem, error)
-	// Subscribe streams the events of userID's calls; the channel is closed when ctx ends.
+}
+
+// Events is what the event stream needs (calls.Hub).
+type Events interface {
+	// Subscribe streams the events of userID's calls; the channel is closed when ctx ends or the source
+	// closes the stream on its own. calls.ErrTooManyStreams refuses a stream past the process' bound.
 	Subscribe(ctx context.Context, userID string) (<-chan calls.Event, error)
 }
 
@@ -39,11 +44,12 @@ const (
 	DefaultHeartbeat      = 15 * time.Second
 )
 
-// Config is what New needs. Secret, Calls and Devices are required.
+// Config is what New needs. Secret, Calls, Devices and Events are required.
 type Config struct {
 	Secret  []byte
 	Calls   Calls
 	Devices Devices
+	Events  Events
 	// Ready answers /readyz: nil is ready. A nil Ready is always ready.
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics; nil serves Prometheus' default registry.
@@ -79,6 +85,8 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errors.New("api: no calls store")
 	case cfg.Devices == nil:
 		return nil, errors.New("api: no device registry")
+	case cfg.Events == nil:
+		return nil, errors.New("api: no event source")
 	}
 	s, err := newServer(cfg)
 	if err != nil {

@@ -27,6 +27,8 @@ type TokenClaims struct {
 	Role   string
 	Teams  []string
 	Server bool
+	// Expires is the token's exp; zero for a server token minted without one.
+	Expires time.Time
 }
 
 // jwtClaims is the wire form of TokenClaims. Server and UserID are checked together after parsing, since a
@@ -41,14 +43,18 @@ type jwtClaims struct {
 	jwt.RegisteredClaims
 }
 
-// MintToken signs c with secret (HS256). ttl 0 makes a token without exp, meant for server tokens kept in a
-// backend's configuration; any other ttl sets exp to now+ttl.
+// MintToken signs c with secret (HS256); c.Expires is ignored. ttl sets exp to now+ttl. ttl 0 makes a token
+// without exp, for server tokens kept in a backend's configuration only: a user token must expire, since
+// nothing else ends what a leaked one can do.
 func MintToken(secret []byte, c TokenClaims, ttl time.Duration) (string, error) {
 	if len(secret) == 0 {
 		return "", errors.New("mint token: empty secret")
 	}
 	if err := checkIdentity(c); err != nil {
 		return "", fmt.Errorf("mint token: %w", err)
+	}
+	if ttl == 0 && !c.Server {
+		return "", errors.New("mint token: a user token needs a ttl: only server tokens may lack exp")
 	}
 	now := time.Now()
 	jc := jwtClaims{
@@ -89,7 +95,8 @@ func checkIdentity(c TokenClaims) error {
 // parseToken checks the bearer token of r and returns who it speaks for. Every failure is 401 except a token
 // that is well signed but claims to be both the server and a user: that is 403, a valid token outside its
 // rights. Only HS256 is accepted, so alg "none" and public-key algorithms (alg confusion) fail.
-// Tokens without exp are accepted (server tokens from `ringer token --server`); expired ones are not.
+// A user token must carry exp; a server token may lack it (`ringer token --server --ttl 0`). Expired tokens are
+// refused.
 func parseToken(r *http.Request, secret []byte) (TokenClaims, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -112,11 +119,17 @@ func parseToken(r *http.Request, secret []byte) (TokenClaims, error) {
 		return TokenClaims{}, unauthorized("The token is not valid.")
 	}
 	c := TokenClaims{UserID: jc.UserID, Name: jc.Name, Image: jc.Image, Role: jc.Role, Teams: jc.Teams, Server: jc.Server}
+	if jc.ExpiresAt != nil {
+		c.Expires = jc.ExpiresAt.Time
+	}
 	if c.Server && c.UserID != "" {
 		return TokenClaims{}, forbidden("A user token may not claim to be the server.")
 	}
 	if err := checkIdentity(c); err != nil {
 		return TokenClaims{}, unauthorized("The token's claims are not valid: %s.", err)
+	}
+	if !c.Server && c.Expires.IsZero() {
+		return TokenClaims{}, unauthorized("A user token must carry exp (its expiry time); mint it with a lifetime, e.g. `ringer token --user ID --ttl 1h`.")
 	}
 	if c.Role == "" && !c.Server {
 		c.Role = RoleUser

@@ -77,11 +77,23 @@ func TestBadTokensAre401(t *testing.T) {
 	}
 }
 
-func TestTokenWithoutExpIsAccepted(t *testing.T) {
+func TestServerTokenWithoutExpIsAccepted(t *testing.T) {
+	e := newEnv(t)
+	tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"server": true})
+	if w := e.do("GET", "/v1/calls?user_id=alice", tok, ""); w.Code != http.StatusOK {
+		t.Fatalf("status = %d, want 200; %s", w.Code, w.Body)
+	}
+}
+
+func TestUserTokenWithoutExpIs401(t *testing.T) {
 	e := newEnv(t)
 	tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice"})
-	if w := e.do("GET", "/v1/calls", tok, ""); w.Code != http.StatusOK {
-		t.Fatalf("status = %d, want 200; %s", w.Code, w.Body)
+	b := wantError(t, e.do("GET", "/v1/calls", tok, ""), http.StatusUnauthorized, CodeUnauthorized, "")
+	if !strings.Contains(b.Message, "must carry exp") {
+		t.Errorf("message %q does not say the token needs exp", b.Message)
+	}
+	if method, _, _ := e.calls.lastCall(); method != "" {
+		t.Errorf("the store was asked %s", method)
 	}
 }
 
@@ -137,7 +149,7 @@ func TestUserTokenNamingItselfActsAsItself(t *testing.T) {
 
 func TestUserTokenRoleDefaultsToUser(t *testing.T) {
 	e := newEnv(t)
-	tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice"})
+	tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice", "exp": time.Now().Add(time.Hour).Unix()})
 	e.do("GET", "/v1/calls", tok, "")
 	if _, a, _ := e.calls.lastCall(); a.Role != RoleUser {
 		t.Errorf("role = %q, want %q", a.Role, RoleUser)
@@ -260,6 +272,9 @@ func TestMintTokenRoundTrips(t *testing.T) {
 	if c.UserID != "alice" || c.Name != "Alice" || c.Image != "i" || c.Role != RoleAdmin || strings.Join(c.Teams, ",") != "a,b" || c.Server {
 		t.Errorf("claims = %+v", c)
 	}
+	if until := time.Until(c.Expires); until <= 0 || until > time.Minute {
+		t.Errorf("Expires = %v, want within a minute", c.Expires)
+	}
 	var mc jwt.MapClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(tok, &mc); err != nil {
 		t.Fatal(err)
@@ -299,6 +314,9 @@ func TestMintTokenRefusesWhatParseWouldRefuse(t *testing.T) {
 		if _, err := MintToken(testSecret, c, time.Minute); err == nil {
 			t.Errorf("MintToken(%+v) succeeded", c)
 		}
+	}
+	if _, err := MintToken(testSecret, TokenClaims{UserID: "alice"}, 0); err == nil {
+		t.Error("MintToken of a user token without ttl succeeded")
 	}
 	if _, err := MintToken(nil, TokenClaims{Server: true}, 0); err == nil {
 		t.Error("MintToken with no secret succeeded")

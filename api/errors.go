@@ -92,6 +92,8 @@ func toErrorBody(err error) errorBody {
 		return errorBody{Code: CodeConflict, Message: "The call has ended.", Status: http.StatusConflict}
 	case errors.Is(err, calls.ErrNotRung):
 		return errorBody{Code: CodeConflict, Message: "You are not being rung on this call.", Status: http.StatusConflict}
+	case errors.Is(err, calls.ErrTooManyStreams):
+		return errorBody{Code: CodeUnavailable, Message: "This server holds its most event streams (RINGER_SSE_MAX); try again later.", Status: http.StatusServiceUnavailable}
 	case errors.Is(err, calls.ErrRingOver):
 		return errorBody{Code: CodeConflict, Message: "The ring is over.", Status: http.StatusConflict}
 	case isUnavailable(err):

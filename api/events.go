@@ -1,15 +1,20 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ringer-dev/ringer/calls"
 )
+
+// streamsRetryAfter is the Retry-After, in seconds, of a stream refused because the process holds its most.
+const streamsRetryAfter = 5
 
 // events is GET /v1/events: Server-Sent Events of the acting user's calls. Each event is framed
 //
@@ -17,8 +22,10 @@ import (
 //	data: {"type":"call.ring","call_cid":...}
 //
 // and flushed at once; a comment line every Heartbeat keeps proxies from closing an idle stream and lets
-// the server notice a client that went away. The stream ends when the client goes or the store closes the
-// subscription (the client then reconnects, as EventSource does by itself).
+// the server notice a client that went away. The stream ends when the client goes, when the token expires
+// (at its exp, so a stream never outlives the right to open it), or when the event source closes it (a newer
+// stream of the same user replaced it, or the client fell behind); the client then reconnects, as
+// EventSource does by itself.
 func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
 	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", true)
 	if err != nil {
@@ -26,7 +33,15 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 	}
 	rc := http.NewResponseController(w)
 	ctx := r.Context()
-	sub, err := s.cfg.Calls.Subscribe(ctx, a.UserID)
+	if !tok.Expires.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, tok.Expires)
+		defer cancel()
+	}
+	sub, err := s.cfg.Events.Subscribe(ctx, a.UserID)
+	if errors.Is(err, calls.ErrTooManyStreams) {
+		w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
+	}
 	if err != nil {
 		return fmt.Errorf("subscribe events of %s: %w", a.UserID, err)
 	}
@@ -52,6 +67,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 	for {
 		select {
 		case <-ctx.Done():
+			sayExpired(ctx, w, rc)
 			return nil
 		case <-beat.C:
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
@@ -59,6 +75,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 			}
 		case ev, ok := <-sub:
 			if !ok {
+				// The source closes the stream when ctx ends too: say why if that was the token's exp.
+				sayExpired(ctx, w, rc)
 				return nil
 			}
 			if !calls.Visible(a, ev.Call) {
@@ -84,5 +102,14 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 		if err := rc.Flush(); err != nil {
 			return nil
 		}
+	}
+}
+
+// sayExpired ends a stream whose token expired with a comment saying so, so a client can tell it needs a new
+// token rather than a retry.
+func sayExpired(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		fmt.Fprint(w, ": token expired\n\n")
+		_ = rc.Flush()
 	}
 }

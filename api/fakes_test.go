@@ -256,6 +256,7 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 		Secret:  testSecret,
 		Calls:   e.calls,
 		Devices: e.devices,
+		Events:  e.calls,
 		Ready:   func(context.Context) error { return e.ready },
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "# metrics\n") }),
 		Logger:  slog.New(slog.NewTextHandler(lockedWriter{&logMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -214,9 +214,10 @@ func TestUnknownRoutesAndMethodsAnswerTheErrorBody(t *testing.T) {
 
 func TestNewRefusesAnIncompleteConfig(t *testing.T) {
 	for _, c := range []Config{
-		{Calls: newMemCalls(), Devices: newMemDevices()},
-		{Secret: testSecret, Devices: newMemDevices()},
-		{Secret: testSecret, Calls: newMemCalls()},
+		{Calls: newMemCalls(), Devices: newMemDevices(), Events: newMemCalls()},
+		{Secret: testSecret, Devices: newMemDevices(), Events: newMemCalls()},
+		{Secret: testSecret, Calls: newMemCalls(), Events: newMemCalls()},
+		{Secret: testSecret, Calls: newMemCalls(), Devices: newMemDevices()},
 	} {
 		if _, err := New(c); err == nil {
 			t.Errorf("New(%+v) succeeded", c)
@@ -360,7 +361,7 @@ func TestEventsEndWhenTheStoreClosesTheSubscription(t *testing.T) {
 	closed := make(chan calls.Event)
 	close(closed)
 	e.calls.err = nil
-	h, err := New(Config{Secret: testSecret, Calls: closingCalls{e.calls, closed}, Devices: e.devices})
+	h, err := New(Config{Secret: testSecret, Calls: e.calls, Events: closingCalls{e.calls, closed}, Devices: e.devices})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,38 +175,3 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	}
 	return nil
 }
-
-// Subscribe streams the events of every call the user is a member of until ctx ends.
-func (s *Store) Subscribe(ctx context.Context, user string) (<-chan Event, error) {
-	ps := s.rdb.Subscribe(ctx, EventChannel(user))
-	if _, err := ps.Receive(ctx); err != nil {
-		ps.Close()
-		return nil, fmt.Errorf("subscribe %s: %w", user, err)
-	}
-	ch := make(chan Event, 64)
-	go func() {
-		defer close(ch)
-		defer ps.Close()
-		msgs := ps.Channel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-msgs:
-				if !ok {
-					return
-				}
-				var ev Event
-				if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
-					continue
-				}
-				select {
-				case ch <- ev:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return ch, nil
-}

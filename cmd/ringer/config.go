@@ -46,6 +46,9 @@ type config struct {
 	// NotifyNice (RINGER_NOTIFY_PROCESS=inline); see notifychild.go for why the child is the default.
 	NotifyInline bool
 	NotifyNice   int
+
+	// SSEPerUser and SSEMax bound the event streams of one user and of the process (0: calls' defaults).
+	SSEPerUser, SSEMax int
 }
 
 // loadConfig reads the environment; every missing or malformed value is named in the error.
@@ -164,6 +167,12 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		errs = append(errs, err)
 	}
 	if c.NotifyConcurrency, err = intEnv(getenv, "RINGER_NOTIFY_CONCURRENCY"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SSEPerUser, err = intEnv(getenv, "RINGER_SSE_PER_USER"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SSEMax, err = intEnv(getenv, "RINGER_SSE_MAX"); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)

@@ -194,8 +194,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 
 	var handler http.Handler
 	if r.api {
+		hub, err := calls.NewHub(rdb, calls.HubConfig{PerUser: cfg.SSEPerUser, Max: cfg.SSEMax, Registerer: registerer, Logger: log})
+		if err != nil {
+			return err
+		}
 		handler, err = api.New(api.Config{
-			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Ready: ready,
+			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Events: hub, Ready: ready,
 			Metrics: metrics, Dashboard: dash, Demo: demo, Registerer: registerer, Logger: log,
 		})
 		if err != nil {

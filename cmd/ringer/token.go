@@ -23,7 +23,7 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	role := fs.String("role", "user", "user or admin")
 	teams := fs.String("teams", "", "comma-separated teams")
 	server := fs.Bool("server", false, "a server token, acting for any user it names")
-	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime; 0 for none")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime (the exp claim); 0 for none, server tokens only")
 	secret := fs.String("secret", getenv("RINGER_API_SECRET"), "signing secret (default RINGER_API_SECRET)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -96,7 +96,11 @@ func runProfiled() error {
 			return err
 		}
 	case "api":
-		h, err := api.New(api.Config{Secret: []byte(os.Getenv("RINGER_API_SECRET")), Calls: store, Devices: devs, Logger: log})
+		hub, err := calls.NewHub(rdb, calls.HubConfig{Logger: log})
+		if err != nil {
+			return err
+		}
+		h, err := api.New(api.Config{Secret: []byte(os.Getenv("RINGER_API_SECRET")), Calls: store, Devices: devs, Events: hub, Logger: log})
 		if err != nil {
 			return err
 		}
