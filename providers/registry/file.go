@@ -185,10 +185,8 @@ func parseEntry(n int, node *yaml.Node) (Spec, []error) {
 		errs = append(errs, fmt.Errorf("%s: name: must match %s", label, namePattern))
 	}
 	s.Type = str("type")
-	allowed := commonKeys
 	switch s.Type {
 	case providers.Firebase, providers.APN:
-		allowed = append(slices.Clone(commonKeys), typeKeys[s.Type]...)
 	case "":
 		if _, ok := vals["type"]; !ok {
 			errs = append(errs, fmt.Errorf("%s: type is missing: firebase or apn", label))
@@ -197,6 +195,7 @@ func parseEntry(n int, node *yaml.Node) (Spec, []error) {
 	default:
 		return s, append(errs, fmt.Errorf("%s: type %q is neither firebase nor apn", label, s.Type))
 	}
+	allowed := append(slices.Clone(commonKeys), typeKeys[s.Type]...)
 	for _, k := range order {
 		if slices.Contains(allowed, k) {
 			continue
