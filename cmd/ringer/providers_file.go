@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -45,10 +46,16 @@ func providerSpecs(getenv func(string) string, c config) ([]registry.Spec, error
 // providerSet builds the configured providers; a type with none logs its pushes instead.
 func providerSet(ctx context.Context, cfg config, log *slog.Logger) (*registry.Set, error) {
 	set, err := registry.Build(ctx, cfg.Providers, log)
-	if err != nil {
-		if cfg.ProvidersFile != "" {
-			return nil, fmt.Errorf("RINGER_PROVIDERS_FILE %s: %w", cfg.ProvidersFile, err)
-		}
+	var be *registry.BuildError
+	switch {
+	case err == nil:
+	case cfg.ProvidersFile != "":
+		return nil, fmt.Errorf("RINGER_PROVIDERS_FILE %s: %w", cfg.ProvidersFile, err)
+	case errors.As(err, &be) && be.Spec.Type == providers.APN:
+		return nil, fmt.Errorf("APNS_KEY_FILE: %w", be.Err)
+	case errors.As(err, &be):
+		return nil, fmt.Errorf("FCM_CREDENTIALS_FILE: %w", be.Err)
+	default:
 		return nil, err
 	}
 	for _, p := range set.Providers() {

@@ -43,6 +43,15 @@ type Set struct {
 // ErrUnknown is a name no provider of the type has: not in the file (any more), or a provider of another type.
 var ErrUnknown = errors.New("no such provider")
 
+// BuildError is a provider whose sender could not be made (credentials that do not parse, a bad key).
+type BuildError struct {
+	Spec Spec
+	Err  error
+}
+
+func (e *BuildError) Error() string { return fmt.Sprintf("provider %q: %v", e.Spec.Name, e.Err) }
+func (e *BuildError) Unwrap() error { return e.Err }
+
 // Build makes each provider's sender. A type without a provider gets the log sink, as ringer dev needs.
 func Build(ctx context.Context, specs []Spec, log *slog.Logger) (*Set, error) {
 	s := &Set{byName: map[string]*Provider{}, defaults: map[string]*Provider{}}
@@ -61,7 +70,7 @@ func Build(ctx context.Context, specs []Spec, log *slog.Logger) (*Set, error) {
 			err = fmt.Errorf("type %q is neither firebase nor apn", sp.Type)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("provider %q: %w", sp.Name, err)
+			return nil, &BuildError{Spec: sp, Err: err}
 		}
 		p := &Provider{Spec: sp, Sender: snd}
 		s.byName[sp.Name] = p
