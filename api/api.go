@@ -50,6 +50,9 @@ type Config struct {
 	Calls   Calls
 	Devices Devices
 	Events  Events
+	// ProviderName, when set, says whether a device of push_provider typ may name name in push_provider_name:
+	// nil when it may, else why not (400 naming the field). Nil accepts every name.
+	ProviderName func(typ, name string) error
 	// Ready answers /readyz: nil is ready. A nil Ready is always ready.
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics; nil serves Prometheus' default registry.

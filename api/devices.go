@@ -46,6 +46,11 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 	if err := devices.Validate(d); err != nil {
 		return err
 	}
+	if s.cfg.ProviderName != nil && d.PushProviderName != "" {
+		if err := s.cfg.ProviderName(d.PushProvider, d.PushProviderName); err != nil {
+			return fieldErr(CodeInvalidField, "push_provider_name", "%v", err)
+		}
+	}
 	created, err := s.cfg.Devices.Register(r.Context(), d)
 	if err != nil {
 		return fmt.Errorf("register device for %s: %w", a.UserID, err)

@@ -3,7 +3,15 @@
 // provider errors (ARCHITECTURE.md, invariant 9).
 package providers
 
-import "time"
+import (
+	"context"
+	"time"
+)
+
+// Sender delivers one push through one provider.
+type Sender interface {
+	Send(ctx context.Context, p Push) Result
+}
 
 // Provider names as API.md spells a device's push_provider.
 const (

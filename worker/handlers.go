@@ -439,7 +439,7 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 				plog = log.With("member", member)
 			}
 			sentAt := time.Now()
-			res := w.send(ctx, plog, p, ringStart)
+			res, providerName := w.send(ctx, plog, p, ringStart)
 			mu.Lock()
 			defer mu.Unlock()
 			switch res.Verdict {
@@ -459,9 +459,9 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 					since = sentAt
 				}
 				if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, since); err != nil {
-					log.Error("token not pruned", "member", member, "provider", p.dev.PushProvider, "token", suffix(p.dev.ID), "err", err)
+					log.Error("token not pruned", "member", member, "provider", p.dev.PushProvider, "provider_name", providerName, "token", suffix(p.dev.ID), "err", err)
 				} else {
-					w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider).Inc()
+					w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider, providerName).Inc()
 				}
 			case providers.Rejected:
 				rejected = append(rejected, suffix(p.dev.ID)+": "+res.Reason)
@@ -512,31 +512,35 @@ func (w *Worker) record(ctx context.Context, ledger string, tokens []string, fir
 	}
 }
 
-func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) providers.Result {
+// send makes one push through the device's provider and returns its verdict and the provider's name.
+func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) (providers.Result, string) {
 	p.push.Token = p.dev.ID
-	sender := w.cfg.FCM
-	if p.dev.PushProvider == providers.APN {
-		sender = w.cfg.APNs
-	}
+	typ := p.dev.PushProvider
+	name, sender, pickErr := w.pick(typ, p.dev.PushProviderName)
 	start := time.Now()
 	var res providers.Result
-	if wait := w.paused.remaining(p.dev.PushProvider, start); wait > 0 {
+	if pickErr != nil {
+		// The device names a provider this process does not have (removed from the file): no retry can
+		// reach it, and the token is not dead, so it is neither retried nor pruned.
+		res = providers.Result{Verdict: providers.Rejected, Reason: "provider not configured", Err: pickErr}
+	} else if wait := w.paused.remaining(name, start); wait > 0 {
 		res = providers.Result{Verdict: providers.Retry, RetryAfter: wait, Reason: "provider asked to slow down"}
 	} else {
 		sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
 		res = sender.Send(sendCtx, p.push)
 		cancel()
 		if res.Verdict == providers.Retry && res.RetryAfter > 0 {
-			w.paused.pause(p.dev.PushProvider, time.Now(), res.RetryAfter)
+			// Only this provider slows down: another app's or environment's provider has its own quota.
+			w.paused.pause(name, time.Now(), res.RetryAfter)
 		}
 	}
 	took := time.Since(start)
-	typ := p.push.Data["type"]
-	w.cfg.Metrics.observePush(p.dev.PushProvider, typ, res.Verdict.String(), took)
-	if res.Verdict == providers.Sent && typ == queue.EventRing && !ringStart.IsZero() {
+	kind := p.push.Data["type"]
+	w.cfg.Metrics.observePush(typ, name, kind, res.Verdict.String(), took)
+	if res.Verdict == providers.Sent && kind == queue.EventRing && !ringStart.IsZero() {
 		w.cfg.Metrics.RingSeconds.Observe(time.Since(ringStart).Seconds())
 	}
-	attrs := []any{"provider", p.dev.PushProvider, "type", typ, "kind", p.push.Kind.String(), "voip", p.push.VoIP,
+	attrs := []any{"provider", typ, "provider_name", name, "type", kind, "kind", p.push.Kind.String(), "voip", p.push.VoIP,
 		"token", suffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
 	switch res.Verdict {
 	case providers.Sent:
@@ -546,7 +550,18 @@ func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart
 	default:
 		log.Warn("push refused", append(attrs, "reason", res.Reason, "err", res.Err)...)
 	}
-	return res
+	return res, name
+}
+
+// pick finds the sender of a device: through Providers when set, else the one sender of its type.
+func (w *Worker) pick(typ, name string) (string, Sender, error) {
+	if w.cfg.Providers != nil {
+		return w.cfg.Providers.Pick(typ, name)
+	}
+	if typ == providers.APN {
+		return typ, w.cfg.APNs, nil
+	}
+	return typ, w.cfg.FCM, nil
 }
 
 func (w *Worker) render(event, platform string, c queue.CallInfo, member string) (templates.Rendered, error) {

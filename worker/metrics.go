@@ -10,10 +10,10 @@ import (
 
 // Metrics are the worker's Prometheus series. One value per process, registered on the registry main owns.
 type Metrics struct {
-	Pushes      *prometheus.CounterVec   // provider, push type, outcome
-	PushSeconds *prometheus.HistogramVec // provider round trip, by provider
+	Pushes      *prometheus.CounterVec   // provider (type), provider_name, push type, outcome
+	PushSeconds *prometheus.HistogramVec // provider round trip, by provider (type) and provider_name
 	RingSeconds prometheus.Histogram     // ring enqueued (ring start) to provider accepted
-	Pruned      *prometheus.CounterVec   // provider
+	Pruned      *prometheus.CounterVec   // provider (type), provider_name
 	Retries     *prometheus.CounterVec   // task type
 	Rescues     prometheus.Counter       // ring pushes re-enqueued by the watchdog
 }
@@ -22,19 +22,19 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringer_pushes_total", Help: "Pushes by provider, push type and outcome (sent, retry, unregistered, rejected).",
-		}, []string{"provider", "type", "outcome"}),
+			Name: "ringer_pushes_total", Help: "Pushes by provider type, provider name, push type and outcome (sent, retry, unregistered, rejected).",
+		}, []string{"provider", "provider_name", "type", "outcome"}),
 		PushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ringer_push_duration_seconds", Help: "Provider round trip of one push.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"provider"}),
+		}, []string{"provider", "provider_name"}),
 		RingSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ringer_ring_latency_seconds", Help: "From the ring's task being enqueued to the provider accepting the ring push.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		Pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringer_tokens_pruned_total", Help: "Device tokens removed on the provider's word.",
-		}, []string{"provider"}),
+		}, []string{"provider", "provider_name"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringer_task_retries_total", Help: "Tasks handed back for a retry, by task type.",
 		}, []string{"task"}),
@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observePush(provider, typ, outcome string, d time.Duration) {
-	m.Pushes.WithLabelValues(provider, typ, outcome).Inc()
-	m.PushSeconds.WithLabelValues(provider).Observe(d.Seconds())
+func (m *Metrics) observePush(provider, name, typ, outcome string, d time.Duration) {
+	m.Pushes.WithLabelValues(provider, name, typ, outcome).Inc()
+	m.PushSeconds.WithLabelValues(provider, name).Observe(d.Seconds())
 }

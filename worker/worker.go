@@ -22,8 +22,13 @@ import (
 )
 
 // Sender delivers one push through one provider.
-type Sender interface {
-	Send(ctx context.Context, p providers.Push) providers.Result
+type Sender = providers.Sender
+
+// Providers picks the sender of a device by its push_provider (typ) and push_provider_name (name, empty for
+// the type's default); providerName is the name the pick resolved to, for metrics, logs and backoff. An error
+// is a name no provider of the type has (removed from the configuration): the push is refused, not retried.
+type Providers interface {
+	Pick(typ, name string) (providerName string, s Sender, err error)
 }
 
 // Devices is the device registry as the worker uses it.
@@ -48,6 +53,8 @@ type Config struct {
 	Redis     redis.UniversalClient
 	Devices   Devices
 	Templates Renderer
+	// Providers, when set, picks each device's sender; otherwise FCM and APNs send every push of their type.
+	Providers Providers
 	FCM       Sender
 	APNs      Sender
 	Calls     Expirer

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/providers/registry"
 )
 
 // config is everything ringer reads from the environment (API.md, "Configuration").
@@ -29,6 +31,11 @@ type config struct {
 	APNsTopic       string
 	APNsEnvironment string
 	APNsEndpoint    string
+
+	// ProvidersFile is RINGER_PROVIDERS_FILE; Providers are the named providers it, or the FCM_* and APNS_*
+	// variables, define (providers_file.go).
+	ProvidersFile string
+	Providers     []registry.Spec
 
 	TemplatesDir      string
 	DashboardUser     string
@@ -120,6 +127,12 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		if _, err := os.Stat(f.path); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
 		}
+	}
+	c.ProvidersFile = getenv("RINGER_PROVIDERS_FILE")
+	if specs, err := providerSpecs(getenv, c); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Providers = specs
 	}
 	if (c.DashboardUser == "") != (c.DashboardPassword == "") {
 		errs = append(errs, errors.New("RINGER_DASHBOARD_USER and RINGER_DASHBOARD_PASSWORD go together: set both or neither"))

@@ -11,13 +11,13 @@ import (
 
 // demoHandler builds the demo page (package web). Its device panel shows the pushes of browser devices, which
 // are FCM devices: it works when the FCM log provider is in use and the worker runs in this process.
-func demoHandler(cfg config, log *slog.Logger, r roles, fcmS sender) (http.Handler, error) {
+func demoHandler(cfg config, log *slog.Logger, r roles, fcmS providers.Sender) (http.Handler, error) {
 	var hub *web.Hub
 	off := ""
 	sink, logged := fcmS.(*logsink.Sink)
 	switch {
 	case !logged:
-		off = "FCM is configured (FCM_CREDENTIALS_FILE), so pushes to browser devices go to FCM, not to this page."
+		off = "a firebase provider is configured (FCM_CREDENTIALS_FILE or RINGER_PROVIDERS_FILE), so pushes to browser devices go to FCM, not to this page."
 	case !r.worker:
 		off = "this process runs no worker, so it sends no pushes (run `ringer dev` or `ringer serve`)."
 	default:

@@ -22,9 +22,7 @@ import (
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
 	"github.com/ringer-dev/ringer/providers"
-	"github.com/ringer-dev/ringer/providers/apns"
-	"github.com/ringer-dev/ringer/providers/fcm"
-	"github.com/ringer-dev/ringer/providers/logsink"
+	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
 	"github.com/ringer-dev/ringer/worker"
@@ -54,37 +52,6 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 		log = log.With("process", "notify-child")
 	}
 	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr})
-}
-
-// sender is a provider as main wires it: it sends, and it can say whether its credentials work.
-type sender interface {
-	worker.Sender
-	Check(ctx context.Context) error
-}
-
-// senders builds the configured providers; an unconfigured one logs its pushes instead.
-func senders(ctx context.Context, cfg config, log *slog.Logger) (fcmS, apnsS sender, err error) {
-	fcmS, apnsS = logsink.New(log, providers.Firebase), logsink.New(log, providers.APN)
-	if cfg.fcmConfigured() {
-		s, err := fcm.New(ctx, fcm.Config{CredentialsFile: cfg.FCMCredentialsFile, Endpoint: cfg.FCMEndpoint})
-		if err != nil {
-			return nil, nil, fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)
-		}
-		fcmS = s
-	} else {
-		log.Warn("FCM not configured: FCM pushes are logged, not sent", "provider", providers.Firebase)
-	}
-	if cfg.apnsConfigured() {
-		s, err := apns.New(apns.Config{KeyFile: cfg.APNsKeyFile, KeyID: cfg.APNsKeyID, TeamID: cfg.APNsTeamID,
-			Topic: cfg.APNsTopic, Environment: cfg.APNsEnvironment, Endpoint: cfg.APNsEndpoint})
-		if err != nil {
-			return nil, nil, fmt.Errorf("APNS_KEY_FILE: %w", err)
-		}
-		apnsS = s
-	} else {
-		log.Warn("APNs not configured: APNs pushes are logged, not sent", "provider", providers.APN)
-	}
-	return fcmS, apnsS, nil
 }
 
 // hooks lets `ringer dev` see the parts serve builds.
@@ -128,14 +95,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	store.SetMetrics(calls.NewMetrics(registerer))
 	devs := devices.New(rdb)
 
-	fcmS, apnsS, err := senders(ctx, cfg, log)
+	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	ready := readiness(rdb, cfg, fcmS, apnsS)
+	ready := readiness(rdb, provs)
 	var demo http.Handler
 	if r.api && h != nil && h.demo {
-		if demo, err = demoHandler(cfg, log, r, fcmS); err != nil {
+		if demo, err = demoHandler(cfg, log, r, provs.Default(providers.Firebase).Sender); err != nil {
 			return err
 		}
 	}
@@ -164,7 +131,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
 		}
 		w = worker.New(worker.Config{
-			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store, Queue: q,
+			Redis: rdb, Devices: devs, Templates: tmpl, Providers: provs, Calls: store, Queue: q,
 			Metrics: worker.NewMetrics(registerer), Logger: log,
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
@@ -201,6 +168,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		handler, err = api.New(api.Config{
 			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Events: hub, Ready: ready,
 			Metrics: metrics, Dashboard: dash, Demo: demo, Registerer: registerer, Logger: log,
+			ProviderName: provs.Known,
 		})
 		if err != nil {
 			return err
@@ -270,25 +238,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	return nil
 }
 
-// readiness is /readyz: Redis answers, and each configured provider's credentials work.
-func readiness(rdb redis.UniversalClient, cfg config, fcmS, apnsS sender) func(ctx context.Context) error {
+// readiness is /readyz: Redis answers, and each configured provider's credentials work (the error names
+// every failing provider).
+func readiness(rdb redis.UniversalClient, provs *registry.Set) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
-		if cfg.fcmConfigured() {
-			if err := fcmS.Check(ctx); err != nil {
-				return fmt.Errorf("fcm: %w", err)
-			}
-		}
-		if cfg.apnsConfigured() {
-			if err := apnsS.Check(ctx); err != nil {
-				return fmt.Errorf("apns: %w", err)
-			}
-		}
-		return nil
+		return provs.Check(ctx)
 	}
 }
 

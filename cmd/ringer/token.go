@@ -57,34 +57,45 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 func runPush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	token := fs.String("token", "", "device token")
-	provider := fs.String("provider", "", "firebase or apn")
+	provider := fs.String("provider", "", "firebase or apn (the type's default provider); optional with --provider-name")
+	providerName := fs.String("provider-name", "", "a provider's name in RINGER_PROVIDERS_FILE (or firebase, apn for the FCM_*, APNS_* variables)")
 	voip := fs.Bool("voip", false, "the token is an APNs VoIP token")
-	typ := fs.String("type", queue.EventRing, "push type: call.ring, call.notification, call.missed or call.ended")
+	pushType := fs.String("type", queue.EventRing, "push type: call.ring, call.notification, call.missed or call.ended")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *token == "" || (*provider != providers.Firebase && *provider != providers.APN) {
-		return errors.New("push: --token and --provider firebase|apn are required")
+	if *token == "" || (*providerName == "" && *provider != providers.Firebase && *provider != providers.APN) {
+		return errors.New("push: --token and one of --provider firebase|apn or --provider-name NAME are required")
 	}
 	cfg, err := loadConfig(getenv, false)
 	if err != nil {
 		return err
 	}
 	log := newLogger("text", stderr)
-	fcmS, apnsS, err := senders(ctx, cfg, log)
+	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	s := fcmS
-	if *provider == providers.APN {
-		s = apnsS
+	typ := *provider
+	if typ == "" {
+		// The name alone picks the provider; its type is the file's.
+		for _, p := range provs.Providers() {
+			if p.Name == *providerName {
+				typ = p.Type
+			}
+		}
 	}
+	p0, err := provs.Lookup(typ, *providerName)
+	if err != nil || p0 == nil {
+		return fmt.Errorf("push: --provider-name %q: %w", *providerName, err)
+	}
+	s := p0.Sender
 	p := providers.Push{Token: *token, VoIP: *voip, Data: map[string]string{
-		"sender": "ringer", "type": *typ, "call_cid": "default:ringer-test", "call_type": "default", "call_id": "ringer-test",
+		"sender": "ringer", "type": *pushType, "call_cid": "default:ringer-test", "call_type": "default", "call_id": "ringer-test",
 		"call_display_name": "ringer test", "created_by_id": "ringer", "created_by_display_name": "ringer",
 		"receiver_id": "test", "ring_id": "test", "video": "false",
 	}}
-	switch *typ {
+	switch *pushType {
 	case queue.EventRing:
 		p.Kind, p.Expires, p.Title, p.Body = providers.KindRing, time.Now().Add(30*time.Second), "ringer test", "Incoming test call"
 	case queue.EventNotification, queue.EventMissed:

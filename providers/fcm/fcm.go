@@ -12,7 +12,6 @@ package fcm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,6 +44,7 @@ const tokenFailureHold = time.Second
 type Config struct {
 	// CredentialsFile is a Firebase service-account JSON (FCM_CREDENTIALS_FILE). Its project_id names the
 	// project messages go to; its token_uri is where OAuth tokens come from.
+	// Empty uses Application Default Credentials (see New).
 	CredentialsFile string
 	// Endpoint is the FCM HTTP v1 base URL (FCM_ENDPOINT); empty means https://fcm.googleapis.com/v1.
 	// Messages go to {Endpoint}/projects/{project_id}/messages:send.
@@ -70,36 +70,71 @@ type session struct {
 	tokens *tokenGate
 }
 
-// New reads the credentials and builds the client. It does not contact Google: Check does.
+// New reads the credentials and builds the client. It does not contact Google: Check does. Without a
+// CredentialsFile it uses Application Default Credentials, as the Firebase SDK does when given no option
+// (firebase.NewApp → transport.Creds → credentials.DetectDefault): GOOGLE_APPLICATION_CREDENTIALS, gcloud's
+// well-known file, or the metadata server; the project is the credentials' own, else GOOGLE_CLOUD_PROJECT or
+// GCLOUD_PROJECT, the SDK's order (getProjectID in firebase.go).
 func New(ctx context.Context, cfg Config) (*Sender, error) {
-	if cfg.CredentialsFile == "" {
-		return nil, errors.New("fcm: no credentials file")
-	}
 	if cfg.Endpoint != "" {
 		// The SDK takes an endpoint without a scheme for a host to merge into Google's URL; ours is a base URL.
 		if u, err := url.Parse(cfg.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("fcm: endpoint %q: want a base URL such as https://fcm.googleapis.com/v1", cfg.Endpoint)
 		}
 	}
-	raw, err := os.ReadFile(cfg.CredentialsFile)
-	if err != nil {
-		return nil, fmt.Errorf("fcm: read credentials: %w", err)
+	base := newTransport()
+	opts := &credentials.DetectOptions{
+		Scopes: []string{Scope},
+		Client: &http.Client{Transport: base, Timeout: 10 * time.Second},
 	}
-	var sa struct {
-		ProjectID string `json:"project_id"`
-	}
-	if err := json.Unmarshal(raw, &sa); err != nil {
-		return nil, fmt.Errorf("fcm: parse credentials %s: %w", cfg.CredentialsFile, err)
-	}
-	if sa.ProjectID == "" {
-		return nil, fmt.Errorf("fcm: credentials %s have no project_id", cfg.CredentialsFile)
+	source := "application default credentials"
+	var projectID string
+	var detect func() (*auth.Credentials, error)
+	if cfg.CredentialsFile != "" {
+		source = cfg.CredentialsFile
+		raw, err := os.ReadFile(cfg.CredentialsFile)
+		if err != nil {
+			return nil, fmt.Errorf("fcm: read credentials: %w", err)
+		}
+		var sa struct {
+			ProjectID string `json:"project_id"`
+		}
+		if err := json.Unmarshal(raw, &sa); err != nil {
+			return nil, fmt.Errorf("fcm: parse credentials %s: %w", cfg.CredentialsFile, err)
+		}
+		if sa.ProjectID == "" {
+			return nil, fmt.Errorf("fcm: credentials %s have no project_id", cfg.CredentialsFile)
+		}
+		projectID = sa.ProjectID
+		// The credentials are built here rather than through option.WithCredentialsFile (deprecated, and it
+		// hides both the connection pool and the token source): we need our own pool for >12k sends/s, and the
+		// token source for Check and for telling a credentials failure from a network one.
+		detect = func() (*auth.Credentials, error) {
+			return credentials.NewCredentialsFromJSON(credentials.ServiceAccount, raw, opts)
+		}
+	} else {
+		detect = func() (*auth.Credentials, error) { return credentials.DetectDefault(opts) }
+		creds, err := detect()
+		if err != nil {
+			return nil, fmt.Errorf("fcm: %s: %w", source, err)
+		}
+		if projectID, err = creds.ProjectID(ctx); err != nil {
+			return nil, fmt.Errorf("fcm: %s: project id: %w", source, err)
+		}
+		projectID = or(projectID, os.Getenv("GOOGLE_CLOUD_PROJECT"), os.Getenv("GCLOUD_PROJECT"))
+		if projectID == "" {
+			return nil, fmt.Errorf("fcm: %s name no project: set GOOGLE_CLOUD_PROJECT", source)
+		}
 	}
 
-	base := newTransport()
 	endpoint := strings.TrimRight(cfg.Endpoint, "/")
-	sender := &Sender{projectID: sa.ProjectID}
+	sender := &Sender{projectID: projectID}
 	sender.build = func(ctx context.Context) (*session, error) {
-		return newSession(ctx, cfg.CredentialsFile, raw, sa.ProjectID, endpoint, base)
+		creds, err := detect()
+		if err != nil {
+			return nil, fmt.Errorf("fcm: load credentials %s: %w", source, err)
+		}
+		return newSession(ctx, creds, projectID, endpoint, base)
 	}
 	sess, err := sender.build(ctx)
 	if err != nil {
@@ -109,18 +144,17 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	return sender, nil
 }
 
-// newSession builds the credentials, their token cache and the messaging client on the shared pool base.
-func newSession(ctx context.Context, file string, raw []byte, projectID, endpoint string, base http.RoundTripper) (*session, error) {
-	// The credentials are built here rather than through option.WithCredentialsFile (deprecated, and it hides
-	// both the connection pool and the token source): we need our own pool for >12k sends/s, and the token
-	// source for Check and for telling a credentials failure from a network one.
-	creds, err := credentials.NewCredentialsFromJSON(credentials.ServiceAccount, raw, &credentials.DetectOptions{
-		Scopes: []string{Scope},
-		Client: &http.Client{Transport: base, Timeout: 10 * time.Second},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("fcm: load credentials %s: %w", file, err)
+func or(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
 	}
+	return ""
+}
+
+// newSession builds the token cache and the messaging client of creds on the shared pool base.
+func newSession(ctx context.Context, creds *auth.Credentials, projectID, endpoint string, base http.RoundTripper) (*session, error) {
 	hc, err := httptransport.NewClient(&httptransport.Options{
 		Credentials:      creds,
 		BaseRoundTripper: sdkRetryGuard{next: base},
