@@ -223,6 +223,7 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 	}
 	now := s.now()
 	items := []ListItem{}
+	var gone []any
 	const batch = 100
 	for start := 0; start < len(cids) && len(items) < 100; start += batch {
 		chunk := cids[start:min(start+batch, len(cids))]
@@ -237,6 +238,7 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 		for i, cid := range chunk {
 			snap, err := s.snapshot(ctx, cid, cmds[i].data())
 			if errors.Is(err, ErrNotFound) {
+				gone = append(gone, cid) // the call lapsed (retention, max age)
 				continue
 			}
 			if err != nil {
@@ -253,6 +255,12 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 			if len(items) == 100 {
 				break
 			}
+		}
+	}
+	if len(gone) > 0 {
+		// The list keeps only calls that still exist; a failure here only leaves them for the next List.
+		if err := s.rdb.ZRem(ctx, userCallsKey(a.UserID), gone...).Err(); err != nil {
+			s.log.Warn("lapsed calls not dropped from the call list", "user", a.UserID, "err", err)
 		}
 	}
 	return items, nil

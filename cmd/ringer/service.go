@@ -126,13 +126,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	q := queue.NewClient(rdb)
 	store := calls.New(rdb, q, log)
 	store.SetMetrics(calls.NewMetrics(registerer))
+	store.SetRetention(cfg.CallRetention, cfg.CallMaxAge)
+	if cfg.RingQueueBudget > 0 {
+		store.SetRingAdmission(queue.NewAdmission(q, cfg.RingQueueBudget))
+	}
 	devs := devices.New(rdb)
 
 	fcmS, apnsS, err := senders(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	ready := readiness(rdb, cfg, fcmS, apnsS)
+	ready := withEvictionCheck(readiness(rdb, cfg, fcmS, apnsS), rdb, log)
 	var demo http.Handler
 	if r.api && h != nil && h.demo {
 		if demo, err = demoHandler(cfg, log, r, fcmS); err != nil {
