@@ -14,7 +14,7 @@ import (
 // Asynq's keys for one queue (its internal/base names them; the layout is part of Asynq's stored format):
 // the list of pending task ids, newest on the left (enqueue LPUSHes, dequeue RPOPLPUSHes from the right),
 // and the hash of each task, whose pending_since field is the unix ns at which it became pending.
-func asynqPendingKey(queue string) string     { return "asynq:{" + queue + "}:pending" }
+func asynqPendingKey(queue string) string    { return "asynq:{" + queue + "}:pending" }
 func asynqTaskKeyPrefix(queue string) string { return "asynq:{" + queue + "}:t:" }
 
 // oldestPendingScript answers when the oldest pending task of a queue became pending: two O(1) reads, where

@@ -123,7 +123,7 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 	}
 	// A fresh context: the task's may have reached the ring's deadline, and the lease must still be let go.
 	if rerr := releaseScript.Run(context.WithoutCancel(ctx), w.cfg.Redis, []string{lease, delivered},
-		owner, task.Member, mode, max(wait.Milliseconds(), 1), int(ledgerTTL.Seconds())).Err(); rerr != nil {
+		owner, task.Member, mode, max(wait.Milliseconds(), 1), int(w.cfg.LedgerTTL.Seconds())).Err(); rerr != nil {
 		log.Warn("ring lease not released; it lapses by itself", "err", rerr)
 	}
 	return err
@@ -499,7 +499,7 @@ func (w *Worker) record(ctx context.Context, ledger string, tokens []string, fir
 		pipe := w.cfg.Redis.Pipeline()
 		pipe.SAdd(ctx, ledger, members...)
 		if first {
-			pipe.Expire(ctx, ledger, ledgerTTL)
+			pipe.Expire(ctx, ledger, w.cfg.LedgerTTL)
 		}
 		if _, err = pipe.Exec(ctx); err == nil {
 			return nil

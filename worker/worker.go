@@ -67,6 +67,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// SkipRing and SkipNotify leave a queue to other worker processes (RINGER_QUEUES).
 	SkipRing, SkipNotify bool
+	// LedgerTTL is how long a push's ledger, and a ring's delivered set, are kept: the calls' retention, so
+	// that a call's keys go with it, within [MinLedgerTTL, DefaultLedgerTTL].
+	LedgerTTL time.Duration
 }
 
 // Defaults for Config's zero values.
@@ -95,8 +98,11 @@ const (
 	sendTimeout = 15 * time.Second
 	// maxRingRetryDelay caps the quick backoff of ring and stop retries.
 	maxRingRetryDelay = 2 * time.Second
-	// ledgerTTL keeps a push's ledger past every retry of it.
-	ledgerTTL = 48 * time.Hour
+	// DefaultLedgerTTL keeps a push's ledger past every retry of it.
+	DefaultLedgerTTL = 48 * time.Hour
+	// MinLedgerTTL keeps a ring's ledger past the longest ring (180 s) and its stops' retries, whatever the
+	// calls' retention: a ledger lost early would ring a device twice or leave it unstopped.
+	MinLedgerTTL = 10 * time.Minute
 )
 
 // Worker holds the handlers and the Asynq servers that run them: ring (rings, stops, timeouts), watch (the
@@ -143,6 +149,10 @@ func New(cfg Config) *Worker {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.LedgerTTL <= 0 {
+		cfg.LedgerTTL = DefaultLedgerTTL
+	}
+	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
 	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}
 }
 

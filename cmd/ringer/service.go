@@ -173,6 +173,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
+			LedgerTTL: cfg.CallRetention,
 		})
 		if !r.child { // the parent reports the queues once
 			reg.MustRegister(worker.NewQueueCollector(rdb))
