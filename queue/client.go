@@ -14,7 +14,7 @@ import (
 )
 
 // Retention keeps a completed task, and so its id, for the dedup window: enqueueing the same work again
-// within it is a no-op. The ledger is the guarantee; the ids only save work.
+// within it is a no-op. The ledger is the guarantee; the ids only save work. Client.SetRetention shortens it.
 const (
 	RingRetention   = 15 * time.Minute
 	NotifyRetention = 15 * time.Minute
@@ -33,11 +33,29 @@ const (
 type Client struct {
 	rdb   redis.UniversalClient
 	asynq *asynq.Client
+	// ringRetention and notifyRetention are how long completed tasks are kept (SetRetention).
+	ringRetention, notifyRetention time.Duration
 }
 
 // NewClient returns a Client on rdb. Close releases nothing of rdb's.
 func NewClient(rdb redis.UniversalClient) *Client {
-	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(enqueuer(rdb))}
+	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(enqueuer(rdb)),
+		ringRetention: RingRetention, notifyRetention: NotifyRetention}
+}
+
+// MinRetention is the shortest SetRetention keeps completed tasks. Every task of a ring is enqueued once by
+// the transition that owes it, and what keeps a push single is the ledger and the ring's delivered set (a
+// repeated ring task finds its member delivered), not the id; a minute still dedups an enqueue retried by a
+// client that retries its request.
+const MinRetention = time.Minute
+
+// SetRetention keeps completed tasks for d instead of RingRetention and NotifyRetention when d is shorter,
+// but at least MinRetention: the calls' retention, since a task id dedups nothing once its call is gone, and
+// completed tasks are most of Redis's memory under load (every ring leaves a ring, a timeout and a stop task).
+// Call it before the client is used.
+func (c *Client) SetRetention(d time.Duration) {
+	d = max(d, MinRetention)
+	c.ringRetention, c.notifyRetention = min(d, RingRetention), min(d, NotifyRetention)
 }
 
 // enqueuer is the Redis client Asynq enqueues through: rdb's autopipeliner when it has one (go-redis'
@@ -195,7 +213,7 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 			asynq.Queue(QueueRing), asynq.TaskID(RingTaskID(ringID, m.UserID)),
-			asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+			asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 	})
 }
 
@@ -212,7 +230,7 @@ func (c *Client) EnqueueStop(ctx context.Context, call CallInfo, ringID, event s
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeStop, payload),
 			asynq.Queue(QueueRing), asynq.TaskID(StopTaskID(ringID, m)),
-			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(RingRetention))
+			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.ringRetention))
 	})
 }
 
@@ -231,7 +249,7 @@ func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event stri
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeNotify, payload),
 			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, i)),
-			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(NotifyRetention))
+			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.notifyRetention))
 	})
 }
 
@@ -265,7 +283,7 @@ func (c *Client) Rescue(ctx context.Context, call CallInfo, ringID string, m Rin
 	}
 	return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 		asynq.Queue(QueueRing), asynq.TaskID(RescueTaskID(ringID, m.UserID, bucket)),
-		asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+		asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 }
 
 // ScheduleTimeout enqueues the task that settles a ring at `at`: the ring's end when ringEnd, else an earlier
@@ -277,7 +295,7 @@ func (c *Client) ScheduleTimeout(ctx context.Context, cid, ringID string, at tim
 	}
 	err = c.enqueue(ctx, asynq.NewTask(TypeTimeout, payload),
 		asynq.Queue(QueueRing), asynq.TaskID(TimeoutTaskID(ringID, at.UnixMilli(), ringEnd)),
-		asynq.ProcessAt(at), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+		asynq.ProcessAt(at), asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 	if err != nil {
 		return fmt.Errorf("schedule timeout of ring %s at %s: %w", ringID, strconv.FormatInt(at.UnixMilli(), 10), err)
 	}

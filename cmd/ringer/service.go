@@ -124,6 +124,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 	registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	q := queue.NewClient(rdb)
+	q.SetRetention(cfg.CallRetention)
 	store := calls.New(rdb, q, log)
 	store.SetMetrics(calls.NewMetrics(registerer))
 	store.SetRetention(cfg.CallRetention, cfg.CallMaxAge)
