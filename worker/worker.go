@@ -68,7 +68,7 @@ type Config struct {
 	// SkipRing and SkipNotify leave a queue to other worker processes (RINGER_QUEUES).
 	SkipRing, SkipNotify bool
 	// LedgerTTL is how long a push's ledger, and a ring's delivered set, are kept: the calls' retention, so
-	// that a call's keys go with it, within [MinLedgerTTL, DefaultLedgerTTL].
+	// that a call's keys go with it, within [MinLedgerTTL, DefaultLedgerTTL] (a ring's: past its end, ledgerKeep).
 	LedgerTTL time.Duration
 }
 
@@ -100,9 +100,10 @@ const (
 	maxRingRetryDelay = 2 * time.Second
 	// DefaultLedgerTTL keeps a push's ledger past every retry of it.
 	DefaultLedgerTTL = 48 * time.Hour
-	// MinLedgerTTL keeps a ring's ledger past the longest ring (180 s) and its stops' retries, whatever the
-	// calls' retention: a ledger lost early would ring a device twice or leave it unstopped.
-	MinLedgerTTL = 10 * time.Minute
+	// MinLedgerTTL keeps a push's ledger through its task's quick retries, and a ring's past the ring's end
+	// (ledgerKeep) through its stops' retries, whatever the calls' retention: a ring ledger lost early would
+	// ring a device twice or leave it unstopped. A notification retried after it may reach a device twice.
+	MinLedgerTTL = 2 * time.Minute
 )
 
 // Worker holds the handlers and the Asynq servers that run them: ring (rings, stops, timeouts), watch (the
