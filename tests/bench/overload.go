@@ -331,7 +331,6 @@ func runSoak(cfg *config, st *state) (*table, error) {
 				tb.Fatalf("the ramp's rings did not drain")
 			}
 		}
-		base := e.redisMemory()
 		var (
 			mu     sync.Mutex
 			shots  []ringShot
@@ -415,8 +414,9 @@ func runSoak(cfg *config, st *state) (*table, error) {
 				mb(int64(p.rssKB)*1024), strconv.Itoa(p.goroutines), strconv.Itoa(len(l)), ms(l.pct(0.5)), ms(l.pct(0.99)))
 			prev = p.at
 		}
-		// Flatness after the warm-up: the retention plus the ring, and Asynq's completed tasks (kept as long).
-		warm := 2*cfg.soakRetention + overloadRingMs*time.Millisecond
+		// Flatness after the warm-up: the ring, then the longest any key of it is kept (the call's retention
+		// after its end, completed tasks as long or a minute, the ring's ledgers two minutes past its end).
+		warm := overloadRingMs*time.Millisecond + max(cfg.soakRetention, 2*time.Minute) + cfg.soakSample
 		var lo, hi int64 = -1, 0
 		for _, p := range points {
 			if p.at < warm {
@@ -432,12 +432,18 @@ func runSoak(cfg *config, st *state) (*table, error) {
 		} else {
 			t.note("The soak was shorter than its warm-up (%s): no flatness figure.", warm)
 		}
-		if len(points) > 0 {
-			// Calls alive at the end: those made in the last retention plus ring, the rest lapsed.
-			p := points[len(points)-1]
-			alive := int64(rate * (cfg.soakRetention + 2*time.Second).Seconds())
-			t.note("Redis bytes per call: %s per call made before any lapsed (first sample), %s per call alive at the end (about %d alive of %d made).",
-				perCall(points[0].mem-base, points[0].calls), perCall(p.mem-base, min(alive, p.calls)), min(alive, p.calls), p.calls)
+		// Bytes per call: Redis's growth per call made while nothing had lapsed yet (up to the retention after
+		// the first ring's end), and over the whole soak, which a bounded Redis drives towards zero.
+		if len(points) > 1 {
+			p0, early, last := points[0], points[0], points[len(points)-1]
+			for _, p := range points {
+				if p.at <= cfg.soakRetention+overloadRingMs*time.Millisecond {
+					early = p
+				}
+			}
+			t.note("Redis bytes per call made: %s while no call had lapsed (%s to %s), %s over the whole soak (%s to %s, %d calls).",
+				perCall(early.mem-p0.mem, early.calls-p0.calls), p0.at.Round(time.Second), early.at.Round(time.Second),
+				perCall(last.mem-p0.mem, last.calls-p0.calls), p0.at.Round(time.Second), last.at.Round(time.Second), last.calls-p0.calls)
 		}
 		t.note("%d requests answered other than expected (201, 200).", errs.Load())
 	})
