@@ -158,3 +158,18 @@ func TestReadyzFailsNamingTheEvictionPolicyWhenRedisMayEvict(t *testing.T) {
 	}
 	e.MustCall(200, "GET", "/readyz", "", nil)
 }
+
+func TestMalformedBudgetOrRetentionStopsTheStartNamingTheVariable(t *testing.T) {
+	t.Parallel()
+	for _, kv := range []string{
+		"RINGER_RING_QUEUE_BUDGET=soon", "RINGER_RING_QUEUE_BUDGET=-1s",
+		"RINGER_CALL_RETENTION=1d", "RINGER_CALL_RETENTION=0s", "RINGER_CALL_RETENTION=500ms",
+		"RINGER_CALL_MAX_AGE=forever", "RINGER_CALL_MAX_AGE=0",
+	} {
+		name, _, _ := strings.Cut(kv, "=")
+		res := configRun(t, configWith(configBase(), kv), "serve")
+		if res.code == 0 || !strings.Contains(res.stderr, name) {
+			t.Errorf("ringer serve with %s: exit %d, stderr:\n%s", kv, res.code, res.stderr)
+		}
+	}
+}
