@@ -70,6 +70,7 @@ type config struct {
 	rampStep         time.Duration // length of each step
 	rampSteps        int           // most steps
 	overloadDuration time.Duration // how long the overload run offers twice the sustainable rate
+	expiredN         int           // ring tasks past their ring that the overload run times the worker dropping
 	soakDuration     time.Duration
 	soakShare        float64       // share of the sustainable ring rate the soak offers
 	soakRate         float64       // requests/s of the soak; 0 finds the sustainable rate first
@@ -107,6 +108,7 @@ func defaultConfig() *config {
 		rampStep:         10 * time.Second,
 		rampSteps:        12,
 		overloadDuration: 2 * time.Minute,
+		expiredN:         20000,
 		soakDuration:     10 * time.Minute,
 		soakShare:        0.7,
 		soakRetention:    time.Minute,
@@ -136,7 +138,7 @@ func quickConfig() *config {
 	// overload and soak: opt-in at full size (they take 15 minutes), tiny here.
 	c.scenarios = append(c.scenarios, "overload", "soak")
 	c.rampFrom, c.rampStep, c.rampSteps = 10, 2*time.Second, 2
-	c.overloadDuration = 3 * time.Second
+	c.overloadDuration, c.expiredN = 3*time.Second, 200
 	c.soakDuration, c.soakRate, c.soakRetention, c.soakSample = 6*time.Second, 10, 2*time.Second, 2*time.Second
 	return c
 }

@@ -245,6 +245,36 @@ func share(n, of int) string {
 	return fmt.Sprintf("%.2f %%", 100*float64(n)/float64(of))
 }
 
+// dropRate is how fast the worker takes ring tasks whose ring is over off its queue: n such tasks are
+// enqueued into the paused ring queue, which is then resumed and timed until empty.
+func (r *ringerUnderLoad) dropRate(n int) float64 {
+	e := r.e
+	if err := e.insp.PauseQueue(queue.QueueRing); err != nil {
+		e.t.Fatalf("pause the ring queue: %v", err)
+	}
+	members := make([]queue.RingMember, n)
+	over := time.Now().Add(-time.Second)
+	for i := range members {
+		members[i] = queue.RingMember{UserID: fmt.Sprintf("x%06d", i), EndsAt: over}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.timeout)
+	defer cancel()
+	if err := queue.NewClient(e.rdb).EnqueueRing(ctx, queue.CallInfo{CID: "bench:expired", Type: "bench", ID: "expired"}, "expired", members); err != nil {
+		e.t.Fatalf("enqueue ring tasks past their ring: %v", err)
+	}
+	start := time.Now()
+	if err := e.insp.UnpauseQueue(queue.QueueRing); err != nil {
+		e.t.Fatalf("resume the ring queue: %v", err)
+	}
+	for e.queuedRing() > 0 {
+		if time.Since(start) > e.cfg.timeout {
+			e.t.Fatalf("%d ring tasks past their ring still queued after %s", e.queuedRing(), e.cfg.timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
 // sustainable finds the ring rate this machine delivers in full: steps of cfg.rampStep at rising rates,
 // each served before the next, until a step has a refusal, a ring that did not ring while ringing, or a ring
 // p99 past the budget. It answers the goodput of the last step that passed (of the first, when none did).
@@ -287,7 +317,9 @@ func runOverload(cfg *config, st *state) (*table, error) {
 		r := newRingerUnderLoad(e, "RINGER_RING_QUEUE_BUDGET="+cfg.budget.String())
 		ringWarm(e, r.base, r.token("caller"), callees[0])
 
+		drop := r.dropRate(cfg.expiredN)
 		sus := r.sustainable(t, cfg, users)
+		t.note("Ring tasks found past their ring: %d dropped at %.0f/s (the worker takes them off the queue without a device lookup or a provider round trip), against %.0f rings/s delivered.", cfg.expiredN, drop, sus)
 		t.note("Sustainable ring rate (goodput of the last ramp step served in full): %.0f rings/s.", sus)
 		over := r.ringAt("over", 2*sus, cfg.overloadDuration, users)
 		t.add(over.row("overload (2× sustainable)", 2*sus)...)
