@@ -104,9 +104,11 @@ type RingMember struct {
 // KEYS[2] -> ringer:{<cid>}:ringing  members still ringing, scored by their ring's end (unix ms)
 // ARGV[1] -> ring id
 // ARGV[2] -> ring end, unix ms
-// ARGV[3..] -> member, end (unix ms) pairs
+// ARGV[3] -> how long the gate is kept past the ring's end, ms
+// ARGV[4..] -> member, end (unix ms) pairs
 //
-// Returns 1, or 0 when another ring is live on the call.
+// Returns 1, or 0 when another ring is live on the call. The gate lapses ARGV[3] after the last member's ring
+// ends: a call service's calls are its own to keep, but their gates are ringer's.
 var openGateScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'id')
 if cur and cur ~= ARGV[1] and redis.call('ZCARD', KEYS[2]) > 0 then
@@ -118,11 +120,15 @@ end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ends_at', ARGV[2], 'live', '1')
 local now = redis.call('TIME')
 local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[i+1], ARGV[i]) == 1 then
     redis.call('HSET', KEYS[1], 'at:' .. ARGV[i], ms)
   end
 end
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+local lapse = math.max(tonumber(ARGV[2]), tonumber(last or 0)) + tonumber(ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], lapse)
+redis.call('PEXPIREAT', KEYS[2], lapse)
 return 1
 `)
 
@@ -159,7 +165,7 @@ func (c *Client) Ring(ctx context.Context, call CallInfo, ringID string, members
 		return nil
 	}
 	end := members[0].EndsAt
-	args := []any{ringID, 0}
+	args := []any{ringID, 0, c.ringRetention.Milliseconds()}
 	for _, m := range members {
 		if m.EndsAt.After(end) {
 			end = m.EndsAt

@@ -116,7 +116,7 @@ func TestARingThatCannotBeDeliveredInTimeIsRefusedWith503AndNothingIsStored(t *t
 }
 
 func TestAnEndedCallAndEveryKeyUnderItsHashTagAreGoneAfterTheRetention(t *testing.T) {
-	// The API alone: a worker's ledgers of a push are kept at least ten minutes, past any ring's retries.
+	// The API alone: a worker's ledgers of a ring are kept two minutes past the ring's end, for its stops.
 	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_CALL_RETENTION=2s"}})
 	alice, bob := e.Token("alice"), e.Token("bob")
 	e.MustCall(201, "POST", "/v1/call/default/brief", alice, map[string]any{"ring": true, "data": map[string]any{"members": harness.MemberList("alice", "bob")}})
