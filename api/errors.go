@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/queue"
 )
 
 // Error codes of the error body. They are part of the contract callers see, so they are named once here.
@@ -29,6 +32,7 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeConflict             = "conflict"
 	CodeUnavailable          = "unavailable"
+	CodeOverloaded           = "overloaded" // a ring refused up front: rings cannot be delivered in time (Retry-After)
 	CodeNotReady             = "not_ready"
 	CodeInternal             = "internal"
 )
@@ -96,6 +100,8 @@ func toErrorBody(err error) errorBody {
 		return errorBody{Code: CodeUnavailable, Message: "This server holds its most event streams (RINGER_SSE_MAX); try again later.", Status: http.StatusServiceUnavailable}
 	case errors.Is(err, calls.ErrRingOver):
 		return errorBody{Code: CodeConflict, Message: "The ring is over.", Status: http.StatusConflict}
+	case errors.Is(err, queue.ErrOverloaded):
+		return errorBody{Code: CodeOverloaded, Message: "Rings cannot be delivered in time now; nothing was stored. Retry after Retry-After seconds, or tell the caller.", Status: http.StatusServiceUnavailable}
 	case isUnavailable(err):
 		return errorBody{Code: CodeUnavailable, Message: "The service is unavailable; try again.", Status: http.StatusServiceUnavailable}
 	}
@@ -129,6 +135,10 @@ func isUnavailable(err error) bool {
 // with the cause, since the body hides it.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	body := toErrorBody(err)
+	var over *queue.OverloadedError
+	if errors.As(err, &over) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(over.RetryAfter/time.Second)))
+	}
 	switch {
 	case body.Status == http.StatusInternalServerError:
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)

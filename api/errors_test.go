@@ -9,11 +9,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/queue"
 )
 
 func TestErrorsMapToStatusAndCode(t *testing.T) {
@@ -35,6 +37,7 @@ func TestErrorsMapToStatusAndCode(t *testing.T) {
 		{"ended", wrap(calls.ErrEnded), 409, CodeConflict},
 		{"not rung", wrap(calls.ErrNotRung), 409, CodeConflict},
 		{"ring over", wrap(calls.ErrRingOver), 409, CodeConflict},
+		{"overloaded", wrap(&queue.OverloadedError{Backlog: 3 * time.Second, Budget: 2 * time.Second, RetryAfter: time.Second}), 503, CodeOverloaded},
 		{"redis closed", wrap(redis.ErrClosed), 503, CodeUnavailable},
 		{"redis pool timeout", wrap(redis.ErrPoolTimeout), 503, CodeUnavailable},
 		{"connection refused", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503, CodeUnavailable},

@@ -145,7 +145,7 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	}
 	now := s.now().UTC()
 	pipe := s.rdb.Pipeline()
-	indexCmds := index.queue(ctx, pipe, st.Call.CID)
+	indexCmds := index.queue(ctx, pipe, st.Call.CID, s.maxAge+s.retention)
 	var call json.RawMessage
 	if len(evs) > 0 {
 		// Every event of a transition carries the same call: encoded once, not once per event.

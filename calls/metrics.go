@@ -18,6 +18,9 @@ const (
 // counts nothing.
 type Metrics struct {
 	Rings *prometheus.CounterVec // outcome
+	// Refused counts requests that would have started a ring, refused because rings could not be delivered in
+	// time (SetRingAdmission).
+	Refused prometheus.Counter
 }
 
 // NewMetrics registers the calls series on reg (nil: not registered, for tests).
@@ -27,19 +30,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ringer_rings_total",
 			Help: "Callee rings by outcome: started when a member is rung, then accepted, rejected, missed (timeout), cancelled (by the caller) or ended (call ended, member removed).",
 		}, []string{"outcome"}),
+		Refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringer_rings_refused_total",
+			Help: "Requests that would have started a ring, answered 503 overloaded because ring pushes already waited longer than RINGER_RING_QUEUE_BUDGET.",
+		}),
 	}
 	// Every outcome exists from the start, so rate() and increase() see the first one.
 	for _, o := range []string{RingStarted, RingAccepted, RingRejected, RingMissed, RingCancelled, RingEnded} {
 		m.Rings.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rings)
+		reg.MustRegister(m.Rings, m.Refused)
 	}
 	return m
 }
 
 // SetMetrics makes the store count ring outcomes on m. Call it before the store is used.
 func (s *Store) SetMetrics(m *Metrics) { s.metrics = m }
+
+func (m *Metrics) refused() {
+	if m != nil {
+		m.Refused.Inc()
+	}
+}
 
 // observe counts what one transition script did, read from its outcome: members newly rung, the stops it
 // owes (accepted, rejected, ended), and the members it missed. A missed member is cancelled when the caller's

@@ -315,6 +315,7 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 	}
 	now := s.now()
 	items := []ListItem{}
+	var gone []any
 	const batch = 100
 	for start := 0; start < len(cids) && len(items) < 100; start += batch {
 		chunk := cids[start:min(start+batch, len(cids))]
@@ -334,6 +335,7 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 			}
 			snap, err := s.snapshot(ctx, cid, d)
 			if errors.Is(err, ErrNotFound) {
+				gone = append(gone, cid) // the call lapsed (retention, max age)
 				continue
 			}
 			if err != nil {
@@ -351,6 +353,12 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 			if len(items) == 100 {
 				break
 			}
+		}
+	}
+	if len(gone) > 0 {
+		// The list keeps only calls that still exist; a failure here only leaves them for the next List.
+		if err := s.rdb.ZRem(ctx, userCallsKey(a.UserID), gone...).Err(); err != nil {
+			s.log.Warn("lapsed calls not dropped from the call list", "user", a.UserID, "err", err)
 		}
 	}
 	return items, nil

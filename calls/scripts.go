@@ -18,7 +18,8 @@ import (
 // KEYS[7] -> ringer:{<cid>}:rejected  user id -> unix ms
 // KEYS[8] -> ringer:{<cid>}:missed    user id -> unix ms
 // KEYS[9] -> ringer:{<cid>}:joined    user id -> unix ms (session participants)
-// ARGV[1] -> now, unix ms
+// ARGV[1] -> "<now>:<retention>:<max age>": now, unix ms; how long the call's keys live once it ended, and
+//            while it has not, after its last transition, ms (keep below)
 //
 // Each returns (done, below) an array: first the JSON outcome decoded by outcome in store.go (a status, the
 // members newly rung, the stop and missed-call pushes owed, and the events to publish, so the Go side applies
@@ -37,7 +38,8 @@ import (
 var luaPrelude = luaMembers + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local now = tonumber(ARGV[1])
+local now, retention_ms, max_age_ms = string.match(ARGV[1], '^(%d+):(%d+):(%d+)$')
+now, retention_ms, max_age_ms = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms)
 local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
   rung_members = {}, rung_deadlines = {}, stop_members = {}, stop_events = {}, missed = {},
   event_types = {}, event_users = {}, ended = false, first_accept = false, new_ring = false}
@@ -167,8 +169,31 @@ local function ring_members(new_id, caller, caller_name, callees)
   end
 end
 
--- done answers the outcome and the call's state after the transition (the array described above).
+-- keep sets how long every key of the call lives from this transition on, keys it created included: the
+-- retention once the call ended; else the max age from now, or from starts_at when that is ahead; and
+-- never less than that past the end of a live ring, so no key of a ringing call lapses.
+local function keep()
+  if redis.call('EXISTS', K_CALL) == 0 then return end
+  local ttl = max_age_ms
+  if ended() then
+    ttl = retention_ms
+  else
+    local starts = tonumber(redis.call('HGET', K_CALL, 'starts_at'))
+    if starts and starts > now then ttl = starts - now + max_age_ms end
+  end
+  if redis.call('HGET', K_RING, 'live') == '1' then
+    local ends = tonumber(redis.call('HGET', K_RING, 'ends_at'))
+    if ends and ends > now then ttl = ttl + ends - now end
+  end
+  for i = 1, 9 do
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+end
+
+-- done answers the outcome and the call's state after the transition (the array described above), and sets
+-- the call's lifetime (keep).
 local function done()
+  keep()
   return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(K_MEMBERS),
     redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
     redis.call('HGETALL', K_ACCEPTED), redis.call('HGETALL', K_REJECTED), redis.call('HGETALL', K_MISSED),

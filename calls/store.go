@@ -29,6 +29,9 @@ type Store struct {
 	now   func() time.Time
 
 	metrics *Metrics // ring outcomes; nil counts nothing (SetMetrics)
+
+	admission         RingAdmitter  // nil admits every ring (SetRingAdmission)
+	retention, maxAge time.Duration // how long calls are kept (SetRetention)
 }
 
 // New returns a Store on rdb that enqueues pushes through q.
@@ -36,7 +39,7 @@ func New(rdb redis.UniversalClient, q *queue.Client, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{rdb: rdb, queue: q, log: log, now: time.Now}
+	return &Store{rdb: rdb, queue: q, log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge}
 }
 
 // CID is "{type}:{id}".
@@ -106,7 +109,7 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...a
 // runKeys is run with the keys given: the call's keys, then any a script takes beyond them.
 func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, cid string, args ...any) (outcome, snapshot, error) {
 	var out outcome
-	argv := append([]any{s.now().UnixMilli()}, args...)
+	argv := append([]any{fmt.Sprintf("%d:%d:%d", s.now().UnixMilli(), s.retention.Milliseconds(), s.maxAge.Milliseconds())}, args...)
 	res, err := sc.Run(ctx, s.rdb, keys, argv...).Slice()
 	if err != nil {
 		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, err)
@@ -442,6 +445,11 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 			callees = append(callees, m.UserID)
 		}
 	}
+	if req.Ring {
+		if err := s.admitRing(ctx, cid); err != nil {
+			return State{}, false, err
+		}
+	}
 	keys := callKeys(cid)
 	if len(members) > inlineMembers {
 		if keys, memberPairs, err = s.stageBig(ctx, cid, keys, memberPairs); err != nil {
@@ -522,8 +530,9 @@ func (ix *memberIndex) empty() bool { return ix == nil || len(ix.users)+len(ix.r
 
 // queue records the call in each user's call list, newest first, takes it out of the lists of removed
 // members, and returns the commands whose errors matter. A removal that fails is covered all the same: the
-// list shows only calls the user is still a member of (List).
-func (ix *memberIndex) queue(ctx context.Context, p redis.Pipeliner, cid string) []redis.Cmder {
+// list shows only calls the user is still a member of (List). The list lapses keep after the last call added
+// to it, and List drops calls that lapsed from it.
+func (ix *memberIndex) queue(ctx context.Context, p redis.Pipeliner, cid string, keep time.Duration) []redis.Cmder {
 	if ix == nil {
 		return nil
 	}
@@ -532,7 +541,8 @@ func (ix *memberIndex) queue(ctx context.Context, p redis.Pipeliner, cid string)
 		k := userCallsKey(u)
 		cmds = append(cmds,
 			p.ZAddNX(ctx, k, redis.Z{Score: float64(ix.at.UnixMilli()), Member: cid}),
-			p.ZRemRangeByRank(ctx, k, 0, -maxUserCalls-1))
+			p.ZRemRangeByRank(ctx, k, 0, -maxUserCalls-1),
+			p.PExpire(ctx, k, keep))
 	}
 	for _, u := range ix.removed {
 		p.ZRem(ctx, userCallsKey(u), cid)
@@ -628,6 +638,9 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 	}
 	if len(callees) > MaxRingMembers {
 		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers), Limit: true}
+	}
+	if err := s.admitRing(ctx, cid); err != nil {
+		return State{}, err
 	}
 	args := []any{newID(), caller, callerName}
 	for _, c := range callees {

@@ -14,7 +14,7 @@ import (
 )
 
 // Retention keeps a completed task, and so its id, for the dedup window: enqueueing the same work again
-// within it is a no-op. The ledger is the guarantee; the ids only save work.
+// within it is a no-op. The ledger is the guarantee; the ids only save work. Client.SetRetention shortens it.
 const (
 	RingRetention   = 15 * time.Minute
 	NotifyRetention = 15 * time.Minute
@@ -33,11 +33,29 @@ const (
 type Client struct {
 	rdb   redis.UniversalClient
 	asynq *asynq.Client
+	// ringRetention and notifyRetention are how long completed tasks are kept (SetRetention).
+	ringRetention, notifyRetention time.Duration
 }
 
 // NewClient returns a Client on rdb. Close releases nothing of rdb's.
 func NewClient(rdb redis.UniversalClient) *Client {
-	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(enqueuer(rdb))}
+	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(enqueuer(rdb)),
+		ringRetention: RingRetention, notifyRetention: NotifyRetention}
+}
+
+// MinRetention is the shortest SetRetention keeps completed tasks. Every task of a ring is enqueued once by
+// the transition that owes it, and what keeps a push single is the ledger and the ring's delivered set (a
+// repeated ring task finds its member delivered), not the id; a minute still dedups an enqueue retried by a
+// client that retries its request.
+const MinRetention = time.Minute
+
+// SetRetention keeps completed tasks for d instead of RingRetention and NotifyRetention when d is shorter,
+// but at least MinRetention: the calls' retention, since a task id dedups nothing once its call is gone, and
+// completed tasks are most of Redis's memory under load (every ring leaves a ring, a timeout and a stop task).
+// Call it before the client is used.
+func (c *Client) SetRetention(d time.Duration) {
+	d = max(d, MinRetention)
+	c.ringRetention, c.notifyRetention = min(d, RingRetention), min(d, NotifyRetention)
 }
 
 // enqueuer is the Redis client Asynq enqueues through: rdb's autopipeliner when it has one (go-redis'
@@ -86,9 +104,11 @@ type RingMember struct {
 // KEYS[2] -> ringer:{<cid>}:ringing  members still ringing, scored by their ring's end (unix ms)
 // ARGV[1] -> ring id
 // ARGV[2] -> ring end, unix ms
-// ARGV[3..] -> member, end (unix ms) pairs
+// ARGV[3] -> how long the gate is kept past the ring's end, ms
+// ARGV[4..] -> member, end (unix ms) pairs
 //
-// Returns 1, or 0 when another ring is live on the call.
+// Returns 1, or 0 when another ring is live on the call. The gate lapses ARGV[3] after the last member's ring
+// ends: a call service's calls are its own to keep, but their gates are ringer's.
 var openGateScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'id')
 if cur and cur ~= ARGV[1] and redis.call('ZCARD', KEYS[2]) > 0 then
@@ -100,11 +120,15 @@ end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ends_at', ARGV[2], 'live', '1')
 local now = redis.call('TIME')
 local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[i+1], ARGV[i]) == 1 then
     redis.call('HSET', KEYS[1], 'at:' .. ARGV[i], ms)
   end
 end
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+local lapse = math.max(tonumber(ARGV[2]), tonumber(last or 0)) + tonumber(ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], lapse)
+redis.call('PEXPIREAT', KEYS[2], lapse)
 return 1
 `)
 
@@ -141,7 +165,7 @@ func (c *Client) Ring(ctx context.Context, call CallInfo, ringID string, members
 		return nil
 	}
 	end := members[0].EndsAt
-	args := []any{ringID, 0}
+	args := []any{ringID, 0, c.ringRetention.Milliseconds()}
 	for _, m := range members {
 		if m.EndsAt.After(end) {
 			end = m.EndsAt
@@ -195,7 +219,7 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 			asynq.Queue(QueueRing), asynq.TaskID(RingTaskID(ringID, m.UserID)),
-			asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+			asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 	})
 }
 
@@ -212,7 +236,7 @@ func (c *Client) EnqueueStop(ctx context.Context, call CallInfo, ringID, event s
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeStop, payload),
 			asynq.Queue(QueueRing), asynq.TaskID(StopTaskID(ringID, m)),
-			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(RingRetention))
+			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.ringRetention))
 	})
 }
 
@@ -231,7 +255,7 @@ func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event stri
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeNotify, payload),
 			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, i)),
-			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(NotifyRetention))
+			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.notifyRetention))
 	})
 }
 
@@ -265,7 +289,7 @@ func (c *Client) Rescue(ctx context.Context, call CallInfo, ringID string, m Rin
 	}
 	return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
 		asynq.Queue(QueueRing), asynq.TaskID(RescueTaskID(ringID, m.UserID, bucket)),
-		asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+		asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 }
 
 // ScheduleTimeout enqueues the task that settles a ring at `at`: the ring's end when ringEnd, else an earlier
@@ -277,7 +301,7 @@ func (c *Client) ScheduleTimeout(ctx context.Context, cid, ringID string, at tim
 	}
 	err = c.enqueue(ctx, asynq.NewTask(TypeTimeout, payload),
 		asynq.Queue(QueueRing), asynq.TaskID(TimeoutTaskID(ringID, at.UnixMilli(), ringEnd)),
-		asynq.ProcessAt(at), asynq.MaxRetry(ringMaxRetry), asynq.Retention(RingRetention))
+		asynq.ProcessAt(at), asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 	if err != nil {
 		return fmt.Errorf("schedule timeout of ring %s at %s: %w", ringID, strconv.FormatInt(at.UnixMilli(), 10), err)
 	}

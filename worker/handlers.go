@@ -123,10 +123,16 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 	}
 	// A fresh context: the task's may have reached the ring's deadline, and the lease must still be let go.
 	if rerr := releaseScript.Run(context.WithoutCancel(ctx), w.cfg.Redis, []string{lease, delivered},
-		owner, task.Member, mode, max(wait.Milliseconds(), 1), int(ledgerTTL.Seconds())).Err(); rerr != nil {
+		owner, task.Member, mode, max(wait.Milliseconds(), 1), int(w.ledgerKeep(task.EndsAt).Seconds())).Err(); rerr != nil {
 		log.Warn("ring lease not released; it lapses by itself", "err", rerr)
 	}
 	return err
+}
+
+// ledgerKeep is how long a ring's ledger and delivered set are kept: the configured time, and at least
+// MinLedgerTTL past the ring's end, so that neither lapses while the ring or its stops may still need it.
+func (w *Worker) ledgerKeep(endsAt int64) time.Duration {
+	return max(w.cfg.LedgerTTL, time.Until(queue.FromUnixMs(endsAt))+MinLedgerTTL)
 }
 
 // renewWhileWorking keeps a lease alive until the returned stop is called.
@@ -201,7 +207,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 	if task.EnqueuedAt > 0 {
 		start = queue.FromUnixMs(task.EnqueuedAt)
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), pushes, start, 1)
+	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), w.ledgerKeep(task.EndsAt), pushes, start, 1)
 }
 
 // HandleStop tells the devices that got a member's ring to stop: a silent stop push, or, for call.missed,
@@ -261,7 +267,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	ledger := queue.LedgerKey(cid, t.ResultWriter().TaskID())
-	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, pushes, time.Time{}, 1) })
+	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, w.cfg.LedgerTTL, pushes, time.Time{}, 1) })
 }
 
 // waitForRingSend waits while a live worker holds the member's ring lease, so that the stop sees every device
@@ -347,7 +353,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}, logMember: true})
 		}
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), pushes, time.Time{}, ledgerBatch)
+	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
 }
 
 // HandleTimeout settles a ring at its member or ring deadline.
@@ -382,7 +388,7 @@ type target struct {
 // successes batch at a time (1 for rings and stops, whose every push must be on record at once), prunes dead
 // tokens, and turns the verdicts into the task's result: retry (after the longest
 // Retry-After), fail without retry for a rejected payload, or done.
-func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, pushes []target, ringStart time.Time, batch int) error {
+func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, keep time.Duration, pushes []target, ringStart time.Time, batch int) error {
 	if len(pushes) == 0 {
 		log.Info("no device to push to")
 		return nil
@@ -411,7 +417,7 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 		if len(unrecorded) == 0 || recordErr != nil {
 			return
 		}
-		if err := w.record(ctx, ledger, unrecorded, !recorded); err != nil {
+		if err := w.record(ctx, ledger, keep, unrecorded, !recorded); err != nil {
 			recordErr = err
 			return
 		}
@@ -487,7 +493,7 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, p
 // record adds tokens whose pushes succeeded to the ledger; the first record of a ledger gives it its time to
 // live. The pushes have left, so the record is retried through a short Redis outage rather than lost, which
 // would send them again.
-func (w *Worker) record(ctx context.Context, ledger string, tokens []string, first bool) error {
+func (w *Worker) record(ctx context.Context, ledger string, keep time.Duration, tokens []string, first bool) error {
 	ctx = context.WithoutCancel(ctx)
 	members := make([]any, len(tokens))
 	for i, t := range tokens {
@@ -499,7 +505,7 @@ func (w *Worker) record(ctx context.Context, ledger string, tokens []string, fir
 		pipe := w.cfg.Redis.Pipeline()
 		pipe.SAdd(ctx, ledger, members...)
 		if first {
-			pipe.Expire(ctx, ledger, ledgerTTL)
+			pipe.Expire(ctx, ledger, keep)
 		}
 		if _, err = pipe.Exec(ctx); err == nil {
 			return nil

@@ -74,6 +74,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// SkipRing and SkipNotify leave a queue to other worker processes (RINGER_QUEUES).
 	SkipRing, SkipNotify bool
+	// LedgerTTL is how long a push's ledger, and a ring's delivered set, are kept: the calls' retention, so
+	// that a call's keys go with it, within [MinLedgerTTL, DefaultLedgerTTL] (a ring's: past its end, ledgerKeep).
+	LedgerTTL time.Duration
 }
 
 // Defaults for Config's zero values.
@@ -102,8 +105,12 @@ const (
 	sendTimeout = 15 * time.Second
 	// maxRingRetryDelay caps the quick backoff of ring and stop retries.
 	maxRingRetryDelay = 2 * time.Second
-	// ledgerTTL keeps a push's ledger past every retry of it.
-	ledgerTTL = 48 * time.Hour
+	// DefaultLedgerTTL keeps a push's ledger past every retry of it.
+	DefaultLedgerTTL = 48 * time.Hour
+	// MinLedgerTTL keeps a push's ledger through its task's quick retries, and a ring's past the ring's end
+	// (ledgerKeep) through its stops' retries, whatever the calls' retention: a ring ledger lost early would
+	// ring a device twice or leave it unstopped. A notification retried after it may reach a device twice.
+	MinLedgerTTL = 2 * time.Minute
 )
 
 // Worker holds the handlers and the Asynq servers that run them: ring (rings, stops, timeouts), watch (the
@@ -150,6 +157,10 @@ func New(cfg Config) *Worker {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.LedgerTTL <= 0 {
+		cfg.LedgerTTL = DefaultLedgerTTL
+	}
+	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
 	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}
 }
 

@@ -56,6 +56,10 @@ type config struct {
 
 	// SSEPerUser and SSEMax bound the event streams of one user and of the process (0: calls' defaults).
 	SSEPerUser, SSEMax int
+	// RingQueueBudget is how long ring pushes may wait in the queue before new rings are refused (0: never).
+	RingQueueBudget time.Duration
+	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
+	CallRetention, CallMaxAge time.Duration
 }
 
 // loadConfig reads the environment; every missing or malformed value is named in the error.
@@ -176,6 +180,15 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	if c.RingPollInterval, err = durationEnv(getenv, "RINGER_RING_POLL_INTERVAL", 0); err != nil {
 		errs = append(errs, err)
 	}
+	if c.RingQueueBudget, err = durationEnv(getenv, "RINGER_RING_QUEUE_BUDGET", 2*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CallRetention, err = positiveDurationEnv(getenv, "RINGER_CALL_RETENTION", 24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CallMaxAge, err = positiveDurationEnv(getenv, "RINGER_CALL_MAX_AGE", 7*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
 	if c.RingConcurrency, err = intEnv(getenv, "RINGER_RING_CONCURRENCY"); err != nil {
 		errs = append(errs, err)
 	}
@@ -253,6 +266,16 @@ func durationEnv(getenv func(string) string, name string, def time.Duration) (ti
 		return 0, fmt.Errorf("%s %q is not a duration like 30s", name, v)
 	}
 	return d, nil
+}
+
+// positiveDurationEnv is durationEnv for a duration that cannot be zero, at least a second (Redis keeps
+// key lifetimes in milliseconds, and anything shorter would drop a call while it is being answered).
+func positiveDurationEnv(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	d, err := durationEnv(getenv, name, def)
+	if err == nil && d < time.Second {
+		return 0, fmt.Errorf("%s %q is shorter than 1s", name, getenv(name))
+	}
+	return d, err
 }
 
 func intEnv(getenv func(string) string, name string) (int, error) {

@@ -91,15 +91,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 	registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	q := queue.NewClient(rdb)
+	q.SetRetention(cfg.CallRetention)
 	store := calls.New(rdb, q, log)
 	store.SetMetrics(calls.NewMetrics(registerer))
+	store.SetRetention(cfg.CallRetention, cfg.CallMaxAge)
+	if cfg.RingQueueBudget > 0 {
+		store.SetRingAdmission(queue.NewAdmission(q, cfg.RingQueueBudget))
+	}
 	devs := devices.New(rdb)
 
 	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	ready := readiness(rdb, provs)
+	ready := withEvictionCheck(readiness(rdb, provs), rdb, log)
 	var demo http.Handler
 	if r.api && h != nil && h.demo {
 		if demo, err = demoHandler(cfg, log, r, provs.Default(providers.Firebase).Sender); err != nil {
@@ -136,6 +141,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
+			LedgerTTL: cfg.CallRetention,
 		})
 		if !r.child { // the parent reports the queues once
 			reg.MustRegister(worker.NewQueueCollector(rdb))

@@ -30,7 +30,7 @@ func TestQuickPass(t *testing.T) {
 // titlePrefix is how each scenario's table title begins.
 var titlePrefix = map[string]string{
 	"ceiling": "ceiling:", "fanout": "fan-out:", "ring": "ring under load:", "stop": "stop latency:",
-	"api": "API:", "scale": "throughput against concurrency:",
+	"api": "API:", "scale": "throughput against concurrency:", "overload": "overload:", "soak": "soak:",
 }
 
 func TestFlagsBoundTheRun(t *testing.T) {

@@ -9,6 +9,11 @@
 //	stop      accept while a 20-device callee rings: accept answer to last stop push, rings after the answer
 //	api       get-or-create with ring, accept, and devices register under 200 concurrent clients
 //	scale     pushes per second against worker concurrency at 20 ms provider latency, connections opened
+//	overload  the sustainable ring rate, then twice it for two minutes: accepted, refused (503), rang in time
+//	soak      ten minutes of rings, accepts and notifications at 70 % of it with a one-minute call retention:
+//	          Redis memory, ringer RSS and goroutines, ring latency over time
+//
+// overload and soak run only when named (-scenarios overload,soak); -quick runs them tiny.
 //
 // Everything listens on 127.0.0.1 and every loop is bounded in count and time. BENCHMARKS.md at the module
 // root has the command lines and the numbers.
@@ -16,6 +21,7 @@
 //	go run ./tests/bench                       # every scenario at full size (about 10 minutes on 2 cores)
 //	go run ./tests/bench -quick                # every scenario at a tiny size (what CI runs)
 //	go run ./tests/bench -scenarios fanout -n 100000 -latency 0,20ms -profile /tmp/prof
+//	go run ./tests/bench -scenarios overload,soak  # about 15 minutes: the figures of RELIABILITY.md, "Load held"
 package main
 
 import (
@@ -58,6 +64,19 @@ type config struct {
 	scaleConcurrency []int
 	scaleLatency     time.Duration
 
+	// overload and soak (overload.go)
+	budget           time.Duration // RINGER_RING_QUEUE_BUDGET of the overload run
+	rampFrom         float64       // rings/s of the first step of the search for the sustainable rate
+	rampStep         time.Duration // length of each step
+	rampSteps        int           // most steps
+	overloadDuration time.Duration // how long the overload run offers twice the sustainable rate
+	expiredN         int           // ring tasks past their ring that the overload run times the worker dropping
+	soakDuration     time.Duration
+	soakShare        float64       // share of the sustainable ring rate the soak offers
+	soakRate         float64       // requests/s of the soak; 0 finds the sustainable rate first
+	soakRetention    time.Duration // RINGER_CALL_RETENTION of the soak
+	soakSample       time.Duration // how often the soak samples memory and latency
+
 	splitNice int // ring scenario: separate ring and notify workers, the notify one at this niceness (0: one worker)
 
 	profileDir string
@@ -84,6 +103,16 @@ func defaultConfig() *config {
 		scaleLatency:     20 * time.Millisecond,
 		timeout:          5 * time.Minute,
 		out:              os.Stdout,
+		budget:           2 * time.Second,
+		rampFrom:         100,
+		rampStep:         10 * time.Second,
+		rampSteps:        12,
+		overloadDuration: 2 * time.Minute,
+		expiredN:         20000,
+		soakDuration:     10 * time.Minute,
+		soakShare:        0.7,
+		soakRetention:    time.Minute,
+		soakSample:       15 * time.Second,
 	}
 }
 
@@ -106,6 +135,11 @@ func quickConfig() *config {
 	// niced notify child can take tens of seconds to start and drain 200 members there. waitPushes still fails
 	// after 30 s without progress.
 	c.timeout = 3 * time.Minute
+	// overload and soak: opt-in at full size (they take 15 minutes), tiny here.
+	c.scenarios = append(c.scenarios, "overload", "soak")
+	c.rampFrom, c.rampStep, c.rampSteps = 10, 2*time.Second, 2
+	c.overloadDuration, c.expiredN = 3*time.Second, 200
+	c.soakDuration, c.soakRate, c.soakRetention, c.soakSample = 6*time.Second, 10, 2*time.Second, 2*time.Second
 	return c
 }
 
@@ -140,7 +174,7 @@ func main() {
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "every scenario at a tiny size (CI's pass); other flags still apply after it")
-	scen := fs.String("scenarios", "", "comma-separated scenarios: ceiling,fanout,ring,stop,timeout,api,scale (default all)")
+	scen := fs.String("scenarios", "", "comma-separated scenarios: ceiling,fanout,ring,stop,timeout,api,scale,overload,soak (default all but overload and soak)")
 	bin := fs.String("binary", "", "ringer binary to run (default: go build ./cmd/ringer)")
 	ns := fs.String("n", "", "fan-out sizes, members including the caller (default 1000,10000,100000)")
 	lat := fs.String("latency", "", "fake provider latencies for fan-out (default 0,20ms)")
@@ -157,6 +191,14 @@ func parseFlags(args []string) (*config, error) {
 	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker with its notify child")
 	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
 	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")
+	budget := fs.Duration("budget", 0, "overload: RINGER_RING_QUEUE_BUDGET of ringer (default 2s)")
+	rampFrom := fs.Float64("ramp-from", 0, "overload, soak: rings/s of the first step of the sustainable-rate search (default 100)")
+	rampStep := fs.Duration("ramp-step", 0, "overload, soak: length of each step of that search (default 10s)")
+	overD := fs.Duration("overload-duration", 0, "overload: how long twice the sustainable rate is offered (default 2m)")
+	soakD := fs.Duration("soak-duration", 0, "soak: how long the steady load lasts (default 10m)")
+	soakRate := fs.Float64("soak-rate", 0, "soak: requests/s; 0 finds the sustainable ring rate first and offers 70 % of it")
+	soakRet := fs.Duration("soak-retention", 0, "soak: RINGER_CALL_RETENTION of ringer (default 1m)")
+	soakSample := fs.Duration("soak-sample", 0, "soak: sampling period (default 15s)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -221,6 +263,27 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if *timeout > 0 {
 		cfg.timeout = *timeout
+	}
+	setD := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setD(&cfg.budget, *budget)
+	setD(&cfg.rampStep, *rampStep)
+	setD(&cfg.overloadDuration, *overD)
+	setD(&cfg.soakDuration, *soakD)
+	setD(&cfg.soakRetention, *soakRet)
+	setD(&cfg.soakSample, *soakSample)
+	if *rampFrom > 0 {
+		cfg.rampFrom = *rampFrom
+	}
+	if *soakRate > 0 {
+		cfg.soakRate = *soakRate
+	}
+	if cfg.overloadDuration > 30*time.Minute || cfg.soakDuration > 2*time.Hour || cfg.rampStep > 5*time.Minute ||
+		cfg.rampFrom > 20_000 || cfg.soakRate > 20_000 || cfg.soakRetention < time.Second {
+		return nil, errors.New("overload ≤ 30m, soak ≤ 2h, ramp steps ≤ 5m, rates ≤ 20,000/s, soak retention ≥ 1s")
 	}
 	if *prof != "" {
 		if cfg.profileDir, err = filepath.Abs(*prof); err != nil {
@@ -292,13 +355,15 @@ type state struct {
 type scenarioFunc func(cfg *config, st *state) (*table, error)
 
 var scenarios = map[string]scenarioFunc{
-	"ceiling": runCeiling,
-	"fanout":  runFanout,
-	"ring":    runRing,
-	"stop":    runStop,
-	"api":     runAPI,
-	"scale":   runScale,
-	"timeout": runTimeout,
+	"ceiling":  runCeiling,
+	"fanout":   runFanout,
+	"ring":     runRing,
+	"stop":     runStop,
+	"api":      runAPI,
+	"scale":    runScale,
+	"timeout":  runTimeout,
+	"overload": runOverload,
+	"soak":     runSoak,
 }
 
 func run(cfg *config) error {

@@ -1,0 +1,28 @@
+package queue_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/testredis"
+)
+
+// A call service's ring gate is ringer's to keep: it lapses after the ring, not never.
+func TestAnOutsideServicesRingGateLapsesAfterItsRing(t *testing.T) {
+	rdb := testredis.Start(t).Client(t)
+	ctx := context.Background()
+	c := queue.NewClient(rdb)
+	ends := time.Now().Add(time.Minute)
+	call := queue.CallInfo{CID: "external:gate"}
+	if err := c.Ring(ctx, call, "g1", []queue.RingMember{{UserID: "bob", EndsAt: ends}, {UserID: "carol", EndsAt: ends.Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{queue.RingKey(call.CID), queue.RingingKey(call.CID)} {
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil || ttl < 2*time.Minute || ttl > 2*time.Minute+queue.RingRetention {
+			t.Errorf("%s lives %v (err %v), want past the last member's ring (2 min) by the task retention", k, ttl, err)
+		}
+	}
+}
