@@ -329,6 +329,10 @@ func (s *Store) List(ctx context.Context, a Actor, callingState string) ([]ListI
 		}
 		for i, cid := range chunk {
 			d, count, member := cmds[i].data()
+			if len(d.call) == 0 {
+				gone = append(gone, cid) // the call lapsed (retention, max age)
+				continue
+			}
 			if !member {
 				// Removed from the call, whether or not the removal reached this list.
 				continue
