@@ -45,7 +45,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/ringer-dev/ringer").Output()
 		if err != nil {
 			buildErr = fmt.Errorf("find module root: %w", err)
 			return
