@@ -7,6 +7,10 @@ import (
 	"runtime/debug"
 )
 
+// revision is the VCS revision when the build has no VCS information of its own (a container build, whose
+// context leaves out .git): the Dockerfile sets it with -ldflags "-X main.revision=...".
+var revision = ""
+
 // printVersion prints the module's version and the VCS revision the binary was built from, as the Go
 // toolchain recorded them.
 func printVersion(w io.Writer) error {
@@ -24,6 +28,9 @@ func printVersion(w io.Writer) error {
 		case "vcs.time":
 			at = s.Value
 		}
+	}
+	if rev == "unknown" && revision != "" {
+		rev = revision
 	}
 	if modified {
 		rev += " (modified)"
