@@ -5,7 +5,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/ringer ./cmd/ringer
+# .git stays out of the build context, so the revision `ringer version` prints comes in as an argument:
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t ringer .
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X main.revision=${REVISION}" -o /out/ringer ./cmd/ringer
 
 # Run: distroless static carries CA roots (for FCM and APNs TLS) and a non-root user, nothing else.
 FROM gcr.io/distroless/static-debian12:nonroot

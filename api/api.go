@@ -180,6 +180,7 @@ func (s *server) routes() {
 
 	// The event stream lives as long as its client: no request timeout.
 	m.HandleFunc("GET /v1/events", s.authedStream(s.events))
+	m.HandleFunc("GET /v1/openapi.yaml", s.openAPI)
 
 	m.HandleFunc("/", s.notFound)
 }

@@ -550,6 +550,9 @@ func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart
 		"token", suffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
 	switch res.Verdict {
 	case providers.Sent:
+		if res.Reason != "" { // the log sink's "logged, not sent"
+			attrs = append(attrs, "reason", res.Reason)
+		}
 		log.Info("push sent", attrs...)
 	case providers.Retry:
 		log.Warn("push to retry", append(attrs, "reason", res.Reason, "retry_after", res.RetryAfter, "err", res.Err)...)

@@ -22,8 +22,11 @@ Usage:
   ringer dashboard   the Asynq dashboard alone
   ringer token       print an API token: --user ID [--name N] [--role user|admin] [--teams a,b] [--ttl 24h] | --server
   ringer push        send one test push: --token T --provider firebase|apn [--voip] [--type call.ring]
+  ringer version     print the module version and the VCS revision of this binary
+  ringer healthcheck [/readyz]   ask the ringer at RINGER_ADDR on this machine; exit 0 on 200 (container healthchecks)
 
-Configuration is read from the environment; see README.md.
+Configuration is read from the environment; see README.md. Every secret may be given as a file instead:
+RINGER_API_SECRET_FILE, RINGER_DASHBOARD_PASSWORD_FILE, REDIS_URL_FILE, ...
 `
 
 func main() {
@@ -46,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) == 0 {
 		return errUsage
 	}
+	getenv, err := withFileSecrets(getenv)
+	if err != nil {
+		return err
+	}
 	switch args[0] {
 	case "dev":
 		return runDev(ctx, args[1:], getenv, stdout, stderr)
@@ -63,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runToken(args[1:], getenv, stdout)
 	case "push":
 		return runPush(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], getenv, stdout)
+	case "version", "--version":
+		return printVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/providers/logsink"
 	"github.com/ringer-dev/ringer/queue"
 )
 
@@ -106,6 +107,12 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	res := s.Send(ctx, p)
+	if _, logged := s.(*logsink.Sink); logged {
+		// The log sink says "sent" to keep `ringer dev` working; here that would tell someone their
+		// credentials work when none were read.
+		fmt.Fprintf(stdout, "not sent: no %s credentials are configured, so the push was only logged\n", *provider)
+		return fmt.Errorf("push: no %s credentials (%s): nothing was sent", *provider, credentialVars(*provider))
+	}
 	fmt.Fprintf(stdout, "verdict=%s reason=%q id=%q", res.Verdict, res.Reason, res.ID)
 	if res.Err != nil {
 		fmt.Fprintf(stdout, " err=%q", res.Err.Error())
@@ -115,4 +122,12 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("push: %s", res.Verdict)
 	}
 	return nil
+}
+
+// credentialVars names the variables that configure provider's credentials.
+func credentialVars(provider string) string {
+	if provider == providers.APN {
+		return "set APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC"
+	}
+	return "set FCM_CREDENTIALS_FILE"
 }

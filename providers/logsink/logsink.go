@@ -1,5 +1,7 @@
-// Package logsink stands in for a push provider that has no credentials configured: it logs each push and
-// reports it sent, so `ringer dev` works with nothing to set up and a developer can watch rings happen.
+// Package logsink stands in for a push provider that has no credentials configured: it reports each push sent,
+// with the reason Reason, so `ringer dev` works with nothing to set up and a developer can watch rings happen
+// in the worker's one log line per push. The push's whole content (title, body, expiry) is logged at debug
+// level only, so a logged push is one line, not two.
 package logsink
 
 import (
@@ -11,6 +13,9 @@ import (
 
 	"github.com/ringer-dev/ringer/providers"
 )
+
+// Reason is the Result.Reason of every push the sink takes: it was logged, not sent.
+const Reason = "logged, not sent: no provider credentials"
 
 // Sink logs pushes for one provider name ("firebase", "apn"). It is safe for concurrent use.
 type Sink struct {
@@ -38,7 +43,7 @@ func (s *Sink) OnPush(f func(providers.Push)) {
 	s.hooks = append(s.hooks, f)
 }
 
-// Send logs the push and reports it sent. The token is logged by its suffix only.
+// Send logs the push at debug level and reports it sent, with Reason. The token is logged by its suffix only.
 func (s *Sink) Send(ctx context.Context, p providers.Push) providers.Result {
 	id := s.provider + "-log-" + strconv.FormatUint(s.sent.Add(1), 10)
 	attrs := []slog.Attr{
@@ -58,7 +63,7 @@ func (s *Sink) Send(ctx context.Context, p providers.Push) providers.Result {
 	if !p.Expires.IsZero() {
 		attrs = append(attrs, slog.Time("expires", p.Expires))
 	}
-	s.logger.LogAttrs(ctx, slog.LevelInfo, "push logged, not sent (no provider credentials)", attrs...)
+	s.logger.LogAttrs(ctx, slog.LevelDebug, "push logged, not sent (no provider credentials)", attrs...)
 
 	s.mu.RLock()
 	hooks := s.hooks
@@ -66,7 +71,7 @@ func (s *Sink) Send(ctx context.Context, p providers.Push) providers.Result {
 	for _, f := range hooks {
 		f(p)
 	}
-	return providers.Result{Verdict: providers.Sent, ID: id}
+	return providers.Result{Verdict: providers.Sent, ID: id, Reason: Reason}
 }
 
 // Check always succeeds: there is nothing to reach.

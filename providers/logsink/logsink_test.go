@@ -17,12 +17,12 @@ const token = "f3c1a9b2d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d"
 
 func TestSendLogsThePushWithTheTokenSuffixOnly(t *testing.T) {
 	var buf bytes.Buffer
-	s := New(slog.New(slog.NewJSONHandler(&buf, nil)), providers.APN)
+	s := New(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), providers.APN)
 	res := s.Send(context.Background(), providers.Push{
 		Token: token, VoIP: true, Kind: providers.KindRing, Expires: time.Now().Add(time.Minute),
 		Data: map[string]string{"type": "call.ring", "call_cid": "default:abc", "ring_id": "r1", "receiver_id": "bob"},
 	})
-	if res.Verdict != providers.Sent || res.ID == "" || res.Err != nil {
+	if res.Verdict != providers.Sent || res.ID == "" || res.Err != nil || res.Reason != Reason {
 		t.Fatalf("Send = %+v, want sent with an id", res)
 	}
 	if strings.Contains(buf.String(), token) {
@@ -74,5 +74,19 @@ func TestIDsAreDistinct(t *testing.T) {
 	b := s.Send(context.Background(), providers.Push{Token: "t"})
 	if a.ID == b.ID {
 		t.Fatalf("two pushes share id %q", a.ID)
+	}
+}
+
+// The worker logs every push it sends in one line at info level; the sink adds its details only at debug
+// level, so a logged push is one line, not two.
+func TestSendWritesNothingAtInfoLevel(t *testing.T) {
+	var buf bytes.Buffer
+	s := New(slog.New(slog.NewJSONHandler(&buf, nil)), providers.Firebase)
+	res := s.Send(context.Background(), providers.Push{Token: token, Kind: providers.KindRing, Data: map[string]string{"type": "call.ring"}})
+	if res.Verdict != providers.Sent || res.Reason != Reason {
+		t.Fatalf("Send = %+v, want sent with the reason %q", res, Reason)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("Send wrote at info level: %s", buf.String())
 	}
 }

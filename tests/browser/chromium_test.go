@@ -298,7 +298,7 @@ func (p *page) screenshot(name string) {
 }
 
 func repoRoot(t *testing.T) string {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/ringer-dev/ringer").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,7 +249,7 @@ func TestTemplatesDirOverridesTheNotificationTitle(t *testing.T) {
 // configGet is a GET of an operations endpoint (no token).
 func configGet(t *testing.T, e *harness.Env, path string) (int, string, []byte) {
 	t.Helper()
-	res, err := http.Get(e.URL + path)
+	res, err := e.HTTP().Get(e.URL + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -73,7 +73,7 @@ func contractRaw(t testing.TB, e *harness.Env, method, path, authorization strin
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.HTTP().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

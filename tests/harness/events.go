@@ -28,7 +28,7 @@ func (e *Env) Events(token, query string) *Events {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/v1/events"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.http.Do(req)
 	if err != nil {
 		cancel()
 		e.t.Fatalf("open events: %v", err)
@@ -39,6 +39,7 @@ func (e *Env) Events(token, query string) *Events {
 	}
 	s := &Events{ch: make(chan Event, 256), cancel: cancel}
 	e.t.Cleanup(cancel)
+	spec := LoadSpec(e.t)
 	go func() {
 		defer res.Body.Close()
 		defer close(s.ch)
@@ -53,6 +54,13 @@ func (e *Env) Events(token, query string) *Events {
 			case strings.HasPrefix(line, "data:"):
 				_ = json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(line, "data:"))), &ev.Data)
 			case line == "" && ev.Name != "":
+				// After Close the test may be over: it can no longer fail.
+				if err := spec.ValidateEvent(ev.Data); err != nil && ctx.Err() == nil {
+					e.t.Errorf("openapi: event %s does not match the schema Event of docs/openapi.yaml: %v", ev.Name, err)
+				}
+				if ev.Data["type"] != ev.Name && ctx.Err() == nil {
+					e.t.Errorf("event %s carries type %v", ev.Name, ev.Data["type"])
+				}
 				s.ch <- ev
 				ev = Event{}
 			}

@@ -45,7 +45,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/ringer-dev/ringer").Output()
 		if err != nil {
 			buildErr = fmt.Errorf("find module root: %w", err)
 			return
@@ -87,7 +87,13 @@ type Env struct {
 
 	inspector *asynq.Inspector
 	procs     []*Process
+	// http checks every request and answer against docs/openapi.yaml (openapi.go).
+	http *http.Client
 }
+
+// HTTP is the client every request of the harness goes through: each exchange is checked against
+// docs/openapi.yaml and a mismatch fails the test. Tests that build their own requests send them with it.
+func (e *Env) HTTP() *http.Client { return e.http }
 
 // Process is one running ringer process.
 type Process struct {
@@ -118,6 +124,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 		o = opts[0]
 	}
 	e := &Env{t: t, Secret: "test-secret-" + t.Name()}
+	e.http = LoadSpec(t).Checked(t, nil)
 	e.Redis = testredis.Start(t, o.RedisArgs...)
 	e.RDB = e.Redis.Client(t)
 	e.FCM = fakefcm.Start(t)
@@ -328,7 +335,7 @@ func (e *Env) Call(method, path, token string, body any) Resp {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.http.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}

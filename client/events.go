@@ -1,0 +1,137 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Event is one event of the stream (docs/API.md, "Events").
+type Event struct {
+	Type      string    `json:"type"`
+	CallCID   string    `json:"call_cid"`
+	Call      Call      `json:"call"`
+	User      UserRef   `json:"user"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Events is a followed event stream. It reconnects whenever the stream ends or fails, waiting between
+// attempts (from MinBackoff, doubling to MaxBackoff), until its context ends. The stream replays nothing: a
+// client that must not miss a call reads ListCalls after each Connected.
+type Events struct {
+	// C delivers the events in order; it is closed when the context ends or the server refuses the stream
+	// for good (401, 403, 400: see Err).
+	C <-chan Event
+	// Connected receives a value each time the stream is (re)connected and live: events caused after it are
+	// delivered. It never blocks the stream: a value nobody took is dropped.
+	Connected <-chan struct{}
+
+	err  error
+	done chan struct{}
+}
+
+// Backoff bounds of the reconnects.
+const (
+	MinBackoff = 100 * time.Millisecond
+	MaxBackoff = 5 * time.Second
+)
+
+// Err is why the stream stopped for good once C is closed: nil when the context ended, else the answer that
+// refused it.
+func (e *Events) Err() error {
+	<-e.done
+	return e.err
+}
+
+// Events follows the acting user's events until ctx ends.
+func (c *Client) Events(ctx context.Context) *Events { return c.events(ctx, "") }
+
+func (c *Client) events(ctx context.Context, userID string) *Events {
+	ch := make(chan Event, 64)
+	connected := make(chan struct{}, 1)
+	ev := &Events{C: ch, Connected: connected, done: make(chan struct{})}
+	go func() {
+		defer close(ev.done)
+		defer close(ch)
+		wait := MinBackoff
+		for ctx.Err() == nil {
+			live, err := c.stream(ctx, userID, ch, connected)
+			var apiErr *Error
+			if errors.As(err, &apiErr) && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests {
+				ev.err = err // retrying cannot help: the token or the request is wrong
+				return
+			}
+			if live {
+				wait = MinBackoff
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, MaxBackoff)
+		}
+	}()
+	return ev
+}
+
+// stream reads one connection until it ends; live reports whether it got as far as the server's
+// ": connected".
+func (c *Client) stream(ctx context.Context, userID string, ch chan<- Event, connected chan<- struct{}) (live bool, err error) {
+	u := c.base + "/v1/events"
+	if userID != "" {
+		u += "?" + userQuery(userID).Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := c.httpClient().Do(req)
+	if err != nil {
+		return false, fmt.Errorf("GET /v1/events: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		e := &Error{Status: res.StatusCode}
+		_ = json.NewDecoder(res.Body).Decode(e)
+		e.Status = res.StatusCode
+		return false, fmt.Errorf("GET /v1/events: %w", e)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var name, data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, ": connected"):
+			live = true
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		case strings.HasPrefix(line, "event:"):
+			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data = strings.TrimSpace(strings.TrimPrefix(line, "data:"))
+		case line == "":
+			if name != "" && data != "" {
+				var e Event
+				if err := json.Unmarshal([]byte(data), &e); err == nil {
+					select {
+					case ch <- e:
+					case <-ctx.Done():
+						return live, ctx.Err()
+					}
+				}
+			}
+			name, data = "", ""
+		}
+	}
+	return live, sc.Err()
+}

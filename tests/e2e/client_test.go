@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ringer-dev/ringer/client"
+	"github.com/ringer-dev/ringer/tests/harness"
+)
+
+// clientFor is a client of e acting with token, whose requests the harness checks against the spec.
+func clientFor(e *harness.Env, token string) *client.Client {
+	c := client.New(e.URL, token)
+	c.HTTP = e.HTTP()
+	return c
+}
+
+// clientNext returns the next event about cid from evs, failing the test after eventsWait.
+func clientNext(t *testing.T, evs *client.Events, cid string) client.Event {
+	t.Helper()
+	deadline := time.After(eventsWait)
+	for {
+		select {
+		case ev, ok := <-evs.C:
+			if !ok {
+				t.Fatalf("event stream closed: %v", evs.Err())
+			}
+			if ev.CallCID == cid {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no event about %s within %s", cid, eventsWait)
+		}
+	}
+}
+
+func TestTheGoClientRingsAcceptsAndFollowsEvents(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	ctx := e.Context()
+	alice, bob := clientFor(e, e.Token("alice")), clientFor(e, e.Token("bob"))
+
+	dev, created, err := bob.RegisterDevice(ctx, client.DeviceRequest{ID: "bob-android", PushProvider: client.Firebase})
+	if err != nil || !created || dev.UserID != "bob" {
+		t.Fatalf("RegisterDevice = %+v, created %v, %v; want bob's new device", dev, created, err)
+	}
+	if _, created, err := bob.RegisterDevice(ctx, client.DeviceRequest{ID: "bob-android", PushProvider: client.Firebase}); err != nil || created {
+		t.Fatalf("registering again: created %v, %v; want an existing device", created, err)
+	}
+
+	aliceEvents := alice.Events(ctx)
+	bobEvents := bob.Events(ctx)
+	for _, evs := range []*client.Events{aliceEvents, bobEvents} {
+		select {
+		case <-evs.Connected:
+		case <-time.After(eventsWait):
+			t.Fatal("event stream not connected")
+		}
+	}
+
+	data := &client.CallData{Members: []client.MemberRequest{{UserID: "alice"}, {UserID: "bob"}}, Custom: map[string]any{"display_name": "Standup"}}
+	st, err := alice.GetOrCreateCall(ctx, "default", "client1", client.GetOrCreate{Ring: true, Data: data})
+	if err != nil || !st.Created || !st.Call.Ringing || st.Call.RingID == "" {
+		t.Fatalf("GetOrCreateCall = %+v, %v; want a new ringing call", st, err)
+	}
+	if ev := clientNext(t, bobEvents, "default:client1"); ev.Type != "call.created" && ev.Type != "call.ring" {
+		t.Fatalf("bob's first event %q, want call.created or call.ring", ev.Type)
+	}
+	ring := e.WaitFCM("bob-android", 1)
+	if ring[0].Data["type"] != "call.ring" || ring[0].Data["ring_id"] != st.Call.RingID {
+		t.Fatalf("bob's push %v, want the call.ring of ring %s", ring[0].Data, st.Call.RingID)
+	}
+
+	calls, err := bob.ListCalls(ctx, client.StateRinging, "")
+	if err != nil || len(calls) != 1 || calls[0].CreatedByMe {
+		t.Fatalf("bob's ringing calls = %+v, %v; want the incoming one", calls, err)
+	}
+
+	if _, err := bob.Accept(ctx, "default", "client1"); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	for {
+		ev := clientNext(t, aliceEvents, "default:client1")
+		if ev.Type == "call.accepted" {
+			if ev.User.ID != "bob" {
+				t.Errorf("call.accepted by %q, want bob", ev.User.ID)
+			}
+			break
+		}
+	}
+	st, err = bob.Join(ctx, "default", "client1")
+	if err != nil || len(st.Call.Session.Participants) != 2 {
+		t.Fatalf("Join = %+v, %v; want alice and bob in the call", st.Call.Session, err)
+	}
+
+	// An action the server refuses comes back as a typed error with the status and code of the contract.
+	_, err = bob.MarkEnded(ctx, "default", "client1")
+	if !client.IsStatus(err, http.StatusForbidden) {
+		t.Errorf("bob ending alice's call: %v, want 403", err)
+	}
+	if _, err := alice.MarkEnded(ctx, "default", "client1"); err != nil {
+		t.Fatalf("MarkEnded: %v", err)
+	}
+	_, err = bob.Accept(ctx, "default", "client1")
+	if !client.IsStatus(err, http.StatusConflict) {
+		t.Errorf("accepting an ended call: %v, want 409", err)
+	}
+}
+
+func TestTheGoClientActsForAUserWithAServerToken(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	ctx := e.Context()
+	srv := clientFor(e, e.ServerToken())
+	if _, _, err := srv.RegisterDevice(ctx, client.DeviceRequest{ID: "carol-android", PushProvider: client.Firebase, UserID: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := srv.As("carol").Events(ctx)
+	select {
+	case <-evs.Connected:
+	case <-time.After(eventsWait):
+		t.Fatal("carol's event stream not connected")
+	}
+	_, err := srv.GetOrCreateCall(ctx, "default", "client2", client.GetOrCreate{Ring: true, Data: &client.CallData{
+		CreatedByID: "dave", Members: []client.MemberRequest{{UserID: "dave"}, {UserID: "carol"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.As("carol").Reject(ctx, "default", "client2", client.ReasonBusy); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if ev := clientNext(t, evs, "default:client2"); ev.Type == "call.ended" {
+			break
+		}
+	}
+	got, err := srv.ListDevices(ctx, "carol")
+	if err != nil || len(got) != 1 || got[0].ID != "carol-android" {
+		t.Fatalf("carol's devices = %+v, %v", got, err)
+	}
+}
+
+func TestTheGoClientStopsFollowingEventsOnARefusedToken(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	ctx, cancel := context.WithTimeout(e.Context(), eventsWait)
+	defer cancel()
+	evs := clientFor(e, "not-a-token").Events(ctx)
+	for range evs.C {
+	}
+	if !client.IsStatus(evs.Err(), http.StatusUnauthorized) {
+		t.Fatalf("Err = %v, want the 401 that ended the stream", evs.Err())
+	}
+}
