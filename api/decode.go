@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"reflect"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -66,11 +67,15 @@ func checkBody(body []byte) ([]byte, error) {
 	return body, nil
 }
 
-// decodeStrict decodes one JSON value from data into v, refusing unknown fields, trailing data and type
-// mismatches. path is where data sits in the request ("" for the body, "data.members[2]"); errors name the
-// field by its full path. Numbers inside free-form objects (custom) stay json.Number so large integers keep
-// every digit through storage.
+// decodeStrict decodes one JSON value from data into v, refusing unknown fields, keys that match a field
+// only when case is ignored, keys given twice (checkKeys), trailing data and type mismatches. path is where
+// data sits in the request ("" for the body, "data.members[2]"); errors name the field by its full path.
+// Numbers inside free-form objects (custom) stay json.Number so large integers keep every digit through
+// storage.
 func decodeStrict(path string, data []byte, v any) error {
+	if err := checkKeys(path, data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
