@@ -152,7 +152,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			if err := ownReady(ctx); err != nil {
 				return err
 			}
-			return child.ready()
+			if err := child.ready(); err != nil {
+				return &api.NotReady{Part: "notify worker process down", Err: err}
+			}
+			return nil
 		}
 	}
 	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -187,7 +190,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		}
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/asynq", RedisConnOpt: conn})
 		defer mon.Close()
-		dash = basicAuth(cfg.DashboardUser, cfg.DashboardPassword, mon)
+		// Basic auth rides along with every request a logged-in browser makes, whichever page makes it, so
+		// state-changing requests from another origin (pause the ring queue, delete tasks) are refused.
+		dash = http.NewCrossOriginProtection().Handler(basicAuth(cfg.DashboardUser, cfg.DashboardPassword, mon))
 	} else if r.dashboard {
 		log.Info("dashboard off: set RINGER_DASHBOARD_USER and RINGER_DASHBOARD_PASSWORD to serve it at /asynq/")
 	}
@@ -217,7 +222,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		}
 		return fmt.Errorf("RINGER_ADDR %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// The event stream clears its own write deadline (api/events.go); the read deadline ends once a request's
+	// body is read, so streams outlive both timeouts.
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: min(10*time.Second, cfg.HTTPReadTimeout),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if r.child {
@@ -272,16 +286,16 @@ func readiness(rdb redis.UniversalClient, cfg config, fcmS, apnsS sender) func(c
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("redis: %w", err)
+			return &api.NotReady{Part: "redis unreachable", Err: err}
 		}
 		if cfg.fcmConfigured() {
 			if err := fcmS.Check(ctx); err != nil {
-				return fmt.Errorf("fcm: %w", err)
+				return &api.NotReady{Part: "fcm check failing", Err: err}
 			}
 		}
 		if cfg.apnsConfigured() {
 			if err := apnsS.Check(ctx); err != nil {
-				return fmt.Errorf("apns: %w", err)
+				return &api.NotReady{Part: "apns check failing", Err: err}
 			}
 		}
 		return nil

@@ -47,7 +47,7 @@ func TestRingOnlyAndNotifyOnlyWorkersEachServeTheirQueue(t *testing.T) {
 func TestUnknownQueueInRingerQueuesStopsTheStart(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command(harness.Binary(t), "worker")
-	cmd.Env = append(os.Environ(), "RINGER_API_SECRET=s", "REDIS_URL=redis://127.0.0.1:1", "RINGER_QUEUES=ring,email")
+	cmd.Env = append(os.Environ(), "RINGER_API_SECRET=queues-test-secret-of-at-least-32-bytes", "REDIS_URL=redis://127.0.0.1:1", "RINGER_QUEUES=ring,email")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "RINGER_QUEUES") {
 		t.Fatalf("worker with RINGER_QUEUES=ring,email: err=%v, output %s", err, out)
