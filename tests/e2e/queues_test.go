@@ -21,13 +21,13 @@ func TestRingOnlyAndNotifyOnlyWorkersEachServeTheirQueue(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
 	e.StartProcess("worker", "RINGER_QUEUES=ring")
-	e.Device("bob", "q-bob", "firebase", false)
-	e.Device("carol", "q-carol", "firebase", false)
+	e.Device("bob", "q-bob-android", "firebase", false)
+	e.Device("carol", "q-carol-android", "firebase", false)
 
 	e.MustCall(201, "POST", "/v1/call/default/q-ring", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": []map[string]any{{"user_id": "bob"}}},
 	})
-	e.Eventually(15*time.Second, "bob's ring from the ring-only worker", func() bool { return len(e.FCM.MessagesTo("q-bob")) == 1 })
+	e.Eventually(15*time.Second, "bob's ring from the ring-only worker", func() bool { return len(e.FCM.MessagesTo("q-bob-android")) == 1 })
 
 	e.MustCall(201, "POST", "/v1/call/default/q-notify", e.Token("alice"), map[string]any{
 		"notify": true, "data": map[string]any{"members": []map[string]any{{"user_id": "carol"}}},
@@ -37,11 +37,11 @@ func TestRingOnlyAndNotifyOnlyWorkersEachServeTheirQueue(t *testing.T) {
 		info, err := in.GetQueueInfo(queue.QueueNotify)
 		return err == nil && info.Pending == 1
 	})
-	if n := len(e.FCM.MessagesTo("q-carol")); n != 0 {
+	if n := len(e.FCM.MessagesTo("q-carol-android")); n != 0 {
 		t.Fatalf("a ring-only worker sent %d notifications", n)
 	}
 	e.StartProcess("worker", "RINGER_QUEUES=notify")
-	e.WaitFCM("q-carol", 1)
+	e.WaitFCM("q-carol-android", 1)
 }
 
 func TestUnknownQueueInRingerQueuesStopsTheStart(t *testing.T) {
