@@ -176,8 +176,11 @@ func TestSlowBodiesAndIdleConnectionsAreCutOffWhileStreamsLast(t *testing.T) {
 	}
 	defer slow.Close()
 	fmt.Fprintf(slow, "POST /v1/call/default/slow HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ri", addr, e.Token("alice"))
+	stalled := time.Now()
 	if closed, got := hardeningClosed(t, slow, 15*time.Second); !closed {
 		t.Errorf("a connection whose body stalled was still open after 15 s (read timeout 1 s); it got %q", got)
+	} else {
+		t.Logf("stalled body: connection closed %v after the last byte, having answered %q", time.Since(stalled).Round(time.Millisecond), strings.SplitN(got, "\r\n", 2)[0])
 	}
 
 	// A keep-alive connection with nothing more to say.
@@ -200,10 +203,13 @@ func TestSlowBodiesAndIdleConnectionsAreCutOffWhileStreamsLast(t *testing.T) {
 	if err := idle.SetReadDeadline(time.Now().Add(15 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	idleSince := time.Now()
 	_, err = br.ReadByte()
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Errorf("an idle keep-alive connection was still open after 15 s (idle timeout 1 s)")
+	} else {
+		t.Logf("idle keep-alive connection closed after %v", time.Since(idleSince).Round(time.Millisecond))
 	}
 
 	// The stream opened before both cut-offs still carries events.
