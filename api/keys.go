@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -23,7 +24,8 @@ import (
 func checkKeys(path string, data []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	err := keyWalker{dec: dec}.value(path, t)
+	w := &keyWalker{dec: dec, path: []string{path}}
+	err := w.value(t)
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
@@ -31,7 +33,29 @@ func checkKeys(path string, data []byte, t reflect.Type) error {
 	return nil
 }
 
-type keyWalker struct{ dec *json.Decoder }
+// keyWalker walks one value. path holds the segments of where it is ("data", ".custom", "[2]"), joined only
+// for an error: building each path as it goes would cost the square of the depth.
+type keyWalker struct {
+	dec  *json.Decoder
+	path []string
+}
+
+// maxKeyDepth is encoding/json's own nesting limit: past it the decoder refuses the body, with its words.
+const maxKeyDepth = 10000
+
+var errTooDeep = errors.New("nested too deep")
+
+func (w *keyWalker) at() string { return strings.Join(w.path, "") }
+
+func (w *keyWalker) push(seg string) error {
+	if len(w.path) > maxKeyDepth {
+		return errTooDeep
+	}
+	w.path = append(w.path, seg)
+	return nil
+}
+
+func (w *keyWalker) pop() { w.path = w.path[:len(w.path)-1] }
 
 var (
 	rawMessageType  = reflect.TypeFor[json.RawMessage]()
@@ -44,8 +68,8 @@ type skipValue struct{}
 
 func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
-// value walks the next value at path, which is decoded into t; a nil t is free-form.
-func (w keyWalker) value(path string, t reflect.Type) error {
+// value walks the next value, which is decoded into t; a nil t is free-form.
+func (w *keyWalker) value(t reflect.Type) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -61,16 +85,20 @@ func (w keyWalker) value(path string, t reflect.Type) error {
 	}
 	switch tok {
 	case json.Delim('{'):
-		return w.object(path, t)
+		return w.object(t)
 	case json.Delim('['):
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
 		for i := 0; w.dec.More(); i++ {
-			if err := w.value(fmt.Sprintf("%s[%d]", path, i), elem); err != nil {
+			if err := w.push("[" + strconv.Itoa(i) + "]"); err != nil {
 				return err
 			}
+			if err := w.value(elem); err != nil {
+				return err
+			}
+			w.pop()
 		}
 		_, err := w.dec.Token() // ]
 		return err
@@ -79,7 +107,7 @@ func (w keyWalker) value(path string, t reflect.Type) error {
 }
 
 // object walks the members of an object whose { has been read.
-func (w keyWalker) object(path string, t reflect.Type) error {
+func (w *keyWalker) object(t reflect.Type) error {
 	var fields map[string]reflect.Type // nil: any key is allowed
 	var elem reflect.Type
 	switch {
@@ -99,20 +127,27 @@ func (w keyWalker) object(path string, t reflect.Type) error {
 		if !ok {
 			return fmt.Errorf("object key is %T", tok) // malformed: the decoder says so
 		}
-		at := joinPath(path, key)
+		seg := key
+		if len(w.path) > 1 || w.path[0] != "" {
+			seg = "." + key
+		}
+		if err := w.push(seg); err != nil {
+			return err
+		}
 		if seen[key] {
-			return fieldErr(CodeInvalidJSON, at, "is given twice in one object; give each key once")
+			return fieldErr(CodeInvalidJSON, w.at(), "is given twice in one object; give each key once")
 		}
 		seen[key] = true
 		ft := elem
 		if fields != nil {
 			if ft, ok = fields[key]; !ok {
-				return unknownKey(at, key, fields)
+				return unknownKey(w.at(), key, fields)
 			}
 		}
-		if err := w.value(at, ft); err != nil {
+		if err := w.value(ft); err != nil {
 			return err
 		}
+		w.pop()
 	}
 	_, err := w.dec.Token() // }
 	return err
