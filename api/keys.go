@@ -19,8 +19,8 @@ import (
 // A json.RawMessage field is skipped, not walked: the handler decodes it on its own with decodeStrict,
 // which walks it then, after checking its size (a 5 KiB custom is walked, an 8 MiB one is refused unread).
 //
-// Only key errors are reported. Malformed JSON ends the walk quietly and is left to the decoder, whose
-// message says where the syntax breaks.
+// Only key errors and nesting deeper than encoding/json allows are reported. Malformed JSON ends the walk
+// quietly and is left to the decoder, whose message says where the syntax breaks.
 func checkKeys(path string, data []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -40,16 +40,14 @@ type keyWalker struct {
 	path []string
 }
 
-// maxKeyDepth is encoding/json's own nesting limit: past it the decoder refuses the body, with its words.
+// maxKeyDepth is encoding/json's own nesting limit, which its token reader does not enforce.
 const maxKeyDepth = 10000
-
-var errTooDeep = errors.New("nested too deep")
 
 func (w *keyWalker) at() string { return strings.Join(w.path, "") }
 
 func (w *keyWalker) push(seg string) error {
 	if len(w.path) > maxKeyDepth {
-		return errTooDeep
+		return fieldErr(CodeInvalidJSON, orBody(w.path[0]), "is nested deeper than %d levels", maxKeyDepth)
 	}
 	w.path = append(w.path, seg)
 	return nil

@@ -27,6 +27,8 @@ func TestKeysMustMatchFieldNamesExactlyAndAppearOnce(t *testing.T) {
 		{"device key case", "/v1/devices", `{"ID":"` + strings.Repeat("a", 64) + `","push_provider":"apn"}`, CodeUnknownField, "ID"},
 		{"members body twice", "/v1/call/default/abc/members", `{"remove_members":["bob"],"remove_members":["carol"]}`, CodeInvalidJSON, "remove_members"},
 		{"ring ids case", "/v1/call/default/abc/ring", `{"Members_IDs":["bob"]}`, CodeUnknownField, "Members_IDs"},
+		{"nested past the limit", "/v1/devices", `{"id":` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `,"push_provider":"firebase"}`, CodeInvalidJSON, "body"},
+		{"objects nested past the limit", "/v1/devices", `{"id":` + strings.Repeat(`{"a":`, 100_000) + "1" + strings.Repeat("}", 100_000) + `}`, CodeInvalidJSON, "body"},
 	}
 	e := newEnv(t)
 	e.calls.put("default", "abc", "alice", "alice", "bob")
