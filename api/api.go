@@ -214,12 +214,28 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// NotReady is an error of Config.Ready that names the part that is not ready in words anyone who asks may
+// read ("redis unreachable"). Err holds the details (addresses, provider answers), which go to the log only.
+type NotReady struct {
+	Part string
+	Err  error
+}
+
+func (e *NotReady) Error() string { return e.Part + ": " + e.Err.Error() }
+func (e *NotReady) Unwrap() error { return e.Err }
+
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
-			// The reason is the point of /readyz: whoever probes it is the operator, so say it.
+			// /readyz has no auth, so its answer names only the part at fault; the operator finds the
+			// whole reason in the log.
 			s.log.WarnContext(r.Context(), "not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: CodeNotReady, Message: err.Error(), Status: http.StatusServiceUnavailable})
+			msg := "not ready"
+			var nr *NotReady
+			if errors.As(err, &nr) {
+				msg = nr.Part
+			}
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: CodeNotReady, Message: msg, Status: http.StatusServiceUnavailable})
 			return
 		}
 	}

@@ -193,17 +193,17 @@ func TestServerTokenActsForTheUserItNames(t *testing.T) {
 	}
 
 	// Devices, for the user named.
-	w := e.do("POST", "/v1/devices", srv, `{"id":"tok-1","push_provider":"apn","voip_token":true,"user_id":"bob"}`)
+	w := e.do("POST", "/v1/devices", srv, `{"id":"abababababababababababababababababababababababababababababababab","push_provider":"apn","voip_token":true,"user_id":"bob"}`)
 	if w.Code != http.StatusCreated {
 		t.Fatalf("register: status = %d; %s", w.Code, w.Body)
 	}
-	if d, err := e.devices.Get(t.Context(), "bob", "tok-1"); err != nil || !d.VoIPToken {
+	if d, err := e.devices.Get(t.Context(), "bob", "abababababababababababababababababababababababababababababababab"); err != nil || !d.VoIPToken {
 		t.Errorf("registered device = %+v, %v", d, err)
 	}
-	if w := e.do("GET", "/v1/devices?user_id=bob", srv, ""); !strings.Contains(w.Body.String(), `"tok-1"`) {
+	if w := e.do("GET", "/v1/devices?user_id=bob", srv, ""); !strings.Contains(w.Body.String(), `"abababababababababababababababababababababababababababababababab"`) {
 		t.Errorf("list: %d %s", w.Code, w.Body)
 	}
-	if w := e.do("DELETE", "/v1/devices?id=tok-1&user_id=bob", srv, ""); w.Code != http.StatusOK {
+	if w := e.do("DELETE", "/v1/devices?id=abababababababababababababababababababababababababababababababab&user_id=bob", srv, ""); w.Code != http.StatusOK {
 		t.Errorf("delete: %d %s", w.Code, w.Body)
 	}
 }

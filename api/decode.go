@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,11 +67,34 @@ func checkBody(body []byte) ([]byte, error) {
 	return body, nil
 }
 
-// decodeStrict decodes one JSON value from data into v, refusing unknown fields, trailing data and type
-// mismatches. path is where data sits in the request ("" for the body, "data.members[2]"); errors name the
-// field by its full path. Numbers inside free-form objects (custom) stay json.Number so large integers keep
-// every digit through storage.
+// decodeStrict decodes one JSON value from data into v, refusing unknown fields, keys that match a field
+// only when case is ignored, keys given twice (checkKeys), trailing data and type mismatches. path is where
+// data sits in the request ("" for the body, "data.members[2]"); errors name the field by its full path.
+// Numbers inside free-form objects (custom) stay json.Number so large integers keep every digit through
+// storage.
 func decodeStrict(path string, data []byte, v any) error {
+	t := reflect.TypeOf(v)
+	if err := checkKeys(path, data, t); err != nil {
+		return err
+	}
+	// checkKeys has refused unknown keys already, and only free-form maps need json.Number; everything else
+	// is decoded straight from data, without a Decoder copying it into a buffer of its own.
+	if t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		if err := json.Unmarshal(data, v); err != nil {
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				if se.Offset >= int64(len(data)) && strings.HasPrefix(se.Error(), "unexpected end") {
+					return fieldErr(CodeInvalidJSON, orBody(path), "is not valid JSON: it ends too early")
+				}
+				if se.Offset >= 1 && se.Offset <= int64(len(data)) && json.Valid(data[:se.Offset-1]) {
+					// Everything before the bad byte is one whole value: the rest is trailing data.
+					return fieldErr(CodeInvalidJSON, orBody(path), "has data after the JSON value")
+				}
+			}
+			return jsonError(path, data, err)
+		}
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()

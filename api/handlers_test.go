@@ -170,10 +170,18 @@ func TestOperationsEndpoints(t *testing.T) {
 	if w := e.do("GET", "/readyz", "", ""); w.Code != 200 {
 		t.Errorf("readyz %d", w.Code)
 	}
-	e.ready = errors.New("redis: dial tcp 127.0.0.1:6379: connection refused")
+	// The answer names the part at fault, never its address; the log has the whole reason.
+	e.ready = &NotReady{Part: "redis unreachable", Err: errors.New("dial tcp 10.1.2.3:6379: connection refused")}
 	b := wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, CodeNotReady, "")
-	if !strings.Contains(b.Message, "connection refused") {
-		t.Errorf("readyz message %q does not say why", b.Message)
+	if b.Message != "redis unreachable" {
+		t.Errorf("readyz message %q, want the part alone", b.Message)
+	}
+	if !strings.Contains(e.logs.String(), "10.1.2.3:6379") {
+		t.Errorf("the log does not have the whole reason: %s", e.logs.String())
+	}
+	e.ready = errors.New("dial tcp 10.1.2.3:6379: connection refused")
+	if b := wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, CodeNotReady, ""); strings.Contains(b.Message, "10.1.2.3") {
+		t.Errorf("readyz message %q shows an internal address", b.Message)
 	}
 	e.ready = nil
 	if w := e.do("GET", "/healthz", "", ""); w.Code != 200 {

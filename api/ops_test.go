@@ -12,7 +12,7 @@ import (
 // A process without the API (a worker) answers the operations endpoints exactly as the API does, and nothing
 // else.
 func TestOpsServesTheOperationsEndpointsAloneAsTheAPIDoes(t *testing.T) {
-	ready := errors.New("redis: connection refused")
+	ready := &NotReady{Part: "redis unreachable", Err: errors.New("dial tcp 10.1.2.3:6379: connection refused")}
 	h, err := Ops(Config{Ready: func(context.Context) error { return ready }})
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestOpsServesTheOperationsEndpointsAloneAsTheAPIDoes(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || body["status"] != "ok" {
 		t.Errorf("/healthz: %d %v", code, body)
 	}
-	if code, body := get("/readyz"); code != 503 || body["code"] != CodeNotReady || body["message"] != ready.Error() {
+	if code, body := get("/readyz"); code != 503 || body["code"] != CodeNotReady || body["message"] != ready.Part {
 		t.Errorf("/readyz: %d %v, want 503 %s naming the cause", code, body, CodeNotReady)
 	}
 	if code, _ := get("/metrics"); code != 200 {

@@ -161,10 +161,15 @@ func decodeMember(path string, raw json.RawMessage) (calls.MemberInput, error) {
 }
 
 // decodeCustom decodes a free-form custom object at path: an object (or null), at most calls.MaxCustomBytes
-// once marshalled, which is how calls stores it.
+// as sent and again once marshalled, which is how calls stores it.
 func decodeCustom(path string, raw json.RawMessage) (map[string]any, error) {
 	if isNull(raw) {
 		return nil, nil
+	}
+	// Measured before decoding: decoding a big object into a map costs far more CPU and memory than its
+	// bytes, so an oversized custom is refused unread.
+	if len(raw) > calls.MaxCustomBytes {
+		return nil, fieldErr(CodeLimitExceeded, path, "is %d bytes as sent, larger than the limit of %d (5 KiB)", len(raw), calls.MaxCustomBytes)
 	}
 	if t := strings.TrimSpace(string(raw)); !strings.HasPrefix(t, "{") {
 		return nil, fieldErr(CodeInvalidJSON, path, "must be an object")

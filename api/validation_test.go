@@ -201,7 +201,7 @@ func TestOtherEndpointsRefuseBadInput(t *testing.T) {
 		{"calls bad state", "GET", "/v1/calls?calling_state=busy", "", 400, CodeInvalidField, "calling_state"},
 		{"device without id", "POST", "/v1/devices", `{"push_provider":"firebase"}`, 400, CodeInvalidField, "id"},
 		{"device bad provider", "POST", "/v1/devices", `{"id":"t","push_provider":"huawei"}`, 400, CodeInvalidField, "push_provider"},
-		{"device voip on firebase", "POST", "/v1/devices", `{"id":"t","push_provider":"firebase","voip_token":true}`, 400, CodeInvalidField, "voip_token"},
+		{"device voip on firebase", "POST", "/v1/devices", `{"id":"fcm-token-1","push_provider":"firebase","voip_token":true}`, 400, CodeInvalidField, "voip_token"},
 		{"device token too long", "POST", "/v1/devices", `{"id":"` + strings.Repeat("t", 4097) + `","push_provider":"apn"}`, 400, CodeInvalidField, "id"},
 		{"device unknown field", "POST", "/v1/devices", `{"id":"t","push_provider":"apn","platform":"ios"}`, 400, CodeUnknownField, "platform"},
 		{"device voip not a bool", "POST", "/v1/devices", `{"id":"t","push_provider":"apn","voip_token":"yes"}`, 400, CodeInvalidJSON, "voip_token"},

@@ -50,10 +50,26 @@ const (
 	APN      = "apn"
 )
 
-// Limits on a device's fields.
+// Limits on a device's fields, and on a user's devices.
 const (
 	MaxTokenLen        = 4096 // bytes of a token (id)
 	MaxProviderNameLen = 128  // bytes of push_provider_name: it is stored and echoed back, so it is bounded
+	// MaxDevicesPerUser bounds one user's devices, and so the pushes of one ring to one member. Registering
+	// one more drops the oldest registration: an app reinstalled many times gets a new token each time and
+	// never says goodbye to the old ones, and its newest token is the one that works.
+	MaxDevicesPerUser = 50
+
+	// APNs device tokens are hex: 32 bytes today (64 digits), longer in principle; 100 bytes bounds them.
+	MinAPNsTokenLen = 64
+	MaxAPNsTokenLen = 200
+	// FCM registration tokens are about 150 characters of letters, digits, '_', '-' and ':'. The floor is
+	// low enough for emulator and test tokens and still refuses a stray word.
+	MinFCMTokenLen = 8
+)
+
+var (
+	apnsTokenPattern = regexp.MustCompile(`^[0-9A-Fa-f]+$`)
+	fcmTokenPattern  = regexp.MustCompile(`^[A-Za-z0-9_:-]+$`)
 )
 
 // ErrNotFound is returned when a user has no such token.
@@ -90,6 +106,10 @@ func Validate(d Device) error {
 		return &FieldError{"id", fmt.Sprintf("is longer than %d bytes", MaxTokenLen)}
 	case d.PushProvider != Firebase && d.PushProvider != APN:
 		return &FieldError{"push_provider", `must be "firebase" or "apn"`}
+	case d.PushProvider == APN && (len(d.ID) < MinAPNsTokenLen || len(d.ID) > MaxAPNsTokenLen || len(d.ID)%2 != 0 || !apnsTokenPattern.MatchString(d.ID)):
+		return &FieldError{"id", fmt.Sprintf("is not an APNs device token: %d to %d hex digits, an even number of them", MinAPNsTokenLen, MaxAPNsTokenLen)}
+	case d.PushProvider == Firebase && (len(d.ID) < MinFCMTokenLen || !fcmTokenPattern.MatchString(d.ID)):
+		return &FieldError{"id", fmt.Sprintf("is not an FCM registration token: %d to %d characters of A-Z, a-z, 0-9, '_', '-' and ':'", MinFCMTokenLen, MaxTokenLen)}
 	case d.VoIPToken && d.PushProvider != APN:
 		return &FieldError{"voip_token", `can be true only with push_provider "apn"`}
 	case len(d.PushProviderName) > MaxProviderNameLen:
@@ -154,21 +174,46 @@ redis.call('HSET', KEYS[1], 'user', ARGV[1], 'at', string.format('%.0f', at))
 return {prev[1] or '', at}
 `)
 
-// writeScript stores a registration in a user's devices unless a later registration of the token is there.
+// writeScript stores a registration in a user's devices unless a later registration of the token is there,
+// then drops the oldest registrations past the per-user limit (never the one just written).
 //
 // KEYS[1] -> ringer:{u:<user>}:devices
 // ARGV[1] -> token
 // ARGV[2] -> record JSON
 // ARGV[3] -> registration time in µs (the record's at)
+// ARGV[4] -> most devices a user keeps
 //
-// Returns 1 if stored, 0 if a later registration was already stored.
+// Returns {0} if a later registration was already stored, else {1, dropped token, its registration time
+// (µs, as a string), ...} listing the registrations dropped, whose owner keys the caller releases.
 var writeScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and cjson.decode(cur).at >= tonumber(ARGV[3]) then
-  return 0
+  return {0}
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+local max = tonumber(ARGV[4])
+local over = redis.call('HLEN', KEYS[1]) - max
+local out = {1}
+if over <= 0 then
+  return out
+end
+local all = redis.call('HGETALL', KEYS[1])
+local entries = {}
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    entries[#entries + 1] = {all[i], cjson.decode(all[i + 1]).at}
+  end
+end
+table.sort(entries, function(a, b)
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[1] < b[1]
+end)
+for i = 1, over do
+  redis.call('HDEL', KEYS[1], entries[i][1])
+  out[#out + 1] = entries[i][1]
+  out[#out + 1] = string.format('%.0f', entries[i][2])
+end
+return out
 `)
 
 // dropScript removes a token from a user's devices if it was registered before a given time.
@@ -245,8 +290,18 @@ func (r *Registry) Register(ctx context.Context, d Device) (created bool, err er
 	if err != nil {
 		return false, fmt.Errorf("register device %s for %s: %w", tok, d.UserID, err)
 	}
-	if err := writeScript.Run(ctx, r.rdb, []string{devicesKey(d.UserID)}, d.ID, rec, at).Err(); err != nil {
+	written, err := writeScript.Run(ctx, r.rdb, []string{devicesKey(d.UserID)}, d.ID, rec, at, MaxDevicesPerUser).Slice()
+	if err != nil {
 		return false, fmt.Errorf("register device %s for %s: write: %w", tok, d.UserID, err)
+	}
+	// Registrations dropped for the per-user limit give up their tokens' owner keys, as a delete does; a
+	// failure leaves a key that merely makes the token's next registration report created=false.
+	for i := 1; i+1 < len(written); i += 2 {
+		old, _ := written[i].(string)
+		oldAt, _ := written[i+1].(string)
+		if err := releaseScript.Run(ctx, r.rdb, []string{ownerKey(old)}, d.UserID, oldAt).Err(); err != nil {
+			return false, fmt.Errorf("register device %s for %s: release dropped device %s: %w", tok, d.UserID, suffix(old), err)
+		}
 	}
 	if prev != "" && prev != d.UserID {
 		if err := dropScript.Run(ctx, r.rdb, []string{devicesKey(prev)}, d.ID, at).Err(); err != nil {

@@ -2,6 +2,8 @@ package devices_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,6 +40,12 @@ func list(t *testing.T, r *devices.Registry, user string) []devices.Device {
 	return ds
 }
 
+// apnTok is a well-formed APNs device token (64 hex digits) named after name.
+func apnTok(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])
+}
+
 func ids(ds []devices.Device) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
@@ -49,7 +57,7 @@ func ids(ds []devices.Device) []string {
 func TestRegisterThenListReturnsTheDevice(t *testing.T) {
 	r := newRegistry(t)
 	before := time.Now().Add(-time.Second)
-	d := devices.Device{ID: "tok-1", PushProvider: "apn", VoIPToken: true, PushProviderName: "prod", UserID: "alice"}
+	d := devices.Device{ID: apnTok("tok-1"), PushProvider: "apn", VoIPToken: true, PushProviderName: "prod", UserID: "alice"}
 	if !register(t, r, d) {
 		t.Fatal("first registration: created = false, want true")
 	}
@@ -64,7 +72,7 @@ func TestRegisterThenListReturnsTheDevice(t *testing.T) {
 	if g.CreatedAt.Before(before) || g.CreatedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("created_at = %v, want about now", g.CreatedAt)
 	}
-	one, err := r.Get(context.Background(), "alice", "tok-1")
+	one, err := r.Get(context.Background(), "alice", d.ID)
 	if err != nil || one != g {
 		t.Errorf("get = %+v, %v; want %+v", one, err, g)
 	}
@@ -75,7 +83,7 @@ func TestRegisterThenListReturnsTheDevice(t *testing.T) {
 
 func TestRegisteringAgainIsNotCreatedAndUpdatesTheRegistrationTime(t *testing.T) {
 	r := newRegistry(t)
-	d := devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "alice"}
+	d := devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"}
 	register(t, r, d)
 	first := list(t, r, "alice")[0]
 	d.PushProviderName = "renamed"
@@ -96,58 +104,59 @@ func TestRegisteringAgainIsNotCreatedAndUpdatesTheRegistrationTime(t *testing.T)
 
 func TestRegisteringAnotherUsersTokenMovesIt(t *testing.T) {
 	r := newRegistry(t)
-	register(t, r, devices.Device{ID: "shared", PushProvider: "apn", UserID: "alice"})
-	register(t, r, devices.Device{ID: "alice-only", PushProvider: "apn", UserID: "alice"})
-	if register(t, r, devices.Device{ID: "shared", PushProvider: "apn", UserID: "bob"}) {
+	shared, aliceOnly := apnTok("shared"), apnTok("alice-only")
+	register(t, r, devices.Device{ID: shared, PushProvider: "apn", UserID: "alice"})
+	register(t, r, devices.Device{ID: aliceOnly, PushProvider: "apn", UserID: "alice"})
+	if register(t, r, devices.Device{ID: shared, PushProvider: "apn", UserID: "bob"}) {
 		t.Error("moving a token: created = true, want false")
 	}
-	if got := ids(list(t, r, "alice")); strings.Join(got, ",") != "alice-only" {
+	if got := ids(list(t, r, "alice")); strings.Join(got, ",") != aliceOnly {
 		t.Errorf("alice's devices = %v, want [alice-only]", got)
 	}
-	if got := ids(list(t, r, "bob")); strings.Join(got, ",") != "shared" {
+	if got := ids(list(t, r, "bob")); strings.Join(got, ",") != shared {
 		t.Errorf("bob's devices = %v, want [shared]", got)
 	}
 	// Alice no longer owns it, so she cannot delete it; Bob can.
-	if err := r.Delete(context.Background(), "alice", "shared"); !errors.Is(err, devices.ErrNotFound) {
+	if err := r.Delete(context.Background(), "alice", shared); !errors.Is(err, devices.ErrNotFound) {
 		t.Errorf("alice deletes the moved token: %v, want ErrNotFound", err)
 	}
-	if err := r.Delete(context.Background(), "bob", "shared"); err != nil {
+	if err := r.Delete(context.Background(), "bob", shared); err != nil {
 		t.Errorf("bob deletes the token: %v", err)
 	}
 }
 
 func TestListIsSortedByRegistrationTimeThenToken(t *testing.T) {
 	r := newRegistry(t)
-	for _, tok := range []string{"c", "a", "b"} {
+	for _, tok := range []string{"fcm-token-c", "fcm-token-a", "fcm-token-b"} {
 		register(t, r, devices.Device{ID: tok, PushProvider: "firebase", UserID: "alice"})
 	}
-	register(t, r, devices.Device{ID: "c", PushProvider: "firebase", UserID: "alice"}) // now the newest
-	if got := ids(list(t, r, "alice")); strings.Join(got, ",") != "a,b,c" {
-		t.Errorf("order = %v, want [a b c]", got)
+	register(t, r, devices.Device{ID: "fcm-token-c", PushProvider: "firebase", UserID: "alice"}) // now the newest
+	if got := ids(list(t, r, "alice")); strings.Join(got, ",") != "fcm-token-a,fcm-token-b,fcm-token-c" {
+		t.Errorf("order = %v, want [fcm-token-a fcm-token-b fcm-token-c]", got)
 	}
 }
 
 func TestDeleteRemovesTheTokenAndAnUnknownOneIsNotFound(t *testing.T) {
 	r := newRegistry(t)
 	ctx := context.Background()
-	register(t, r, devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "alice"})
-	if err := r.Delete(ctx, "alice", "tok-1"); err != nil {
+	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"})
+	if err := r.Delete(ctx, "alice", "fcm-tok-1"); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	if ds := list(t, r, "alice"); len(ds) != 0 {
 		t.Errorf("after delete: %+v, want none", ds)
 	}
-	if err := r.Delete(ctx, "alice", "tok-1"); !errors.Is(err, devices.ErrNotFound) {
+	if err := r.Delete(ctx, "alice", "fcm-tok-1"); !errors.Is(err, devices.ErrNotFound) {
 		t.Errorf("delete twice: %v, want ErrNotFound", err)
 	}
 	if err := r.Delete(ctx, "nobody", "never"); !errors.Is(err, devices.ErrNotFound) {
 		t.Errorf("delete unknown: %v, want ErrNotFound", err)
 	}
-	if _, err := r.Get(ctx, "alice", "tok-1"); !errors.Is(err, devices.ErrNotFound) {
+	if _, err := r.Get(ctx, "alice", "fcm-tok-1"); !errors.Is(err, devices.ErrNotFound) {
 		t.Errorf("get deleted: %v, want ErrNotFound", err)
 	}
 	// A deleted token is forgotten entirely: registering it again creates it.
-	if !register(t, r, devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "bob"}) {
+	if !register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "bob"}) {
 		t.Error("registering a deleted token: created = false, want true")
 	}
 }
@@ -157,9 +166,10 @@ func TestPruneRemovesATokenRegisteredBeforeItBecameInvalid(t *testing.T) {
 	for _, after := range []time.Duration{0, time.Millisecond, time.Hour} {
 		t.Run(fmt.Sprintf("invalid %v after registration", after), func(t *testing.T) {
 			r := newRegistry(t)
-			register(t, r, devices.Device{ID: "tok-1", PushProvider: "apn", UserID: "alice"})
+			tok := apnTok("tok-1")
+			register(t, r, devices.Device{ID: tok, PushProvider: "apn", UserID: "alice"})
 			since := list(t, r, "alice")[0].CreatedAt.Add(after)
-			pruned, err := r.Prune(context.Background(), "alice", "tok-1", since)
+			pruned, err := r.Prune(context.Background(), "alice", tok, since)
 			if err != nil || !pruned {
 				t.Errorf("prune = %v, %v; want true, nil", pruned, err)
 			}
@@ -172,10 +182,11 @@ func TestPruneRemovesATokenRegisteredBeforeItBecameInvalid(t *testing.T) {
 
 func TestPruneKeepsATokenRegisteredAgainAfterItBecameInvalid(t *testing.T) {
 	r := newRegistry(t)
-	register(t, r, devices.Device{ID: "tok-1", PushProvider: "apn", UserID: "alice"})
+	tok := apnTok("tok-1")
+	register(t, r, devices.Device{ID: tok, PushProvider: "apn", UserID: "alice"})
 	invalidSince := list(t, r, "alice")[0].CreatedAt
-	register(t, r, devices.Device{ID: "tok-1", PushProvider: "apn", UserID: "alice"})
-	pruned, err := r.Prune(context.Background(), "alice", "tok-1", invalidSince)
+	register(t, r, devices.Device{ID: tok, PushProvider: "apn", UserID: "alice"})
+	pruned, err := r.Prune(context.Background(), "alice", tok, invalidSince)
 	if err != nil || pruned {
 		t.Errorf("prune = %v, %v; want false, nil", pruned, err)
 	}
@@ -186,24 +197,24 @@ func TestPruneKeepsATokenRegisteredAgainAfterItBecameInvalid(t *testing.T) {
 
 func TestPruneWithoutATimeAlwaysRemoves(t *testing.T) {
 	r := newRegistry(t)
-	register(t, r, devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "alice"})
-	register(t, r, devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "alice"})
-	pruned, err := r.Prune(context.Background(), "alice", "tok-1", time.Time{})
+	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"})
+	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"})
+	pruned, err := r.Prune(context.Background(), "alice", "fcm-tok-1", time.Time{})
 	if err != nil || !pruned {
 		t.Errorf("prune = %v, %v; want true, nil", pruned, err)
 	}
 	if ds := list(t, r, "alice"); len(ds) != 0 {
 		t.Errorf("after prune: %+v, want none", ds)
 	}
-	if !register(t, r, devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "bob"}) {
+	if !register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "bob"}) {
 		t.Error("registering a pruned token: created = false, want true")
 	}
 }
 
 func TestPruneOfATokenTheUserDoesNotHaveDoesNothing(t *testing.T) {
 	r := newRegistry(t)
-	register(t, r, devices.Device{ID: "tok-1", PushProvider: "firebase", UserID: "bob"})
-	pruned, err := r.Prune(context.Background(), "alice", "tok-1", time.Time{})
+	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "bob"})
+	pruned, err := r.Prune(context.Background(), "alice", "fcm-tok-1", time.Time{})
 	if err != nil || pruned {
 		t.Errorf("prune = %v, %v; want false, nil", pruned, err)
 	}
@@ -214,14 +225,15 @@ func TestPruneOfATokenTheUserDoesNotHaveDoesNothing(t *testing.T) {
 
 func TestListManyReturnsEachUsersDevices(t *testing.T) {
 	r := newRegistry(t)
-	register(t, r, devices.Device{ID: "a1", PushProvider: "firebase", UserID: "alice"})
-	register(t, r, devices.Device{ID: "a2", PushProvider: "apn", UserID: "alice"})
-	register(t, r, devices.Device{ID: "b1", PushProvider: "apn", VoIPToken: true, UserID: "bob"})
+	a2, b1 := apnTok("a2"), apnTok("b1")
+	register(t, r, devices.Device{ID: "fcm-token-a1", PushProvider: "firebase", UserID: "alice"})
+	register(t, r, devices.Device{ID: a2, PushProvider: "apn", UserID: "alice"})
+	register(t, r, devices.Device{ID: b1, PushProvider: "apn", VoIPToken: true, UserID: "bob"})
 	got, err := r.ListMany(context.Background(), []string{"alice", "bob", "carol"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || strings.Join(ids(got["alice"]), ",") != "a1,a2" || strings.Join(ids(got["bob"]), ",") != "b1" {
+	if len(got) != 2 || strings.Join(ids(got["alice"]), ",") != "fcm-token-a1,"+a2 || strings.Join(ids(got["bob"]), ",") != b1 {
 		t.Errorf("ListMany = %+v, want alice [a1 a2], bob [b1]", got)
 	}
 }
@@ -233,7 +245,7 @@ func TestConcurrentRegistrationsLeaveTheTokenWithOneUser(t *testing.T) {
 	ctx := context.Background()
 	users := []string{"u0", "u1", "u2", "u3", "u4", "u5"}
 	for round := range 50 {
-		tok := fmt.Sprintf("tok-%d", round)
+		tok := fmt.Sprintf("fcm-token-%d", round)
 		var wg sync.WaitGroup
 		for _, u := range users {
 			wg.Go(func() {
@@ -263,7 +275,7 @@ func TestConcurrentRegistrationsLeaveTheTokenWithOneUser(t *testing.T) {
 
 func TestRegisterRejectsAnInvalidDeviceNamingTheField(t *testing.T) {
 	r := newRegistry(t)
-	_, err := r.Register(context.Background(), devices.Device{ID: "tok", PushProvider: "gcm", UserID: "alice"})
+	_, err := r.Register(context.Background(), devices.Device{ID: "fcm-token-1", PushProvider: "gcm", UserID: "alice"})
 	var fe *devices.FieldError
 	if !errors.As(err, &fe) || fe.Field != "push_provider" {
 		t.Fatalf("register with a bad provider: %v, want a FieldError on push_provider", err)
@@ -274,7 +286,8 @@ func TestRegisterRejectsAnInvalidDeviceNamingTheField(t *testing.T) {
 }
 
 func TestValidateNamesTheBadField(t *testing.T) {
-	ok := devices.Device{ID: "tok", PushProvider: "firebase", UserID: "alice"}
+	ok := devices.Device{ID: "fcm-token-1", PushProvider: "firebase", UserID: "alice"}
+	apn := apnTok("apn")
 	with := func(f func(*devices.Device)) devices.Device { d := ok; f(&d); return d }
 	tests := []struct {
 		name  string
@@ -282,8 +295,20 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		field string // "" when valid
 	}{
 		{"firebase token", ok, ""},
-		{"apn token", with(func(d *devices.Device) { d.PushProvider = "apn" }), ""},
-		{"apn voip token", with(func(d *devices.Device) { d.PushProvider = "apn"; d.VoIPToken = true }), ""},
+		{"apn token", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = apn }), ""},
+		{"apn voip token", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = apn; d.VoIPToken = true }), ""},
+		{"apn token in capitals", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = strings.ToUpper(apn) }), ""},
+		{"apn token of 200 digits", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = strings.Repeat("ab", 100) }), ""},
+		{"apn token not hex", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = "fcm-token-1" + apn }), "id"},
+		{"apn token of an odd length", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = apn + "a" }), "id"},
+		{"apn token of 62 digits", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = apn[:62] }), "id"},
+		{"apn token of 202 digits", with(func(d *devices.Device) { d.PushProvider = "apn"; d.ID = strings.Repeat("ab", 101) }), "id"},
+		{"fcm token with every allowed character", with(func(d *devices.Device) { d.ID = "aZ09_-:aZ09_-:" }), ""},
+		{"fcm token of 7 characters", with(func(d *devices.Device) { d.ID = "abcdefg" }), "id"},
+		{"fcm token with a space", with(func(d *devices.Device) { d.ID = "fcm token 1" }), "id"},
+		{"fcm token with a brace", with(func(d *devices.Device) { d.ID = "fcm-{token}" }), "id"},
+		{"fcm token with a newline", with(func(d *devices.Device) { d.ID = "fcm-token\n1" }), "id"},
+		{"fcm token that is an apn token", with(func(d *devices.Device) { d.ID = apn }), ""},
 		{"token of the maximal size", with(func(d *devices.Device) { d.ID = strings.Repeat("a", 4096) }), ""},
 		{"empty token", with(func(d *devices.Device) { d.ID = "" }), "id"},
 		{"token over 4096 bytes", with(func(d *devices.Device) { d.ID = strings.Repeat("a", 4097) }), "id"},
@@ -340,7 +365,8 @@ func TestRegistryWorksOnRedisCluster(t *testing.T) {
 	t.Cleanup(func() { cc.Close() })
 	r := devices.New(cc)
 
-	token := "tok{with}braces"
+	// A token cannot hold '{' or '}' any more, but the keys are built for any token all the same.
+	token := apnTok("cluster")
 	if _, err := r.Register(ctx, devices.Device{ID: token, PushProvider: "apn", UserID: "alice"}); err != nil {
 		t.Fatalf("register: %v", err)
 	}
@@ -359,5 +385,39 @@ func TestRegistryWorksOnRedisCluster(t *testing.T) {
 	}
 	if err := r.Delete(ctx, "bob", token); !errors.Is(err, devices.ErrNotFound) {
 		t.Errorf("delete after prune: %v, want ErrNotFound", err)
+	}
+}
+
+func TestRegisteringPastTheLimitDropsTheOldestRegistration(t *testing.T) {
+	r := newRegistry(t)
+	ctx := context.Background()
+	tok := func(i int) string { return fmt.Sprintf("fcm-token-%03d", i) }
+	for i := range devices.MaxDevicesPerUser {
+		register(t, r, devices.Device{ID: tok(i), PushProvider: "firebase", UserID: "alice"})
+	}
+	// Registering the first one again makes it the newest: the second is now the oldest.
+	register(t, r, devices.Device{ID: tok(0), PushProvider: "firebase", UserID: "alice"})
+	register(t, r, devices.Device{ID: tok(devices.MaxDevicesPerUser), PushProvider: "firebase", UserID: "alice"})
+	got := ids(list(t, r, "alice"))
+	if len(got) != devices.MaxDevicesPerUser {
+		t.Fatalf("alice has %d devices, want %d", len(got), devices.MaxDevicesPerUser)
+	}
+	for _, id := range got {
+		if id == tok(1) {
+			t.Errorf("the oldest registration %s was kept", id)
+		}
+	}
+	if got[len(got)-1] != tok(devices.MaxDevicesPerUser) || got[len(got)-2] != tok(0) {
+		t.Errorf("the newest registrations are not last: %v", got[len(got)-2:])
+	}
+	// The dropped token is forgotten entirely, as if deleted: registering it again creates it.
+	if _, err := r.Get(ctx, "alice", tok(1)); !errors.Is(err, devices.ErrNotFound) {
+		t.Errorf("get dropped: %v, want ErrNotFound", err)
+	}
+	if !register(t, r, devices.Device{ID: tok(1), PushProvider: "firebase", UserID: "bob"}) {
+		t.Error("registering a dropped token: created = false, want true")
+	}
+	if n := len(list(t, r, "alice")); n != devices.MaxDevicesPerUser {
+		t.Errorf("alice has %d devices after bob took a dropped token, want %d", n, devices.MaxDevicesPerUser)
 	}
 }

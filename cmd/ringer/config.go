@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/providers/registry"
 )
 
@@ -42,6 +43,9 @@ type config struct {
 	DashboardPassword string
 	ShutdownTimeout   time.Duration
 	LogFormat         string // json or text
+	// HTTP server timeouts (RINGER_HTTP_*_TIMEOUT): a slow body, a slow reader or an idle keep-alive
+	// connection is cut off instead of holding a connection and its goroutine.
+	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
 
 	RingConcurrency   int
 	NotifyConcurrency int
@@ -61,6 +65,18 @@ type config struct {
 	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
 	CallRetention, CallMaxAge time.Duration
 }
+
+// MinSecretBytes is the shortest RINGER_API_SECRET accepted: HS256 keys shorter than its 32-byte hash
+// make forged tokens cheaper to find.
+const MinSecretBytes = 32
+
+// Defaults of the HTTP server timeouts. The write timeout bounds a whole answer, so it must outlast the
+// API's own request timeout, or a slow request would be cut mid-answer instead of getting its 503.
+const (
+	defaultHTTPReadTimeout  = 30 * time.Second
+	defaultHTTPWriteTimeout = 30 * time.Second
+	defaultHTTPIdleTimeout  = 120 * time.Second
+)
 
 // loadConfig reads the environment; every missing or malformed value is named in the error.
 func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
@@ -82,8 +98,10 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		LogFormat:          or(getenv("RINGER_LOG_FORMAT"), "json"),
 	}
 	var errs []error
-	if needSecret && c.Secret == "" {
-		errs = append(errs, errors.New("RINGER_API_SECRET is not set: it signs and checks every API token"))
+	if needSecret {
+		if err := checkSecret("RINGER_API_SECRET", c.Secret); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("RINGER_ADDR %q is not host:port: %w", c.Addr, err))
@@ -144,6 +162,7 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("RINGER_LOG_FORMAT %q is neither json nor text", c.LogFormat))
 	}
+	errs = append(errs, c.loadHTTPTimeouts(getenv)...)
 	c.ServeRing, c.ServeNotify = true, true
 	if v := getenv("RINGER_QUEUES"); v != "" {
 		c.ServeRing, c.ServeNotify = false, false
@@ -202,6 +221,45 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+// checkSecret refuses a missing or short secret; the error names where it came from (RINGER_API_SECRET,
+// --secret), never its value.
+func checkSecret(from, secret string) error {
+	switch {
+	case secret == "":
+		return fmt.Errorf("%s is not set: it signs and checks every API token", from)
+	case len(secret) < MinSecretBytes:
+		return fmt.Errorf("%s is %d bytes, shorter than the %d required: make one with `openssl rand -hex 32`", from, len(secret), MinSecretBytes)
+	}
+	return nil
+}
+
+// loadHTTPTimeouts reads RINGER_HTTP_READ_TIMEOUT, RINGER_HTTP_WRITE_TIMEOUT and RINGER_HTTP_IDLE_TIMEOUT.
+func (c *config) loadHTTPTimeouts(getenv func(string) string) []error {
+	var errs []error
+	for _, t := range []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{
+		{"RINGER_HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, defaultHTTPReadTimeout},
+		{"RINGER_HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, defaultHTTPWriteTimeout},
+		{"RINGER_HTTP_IDLE_TIMEOUT", &c.HTTPIdleTimeout, defaultHTTPIdleTimeout},
+	} {
+		d, err := durationEnv(getenv, t.name, t.def)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case d == 0:
+			errs = append(errs, fmt.Errorf("%s is 0: a server without it holds connections for ever", t.name))
+		}
+		*t.dst = d
+	}
+	if c.HTTPWriteTimeout > 0 && c.HTTPWriteTimeout <= api.DefaultRequestTimeout {
+		errs = append(errs, fmt.Errorf("RINGER_HTTP_WRITE_TIMEOUT %s must be longer than the API's request timeout of %s", c.HTTPWriteTimeout, api.DefaultRequestTimeout))
+	}
+	return errs
 }
 
 // notifyChild says whether a worker runs its notify server in a child process.

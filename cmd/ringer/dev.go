@@ -40,7 +40,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		env["RINGER_ADDR"] = *addr
 	}
 	if getenv("RINGER_API_SECRET") == "" {
-		env["RINGER_API_SECRET"] = randomHex(24)
+		env["RINGER_API_SECRET"] = randomHex(MinSecretBytes)
 	}
 	if getenv("RINGER_DASHBOARD_USER") == "" {
 		env["RINGER_DASHBOARD_USER"], env["RINGER_DASHBOARD_PASSWORD"] = "admin", randomHex(8)
@@ -141,7 +141,7 @@ Dashboard: %[1]s/asynq/  (login %[7]s / %[8]s)
 
 Try a ring (pushes are logged here because no provider is configured):
   curl -s -XPOST %[1]s/v1/devices -H "Authorization: Bearer $BOB" -H 'Content-Type: application/json' -d '{"id":"bob-android","push_provider":"firebase"}'
-  curl -s -XPOST %[1]s/v1/devices -H "Authorization: Bearer $BOB" -H 'Content-Type: application/json' -d '{"id":"bob-iphone-voip","push_provider":"apn","voip_token":true}'
+  curl -s -XPOST %[1]s/v1/devices -H "Authorization: Bearer $BOB" -H 'Content-Type: application/json' -d '{"id":"9d392ac4b61d46c4a703eff2c01eff9556710a1253229d7bfb74647e60242a94","push_provider":"apn","voip_token":true}'
   curl -s -XPOST %[1]s/v1/call/default/demo1 -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' -d '{"ring":true,"data":{"members":[{"user_id":"alice"},{"user_id":"bob"}],"custom":{"display_name":"Standup"}}}'
   curl -s -XPOST %[1]s/v1/call/default/demo1/accept -H "Authorization: Bearer $BOB"
   curl -s %[1]s/v1/calls -H "Authorization: Bearer $ALICE"

@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 const usage = `ringer rings phones for video and audio calls.
@@ -32,6 +36,13 @@ RINGER_API_SECRET_FILE, RINGER_DASHBOARD_PASSWORD_FILE, REDIS_URL_FILE, ...
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// go-redis has one logger per process (its reconnect and pool messages, many a second while Redis is
+	// down), plain text on stderr by default; main owns process-wide state, so main routes it into slog.
+	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), os.Stderr)
+	if len(os.Args) > 1 && os.Args[1] == notifyChildCommand {
+		rlog = rlog.With("process", "notify-child")
+	}
+	redis.SetLogger(redisLog{rlog})
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if errors.Is(err, errUsage) {
 		fmt.Fprint(os.Stderr, usage)
@@ -44,6 +55,26 @@ func main() {
 }
 
 var errUsage = errors.New("usage")
+
+// processLogFormat is the log format the command in args will use: RINGER_LOG_FORMAT, else text under
+// `ringer dev` and JSON everywhere else (runDev, loadConfig).
+func processLogFormat(args []string, getenv func(string) string) string {
+	if f := getenv("RINGER_LOG_FORMAT"); f != "" {
+		return f
+	}
+	if len(args) > 0 && args[0] == "dev" {
+		return "text"
+	}
+	return "json"
+}
+
+// redisLog is go-redis's logger as an slog logger: each message one record at Warn, since go-redis logs
+// only what went wrong (dial failures, bad connections put back in the pool).
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

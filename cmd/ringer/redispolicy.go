@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/api"
 )
 
 // withEvictionCheck adds to ready that Redis never evicts keys (maxmemory-policy noeviction). Asynq keeps
@@ -28,7 +30,8 @@ func withEvictionCheck(ready func(context.Context) error, rdb redis.UniversalCli
 			return nil
 		}
 		if p, ok := policy["maxmemory-policy"]; ok && p != "noeviction" {
-			return fmt.Errorf("redis maxmemory-policy is %s, not noeviction: Redis may evict queued pushes and calls", p)
+			return &api.NotReady{Part: "redis maxmemory-policy is " + p + ", not noeviction",
+				Err: errors.New("Redis may evict queued pushes and calls")}
 		}
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -124,7 +125,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			if err := ownReady(ctx); err != nil {
 				return err
 			}
-			return child.ready()
+			if err := child.ready(); err != nil {
+				return &api.NotReady{Part: "notify worker process down", Err: err}
+			}
+			return nil
 		}
 	}
 	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -160,7 +164,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		}
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/asynq", RedisConnOpt: conn})
 		defer mon.Close()
-		dash = basicAuth(cfg.DashboardUser, cfg.DashboardPassword, mon)
+		// Basic auth rides along with every request a logged-in browser makes, whichever page makes it, so
+		// state-changing requests from another origin (pause the ring queue, delete tasks) are refused.
+		dash = http.NewCrossOriginProtection().Handler(basicAuth(cfg.DashboardUser, cfg.DashboardPassword, mon))
 	} else if r.dashboard {
 		log.Info("dashboard off: set RINGER_DASHBOARD_USER and RINGER_DASHBOARD_PASSWORD to serve it at /asynq/")
 	}
@@ -195,7 +201,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		}
 		return fmt.Errorf("RINGER_ADDR %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// The event stream clears its own write deadline (api/events.go); the read deadline ends once a request's
+	// body is read, so streams outlive both timeouts.
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: min(10*time.Second, cfg.HTTPReadTimeout),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if r.child {
@@ -251,9 +266,17 @@ func readiness(rdb redis.UniversalClient, provs *registry.Set) func(ctx context.
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("redis: %w", err)
+			return &api.NotReady{Part: "redis unreachable", Err: err}
 		}
-		return provs.Check(ctx)
+		if err := provs.Check(ctx); err != nil {
+			part := "provider check failing"
+			var ce *registry.CheckError
+			if errors.As(err, &ce) {
+				part = "provider check failing: " + strings.Join(ce.Failing, ", ")
+			}
+			return &api.NotReady{Part: part, Err: err}
+		}
+		return nil
 	}
 }
 

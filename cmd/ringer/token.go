@@ -25,12 +25,23 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	teams := fs.String("teams", "", "comma-separated teams")
 	server := fs.Bool("server", false, "a server token, acting for any user it names")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime (the exp claim); 0 for none, server tokens only")
-	secret := fs.String("secret", getenv("RINGER_API_SECRET"), "signing secret (default RINGER_API_SECRET)")
-	if err := fs.Parse(args); err != nil {
+	// The default stays empty and the environment is read after parsing: a flag's default is printed by
+	// --help and by every flag error, and the secret must never be.
+	secret := fs.String("secret", "", "signing secret (default: the value of RINGER_API_SECRET)")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return err
+	}
+	from := "--secret"
+	if *secret == "" {
+		from, *secret = "RINGER_API_SECRET", getenv("RINGER_API_SECRET")
 	}
 	if *secret == "" {
 		return errors.New("RINGER_API_SECRET is not set (or pass --secret)")
+	}
+	if err := checkSecret(from, *secret); err != nil {
+		return fmt.Errorf("token: %w", err)
 	}
 	if *server == (*user != "") {
 		return errors.New("token: give exactly one of --user ID or --server")

@@ -140,17 +140,35 @@ func (s *Set) Providers() []*Provider { return slices.Clone(s.list) }
 
 // Check asks each configured provider whether its credentials work; the error names every failing one.
 func (s *Set) Check(ctx context.Context) error {
-	var bad []string
+	var ce CheckError
 	for _, p := range s.list {
 		if err := p.Sender.Check(ctx); err != nil {
-			bad = append(bad, fmt.Sprintf("provider %s (%s): %v", p.Name, p.Type, err))
+			ce.Failing = append(ce.Failing, p.Name+" ("+service(p.Type)+")")
+			ce.details = append(ce.details, fmt.Sprintf("provider %s (%s): %v", p.Name, p.Type, err))
 		}
 	}
-	if len(bad) > 0 {
-		return errors.New(strings.Join(bad, "; "))
+	if len(ce.Failing) > 0 {
+		return &ce
 	}
 	return nil
 }
+
+// service is the push service a provider type speaks to, as operators name it.
+func service(typ string) string {
+	if typ == providers.APN {
+		return "apns"
+	}
+	return "fcm"
+}
+
+// CheckError is Check's answer when providers fail: Failing names them ("ios-dev (apns)") in words fit for
+// anyone who asks, and Error adds each provider's own answer, which may carry addresses, for the log.
+type CheckError struct {
+	Failing []string
+	details []string
+}
+
+func (e *CheckError) Error() string { return strings.Join(e.details, "; ") }
 
 func (s *Set) names(typ string) string {
 	var ns []string

@@ -148,7 +148,7 @@ type env struct {
 
 // newEnv starts Redis and the fakes; the fakes answer after latency.
 func newEnv(t *tb, cfg *config, latency time.Duration) *env {
-	e := &env{t: t, cfg: cfg, secret: "bench-secret"}
+	e := &env{t: t, cfg: cfg, secret: "bench-secret-of-at-least-32-bytes-long"}
 	e.redis = testredis.Start(t)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr, PoolSize: 256})
 	t.Cleanup(func() { e.rdb.Close() })

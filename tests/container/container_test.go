@@ -88,7 +88,7 @@ func TestDockerfileBuildIsStaticAndServes(t *testing.T) {
 	port := testredis.FreePort(t)
 	addr := "127.0.0.1:" + itoa(port)
 	srv := exec.Command(bin, "serve")
-	srv.Env = []string{"RINGER_API_SECRET=s", "REDIS_URL=" + r.URL(), "RINGER_ADDR=" + addr}
+	srv.Env = []string{"RINGER_API_SECRET=container-test-secret-of-at-least-32-bytes", "REDIS_URL=" + r.URL(), "RINGER_ADDR=" + addr}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

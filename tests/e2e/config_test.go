@@ -51,7 +51,7 @@ func configRun(t *testing.T, env []string, args ...string) configResult {
 // listens on is fine, since every failure tested comes before Redis is needed.
 func configBase() []string {
 	return []string{
-		"RINGER_API_SECRET=config-test-secret",
+		"RINGER_API_SECRET=config-test-secret-of-at-least-32-bytes",
 		"REDIS_URL=redis://127.0.0.1:1/0",
 		"RINGER_ADDR=127.0.0.1:0",
 		"RINGER_LOG_FORMAT=json",
@@ -193,7 +193,7 @@ func TestTokenCommandPrintsATokenTheAPIAccepts(t *testing.T) {
 	e.MustCall(200, "POST", "/v1/call/default/c1/mark_ended", strings.TrimSpace(res.stdout), nil)
 
 	// A token printed for another secret is refused.
-	res = configRun(t, []string{"RINGER_API_SECRET=other-secret"}, "token", "--user", "alice")
+	res = configRun(t, []string{"RINGER_API_SECRET=other-secret-of-at-least-32-bytes-long"}, "token", "--user", "alice")
 	if res.code != 0 {
 		t.Fatalf("ringer token with another secret: exit %d\n%s", res.code, res.stderr)
 	}
@@ -202,7 +202,7 @@ func TestTokenCommandPrintsATokenTheAPIAccepts(t *testing.T) {
 
 func TestTokenCommandNeedsExactlyUserOrServer(t *testing.T) {
 	t.Parallel()
-	env := []string{"RINGER_API_SECRET=s"}
+	env := []string{"RINGER_API_SECRET=token-test-secret-of-at-least-32-bytes"}
 	for _, args := range [][]string{
 		{"token"},
 		{"token", "--name", "Alice"},

@@ -94,11 +94,11 @@ func TestInlineNotifyProcessKeepsNotificationsInTheWorker(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
 	w := e.StartProcess("worker", "RINGER_NOTIFY_PROCESS=inline")
-	e.Device("bob", "inl-bob", "firebase", false)
+	e.Device("bob", "inl-bob-android", "firebase", false)
 	e.MustCall(201, "POST", "/v1/call/default/inl", e.Token("alice"), map[string]any{
 		"notify": true, "data": map[string]any{"members": harness.MemberList("alice", "bob")},
 	})
-	e.WaitFCM("inl-bob", 1)
+	e.WaitFCM("inl-bob-android", 1)
 	if kids := harness.Children(w.Cmd.Process.Pid); len(kids) != 0 {
 		t.Errorf("RINGER_NOTIFY_PROCESS=inline started child processes %v", kids)
 	}

@@ -123,7 +123,7 @@ func TestIdleRingReachesTheProviderQuickly(t *testing.T) {
 	const rings = 15
 	var lat []time.Duration
 	for i := 0; i < rings; i++ {
-		tok := "idle-" + string(rune('a'+i))
+		tok := "idle-android-" + string(rune('a'+i))
 		e.Device("bob", tok, "firebase", false)
 		// Let the workers go idle again before each ring.
 		e.Quiet()

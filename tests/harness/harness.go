@@ -123,7 +123,8 @@ func Start(t testing.TB, opts ...Options) *Env {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	e := &Env{t: t, Secret: "test-secret-" + t.Name()}
+	// At least 32 bytes, as ringer requires of RINGER_API_SECRET.
+	e := &Env{t: t, Secret: "test-secret-of-at-least-32-bytes-" + t.Name()}
 	e.http = LoadSpec(t).Checked(t, nil)
 	e.Redis = testredis.Start(t, o.RedisArgs...)
 	e.RDB = e.Redis.Client(t)

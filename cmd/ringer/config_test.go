@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0"}
+	for _, p := range kv {
+		k, v, _ := strings.Cut(p, "=")
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestASecretUnder32BytesIsRefusedWithoutShowingIt(t *testing.T) {
+	short := strings.Repeat("s", MinSecretBytes-1)
+	_, err := loadConfig(envOf("RINGER_API_SECRET="+short), true)
+	if err == nil || !strings.Contains(err.Error(), "RINGER_API_SECRET") || strings.Contains(err.Error(), short) {
+		t.Fatalf("31-byte secret: %v, want an error naming RINGER_API_SECRET and not showing it", err)
+	}
+	if _, err := loadConfig(envOf("RINGER_API_SECRET="+short+"s"), true); err != nil {
+		t.Errorf("32-byte secret: %v", err)
+	}
+	// A worker needs no secret, so it does not check one.
+	if _, err := loadConfig(envOf("RINGER_API_SECRET=x"), false); err != nil {
+		t.Errorf("worker with a short secret: %v", err)
+	}
+}
+
+func TestHTTPTimeoutsHaveDefaultsAndTheWriteTimeoutOutlastsRequests(t *testing.T) {
+	secret := "RINGER_API_SECRET=" + strings.Repeat("s", MinSecretBytes)
+	c, err := loadConfig(envOf(secret), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPReadTimeout != 30*time.Second || c.HTTPWriteTimeout != 30*time.Second || c.HTTPIdleTimeout != 120*time.Second {
+		t.Errorf("defaults: read %v, write %v, idle %v", c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout)
+	}
+	c, err = loadConfig(envOf(secret, "RINGER_HTTP_READ_TIMEOUT=1s", "RINGER_HTTP_WRITE_TIMEOUT=11s", "RINGER_HTTP_IDLE_TIMEOUT=2s"), true)
+	if err != nil || c.HTTPReadTimeout != time.Second || c.HTTPWriteTimeout != 11*time.Second || c.HTTPIdleTimeout != 2*time.Second {
+		t.Errorf("set: %+v, %v", c, err)
+	}
+	for _, bad := range []string{"RINGER_HTTP_WRITE_TIMEOUT=10s", "RINGER_HTTP_READ_TIMEOUT=0", "RINGER_HTTP_IDLE_TIMEOUT=-1s", "RINGER_HTTP_READ_TIMEOUT=soon"} {
+		name, _, _ := strings.Cut(bad, "=")
+		if _, err := loadConfig(envOf(secret, bad), true); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want an error naming %s", bad, err, name)
+		}
+	}
+}
+
+func TestRingerDevMakesASecretLongEnough(t *testing.T) {
+	if s := randomHex(MinSecretBytes); len(s) < MinSecretBytes {
+		t.Errorf("dev secret %d bytes", len(s))
+	}
+}
