@@ -173,7 +173,8 @@ type GetOrCreate struct {
 // ListItem is one call of ListCalls.
 type ListItem struct {
 	Call         Call     `json:"call"`
-	Members      []Member `json:"members"`
+	Members      []Member `json:"members"` // at most 20, the user's own among them
+	MemberCount  int      `json:"member_count"`
 	CallingState string   `json:"calling_state"`
 	CreatedByMe  bool     `json:"created_by_me"`
 }

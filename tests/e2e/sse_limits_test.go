@@ -237,7 +237,7 @@ func TestAUserTokenWithoutExpIs401AndAServerTokenWithoutExpIsAccepted(t *testing
 
 func TestTokenCommandRefusesAUserTokenWithoutTTL(t *testing.T) {
 	t.Parallel()
-	env := []string{"RINGER_API_SECRET=s"}
+	env := []string{"RINGER_API_SECRET=a-secret-of-at-least-32-bytes-for-tokens"}
 	res := configRun(t, env, "token", "--user", "alice", "--ttl", "0")
 	if res.code == 0 || strings.TrimSpace(res.stdout) != "" || !strings.Contains(res.stderr, "ttl") {
 		t.Errorf("ringer token --user alice --ttl 0: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
