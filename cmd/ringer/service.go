@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -27,8 +28,17 @@ import (
 	"github.com/ringer-dev/ringer/providers/logsink"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
+	"github.com/ringer-dev/ringer/webhook"
 	"github.com/ringer-dev/ringer/worker"
 )
+
+// version is the module version the binary was built from, for the webhooks' User-Agent.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
 
 // roles says which parts a process runs. child is the notify worker a two-queue worker runs beside itself
 // (notifychild.go).
@@ -126,6 +136,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	q := queue.NewClient(rdb)
 	store := calls.New(rdb, q, log)
 	store.SetMetrics(calls.NewMetrics(registerer))
+	store.SetWebhooks(cfg.WebhookURLs)
+	store.SetEventReplay(cfg.EventsReplay)
 	devs := devices.New(rdb)
 
 	fcmS, apnsS, err := senders(ctx, cfg, log)
@@ -163,12 +175,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		if err != nil {
 			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
 		}
+		var whSender worker.Webhooks
+		if len(cfg.WebhookURLs) > 0 && cfg.ServeRing && !r.child {
+			if whSender, err = webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
+				RetryBase: cfg.WebhookRetryBase, Version: version(), Registerer: registerer, Logger: log}); err != nil {
+				return err
+			}
+			// Events whose process died before enqueueing their webhooks (calls.Store.SweepOutbox).
+			go store.RunOutboxSweeper(ctx)
+		}
 		w = worker.New(worker.Config{
 			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store, Queue: q,
 			Metrics: worker.NewMetrics(registerer), Logger: log,
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
+			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil, Webhooks: whSender,
 		})
 		if !r.child { // the parent reports the queues once
 			reg.MustRegister(worker.NewQueueCollector(rdb))
@@ -194,7 +215,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 
 	var handler http.Handler
 	if r.api {
-		hub, err := calls.NewHub(rdb, calls.HubConfig{PerUser: cfg.SSEPerUser, Max: cfg.SSEMax, Registerer: registerer, Logger: log})
+		hub, err := calls.NewHub(rdb, calls.HubConfig{PerUser: cfg.SSEPerUser, Max: cfg.SSEMax, Replay: cfg.EventsReplay,
+			Registerer: registerer, Logger: log})
 		if err != nil {
 			return err
 		}
