@@ -179,13 +179,21 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 		}
 		bodies[i] = b
 	}
-	hooks := make(chan struct{})
-	go func() {
-		defer close(hooks)
-		s.deliver(ctx, cid, evs, bodies)
-	}()
 	pipe := s.rdb.Pipeline()
 	indexCmds := index.queue(ctx, pipe, cid)
+	hooks := make(chan struct{})
+	if len(s.webhooks) > 0 {
+		go func() {
+			defer close(hooks)
+			s.deliver(ctx, cid, evs, bodies)
+		}()
+	} else {
+		// No webhooks: the outbox entries go with this round trip.
+		close(hooks)
+		if seqs := outboxSeqs(evs); len(seqs) > 0 {
+			pipe.HDel(ctx, outboxKey(cid), seqs...)
+		}
+	}
 	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
 	for _, b := range bodies {
 		if b == nil {
@@ -213,22 +221,28 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	return nil
 }
 
-// deliver enqueues the webhooks of the events the transition put in the outbox, then takes them out of it.
-// With no webhooks configured it only takes them out.
-func (s *Store) deliver(ctx context.Context, cid string, evs []evt, bodies [][]byte) {
+// outboxSeqs is the outbox fields of the events a script wrote.
+func outboxSeqs(evs []evt) []string {
 	var seqs []string
-	var tasks []queue.WebhookTask
-	for i, e := range evs {
-		if e.seq == 0 {
-			continue
-		}
-		seqs = append(seqs, strconv.FormatInt(e.seq, 10))
-		if bodies[i] != nil {
-			tasks = append(tasks, s.webhookTasks(cid, e.seq, e.at.UnixMilli(), bodies[i])...)
+	for _, e := range evs {
+		if e.seq != 0 {
+			seqs = append(seqs, strconv.FormatInt(e.seq, 10))
 		}
 	}
+	return seqs
+}
+
+// deliver enqueues the webhooks of the events the transition put in the outbox, then takes them out of it.
+func (s *Store) deliver(ctx context.Context, cid string, evs []evt, bodies [][]byte) {
+	seqs := outboxSeqs(evs)
 	if len(seqs) == 0 {
 		return
+	}
+	var tasks []queue.WebhookTask
+	for i, e := range evs {
+		if e.seq != 0 && bodies[i] != nil {
+			tasks = append(tasks, s.webhookTasks(cid, e.seq, e.at.UnixMilli(), bodies[i])...)
+		}
 	}
 	if err := s.queue.EnqueueWebhooks(ctx, tasks); err != nil {
 		s.log.Error("webhooks not enqueued; the outbox sweeper will", "cid", cid, "err", err)
