@@ -49,9 +49,43 @@ type Config struct {
 	// DefaultRetryBase.
 	RetryBase time.Duration
 	// Version goes in the User-Agent: ringer/<Version>.
-	Version    string
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Version string
+	// Metrics counts the attempts; nil counts them in series registered nowhere.
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Metrics are the webhook series: ringer_webhooks_total{outcome} and ringer_webhook_duration_seconds. A
+// worker registers them whether or not webhooks are configured, so dashboards find them.
+type Metrics struct {
+	total   *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+// NewMetrics makes the series and registers them with reg (nil: nowhere).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringer_webhooks_total",
+			Help: "Webhook delivery attempts by outcome: delivered (2xx), refused (any other status), error (timeout or connection error).",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ringer_webhook_duration_seconds",
+			Help:    "Time of one webhook delivery attempt, until the receiver's status or the error.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+	}
+	for _, o := range []string{OutcomeDelivered, OutcomeRefused, OutcomeError} {
+		m.total.WithLabelValues(o)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.total, m.latency} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register webhook metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
 }
 
 // Sender POSTs webhook tasks; its Handle is the Asynq handler of queue.TypeWebhook.
@@ -87,6 +121,9 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so it cannot fail
+	}
 	s := &Sender{
 		cfg: cfg, log: cfg.Logger,
 		client: &http.Client{
@@ -95,25 +132,7 @@ func New(cfg Config) (*Sender, error) {
 			// would send a signed body wherever the receiver's answer points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		total: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringer_webhooks_total",
-			Help: "Webhook delivery attempts by outcome: delivered (2xx), refused (any other status), error (timeout or connection error).",
-		}, []string{"outcome"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ringer_webhook_duration_seconds",
-			Help:    "Time of one webhook delivery attempt, until the receiver's status or the error.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}),
-	}
-	for _, o := range []string{OutcomeDelivered, OutcomeRefused, OutcomeError} {
-		s.total.WithLabelValues(o)
-	}
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.total, s.latency} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("register webhook metrics: %w", err)
-			}
-		}
+		total: cfg.Metrics.total, latency: cfg.Metrics.latency,
 	}
 	return s, nil
 }

@@ -176,9 +176,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
 		}
 		var whSender worker.Webhooks
+		var whMetrics *webhook.Metrics
+		if !r.child {
+			// Registered with webhooks off too, so dashboards and alerts find the series.
+			if whMetrics, err = webhook.NewMetrics(registerer); err != nil {
+				return err
+			}
+		}
 		if len(cfg.WebhookURLs) > 0 && cfg.ServeRing && !r.child {
 			if whSender, err = webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
-				RetryBase: cfg.WebhookRetryBase, Version: version(), Registerer: registerer, Logger: log}); err != nil {
+				RetryBase: cfg.WebhookRetryBase, Version: version(), Metrics: whMetrics, Logger: log}); err != nil {
 				return err
 			}
 			// Events whose process died before enqueueing their webhooks (calls.Store.SweepOutbox).
