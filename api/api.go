@@ -24,6 +24,7 @@ type Calls interface {
 	UpdateMembers(ctx context.Context, a calls.Actor, typ, id string, update []calls.MemberInput, remove []string) (calls.State, error)
 	Ring(ctx context.Context, a calls.Actor, typ, id string, memberIDs []string) (calls.State, error)
 	Accept(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
+	Ringing(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
 	Reject(ctx context.Context, a calls.Actor, typ, id, reason string) (calls.State, error)
 	Join(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
 	Leave(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
@@ -36,6 +37,12 @@ type Events interface {
 	// Subscribe streams the events of userID's calls; the channel is closed when ctx ends or the source
 	// closes the stream on its own. calls.ErrTooManyStreams refuses a stream past the process' bound.
 	Subscribe(ctx context.Context, userID string) (<-chan calls.Event, error)
+}
+
+// Replayer is what an event source that keeps each user's recent events also does (calls.Hub): it answers
+// the user's events after an event id, for a client that reconnects with Last-Event-ID.
+type Replayer interface {
+	Replay(ctx context.Context, userID, after string) ([]calls.Event, error)
 }
 
 // Defaults of Config's optional durations.
@@ -172,6 +179,7 @@ func (s *server) routes() {
 	m.HandleFunc("POST /v1/call/{type}/{id}/members", s.authed(s.updateMembers))
 	m.HandleFunc("POST /v1/call/{type}/{id}/ring", s.authed(s.ring))
 	m.HandleFunc("POST /v1/call/{type}/{id}/accept", s.authed(s.transition("accept", Calls.Accept)))
+	m.HandleFunc("POST /v1/call/{type}/{id}/ringing", s.authed(s.transition("ringing", Calls.Ringing)))
 	m.HandleFunc("POST /v1/call/{type}/{id}/reject", s.authed(s.reject))
 	m.HandleFunc("POST /v1/call/{type}/{id}/join", s.authed(s.transition("join", Calls.Join)))
 	m.HandleFunc("POST /v1/call/{type}/{id}/leave", s.authed(s.transition("leave", Calls.Leave)))

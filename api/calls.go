@@ -40,6 +40,9 @@ func presentCall(c calls.Call) calls.Call {
 	if c.Session.MissedBy == nil {
 		c.Session.MissedBy = map[string]time.Time{}
 	}
+	if c.Session.RingingBy == nil {
+		c.Session.RingingBy = map[string]time.Time{}
+	}
 	if c.Session.Participants == nil {
 		c.Session.Participants = []calls.Participant{}
 	}

@@ -18,8 +18,12 @@ const streamsRetryAfter = 5
 
 // events is GET /v1/events: Server-Sent Events of the acting user's calls. Each event is framed
 //
+//	id: 1733480000000-0
 //	event: call.ring
 //	data: {"type":"call.ring","call_cid":...}
+//
+// A client that reconnects with Last-Event-ID first gets the events after that id that it missed, from at
+// most RINGER_EVENTS_REPLAY back (calls.Hub.Replay).
 //
 // and flushed at once; a comment line every Heartbeat keeps proxies from closing an idle stream and lets
 // the server notice a client that went away. The stream ends when the client goes, when the token expires
@@ -38,12 +42,23 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 		ctx, cancel = context.WithDeadline(ctx, tok.Expires)
 		defer cancel()
 	}
+	after := r.Header.Get("Last-Event-ID")
+	rp, replays := s.cfg.Events.(Replayer)
 	sub, err := s.cfg.Events.Subscribe(ctx, a.UserID)
 	if errors.Is(err, calls.ErrTooManyStreams) {
 		w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
 	}
 	if err != nil {
 		return fmt.Errorf("subscribe events of %s: %w", a.UserID, err)
+	}
+	var missed []calls.Event
+	if after != "" && replays {
+		if missed, err = rp.Replay(ctx, a.UserID, after); err != nil {
+			if errors.Is(err, calls.ErrBadEventID) {
+				return &calls.FieldError{Field: "Last-Event-ID", Message: "is not an event id this stream sent: " + err.Error()}
+			}
+			return fmt.Errorf("replay events of %s: %w", a.UserID, err)
+		}
 	}
 	// The server's WriteTimeout is for ordinary answers; a stream must outlive it.
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -57,6 +72,15 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 	// A first comment tells the client the subscription is live before any event comes.
 	if _, err := fmt.Fprint(w, ": connected\n\n"); err != nil {
 		return nil
+	}
+	// Replayed after subscribing, so nothing published between the two is lost; a live event the replay
+	// already sent is dropped below by its id.
+	var last string
+	for _, ev := range missed {
+		if !s.writeEvent(ctx, w, a, ev) {
+			return nil
+		}
+		last = ev.ID
 	}
 	if err := rc.Flush(); err != nil {
 		return nil
@@ -79,23 +103,10 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 				sayExpired(ctx, w, rc)
 				return nil
 			}
-			if !calls.Visible(a, ev.Call) {
-				// A team call is heard only with a token of its team (API.md, "Teams").
-				continue
+			if last != "" && ev.ID != "" && !calls.EventIDAfter(ev.ID, last) {
+				continue // sent by the replay
 			}
-			if strings.ContainsAny(ev.Type, "\r\n") {
-				// A newline in the name would end the frame early and let the rest read as another field.
-				s.log.ErrorContext(ctx, "events: type with a newline", "cid", ev.CallCID)
-				continue
-			}
-			data, err := json.Marshal(ev)
-			if err != nil {
-				// One event we cannot encode must not end the stream of every later one.
-				s.log.ErrorContext(ctx, "events: encode", "type", ev.Type, "cid", ev.CallCID, "err", err)
-				continue
-			}
-			// encoding/json never writes a raw newline, so one data line holds the whole event.
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data); err != nil {
+			if !s.writeEvent(ctx, w, a, ev) {
 				return nil
 			}
 		}
@@ -103,6 +114,32 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 			return nil
 		}
 	}
+}
+
+// writeEvent writes one event frame, with its id when it has one; false when the client is gone.
+func (s *server) writeEvent(ctx context.Context, w http.ResponseWriter, a calls.Actor, ev calls.Event) bool {
+	if !calls.Visible(a, ev.Call) {
+		// A team call is heard only with a token of its team (API.md, "Teams").
+		return true
+	}
+	if strings.ContainsAny(ev.Type, "\r\n") || strings.ContainsAny(ev.ID, "\r\n") {
+		// A newline in a field would end the frame early and let the rest read as another field.
+		s.log.ErrorContext(ctx, "events: type or id with a newline", "cid", ev.CallCID)
+		return true
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		// One event we cannot encode must not end the stream of every later one.
+		s.log.ErrorContext(ctx, "events: encode", "type", ev.Type, "cid", ev.CallCID, "err", err)
+		return true
+	}
+	id := ""
+	if ev.ID != "" {
+		id = "id: " + ev.ID + "\n"
+	}
+	// encoding/json never writes a raw newline, so one data line holds the whole event.
+	_, err = fmt.Fprintf(w, "%sevent: %s\ndata: %s\n\n", id, ev.Type, data)
+	return err == nil
 }
 
 // sayExpired ends a stream whose token expired with a comment saying so, so a client can tell it needs a new

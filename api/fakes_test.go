@@ -117,6 +117,10 @@ func (m *memCalls) Accept(_ context.Context, a calls.Actor, typ, id string) (cal
 	return m.get("Accept", a, typ, id)
 }
 
+func (m *memCalls) Ringing(_ context.Context, a calls.Actor, typ, id string) (calls.State, error) {
+	return m.get("Ringing", a, typ, id)
+}
+
 func (m *memCalls) Reject(_ context.Context, a calls.Actor, typ, id, reason string) (calls.State, error) {
 	return m.get("Reject", a, typ, id, reason)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -13,7 +14,13 @@ import (
 	"github.com/ringer-dev/ringer/queue"
 )
 
-type evt struct{ typ, user string }
+// evt is one event to publish: seq is its number in the call's outbox (0 for an event no script wrote, a
+// notification), at its time (zero: now).
+type evt struct {
+	typ, user string
+	seq       int64
+	at        time.Time
+}
 
 // finish carries out what a transition owes, given its outcome and the call as its script left it: ring
 // pushes and their timeouts, stop and missed-call pushes, events, and the call lists of members it added
@@ -40,7 +47,10 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 		if u == "" {
 			u = a.UserID
 		}
-		evs[i] = evt{typ: t, user: u}
+		evs[i] = evt{typ: t, user: u, at: time.UnixMilli(out.Now)}
+		if i < len(out.EventSeqs) {
+			evs[i].seq = out.EventSeqs[i]
+		}
 	}
 	if err := s.publish(ctx, snap.State, evs, index); err != nil {
 		return snap.State, err
@@ -136,42 +146,143 @@ type eventWire struct {
 	CreatedAt time.Time       `json:"created_at"`
 }
 
-// publish sends each event to every member's channel, and writes index (may be nil) into its members' call
-// lists, in one round trip. Events are best effort (SSE clients re-read the call on reconnect): a failure to
-// publish is logged; a failure to write the call lists is returned.
+// publish sends each event to every member's channel (and replay stream), enqueues its webhooks and takes
+// it out of the call's outbox, and writes index (may be nil) into its members' call lists. Events to SSE are
+// best effort (clients re-read the call on reconnect, or replay what they missed): a failure to publish is
+// logged; a failure to enqueue webhooks leaves the events in the outbox for the sweeper; a failure to write
+// the call lists is returned.
 func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberIndex) error {
 	if len(evs) == 0 && index.empty() {
 		return nil
 	}
 	now := s.now().UTC()
-	pipe := s.rdb.Pipeline()
-	indexCmds := index.queue(ctx, pipe, st.Call.CID, s.maxAge+s.retention)
+	cid := st.Call.CID
 	var call json.RawMessage
 	if len(evs) > 0 {
 		// Every event of a transition carries the same call: encoded once, not once per event.
 		var err error
 		if call, err = json.Marshal(st.Call); err != nil {
-			s.log.Error("events not encoded", "cid", st.Call.CID, "err", err)
+			s.log.Error("events not encoded", "cid", cid, "err", err)
 			evs = nil
 		}
 	}
-	for _, e := range evs {
-		b, err := json.Marshal(eventWire{Type: e.typ, CallCID: st.Call.CID, Call: call, User: UserRef{ID: e.user}, CreatedAt: now})
+	bodies := make([][]byte, len(evs))
+	for i, e := range evs {
+		at := e.at
+		if at.IsZero() {
+			at = now
+		}
+		b, err := json.Marshal(eventWire{Type: e.typ, CallCID: cid, Call: call, User: UserRef{ID: e.user}, CreatedAt: at.UTC()})
 		if err != nil {
-			s.log.Error("event not encoded", "cid", st.Call.CID, "event", e.typ, "err", err)
+			s.log.Error("event not encoded", "cid", cid, "event", e.typ, "err", err)
+			continue
+		}
+		bodies[i] = b
+	}
+	pipe := s.rdb.Pipeline()
+	indexCmds := index.queue(ctx, pipe, cid, s.maxAge+s.retention)
+	hooks := make(chan struct{})
+	if len(s.webhooks) > 0 {
+		go func() {
+			defer close(hooks)
+			s.deliver(ctx, cid, evs, bodies)
+		}()
+	} else {
+		// No webhooks: the outbox entries go with this round trip.
+		close(hooks)
+		if seqs := outboxSeqs(evs); len(seqs) > 0 {
+			pipe.HDel(ctx, outboxKey(cid), seqs...)
+		}
+	}
+	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
+	for _, b := range bodies {
+		if b == nil {
 			continue
 		}
 		for _, m := range st.Members {
-			pipe.Publish(ctx, EventChannel(m.UserID), b)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		for _, c := range indexCmds {
-			if c.Err() != nil {
-				return fmt.Errorf("index members of %s: %w", st.Call.CID, c.Err())
+			if s.replay > 0 {
+				// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
+				streamPublishScript.Eval(ctx, pipe, []string{replayKey(m.UserID)}, minID, b, EventChannel(m.UserID), s.replay.Milliseconds())
+			} else {
+				pipe.Publish(ctx, EventChannel(m.UserID), b)
 			}
 		}
-		s.log.Warn("events not published", "cid", st.Call.CID, "err", err)
+	}
+	_, err := pipe.Exec(ctx)
+	<-hooks
+	if err != nil {
+		for _, c := range indexCmds {
+			if c.Err() != nil {
+				return fmt.Errorf("index members of %s: %w", cid, c.Err())
+			}
+		}
+		s.log.Warn("events not published", "cid", cid, "err", err)
+	}
+	return nil
+}
+
+// outboxSeqs is the outbox fields of the events a script wrote.
+func outboxSeqs(evs []evt) []string {
+	var seqs []string
+	for _, e := range evs {
+		if e.seq != 0 {
+			seqs = append(seqs, strconv.FormatInt(e.seq, 10))
+		}
+	}
+	return seqs
+}
+
+// deliver enqueues the webhooks of the events the transition put in the outbox, then takes them out of it.
+func (s *Store) deliver(ctx context.Context, cid string, evs []evt, bodies [][]byte) {
+	seqs := outboxSeqs(evs)
+	if len(seqs) == 0 {
+		return
+	}
+	var tasks []queue.WebhookTask
+	for i, e := range evs {
+		if e.seq != 0 && bodies[i] != nil {
+			tasks = append(tasks, s.webhookTasks(cid, e.seq, e.at.UnixMilli(), bodies[i])...)
+		}
+	}
+	if err := s.queue.EnqueueWebhooks(ctx, tasks); err != nil {
+		s.log.Error("webhooks not enqueued; the outbox sweeper will", "cid", cid, "err", err)
+		return
+	}
+	if err := s.rdb.HDel(ctx, outboxKey(cid), seqs...).Err(); err != nil {
+		s.log.Warn("outbox not cleared; the sweeper will enqueue again, which is a no-op", "cid", cid, "err", err)
+	}
+}
+
+// webhookTasks is one event's delivery to each receiver URL.
+func (s *Store) webhookTasks(cid string, seq, atMs int64, body []byte) []queue.WebhookTask {
+	tasks := make([]queue.WebhookTask, len(s.webhooks))
+	for i, u := range s.webhooks {
+		tasks[i] = queue.WebhookTask{URL: u, ID: queue.WebhookID(cid, seq, atMs, u), Body: body}
+	}
+	return tasks
+}
+
+// notifyWebhooks enqueues the webhooks of a notification, which no transition script records: it is sent
+// before the notify request is answered, and a failure fails the request.
+func (s *Store) notifyWebhooks(ctx context.Context, st State, who, notifyID string) error {
+	if len(s.webhooks) == 0 {
+		return nil
+	}
+	call, err := json.Marshal(st.Call)
+	if err != nil {
+		return fmt.Errorf("notify %s: encode call: %w", st.Call.CID, err)
+	}
+	now := s.now().UTC()
+	b, err := json.Marshal(eventWire{Type: EventNotification, CallCID: st.Call.CID, Call: call, User: UserRef{ID: who}, CreatedAt: now})
+	if err != nil {
+		return fmt.Errorf("notify %s: encode event: %w", st.Call.CID, err)
+	}
+	tasks := make([]queue.WebhookTask, len(s.webhooks))
+	for i, u := range s.webhooks {
+		tasks[i] = queue.WebhookTask{URL: u, ID: queue.WebhookID(st.Call.CID+":notify:"+notifyID, 0, now.UnixMilli(), u), Body: b}
+	}
+	if err := s.queue.EnqueueWebhooks(ctx, tasks); err != nil {
+		return fmt.Errorf("notify %s: webhooks: %w", st.Call.CID, err)
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ type HubConfig struct {
 	// Max bounds the open streams of the process; past it Subscribe is ErrTooManyStreams. 0 is
 	// DefaultMaxStreams.
 	Max int
+	// Replay is how long back Replay reaches (the Store's SetEventReplay); 0 replays nothing.
+	Replay time.Duration
 	// Registerer, when set, gets the stream metrics (ringer_sse_streams, ...).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -63,6 +65,7 @@ type Hub struct {
 	rdb     redis.UniversalClient
 	perUser int
 	max     int
+	replay  time.Duration
 	log     *slog.Logger
 	metrics *hubMetrics
 
@@ -105,7 +108,7 @@ func NewHub(rdb redis.UniversalClient, cfg HubConfig) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Hub{rdb: rdb, perUser: cfg.PerUser, max: cfg.Max, log: cfg.Logger}
+	h := &Hub{rdb: rdb, perUser: cfg.PerUser, max: cfg.Max, replay: cfg.Replay, log: cfg.Logger}
 	if cfg.Registerer != nil {
 		m, err := newHubMetrics(cfg.Registerer)
 		if err != nil {
@@ -240,11 +243,13 @@ func (h *Hub) deliver(c *hubConn, m *redis.Message) {
 	if !ok {
 		return
 	}
-	var ev Event
-	if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
+	id, data := splitPublished(m.Payload)
+	ev, err := decodeEvent(data)
+	if err != nil {
 		h.log.Error("event not decoded", "user", user, "err", err)
 		return
 	}
+	ev.ID = id
 	h.mu.Lock()
 	var slow []*stream
 	if us := c.users[user]; us != nil && h.conn == c {
@@ -307,6 +312,14 @@ func (h *Hub) close(s *stream, reason string) {
 	if us.inflight == 0 {
 		delete(c.users, s.user)
 	}
+}
+
+func decodeEvent(data string) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal([]byte(data), &ev); err != nil {
+		return ev, fmt.Errorf("decode event: %w", err)
+	}
+	return ev, nil
 }
 
 // userOfChannel is the inverse of EventChannel.

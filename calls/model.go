@@ -75,6 +75,8 @@ const (
 	EventMissed       = "call.missed"
 	EventEnded        = "call.ended"
 	EventMemberAdded  = "call.member_added"
+	// EventRinging is a callee's acknowledgement that its device rings (POST .../ringing).
+	EventRinging = "call.ringing"
 )
 
 type UserRef struct {
@@ -103,9 +105,11 @@ type Participant struct {
 }
 
 type Session struct {
-	AcceptedBy   map[string]time.Time `json:"accepted_by"`
-	RejectedBy   map[string]time.Time `json:"rejected_by"`
-	MissedBy     map[string]time.Time `json:"missed_by"`
+	AcceptedBy map[string]time.Time `json:"accepted_by"`
+	RejectedBy map[string]time.Time `json:"rejected_by"`
+	MissedBy   map[string]time.Time `json:"missed_by"`
+	// RingingBy holds, for the current ring, when each callee first acknowledged that its device rings.
+	RingingBy    map[string]time.Time `json:"ringing_by"`
 	Participants []Participant        `json:"participants"`
 }
 
@@ -169,6 +173,8 @@ type ListItem struct {
 
 // Event is what SSE clients receive: API.md "Events".
 type Event struct {
+	// ID is the event's id in its user's replay stream (SSE id:), "" when events are not kept.
+	ID        string    `json:"-"`
 	Type      string    `json:"type"`
 	CallCID   string    `json:"call_cid"`
 	Call      Call      `json:"call"`

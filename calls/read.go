@@ -207,6 +207,17 @@ func msTimePtr(v string) *time.Time {
 	return &t
 }
 
+// ringingBy is the acknowledgements (ack:<user> fields) of the ring hash.
+func ringingBy(ring map[string]string) map[string]time.Time {
+	out := map[string]time.Time{}
+	for k, v := range ring {
+		if u, ok := strings.CutPrefix(k, "ack:"); ok {
+			out[u] = msTime(v)
+		}
+	}
+	return out
+}
+
 func timeMap(m map[string]string) map[string]time.Time {
 	out := make(map[string]time.Time, len(m))
 	for k, v := range m {
@@ -248,7 +259,7 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 		EndedAt:   msTimePtr(h["ended_at"]),
 		Session: Session{
 			AcceptedBy: timeMap(c.accepted), RejectedBy: timeMap(c.rejected),
-			MissedBy: timeMap(c.missed), Participants: []Participant{},
+			MissedBy: timeMap(c.missed), RingingBy: ringingBy(ring), Participants: []Participant{},
 		},
 	}
 	if err := decodeKeepingNumbers(h["custom"], &call.Custom); err != nil {

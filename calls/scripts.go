@@ -18,6 +18,11 @@ import (
 // KEYS[7] -> ringer:{<cid>}:rejected  user id -> unix ms
 // KEYS[8] -> ringer:{<cid>}:missed    user id -> unix ms
 // KEYS[9] -> ringer:{<cid>}:joined    user id -> unix ms (session participants)
+// KEYS[10] -> ringer:{<cid>}:outbox   event sequence number -> event JSON {type, user, at}: every event a
+//
+//	transition owes, written in the same atomic step, taken out once its webhooks are enqueued; what a killed
+//	process leaves is re-driven by the sweeper (Store.SweepOutbox)
+//
 // ARGV[1] -> "<now>:<retention>:<max age>": now, unix ms; how long the call's keys live once it ended, and
 //            while it has not, after its last transition, ms (keep below)
 //
@@ -38,15 +43,23 @@ import (
 var luaPrelude = luaMembers + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_OUTBOX = KEYS[10]
 local now, retention_ms, max_age_ms = string.match(ARGV[1], '^(%d+):(%d+):(%d+)$')
 now, retention_ms, max_age_ms = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms)
 local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
   rung_members = {}, rung_deadlines = {}, stop_members = {}, stop_events = {}, missed = {},
-  event_types = {}, event_users = {}, ended = false, first_accept = false, new_ring = false}
+  event_types = {}, event_users = {}, event_seqs = {}, now = now, ended = false, first_accept = false,
+  new_ring = false}
 
+-- event records an event the transition owes, in the outcome and in the outbox. Its sequence number, one
+-- counter per call, names it for webhooks (queue.WebhookID) whoever delivers it.
 local function event(typ, user)
+  local seq = redis.call('HINCRBY', K_CALL, 'evseq', 1)
   out.event_types[#out.event_types + 1] = typ
   out.event_users[#out.event_users + 1] = user or ''
+  out.event_seqs[#out.event_seqs + 1] = seq
+  redis.call('HSET', K_OUTBOX, seq, cjson.encode({type = typ, user = user or '', at = now}))
+  redis.call('PEXPIRE', K_OUTBOX, ` + strconv.FormatInt(outboxTTL.Milliseconds(), 10) + `)
 end
 
 local function stop(member, typ)
@@ -215,7 +228,7 @@ func script(body string) *redis.Script { return redis.NewScript(luaPrelude + bod
 
 // createScript creates the call unless it exists, and rings its callees when asked.
 //
-// KEYS[10] -> optional: ringer:{<cid>}:members:staged:<id>, the members written beforehand (stageMembers in
+// KEYS[11] -> optional: ringer:{<cid>}:members:staged:<id>, the members written beforehand (stageMembers in
 //
 //	store.go), renamed into KEYS[2] in O(1) so that a big call's create never holds Redis for long
 //
@@ -225,7 +238,7 @@ func script(body string) *redis.Script { return redis.NewScript(luaPrelude + bod
 //
 // status: ok (created) or exists.
 var createScript = script(`
-local staged = KEYS[10]
+local staged = KEYS[11]
 if redis.call('EXISTS', K_CALL) == 1 then
   if staged then redis.call('UNLINK', staged) end
   out.status = 'exists'
@@ -428,7 +441,9 @@ if count > spec.max then
   return done()
 end
 for i = 1, #spec.update, 2 do
-  redis.call('HSET', K_MEMBERS, spec.update[i], spec.update[i + 1])
+  if redis.call('HSET', K_MEMBERS, spec.update[i], spec.update[i + 1]) == 1 then
+    event('call.member_added', spec.update[i])
+  end
 end
 for _, m in ipairs(spec.remove) do
   redis.call('HDEL', K_MEMBERS, m)
@@ -437,5 +452,23 @@ for _, m in ipairs(spec.remove) do
   end
 end
 settle('')
+return done()
+`)
+
+// ringingScript is a callee's acknowledgement that its device rings (POST .../ringing): the first one is kept
+// in the ring hash as ack:<user> (session.ringing_by) and owes a call.ringing event; a repeat changes nothing.
+//
+// ARGV[2] -> user id
+//
+// status: ok, noop (acknowledged before), not_rung, not_found, ended.
+var ringingScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local user = ARGV[2]
+if not redis.call('ZSCORE', K_RINGING, user) then out.status = 'not_rung' return done() end
+if redis.call('HEXISTS', K_RING, 'ack:' .. user) == 1 then out.status = 'noop' return done() end
+redis.call('HSET', K_RING, 'ack:' .. user, now)
+event('call.ringing', user)
 return done()
 `)

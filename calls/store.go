@@ -32,7 +32,16 @@ type Store struct {
 
 	admission         RingAdmitter  // nil admits every ring (SetRingAdmission)
 	retention, maxAge time.Duration // how long calls are kept (SetRetention)
+	webhooks          []string      // receiver URLs (SetWebhooks); none: events go to SSE only
+	replay            time.Duration // how long each user's events are kept for a reconnect (SetEventReplay); 0: not kept
 }
+
+// SetWebhooks makes every event also go to each of urls (API.md, "Webhooks"), through the outbox.
+func (s *Store) SetWebhooks(urls []string) { s.webhooks = slices.Clone(urls) }
+
+// SetEventReplay keeps each user's events for d in a stream of their own, for a client that reconnects with
+// Last-Event-ID (Hub.Replay).
+func (s *Store) SetEventReplay(d time.Duration) { s.replay = d }
 
 // New returns a Store on rdb that enqueues pushes through q.
 func New(rdb redis.UniversalClient, q *queue.Client, log *slog.Logger) *Store {
@@ -49,9 +58,16 @@ func callKeys(cid string) []string {
 	return []string{
 		queue.CallKey(cid, "call"), queue.CallKey(cid, "members"), queue.RingKey(cid), queue.RingingKey(cid),
 		queue.CallKey(cid, "rung"), queue.CallKey(cid, "accepted"), queue.CallKey(cid, "rejected"),
-		queue.CallKey(cid, "missed"), queue.CallKey(cid, "joined"),
+		queue.CallKey(cid, "missed"), queue.CallKey(cid, "joined"), outboxKey(cid),
 	}
 }
+
+// outboxKey is the call's outbox (KEYS[10] of every transition, scripts.go).
+func outboxKey(cid string) string { return queue.CallKey(cid, "outbox") }
+
+// outboxTTL bounds how long an event nobody drained stays in an outbox: the sweeper drains it within seconds
+// when webhooks are on; with them off, only a process killed mid-transition leaves one behind.
+const outboxTTL = 24 * time.Hour
 
 func userCallsKey(user string) string { return "ringer:{u:" + user + "}:calls" }
 
@@ -89,6 +105,8 @@ type outcome struct {
 	Missed        luaList[string]  `json:"missed"`
 	EventTypes    luaList[string]  `json:"event_types"`
 	EventUsers    luaList[string]  `json:"event_users"`
+	EventSeqs     luaList[int64]   `json:"event_seqs"`
+	Now           int64            `json:"now"` // the script's now, unix ms: the events' created_at
 	Ended         bool             `json:"ended"`
 	FirstAccept   bool             `json:"first_accept"`
 	NewRing       bool             `json:"new_ring"`
@@ -109,6 +127,13 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...a
 // runKeys is run with the keys given: the call's keys, then any a script takes beyond them.
 func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, cid string, args ...any) (outcome, snapshot, error) {
 	var out outcome
+	if len(s.webhooks) > 0 {
+		// Written before the transition, so that an event it puts in the outbox is found by the sweeper
+		// even if this process dies before it enqueues the event's webhooks (Store.SweepOutbox).
+		if err := s.rdb.ZAdd(ctx, outboxCallsKey, redis.Z{Score: float64(s.now().UnixMilli()), Member: cid}).Err(); err != nil {
+			return out, snapshot{}, fmt.Errorf("call %s: outbox index: %w", cid, err)
+		}
+	}
 	argv := append([]any{fmt.Sprintf("%d:%d:%d", s.now().UnixMilli(), s.retention.Milliseconds(), s.maxAge.Milliseconds())}, args...)
 	res, err := sc.Run(ctx, s.rdb, keys, argv...).Slice()
 	if err != nil {
@@ -600,8 +625,12 @@ func (s *Store) notify(ctx context.Context, a Actor, st State) error {
 		}
 	}
 	info := callInfo(st.Call, who, name)
-	if err := s.queue.Notify(ctx, info, newID(), queue.EventNotification, to); err != nil {
+	notifyID := newID()
+	if err := s.queue.Notify(ctx, info, notifyID, queue.EventNotification, to); err != nil {
 		return fmt.Errorf("notify %s: %w", st.Call.CID, err)
+	}
+	if err := s.notifyWebhooks(ctx, st, who, notifyID); err != nil {
+		return err
 	}
 	return s.publish(ctx, st, []evt{{typ: EventNotification, user: who}}, nil)
 }
@@ -664,6 +693,12 @@ func (s *Store) Reject(ctx context.Context, a Actor, typ, id, reason string) (St
 		reason = ReasonDecline
 	}
 	return s.transition(ctx, a, typ, id, rejectScript, a.UserID, reason)
+}
+
+// Ringing records that the actor's device rings for the ring (POST .../ringing): the first time, a
+// call.ringing event; again, nothing. A member not being rung is ErrNotRung.
+func (s *Store) Ringing(ctx context.Context, a Actor, typ, id string) (State, error) {
+	return s.transition(ctx, a, typ, id, ringingScript, a.UserID)
 }
 
 // Join joins the actor, accepting first if it is being rung.
@@ -761,10 +796,6 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 	out, snap, err := s.run(ctx, updateMembersScript, cid, string(spec))
 	if err != nil {
 		return State{}, err
-	}
-	for _, u := range added {
-		out.EventTypes = append(out.EventTypes, EventMemberAdded)
-		out.EventUsers = append(out.EventUsers, u)
 	}
 	return s.finish(ctx, a, out, snap, &memberIndex{at: now, users: added, removed: remove})
 }

@@ -90,7 +90,17 @@ class Session {
     $('device-note').textContent = `${this.name}'s browser "device". Every push ringer sends to it shows here, ` +
       'as a phone would receive it (the FCM log provider hands it to this page).';
     this.source = new EventSource(`/demo/pushes?token=${encodeURIComponent(this.device)}`);
-    this.source.addEventListener('push', (e) => this.closed || showPush(JSON.parse(e.data)));
+    this.source.addEventListener('push', (e) => {
+      if (this.closed) return;
+      const p = JSON.parse(e.data);
+      showPush(p);
+      // A phone acknowledges a ring when it shows the incoming call; this page's device does so on arrival.
+      const cid = p.data?.call_cid || '';
+      const colon = cid.indexOf(':');
+      if (p.type === 'call.ring' && colon > 0) {
+        this.client.ringing(cid.slice(0, colon), cid.slice(colon + 1)).catch(() => {});
+      }
+    });
     await new Promise((resolve) => {
       this.source.addEventListener('open', resolve, { once: true });
       this.source.addEventListener('error', resolve, { once: true });
@@ -219,7 +229,11 @@ function renderCalls(calls) {
   ], (c) => `${callerName(c)} is calling you`);
   renderRing('outgoing', 'outgoing-call', outgoing, () => '', (c) => [
     button('Cancel', 'cancel', (b) => act(b, () => c.leave())),
-  ], (c) => `Calling ${others(c, me) || '…'}`);
+  ], (c) => {
+    // "Calling…" until a callee's device acknowledges the ring (POST .../ringing), then "Ringing…".
+    const acked = Object.keys(c.call.session?.ringing_by || {}).length > 0;
+    return `${acked ? 'Ringing' : 'Calling'} ${others(c, me) || ''}…`;
+  });
   renderRing('joined', 'joined-call', joined, (c) => String(c.canEnd), (c) => [
     button('Leave', 'leave', (b) => act(b, () => c.leave())),
     c.canEnd ? button('End', 'end', (b) => act(b, () => c.endCall())) : null,

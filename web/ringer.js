@@ -36,6 +36,7 @@ export const EventType = Object.freeze({
   MISSED: 'call.missed',
   ENDED: 'call.ended',
   MEMBER_ADDED: 'call.member_added',
+  RINGING: 'call.ringing',
 });
 
 /** An error answer of the API: {code, message, status}. */
@@ -136,6 +137,11 @@ export class RingerClient {
     return this.callAction('POST', `${callPath(type, id)}/accept`, {});
   }
 
+  /** ringing tells the caller that this user's device rings (POST .../ringing): call it when the ring arrives. */
+  ringing(type, id) {
+    return this.callAction('POST', `${callPath(type, id)}/ringing`, {});
+  }
+
   reject(type, id, reason = 'decline') {
     return this.callAction('POST', `${callPath(type, id)}/reject`, { reason });
   }
@@ -161,24 +167,24 @@ export class RingerClient {
   /**
    * events follows GET /v1/events until signal aborts, calling onEvent(name, data) for each event and
    * onOpen() each time the stream is (re)connected: the subscription is live from then on. A dropped
-   * stream is opened again after a pause; onError(err) hears why it dropped.
+   * stream is opened again after a pause with the last event's id as Last-Event-ID, so the server first
+   * replays what the stream missed (API.md, "Event streams"); onError(err) hears why it dropped.
    */
   async events({ onEvent, onOpen = () => {}, onError = () => {}, signal }) {
     let pause = 250;
+    const last = { id: '' };
     while (!signal.aborted) {
       try {
-        const res = await fetch(`${this.baseURL}/v1/events`, {
-          headers: { Authorization: `Bearer ${this.token}`, Accept: 'text/event-stream' },
-          signal,
-          cache: 'no-store',
-        });
+        const headers = { Authorization: `Bearer ${this.token}`, Accept: 'text/event-stream' };
+        if (last.id) headers['Last-Event-ID'] = last.id;
+        const res = await fetch(`${this.baseURL}/v1/events`, { headers, signal, cache: 'no-store' });
         if (!res.ok) {
           const body = await res.json().catch(() => ({}));
           throw new RingerError(res.status, body.code, body.message);
         }
         pause = 250;
         onOpen();
-        await readSSE(res.body, onEvent);
+        await readSSE(res.body, onEvent, last);
         if (!signal.aborted) onError(new Error('event stream closed'));
       } catch (err) {
         if (signal.aborted) return;
@@ -218,8 +224,11 @@ function sleep(ms, signal) {
   });
 }
 
-/** readSSE reads a text/event-stream body to its end, calling onEvent(name, data) for each event. */
-async function readSSE(body, onEvent) {
+/**
+ * readSSE reads a text/event-stream body to its end, calling onEvent(name, data) for each event, and keeps
+ * the last event id it saw in last.id (the SSE "last event ID").
+ */
+async function readSSE(body, onEvent, last = { id: '' }) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   let name = '';
@@ -252,6 +261,7 @@ async function readSSE(body, onEvent) {
         const val = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
         if (field === 'event') name = val;
         else if (field === 'data') data.push(val);
+        else if (field === 'id' && !val.includes('\0')) last.id = val;
       }
     }
   }

@@ -77,6 +77,14 @@ type Config struct {
 	// LedgerTTL is how long a push's ledger, and a ring's delivered set, are kept: the calls' retention, so
 	// that a call's keys go with it, within [MinLedgerTTL, DefaultLedgerTTL] (a ring's: past its end, ledgerKeep).
 	LedgerTTL time.Duration
+	// Webhooks, when set, serves the webhook queue (queue.QueueWebhook) with its own server: webhook.Sender.
+	Webhooks Webhooks
+}
+
+// Webhooks delivers webhook tasks and says when a failed one is tried again (webhook.Sender).
+type Webhooks interface {
+	Handle(ctx context.Context, t *asynq.Task) error
+	RetryDelay(n int, err error, t *asynq.Task) time.Duration
 }
 
 // Defaults for Config's zero values.
@@ -134,6 +142,9 @@ const (
 	watchForwardInterval = 100 * time.Millisecond
 )
 
+// webhookConcurrency is how many webhook POSTs one worker process has in flight.
+const webhookConcurrency = 16
+
 // New returns a Worker; Start runs it.
 func New(cfg Config) *Worker {
 	if cfg.Logger == nil {
@@ -172,6 +183,9 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.HandleFunc(queue.TypeTimeout, w.HandleTimeout)
 	mux.HandleFunc(queue.TypeNotify, w.HandleNotify)
 	mux.HandleFunc(queue.TypeWatch, w.HandleWatch)
+	if w.cfg.Webhooks != nil {
+		mux.HandleFunc(queue.TypeWebhook, w.cfg.Webhooks.Handle)
+	}
 	return mux
 }
 
@@ -196,6 +210,10 @@ func (w *Worker) Start() error {
 	}
 	if !w.cfg.SkipNotify {
 		qs = append(qs, queueServer{queue.QueueNotify, w.cfg.NotifyConcurrency, 100 * time.Millisecond, time.Second, notifyRetryDelay})
+	}
+	if w.cfg.Webhooks != nil {
+		// Its own few slots: a receiver that takes its timeout to answer holds these, never a ring's.
+		qs = append(qs, queueServer{queue.QueueWebhook, webhookConcurrency, 100 * time.Millisecond, time.Second, w.cfg.Webhooks.RetryDelay})
 	}
 	h := w.Handler()
 	for _, q := range qs {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +65,14 @@ type config struct {
 	RingQueueBudget time.Duration
 	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
 	CallRetention, CallMaxAge time.Duration
+
+	// Webhooks (API.md, "Webhooks"): the receiver URLs, the signing secret, one POST's timeout, the first
+	// retry's wait; EventsReplay is how long each user's events are kept for a reconnect.
+	WebhookURLs      []string
+	WebhookSecret    string
+	WebhookTimeout   time.Duration
+	WebhookRetryBase time.Duration
+	EventsReplay     time.Duration
 }
 
 // MinSecretBytes is the shortest RINGER_API_SECRET accepted: HS256 keys shorter than its 32-byte hash
@@ -220,6 +229,7 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	if c.SSEMax, err = intEnv(getenv, "RINGER_SSE_MAX"); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.loadWebhooks(getenv)...)
 	return c, errors.Join(errs...)
 }
 
@@ -258,6 +268,37 @@ func (c *config) loadHTTPTimeouts(getenv func(string) string) []error {
 	}
 	if c.HTTPWriteTimeout > 0 && c.HTTPWriteTimeout <= api.DefaultRequestTimeout {
 		errs = append(errs, fmt.Errorf("RINGER_HTTP_WRITE_TIMEOUT %s must be longer than the API's request timeout of %s", c.HTTPWriteTimeout, api.DefaultRequestTimeout))
+	}
+	return errs
+}
+
+// loadWebhooks reads the RINGER_WEBHOOK_* and RINGER_EVENTS_REPLAY settings.
+func (c *config) loadWebhooks(getenv func(string) string) []error {
+	var errs []error
+	if v := getenv("RINGER_WEBHOOK_URL"); v != "" {
+		for _, raw := range strings.Split(v, ",") {
+			raw = strings.TrimSpace(raw)
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("RINGER_WEBHOOK_URL: %q is not an http(s) URL", raw))
+				continue
+			}
+			c.WebhookURLs = append(c.WebhookURLs, raw)
+		}
+	}
+	c.WebhookSecret = getenv("RINGER_WEBHOOK_SECRET")
+	if len(c.WebhookURLs) > 0 && c.WebhookSecret == "" {
+		errs = append(errs, errors.New("RINGER_WEBHOOK_SECRET is not set: it signs every webhook, and RINGER_WEBHOOK_URL needs it"))
+	}
+	var err error
+	if c.WebhookTimeout, err = durationEnv(getenv, "RINGER_WEBHOOK_TIMEOUT", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WebhookRetryBase, err = durationEnv(getenv, "RINGER_WEBHOOK_RETRY_BASE", 2*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.EventsReplay, err = durationEnv(getenv, "RINGER_EVENTS_REPLAY", 2*time.Minute); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
 }

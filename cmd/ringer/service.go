@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -26,8 +27,17 @@ import (
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
+	"github.com/ringer-dev/ringer/webhook"
 	"github.com/ringer-dev/ringer/worker"
 )
+
+// version is the module version the binary was built from, for the webhooks' User-Agent.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
 
 // roles says which parts a process runs. child is the notify worker a two-queue worker runs beside itself
 // (notifychild.go).
@@ -99,6 +109,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	if cfg.RingQueueBudget > 0 {
 		store.SetRingAdmission(queue.NewAdmission(q, cfg.RingQueueBudget))
 	}
+	store.SetWebhooks(cfg.WebhookURLs)
+	store.SetEventReplay(cfg.EventsReplay)
 	devs := devices.New(rdb)
 
 	provs, err := providerSet(ctx, cfg, log)
@@ -139,12 +151,28 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		if err != nil {
 			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
 		}
+		var whSender worker.Webhooks
+		var whMetrics *webhook.Metrics
+		if !r.child {
+			// Registered with webhooks off too, so dashboards and alerts find the series.
+			if whMetrics, err = webhook.NewMetrics(registerer); err != nil {
+				return err
+			}
+		}
+		if len(cfg.WebhookURLs) > 0 && cfg.ServeRing && !r.child {
+			if whSender, err = webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
+				RetryBase: cfg.WebhookRetryBase, Version: version(), Metrics: whMetrics, Logger: log}); err != nil {
+				return err
+			}
+			// Events whose process died before enqueueing their webhooks (calls.Store.SweepOutbox).
+			go store.RunOutboxSweeper(ctx)
+		}
 		w = worker.New(worker.Config{
 			Redis: rdb, Devices: devs, Templates: tmpl, Providers: provs, Calls: store, Queue: q,
 			Metrics: worker.NewMetrics(registerer), Logger: log,
 			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
+			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil, Webhooks: whSender,
 			LedgerTTL: cfg.CallRetention,
 		})
 		if !r.child { // the parent reports the queues once
@@ -173,7 +201,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 
 	var handler http.Handler
 	if r.api {
-		hub, err := calls.NewHub(rdb, calls.HubConfig{PerUser: cfg.SSEPerUser, Max: cfg.SSEMax, Registerer: registerer, Logger: log})
+		hub, err := calls.NewHub(rdb, calls.HubConfig{PerUser: cfg.SSEPerUser, Max: cfg.SSEMax, Replay: cfg.EventsReplay,
+			Registerer: registerer, Logger: log})
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,6 +175,17 @@ func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 		"SSL_CERT_FILE=" + e.apns.WriteCAFile(e.dir),
 		"RINGER_LOG_FORMAT=json",
 		"RINGER_SHUTDOWN_TIMEOUT=5s",
+	}
+	if cfg.webhookDelay > 0 {
+		// A slow receiver: it must not slow any ring (the webhook queue has its own server).
+		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(cfg.webhookDelay):
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(rcv.Close)
+		e.vars = append(e.vars, "RINGER_WEBHOOK_URL="+rcv.URL+"/hooks", "RINGER_WEBHOOK_SECRET=bench-webhook-secret")
 	}
 	// Many concurrent clients, all to 127.0.0.1: keep a connection per client.
 	e.http = &http.Client{

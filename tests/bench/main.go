@@ -80,8 +80,10 @@ type config struct {
 	splitNice int // ring scenario: separate ring and notify workers, the notify one at this niceness (0: one worker)
 
 	profileDir string
-	timeout    time.Duration // bound on one scenario's waits
-	out        io.Writer
+	// webhookDelay, when set, points RINGER_WEBHOOK_URL at a receiver on this machine that answers after it.
+	webhookDelay time.Duration
+	timeout      time.Duration // bound on one scenario's waits
+	out          io.Writer
 }
 
 func defaultConfig() *config {
@@ -190,6 +192,7 @@ func parseFlags(args []string) (*config, error) {
 	scaleC := fs.String("scale-concurrency", "", "worker notify concurrencies of the scale scenario (default 1,2,4,8,16,32,64)")
 	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker with its notify child")
 	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
+	whDelay := fs.Duration("webhook-delay", 0, "send every event as a webhook to a local receiver that answers after this long (default: no webhooks)")
 	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")
 	budget := fs.Duration("budget", 0, "overload: RINGER_RING_QUEUE_BUDGET of ringer (default 2s)")
 	rampFrom := fs.Float64("ramp-from", 0, "overload, soak: rings/s of the first step of the sustainable-rate search (default 100)")
@@ -258,6 +261,7 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-split-workers takes a niceness of 1 to 19")
 	}
 	cfg.splitNice = *split
+	cfg.webhookDelay = *whDelay
 	if *apiD > 0 {
 		cfg.apiDuration = *apiD
 	}

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringer-dev/ringer/tests/harness"
+)
+
+// sseEvent is one event frame with its id.
+type sseEvent struct {
+	ID, Name string
+	Data     map[string]any
+}
+
+// openStream opens GET /v1/events with lastID as Last-Event-ID (none when ""), and returns its status and
+// events.
+func openStream(t *testing.T, e *harness.Env, token, lastID string) (int, <-chan sseEvent, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("open events: %v", err)
+	}
+	ch := make(chan sseEvent, 256)
+	if res.StatusCode != 200 {
+		res.Body.Close()
+		close(ch)
+		return res.StatusCode, ch, cancel
+	}
+	go func() {
+		defer res.Body.Close()
+		defer close(ch)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 8<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id:"):
+				ev.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
+			case strings.HasPrefix(line, "event:"):
+				ev.Name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+			case strings.HasPrefix(line, "data:"):
+				_ = json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(line, "data:"))), &ev.Data)
+			case line == "" && ev.Name != "":
+				ch <- ev
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return res.StatusCode, ch, cancel
+}
+
+// until reads events up to and including the first named want.
+func until(t *testing.T, ch <-chan sseEvent, want string) []sseEvent {
+	t.Helper()
+	var seen []sseEvent
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended before %s; saw %v", want, seen)
+			}
+			seen = append(seen, ev)
+			if ev.Name == want {
+				return seen
+			}
+		case <-deadline:
+			t.Fatalf("no %s within 10s; saw %v", want, seen)
+		}
+	}
+}
+
+func TestAStreamReconnectingWithLastEventIDGetsTheEventsItMissedOnceThenLiveOnes(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	_, bob, disconnect := openStream(t, e, e.Token("bob"), "")
+	e.MustCall(201, "POST", "/v1/call/default/rp1", e.Token("alice"), map[string]any{
+		"ring": true, "data": map[string]any{"members": harness.MemberList("bob")},
+	})
+	before := until(t, bob, "call.ring")
+	last := before[len(before)-1].ID
+	if last == "" {
+		t.Fatalf("event without an id: %+v", before[len(before)-1])
+	}
+	disconnect()
+
+	// While bob is away, alice gives up: the ring ends.
+	e.MustCall(200, "POST", "/v1/call/default/rp1/reject", e.Token("alice"), map[string]any{"reason": "cancel"})
+
+	_, bob, _ = openStream(t, e, e.Token("bob"), last)
+	missed := until(t, bob, "call.ended")
+	var got []string
+	for _, ev := range missed {
+		got = append(got, ev.Name)
+		if ev.Data["call_cid"] != "default:rp1" {
+			t.Errorf("replayed %s of %v", ev.Name, ev.Data["call_cid"])
+		}
+	}
+	if strings.Join(got, ",") != "call.rejected,call.missed,call.ended" {
+		t.Errorf("replayed %v, want the reject, bob's miss and the end", got)
+	}
+	// Live events follow, and nothing replayed comes twice.
+	e.MustCall(201, "POST", "/v1/call/default/rp2", e.Token("alice"), map[string]any{
+		"data": map[string]any{"members": harness.MemberList("bob")},
+	})
+	live := until(t, bob, "call.created")
+	if len(live) != 1 || live[0].Data["call_cid"] != "default:rp2" {
+		t.Errorf("after the replay came %v, want only the new call's call.created", live)
+	}
+}
+
+func TestALastEventIDThatIsNoEventIDIsABadRequest(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	if code, _, _ := openStream(t, e, e.Token("bob"), "yesterday"); code != 400 {
+		t.Fatalf("status %d, want 400", code)
+	}
+}
