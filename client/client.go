@@ -96,9 +96,11 @@ type Participant struct {
 
 // Session is who accepted, rejected, missed and joined.
 type Session struct {
-	AcceptedBy   map[string]time.Time `json:"accepted_by"`
-	RejectedBy   map[string]time.Time `json:"rejected_by"`
-	MissedBy     map[string]time.Time `json:"missed_by"`
+	AcceptedBy map[string]time.Time `json:"accepted_by"`
+	RejectedBy map[string]time.Time `json:"rejected_by"`
+	MissedBy   map[string]time.Time `json:"missed_by"`
+	// RingingBy holds, for the current ring, when each callee's device first acknowledged ringing (Ringing).
+	RingingBy    map[string]time.Time `json:"ringing_by"`
 	Participants []Participant        `json:"participants"`
 }
 
@@ -246,6 +248,13 @@ func (c *Client) Accept(ctx context.Context, typ, id string) (CallState, error) 
 	return c.action(ctx, typ, id, "accept", map[string]any{})
 }
 
+// Ringing acknowledges that the acting user's device rings (its ring push arrived and the phone shows the
+// incoming call): the first one in a ring sends call.ringing, so the caller can show "Ringing…". A repeat in
+// the same ring changes nothing; by a member not being rung it is a 409.
+func (c *Client) Ringing(ctx context.Context, typ, id string) (CallState, error) {
+	return c.action(ctx, typ, id, "ringing", map[string]any{})
+}
+
 // Reject rejects the ring with reason (ReasonDecline, ...); the caller rejecting cancels the ring.
 func (c *Client) Reject(ctx context.Context, typ, id, reason string) (CallState, error) {
 	return c.action(ctx, typ, id, "reject", map[string]any{"reason": reason})
@@ -299,6 +308,11 @@ type UserClient struct {
 // Accept accepts the ring as the user.
 func (u *UserClient) Accept(ctx context.Context, typ, id string) (CallState, error) {
 	return u.c.action(ctx, typ, id, "accept", map[string]any{"user_id": u.user})
+}
+
+// Ringing acknowledges, for the user, that its device rings.
+func (u *UserClient) Ringing(ctx context.Context, typ, id string) (CallState, error) {
+	return u.c.action(ctx, typ, id, "ringing", map[string]any{"user_id": u.user})
 }
 
 // Reject rejects the ring as the user.

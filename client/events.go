@@ -13,6 +13,9 @@ import (
 
 // Event is one event of the stream (docs/API.md, "Events").
 type Event struct {
+	// ID is the event's SSE id: (a Redis stream id such as "1733480000000-0"), "" when the server keeps no
+	// events for replay. The stream sends the last one it saw as Last-Event-ID when it reconnects.
+	ID        string    `json:"-"`
 	Type      string    `json:"type"`
 	CallCID   string    `json:"call_cid"`
 	Call      Call      `json:"call"`
@@ -21,8 +24,10 @@ type Event struct {
 }
 
 // Events is a followed event stream. It reconnects whenever the stream ends or fails, waiting between
-// attempts (from MinBackoff, doubling to MaxBackoff), until its context ends. The stream replays nothing: a
-// client that must not miss a call reads ListCalls after each Connected.
+// attempts (from MinBackoff, doubling to MaxBackoff), until its context ends. A reconnect sends the id of the
+// last event delivered as Last-Event-ID, so the server first replays what was missed, from at most
+// RINGER_EVENTS_REPLAY back; a client that must not miss a call after a longer gap (or before its first event)
+// reads ListCalls after each Connected.
 type Events struct {
 	// C delivers the events in order; it is closed when the context ends or the server refuses the stream
 	// for good (401, 403, 400: see Err).
@@ -59,9 +64,18 @@ func (c *Client) events(ctx context.Context, userID string) *Events {
 		defer close(ev.done)
 		defer close(ch)
 		wait := MinBackoff
+		// lastID is the id of the last event delivered on C: the Last-Event-ID of the next connection.
+		var lastID string
 		for ctx.Err() == nil {
-			live, err := c.stream(ctx, userID, ch, connected)
+			sent := lastID
+			live, err := c.stream(ctx, userID, &lastID, ch, connected)
 			var apiErr *Error
+			if sent != "" && errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest {
+				// The server does not take the id (it changed, or its replay was reset): the events after it
+				// cannot be had, so follow the live stream and leave catching up to ListCalls.
+				lastID = ""
+				continue
+			}
 			if errors.As(err, &apiErr) && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests {
 				ev.err = err // retrying cannot help: the token or the request is wrong
 				return
@@ -80,8 +94,8 @@ func (c *Client) events(ctx context.Context, userID string) *Events {
 }
 
 // stream reads one connection until it ends; live reports whether it got as far as the server's
-// ": connected".
-func (c *Client) stream(ctx context.Context, userID string, ch chan<- Event, connected chan<- struct{}) (live bool, err error) {
+// ": connected". It sends *lastID as Last-Event-ID when set, and sets it to each event's id as it delivers it.
+func (c *Client) stream(ctx context.Context, userID string, lastID *string, ch chan<- Event, connected chan<- struct{}) (live bool, err error) {
 	u := c.base + "/v1/events"
 	if userID != "" {
 		u += "?" + userQuery(userID).Encode()
@@ -92,6 +106,9 @@ func (c *Client) stream(ctx context.Context, userID string, ch chan<- Event, con
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "text/event-stream")
+	if *lastID != "" {
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
 	res, err := c.httpClient().Do(req)
 	if err != nil {
 		return false, fmt.Errorf("GET /v1/events: %w", err)
@@ -105,7 +122,7 @@ func (c *Client) stream(ctx context.Context, userID string, ch chan<- Event, con
 	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	var name, data string
+	var id, name, data string
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
@@ -115,6 +132,8 @@ func (c *Client) stream(ctx context.Context, userID string, ch chan<- Event, con
 			case connected <- struct{}{}:
 			default:
 			}
+		case strings.HasPrefix(line, "id:"):
+			id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
 		case strings.HasPrefix(line, "event:"):
 			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:"):
@@ -123,14 +142,18 @@ func (c *Client) stream(ctx context.Context, userID string, ch chan<- Event, con
 			if name != "" && data != "" {
 				var e Event
 				if err := json.Unmarshal([]byte(data), &e); err == nil {
+					e.ID = id
 					select {
 					case ch <- e:
+						if id != "" {
+							*lastID = id
+						}
 					case <-ctx.Done():
 						return live, ctx.Err()
 					}
 				}
 			}
-			name, data = "", ""
+			id, name, data = "", "", ""
 		}
 	}
 	return live, sc.Err()

@@ -73,6 +73,24 @@ func TestTheGoClientRingsAcceptsAndFollowsEvents(t *testing.T) {
 		t.Fatalf("bob's push %v, want the call.ring of ring %s", ring[0].Data, st.Call.RingID)
 	}
 
+	// bob's phone shows the incoming call: its acknowledgement tells alice that it rings.
+	st, err = bob.Ringing(ctx, "default", "client1")
+	if err != nil || st.Call.Session.RingingBy["bob"].IsZero() {
+		t.Fatalf("Ringing = %+v, %v; want bob in session.ringing_by", st.Call.Session, err)
+	}
+	for {
+		ev := clientNext(t, aliceEvents, "default:client1")
+		if ev.Type == "call.ringing" {
+			if ev.User.ID != "bob" || ev.ID == "" {
+				t.Errorf("call.ringing by %q with id %q, want bob's with the stream's id", ev.User.ID, ev.ID)
+			}
+			break
+		}
+	}
+	if _, err := alice.Ringing(ctx, "default", "client1"); !client.IsStatus(err, http.StatusConflict) {
+		t.Errorf("the caller acknowledging its own ring: %v, want 409", err)
+	}
+
 	calls, err := bob.ListCalls(ctx, client.StateRinging, "")
 	if err != nil || len(calls) != 1 || calls[0].CreatedByMe {
 		t.Fatalf("bob's ringing calls = %+v, %v; want the incoming one", calls, err)
@@ -127,6 +145,9 @@ func TestTheGoClientActsForAUserWithAServerToken(t *testing.T) {
 		CreatedByID: "dave", Members: []client.MemberRequest{{UserID: "dave"}, {UserID: "carol"}}}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := srv.As("carol").Ringing(ctx, "default", "client2"); err != nil || st.Call.Session.RingingBy["carol"].IsZero() {
+		t.Fatalf("Ringing for carol = %+v, %v; want carol in session.ringing_by", st.Call.Session, err)
 	}
 	if _, err := srv.As("carol").Reject(ctx, "default", "client2", client.ReasonBusy); err != nil {
 		t.Fatal(err)
