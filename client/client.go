@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -40,6 +41,22 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Status  int    `json:"status"`
+	// RetryAfter is the answer's Retry-After (a 503 overloaded, or an event stream past RINGER_SSE_MAX): do
+	// not try again sooner. 0 when the answer had none.
+	RetryAfter time.Duration `json:"-"`
+}
+
+// Overloaded is the code of a 503 to a request that would start a ring while rings cannot be delivered in
+// time: nothing was stored; retry after Error.RetryAfter or tell the caller.
+const Overloaded = "overloaded"
+
+// retryAfter reads a Retry-After of whole seconds; 0 when absent or of another form.
+func retryAfter(h http.Header) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("ringer: %d %s: %s", e.Status, e.Code, e.Message) }
@@ -398,6 +415,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			e.Code, e.Message = "unexpected", strings.TrimSpace(string(raw))
 		}
 		e.Status = res.StatusCode
+		e.RetryAfter = retryAfter(res.Header)
 		return res.StatusCode, fmt.Errorf("%s %s: %w", method, path, e)
 	}
 	if out != nil {

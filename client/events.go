@@ -83,6 +83,9 @@ func (c *Client) events(ctx context.Context, userID string) *Events {
 			if live {
 				wait = MinBackoff
 			}
+			if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
+				wait = apiErr.RetryAfter // a process past RINGER_SSE_MAX asks for that much
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -118,6 +121,7 @@ func (c *Client) stream(ctx context.Context, userID string, lastID *string, ch c
 		e := &Error{Status: res.StatusCode}
 		_ = json.NewDecoder(res.Body).Decode(e)
 		e.Status = res.StatusCode
+		e.RetryAfter = retryAfter(res.Header)
 		return false, fmt.Errorf("GET /v1/events: %w", e)
 	}
 	sc := bufio.NewScanner(res.Body)

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -173,5 +175,42 @@ func TestTheGoClientStopsFollowingEventsOnARefusedToken(t *testing.T) {
 	}
 	if !client.IsStatus(evs.Err(), http.StatusUnauthorized) {
 		t.Fatalf("Err = %v, want the 401 that ended the stream", evs.Err())
+	}
+}
+
+func TestTheGoClientGetsARingRefusedForOverloadAsA503WithItsRetryAfter(t *testing.T) {
+	t.Parallel()
+	// No worker serves the ring queue: the first ring's push waits there, and past the budget every request
+	// that would start a ring is refused.
+	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_RING_QUEUE_BUDGET=50ms"}})
+	ctx := e.Context()
+	alice := clientFor(e, e.Token("alice"))
+	members := []client.MemberRequest{{UserID: "alice"}, {UserID: "bob"}}
+	if _, err := alice.GetOrCreateCall(ctx, "default", "busy0", client.GetOrCreate{Ring: true, Data: &client.CallData{Members: members}}); err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	n := 0
+	e.Eventually(10*time.Second, "a ring refused while the ring queue is behind", func() bool {
+		n++
+		id := "busy" + strconv.Itoa(n)
+		_, refused = alice.GetOrCreateCall(ctx, "default", id, client.GetOrCreate{Ring: true, Data: &client.CallData{Members: members}})
+		if refused == nil {
+			// Let in before the backlog passed the budget: end it so only the refusal matters below.
+			if _, err := alice.MarkEnded(ctx, "default", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return refused != nil
+	})
+	_, ringRefused := alice.Ring(ctx, "default", "busy0", "bob")
+	for _, c := range []struct {
+		what string
+		err  error
+	}{{"get-or-create with ring", refused}, {"ring", ringRefused}} {
+		var apiErr *client.Error
+		if !errors.As(c.err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable || apiErr.Code != client.Overloaded || apiErr.RetryAfter < time.Second {
+			t.Errorf("%s: %v (%+v), want 503 overloaded with a Retry-After of at least a second", c.what, c.err, apiErr)
+		}
 	}
 }
