@@ -31,7 +31,7 @@ func withEvictionCheck(ready func(context.Context) error, rdb redis.UniversalCli
 		}
 		if p, ok := policy["maxmemory-policy"]; ok && p != "noeviction" {
 			return &api.NotReady{Part: "redis maxmemory-policy is " + p + ", not noeviction",
-				Err: errors.New("Redis may evict queued pushes and calls")}
+				Err: errors.New("redis may evict queued pushes and calls")}
 		}
 		return nil
 	}
