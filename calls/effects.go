@@ -195,14 +195,22 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 		}
 	}
 	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
+	// A pipeline cannot fall back on NOSCRIPT, so a small fan-out sends the script's text with each EVAL. A big
+	// call's would send it once per member: load it first and send only its hash (an SCRIPT FLUSH racing the
+	// load is all that could make those fail, and events are best effort).
+	replay := streamPublishScript.Eval
+	if s.replay > 0 && len(bodies)*len(st.Members) > bigFanOut {
+		if err := streamPublishScript.Load(ctx, s.rdb).Err(); err == nil {
+			replay = streamPublishScript.EvalSha
+		}
+	}
 	for _, b := range bodies {
 		if b == nil {
 			continue
 		}
 		for _, m := range st.Members {
 			if s.replay > 0 {
-				// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
-				streamPublishScript.Eval(ctx, pipe, []string{replayKey(m.UserID)}, minID, b, EventChannel(m.UserID), s.replay.Milliseconds())
+				replay(ctx, pipe, []string{replayKey(m.UserID)}, minID, b, EventChannel(m.UserID), s.replay.Milliseconds())
 			} else {
 				pipe.Publish(ctx, EventChannel(m.UserID), b)
 			}
@@ -220,6 +228,9 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	}
 	return nil
 }
+
+// bigFanOut is the number of event deliveries in one publish past which the replay script is sent by hash.
+const bigFanOut = 64
 
 // outboxSeqs is the outbox fields of the events a script wrote.
 func outboxSeqs(evs []evt) []string {
