@@ -59,7 +59,7 @@ func providerSet(ctx context.Context, cfg config, log *slog.Logger) (*registry.S
 		return nil, err
 	}
 	for _, p := range set.Providers() {
-		log.Info("push provider", "provider", p.Type, "provider_name", p.Name, "default", p.Default, "endpoint", p.Endpoint)
+		log.Info("provider configured", "provider", p.Type, "provider_name", p.Name, "default", p.Default, "endpoint", p.Endpoint)
 	}
 	return set, nil
 }
