@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ringer-dev/ringer/tests/fakefcm"
 	"github.com/ringer-dev/ringer/tests/harness"
@@ -18,23 +13,7 @@ import (
 // its stdout and exit code.
 func runPushCommand(t *testing.T, e *harness.Env, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.Binary(t), append([]string{"push"}, args...)...)
-	cmd.Env = append(os.Environ(), e.Env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("ringer push %v did not exit within 60s; stderr:\n%s", args, errOut.String())
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run ringer push %v: %v", args, err)
-	}
-	return out.String(), errOut.String(), code
+	return runRinger(t, append(os.Environ(), e.Env...), append([]string{"push"}, args...)...)
 }
 
 func TestPushCommandSendsOneFCMPushAndPrintsTheAnswer(t *testing.T) {
