@@ -28,12 +28,12 @@ type QueueCollector struct {
 // queueStates are the task states of ringer_queue_tasks, as the Asynq dashboard names them.
 var queueStates = []string{"pending", "active", "scheduled", "retry", "archived", "completed"}
 
-// NewQueueCollector returns a collector of the ring, watch and notify queues on rdb; register it on the registry
-// that /metrics serves.
+// NewQueueCollector returns a collector of the ring, watch, notify and webhook queues on rdb; register it on the
+// registry that /metrics serves.
 func NewQueueCollector(rdb redis.UniversalClient) *QueueCollector {
 	return &QueueCollector{
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
-		queues:    []string{queue.QueueRing, queue.QueueWatch, queue.QueueNotify},
+		queues:    []string{queue.QueueRing, queue.QueueWatch, queue.QueueNotify, queue.QueueWebhook},
 		timeout:   3 * time.Second,
 		tasks: prometheus.NewDesc("ringer_queue_tasks",
 			"Tasks in an Asynq queue by state (pending, active, scheduled, retry, archived, completed).",

@@ -165,7 +165,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// Queue depth and latency per queue, read from Redis.
-	for _, q := range []string{"ring", "watch", "notify"} {
+	for _, q := range []string{"ring", "watch", "notify", "webhook"} {
 		if after.Get("ringer_queue_up", "queue", q) != 1 {
 			t.Errorf("ringer_queue_up{queue=%q} = %v, want 1", q, after.Get("ringer_queue_up", "queue", q))
 		}
