@@ -1,7 +1,8 @@
 // Package web is the demo page of `ringer dev` (and of `ringer serve` with RINGER_DEMO=1): a newcomer opens it
-// in two windows, plays one demo user in each, and sees a ring happen, both in the call panels (ringer.js
-// follows GET /v1/calls and GET /v1/events as Stream's useCalls does) and in a device panel that shows every
-// push the user's browser "device" receives.
+// in two windows, plays one demo user in each, and sees a ring happen, both in the call cards (the callee's
+// with a ringtone) and the list of calls (ringer.js follows GET /v1/calls and GET /v1/events as Stream's
+// useCalls does), and in a device panel, the user's "phone", that shows every push the user's browser
+// "device" receives.
 //
 // The browser device is an FCM device (push_provider "firebase", token "web-<random>"). The worker hands its
 // pushes to the FCM log provider, as it would hand them to FCM, and the log provider passes them to a Hub that

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,6 +300,65 @@ func TestPushStreamRefusesATokenThatIsNoBrowserDevice(t *testing.T) {
 		var e errorBody
 		if status := getJSON(t, s.URL+"/demo/pushes?token="+url.QueryEscape(tok), &e); status != 400 {
 			t.Errorf("token %q: %d %+v, want 400", tok, status, e)
+		}
+	}
+}
+
+// TestThePageIsItsOwnPlainFilesSoItsCSPHolds: the page loads nothing but its own files (no framework, no CDN,
+// no build step) and has no inline script or style, which its Content-Security-Policy (default-src 'self')
+// would block.
+func TestThePageIsItsOwnPlainFilesSoItsCSPHolds(t *testing.T) {
+	page, err := static.ReadFile("index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`(?:src|href)="([^"]*)"`).FindAllStringSubmatch(string(page), -1)
+	if len(refs) == 0 {
+		t.Fatal("index.html references no file")
+	}
+	for _, m := range refs {
+		if !strings.HasPrefix(m[1], "/demo/") && m[1] != "data:," {
+			t.Errorf("index.html loads %q, not one of the page's own files", m[1])
+		}
+	}
+	for _, inline := range []*regexp.Regexp{regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`), regexp.MustCompile(`<style`), regexp.MustCompile(`\sstyle="`), regexp.MustCompile(`\son[a-z]+="`)} {
+		if loc := inline.FindIndex(page); loc != nil {
+			t.Errorf("index.html has inline code the CSP blocks: %q", page[loc[0]:min(loc[1]+20, len(page))])
+		}
+	}
+	for file, want := range map[string][]string{"app.js": {"./ringer.js"}, "ringer.js": nil} {
+		src, err := static.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range regexp.MustCompile(`(?m)^import\b[^;]*?from\s+'([^']+)'`).FindAllSubmatch(src, -1) {
+			got = append(got, string(m[1]))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s imports %q, want %q", file, got, want)
+		}
+	}
+}
+
+// TestEveryElementTheScriptLooksUpIsOnThePage: app.js finds its elements by id ($('...')); a rename in one file
+// but not the other would break the page without a browser test to say why.
+func TestEveryElementTheScriptLooksUpIsOnThePage(t *testing.T) {
+	page, err := static.ReadFile("index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := static.ReadFile("app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := regexp.MustCompile(`\$\('([a-z-]+)'\)`).FindAllSubmatch(app, -1)
+	if len(ids) < 10 {
+		t.Fatalf("found %d lookups in app.js; the pattern no longer matches how it finds elements", len(ids))
+	}
+	for _, m := range ids {
+		if !strings.Contains(string(page), `id="`+string(m[1])+`"`) {
+			t.Errorf("app.js looks up #%s, which index.html does not have", m[1])
 		}
 	}
 }

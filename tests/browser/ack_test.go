@@ -10,12 +10,7 @@ import (
 // "Ringing".
 func TestAlicesPageSaysRingingOnceBobsDeviceAcknowledgesTheRing(t *testing.T) {
 	t.Parallel()
-	base := startDemo(t)
-	b := newBrowser(t)
-	alice := b.open(t, base, "alice")
-	bob := b.open(t, base, "bob")
-
-	cid := ringBob(t, alice, bob, false)
+	alice, bob, cid := aliceRingsBob(t, false)
 	alice.waitFor(waitLong, "alice's outgoing ring to say Ringing", fmt.Sprintf(
 		`(document.querySelector(%q)?.textContent ?? '').startsWith('Ringing')`, outgoing(cid)+" .who"))
 	alice.click("Cancel", outgoing(cid)+" [data-testid=cancel]")

@@ -60,6 +60,17 @@ func ringBob(t *testing.T, alice, bob *page, video bool) string {
 	return cid
 }
 
+// aliceRingsBob opens alice's and bob's windows on a `ringer serve` with the demo page and has alice ring bob
+// (ringBob): the start of every test of what happens to a ring.
+func aliceRingsBob(t *testing.T, video bool) (alice, bob *page, cid string) {
+	t.Helper()
+	base := startDemo(t)
+	b := newBrowser(t)
+	alice = b.open(t, base, "alice")
+	bob = b.open(t, base, "bob")
+	return alice, bob, ringBob(t, alice, bob, video)
+}
+
 // TestNewcomerRingsBobFromAliceWithRingerDev is the issue's definition of done: `ringer dev`, the printed URL
 // in two windows, alice rings bob, bob accepts, both are in the call; then bob leaves and alice ends it.
 func TestNewcomerRingsBobFromAliceWithRingerDev(t *testing.T) {
@@ -105,12 +116,7 @@ func TestNewcomerRingsBobFromAliceWithRingerDev(t *testing.T) {
 // and bob's device gets the call.missed push.
 func TestAliceCancelsAndBobsPageShowsTheMissedCall(t *testing.T) {
 	t.Parallel()
-	base := startDemo(t)
-	b := newBrowser(t)
-	alice := b.open(t, base, "alice")
-	bob := b.open(t, base, "bob")
-
-	cid := ringBob(t, alice, bob, false)
+	alice, bob, cid := aliceRingsBob(t, false)
 	alice.click("Cancel", outgoing(cid)+" [data-testid=cancel]")
 	alice.waitFor(waitLong, "the outgoing ring to go", absent(outgoing(cid)))
 	bob.waitFor(waitLong, "the incoming ring to go", absent(incoming(cid)))
@@ -131,12 +137,7 @@ func TestAliceCancelsAndBobsPageShowsTheMissedCall(t *testing.T) {
 // declined, and bob's device gets the stop push.
 func TestBobRejectsAndAlicesPageShowsTheDecline(t *testing.T) {
 	t.Parallel()
-	base := startDemo(t)
-	b := newBrowser(t)
-	alice := b.open(t, base, "alice")
-	bob := b.open(t, base, "bob")
-
-	cid := ringBob(t, alice, bob, false)
+	alice, bob, cid := aliceRingsBob(t, false)
 	bob.click("Reject", incoming(cid)+" [data-testid=reject]")
 	bob.waitFor(waitLong, "the incoming ring to go", absent(incoming(cid)))
 	alice.waitFor(waitLong, "the outgoing ring to go", absent(outgoing(cid)))
