@@ -176,7 +176,7 @@ func newOwnerID() string {
 // ringDevices sends the ring push to each of the member's devices: FCM tokens a data message, VoIP tokens a
 // VoIP push, regular APNs tokens an alert only when the member has no VoIP token.
 func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.RingTask) error {
-	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: devices: %w", task.RingID, task.Member, err)
 	}
@@ -203,6 +203,11 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Title: r.Title, Body: r.Body, Expires: expires}})
 		}
 	}
+	if w.suppressed(log, prefs, queue.EventRing, len(pushes)) {
+		// The member is still rung (its calls, events and webhooks say so, and the ring times out as
+		// usual); only its devices are spared. The task is done: the watchdog has nothing to rescue.
+		return nil
+	}
 	start := time.Time{}
 	if task.EnqueuedAt > 0 {
 		start = queue.FromUnixMs(task.EnqueuedAt)
@@ -222,7 +227,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	if err := w.waitForRingSend(ctx, queue.LeaseKey(cid, task.RingID, task.Member)); err != nil {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
 	}
-	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
 	if err != nil {
 		return fmt.Errorf("stop %s for %s: devices: %w", task.RingID, task.Member, err)
 	}
@@ -236,7 +241,9 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	}
 	data := pushData(task.Call, task.Event, task.Member, task.RingID)
 	var pushes []target
-	if task.Event == queue.EventMissed {
+	// A member who turned pushes off gets no missed-call alert; the devices its ring reached before still
+	// get their stop, silent, as for any other end of the ring (stop pushes are never withheld).
+	if task.Event == queue.EventMissed && !w.suppressed(log, prefs, queue.EventMissed, countAlertDevices(devs)) {
 		// The missed-call alert goes to every device that shows alerts, rung or not: it is the stop and the
 		// record of the call.
 		for _, d := range devs {
@@ -331,7 +338,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	}
 	cid := task.Call.CID
 	log := w.log.With("cid", cid, "notify_id", task.NotifyID, "batch", task.Batch)
-	byUser, err := w.cfg.Devices.ListMany(ctx, task.Members)
+	byUser, err := w.cfg.Devices.TargetsMany(ctx, task.Members)
 	if err != nil {
 		return fmt.Errorf("notify %s batch %d: devices: %w", task.NotifyID, task.Batch, err)
 	}
@@ -341,8 +348,12 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	}
 	var pushes []target
 	for _, member := range task.Members {
+		targets := byUser[member]
+		if w.suppressed(log.With("member", member), targets.Preferences, event, countAlertDevices(targets.Devices)) {
+			continue
+		}
 		data := pushData(task.Call, event, member, "")
-		for _, d := range byUser[member] {
+		for _, d := range targets.Devices {
 			if d.VoIPToken {
 				continue // a VoIP push must show a call
 			}
@@ -375,6 +386,32 @@ func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("timeout of ring %s: %w", task.RingID, err)
 	}
 	return nil
+}
+
+// suppressed says whether a member's push preferences withhold its pushes of event now, and if so logs it
+// (log names the call, the ring or notification, and the member) and counts the n pushes withheld.
+func (w *Worker) suppressed(log *slog.Logger, prefs devices.Preferences, event string, n int) bool {
+	if !prefs.Muted(time.Now()) {
+		return false
+	}
+	reason := "call_level none"
+	if prefs.CallLevel != devices.CallLevelNone {
+		reason = "disabled_until " + prefs.DisabledUntil.Format(time.RFC3339)
+	}
+	w.cfg.Metrics.Suppressed.WithLabelValues(event).Add(float64(n))
+	log.Info("push suppressed: the member turned pushes off", "type", event, "reason", reason, "devices", n)
+	return true
+}
+
+// countAlertDevices is how many of devs show alerts: every device but VoIP tokens.
+func countAlertDevices(devs []devices.Device) int {
+	n := 0
+	for _, d := range devs {
+		if !d.VoIPToken {
+			n++
+		}
+	}
+	return n
 }
 
 type target struct {

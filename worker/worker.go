@@ -33,8 +33,9 @@ type Providers interface {
 
 // Devices is the device registry as the worker uses it.
 type Devices interface {
-	List(ctx context.Context, userID string) ([]devices.Device, error)
-	ListMany(ctx context.Context, userIDs []string) (map[string][]devices.Device, error)
+	// Targets reads a member's devices and push preferences in one round trip; TargetsMany, several members'.
+	Targets(ctx context.Context, userID string) ([]devices.Device, devices.Preferences, error)
+	TargetsMany(ctx context.Context, userIDs []string) (map[string]devices.UserTargets, error)
 	Prune(ctx context.Context, userID, token string, invalidSince time.Time) (bool, error)
 }
 
