@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/providers/registry"
+	"github.com/ringer-dev/ringer/ratelimit"
 )
 
 // config is everything ringer reads from the environment (API.md, "Configuration").
@@ -63,6 +64,8 @@ type config struct {
 	SSEPerUser, SSEMax int
 	// RingQueueBudget is how long ring pushes may wait in the queue before new rings are refused (0: never).
 	RingQueueBudget time.Duration
+	// RingRate bounds how fast one user starts rings (RINGER_RING_RATE); N 0 is no limit.
+	RingRate ratelimit.Rate
 	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
 	CallRetention, CallMaxAge time.Duration
 
@@ -210,6 +213,12 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	if c.RingQueueBudget, err = durationEnv(getenv, "RINGER_RING_QUEUE_BUDGET", 2*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	c.RingRate = ratelimit.DefaultRate
+	if v := getenv("RINGER_RING_RATE"); v != "" {
+		if c.RingRate, err = ratelimit.ParseRate(v); err != nil {
+			errs = append(errs, fmt.Errorf("RINGER_RING_RATE: %w", err))
+		}
 	}
 	if c.CallRetention, err = positiveDurationEnv(getenv, "RINGER_CALL_RETENTION", 24*time.Hour); err != nil {
 		errs = append(errs, err)

@@ -26,6 +26,7 @@ import (
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/ratelimit"
 	"github.com/ringer-dev/ringer/templates"
 	"github.com/ringer-dev/ringer/webhook"
 	"github.com/ringer-dev/ringer/worker"
@@ -108,6 +109,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	store.SetRetention(cfg.CallRetention, cfg.CallMaxAge)
 	if cfg.RingQueueBudget > 0 {
 		store.SetRingAdmission(queue.NewAdmission(q, cfg.RingQueueBudget))
+	}
+	if cfg.RingRate.N > 0 {
+		store.SetRingLimiter(ratelimit.New(rdb, cfg.RingRate))
 	}
 	store.SetWebhooks(cfg.WebhookURLs)
 	store.SetEventReplay(cfg.EventsReplay)
