@@ -187,20 +187,24 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 		}
 	}
 	base := pushData(task.Call, queue.EventRing, task.Member, task.RingID)
-	expires := queue.FromUnixMs(task.EndsAt)
+	ring := providers.Push{Kind: providers.KindRing, Data: base, Expires: queue.FromUnixMs(task.EndsAt), CollapseID: collapseID(task.RingID)}
 	var pushes []target
 	for _, d := range devs {
 		switch {
 		case d.PushProvider == providers.Firebase:
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Expires: expires}})
+			pushes = append(pushes, target{dev: d, push: ring})
 		case d.VoIPToken:
-			pushes = append(pushes, target{dev: d, push: providers.Push{VoIP: true, Kind: providers.KindRing, Data: base, Expires: expires}})
+			voip := ring
+			voip.VoIP = true
+			pushes = append(pushes, target{dev: d, push: voip})
 		case !hasVoIP:
 			r, err := w.render(queue.EventRing, providers.APN, task.Call, task.Member)
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Title: r.Title, Body: r.Body, Expires: expires}})
+			alert := ring
+			alert.Title, alert.Body = r.Title, r.Body
+			pushes = append(pushes, target{dev: d, push: alert})
 		}
 	}
 	if w.suppressed(log, prefs, queue.EventRing, len(pushes)) {
@@ -254,7 +258,8 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}})
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body,
+				Expires: time.Now().Add(w.cfg.NotifyTTL), CollapseID: collapseID(task.RingID)}})
 		}
 	} else {
 		voipRang := false
@@ -269,7 +274,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			case d.VoIPToken:
 				continue
 			case reached[d.ID], d.PushProvider == providers.APN && voipRang:
-				pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindStop, Data: data}})
+				pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindStop, Data: data, CollapseID: collapseID(task.RingID)}})
 			}
 		}
 	}
@@ -346,6 +351,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	if event == "" {
 		event = queue.EventNotification
 	}
+	expires := time.Now().Add(w.cfg.NotifyTTL)
 	var pushes []target
 	for _, member := range task.Members {
 		targets := byUser[member]
@@ -361,7 +367,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}, logMember: true})
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body, Expires: expires}, logMember: true})
 		}
 	}
 	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
@@ -387,6 +393,10 @@ func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 	}
 	return nil
 }
+
+// collapseID is the collapse id (apns-collapse-id, FCM collapse_key) of every push of one ring, its ring and
+// its stops alike: a device that was offline gets only the latest of them, never a stale ring after its stop.
+func collapseID(ringID string) string { return "ring-" + ringID }
 
 // suppressed says whether a member's push preferences withhold its pushes of event now, and if so logs it
 // (log names the call, the ring or notification, and the member) and counts the n pushes withheld.

@@ -16,6 +16,7 @@ import (
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/ratelimit"
+	"github.com/ringer-dev/ringer/worker"
 )
 
 // config is everything ringer reads from the environment (API.md, "Configuration").
@@ -64,6 +65,8 @@ type config struct {
 	SSEPerUser, SSEMax int
 	// RingQueueBudget is how long ring pushes may wait in the queue before new rings are refused (0: never).
 	RingQueueBudget time.Duration
+	// NotifyTTL is the lifetime of notification, missed-call and reminder pushes (RINGER_NOTIFY_TTL).
+	NotifyTTL time.Duration
 	// RingRate bounds how fast one user starts rings (RINGER_RING_RATE); N 0 is no limit.
 	RingRate ratelimit.Rate
 	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
@@ -212,6 +215,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		errs = append(errs, err)
 	}
 	if c.RingQueueBudget, err = durationEnv(getenv, "RINGER_RING_QUEUE_BUDGET", 2*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.NotifyTTL, err = positiveDurationEnv(getenv, "RINGER_NOTIFY_TTL", worker.DefaultNotifyTTL); err != nil {
 		errs = append(errs, err)
 	}
 	c.RingRate = ratelimit.DefaultRate

@@ -72,3 +72,18 @@ func TestRingRateDefaultsTo30AMinuteAndABadOneIsNamed(t *testing.T) {
 		t.Fatalf("RINGER_RING_RATE=lots: %v, want an error naming it", err)
 	}
 }
+
+func TestNotifyTTLDefaultsToAnHourAndABadOneIsNamed(t *testing.T) {
+	c, err := loadConfig(envOf(), false)
+	if err != nil || c.NotifyTTL != time.Hour {
+		t.Fatalf("default RINGER_NOTIFY_TTL: %v, %v", c.NotifyTTL, err)
+	}
+	if c, err := loadConfig(envOf("RINGER_NOTIFY_TTL=10m"), false); err != nil || c.NotifyTTL != 10*time.Minute {
+		t.Fatalf("RINGER_NOTIFY_TTL=10m: %v, %v", c.NotifyTTL, err)
+	}
+	for _, bad := range []string{"RINGER_NOTIFY_TTL=0", "RINGER_NOTIFY_TTL=soon"} {
+		if _, err := loadConfig(envOf(bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_NOTIFY_TTL") {
+			t.Errorf("%s: %v, want an error naming RINGER_NOTIFY_TTL", bad, err)
+		}
+	}
+}

@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil, Webhooks: whSender,
 			LedgerTTL: cfg.CallRetention,
+			NotifyTTL: cfg.NotifyTTL,
 		})
 		if !r.child { // the parent reports the queues once
 			reg.MustRegister(worker.NewQueueCollector(rdb))
