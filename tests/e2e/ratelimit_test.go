@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -11,35 +8,10 @@ import (
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
-// checkedCall is a request through the harness's checked client (the answer must match openapi.yaml) that
-// keeps the answer's headers.
+// checkedCall is rawCall through the harness's checked client: the answer must match openapi.yaml.
 func checkedCall(t *testing.T, e *harness.Env, method, path, token string, body any) rawAnswer {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := e.HTTP().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	a := rawAnswer{status: res.StatusCode, header: res.Header}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return rawCallWith(t, e.HTTP(), e, method, path, token, body)
 }
 
 // checkRateLimited fails unless a is the 429 rate_limited answer with a Retry-After of whole seconds.
