@@ -57,11 +57,15 @@ func TestAUserWithPushesOffIsRungInTheAPIWithNoPushAndGetsTheRingAgainOnceBackOn
 		t.Fatalf("read back: %s", got.Raw)
 	}
 
+	events := e.Events(e.Token("bob"), "")
 	ringBob(t, e, "off", 1000)
 	if !bobRinging(e, "off") {
 		t.Fatal("bob with pushes off is not ringing in GET /v1/calls")
 	}
-	// The ring times out as usual, and its missed call brings no alert either.
+	// The event stream carries the ring and, as the ring times out as usual, the miss; the miss brings no
+	// alert either.
+	eventsUntil(t, events, "call.ring", "default:off")
+	eventsUntil(t, events, "call.missed", "default:off")
 	e.Eventually(10*time.Second, "bob to miss the ring", func() bool { return missedBy(e, "off", "bob") })
 	e.Quiet()
 	for _, tok := range []string{bobVoIP, bobIPhone} {
