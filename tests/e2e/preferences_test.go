@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringer-dev/ringer/client"
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
@@ -145,5 +147,25 @@ func TestARingThatStartedBeforePushesWentOffStillGetsItsStop(t *testing.T) {
 	bg := e.WaitAPNs(bobIPhone, 1)[0]
 	if bg.PushType != "background" || bg.Data()["type"] != "call.missed" {
 		t.Fatalf("APNs stop of a VoIP-rung member: %+v", bg)
+	}
+}
+
+func TestTheGoClientSetsAndReadsPushPreferences(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	ctx := e.Context()
+	bob := clientFor(e, e.Token("bob"))
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	got, err := bob.SetPushPreferences(ctx, client.PushPreferences{CallLevel: "none", DisabledUntil: &until})
+	if err != nil || got.CallLevel != "none" || got.DisabledUntil == nil || !got.DisabledUntil.Equal(until) || got.UserID != "bob" {
+		t.Fatalf("SetPushPreferences = %+v, %v", got, err)
+	}
+	if got, err := clientFor(e, e.ServerToken()).GetPushPreferences(ctx, "bob"); err != nil || got.CallLevel != "none" {
+		t.Fatalf("GetPushPreferences = %+v, %v", got, err)
+	}
+	_, err = bob.SetPushPreferences(ctx, client.PushPreferences{CallLevel: "loud"})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 400 || !strings.HasPrefix(ce.Message, "call_level") {
+		t.Fatalf("an unknown call level: %v, want 400 naming call_level", err)
 	}
 }
