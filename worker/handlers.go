@@ -207,7 +207,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 			pushes = append(pushes, target{dev: d, push: alert})
 		}
 	}
-	if w.suppressed(log, prefs, queue.EventRing, len(pushes)) {
+	if w.suppressed(log, "", prefs, queue.EventRing, len(pushes)) {
 		// The member is still rung (its calls, events and webhooks say so, and the ring times out as
 		// usual); only its devices are spared. The task is done: the watchdog has nothing to rescue.
 		return nil
@@ -247,7 +247,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	var pushes []target
 	// A member who turned pushes off gets no missed-call alert; the devices its ring reached before still
 	// get their stop, silent, as for any other end of the ring (stop pushes are never withheld).
-	if task.Event == queue.EventMissed && !w.suppressed(log, prefs, queue.EventMissed, countAlertDevices(devs)) {
+	if task.Event == queue.EventMissed && !w.suppressed(log, "", prefs, queue.EventMissed, countAlertDevices(devs)) {
 		// The missed-call alert goes to every device that shows alerts, rung or not: it is the stop and the
 		// record of the call.
 		for _, d := range devs {
@@ -355,7 +355,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	var pushes []target
 	for _, member := range task.Members {
 		targets := byUser[member]
-		if w.suppressed(log.With("member", member), targets.Preferences, event, countAlertDevices(targets.Devices)) {
+		if w.suppressed(log, member, targets.Preferences, event, countAlertDevices(targets.Devices)) {
 			continue
 		}
 		data := pushData(task.Call, event, member, "")
@@ -399,8 +399,9 @@ func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 func collapseID(ringID string) string { return "ring-" + ringID }
 
 // suppressed says whether a member's push preferences withhold its pushes of event now, and if so logs it
-// (log names the call, the ring or notification, and the member) and counts the n pushes withheld.
-func (w *Worker) suppressed(log *slog.Logger, prefs devices.Preferences, event string, n int) bool {
+// and counts the n pushes withheld. log names the call and the ring or notification, and the member unless
+// member is given (a notification task serves many members).
+func (w *Worker) suppressed(log *slog.Logger, member string, prefs devices.Preferences, event string, n int) bool {
 	if !prefs.Muted(time.Now()) {
 		return false
 	}
@@ -409,7 +410,11 @@ func (w *Worker) suppressed(log *slog.Logger, prefs devices.Preferences, event s
 		reason = "disabled_until " + prefs.DisabledUntil.Format(time.RFC3339)
 	}
 	w.cfg.Metrics.Suppressed.WithLabelValues(event).Add(float64(n))
-	log.Info("push suppressed: the member turned pushes off", "type", event, "reason", reason, "devices", n)
+	attrs := []any{"type", event, "reason", reason, "devices", n}
+	if member != "" {
+		attrs = append(attrs, "member", member)
+	}
+	log.Info("push suppressed: the member turned pushes off", attrs...)
 	return true
 }
 
