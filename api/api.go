@@ -172,6 +172,8 @@ func (s *server) routes() {
 	m.HandleFunc("POST /v1/devices", s.authed(s.registerDevice))
 	m.HandleFunc("GET /v1/devices", s.authed(s.listDevices))
 	m.HandleFunc("DELETE /v1/devices", s.authed(s.deleteDevice))
+	m.HandleFunc("POST /v1/push_preferences", s.authed(s.setPreferences))
+	m.HandleFunc("GET /v1/push_preferences", s.authed(s.getPreferences))
 
 	// Calls.
 	m.HandleFunc("POST /v1/call/{type}/{id}", s.authed(s.getOrCreateCall))

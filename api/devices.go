@@ -17,6 +17,9 @@ type Devices interface {
 	Get(ctx context.Context, userID, token string) (devices.Device, error)
 	List(ctx context.Context, userID string) ([]devices.Device, error)
 	Delete(ctx context.Context, userID, token string) error
+	// SetPreferences and GetPreferences store and read a user's push preferences.
+	SetPreferences(ctx context.Context, p devices.Preferences) (devices.Preferences, error)
+	GetPreferences(ctx context.Context, userID string) (devices.Preferences, error)
 }
 
 type deviceBody struct {

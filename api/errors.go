@@ -17,6 +17,7 @@ import (
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/ratelimit"
 )
 
 // Error codes of the error body. They are part of the contract callers see, so they are named once here.
@@ -32,7 +33,8 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeConflict             = "conflict"
 	CodeUnavailable          = "unavailable"
-	CodeOverloaded           = "overloaded" // a ring refused up front: rings cannot be delivered in time (Retry-After)
+	CodeOverloaded           = "overloaded"   // a ring refused up front: rings cannot be delivered in time (Retry-After)
+	CodeRateLimited          = "rate_limited" // a ring refused because its caller starts rings faster than RINGER_RING_RATE (Retry-After)
 	CodeNotReady             = "not_ready"
 	CodeInternal             = "internal"
 )
@@ -102,6 +104,8 @@ func toErrorBody(err error) errorBody {
 		return errorBody{Code: CodeConflict, Message: "The ring is over.", Status: http.StatusConflict}
 	case errors.Is(err, queue.ErrOverloaded):
 		return errorBody{Code: CodeOverloaded, Message: "Rings cannot be delivered in time now; nothing was stored. Retry after Retry-After seconds, or tell the caller.", Status: http.StatusServiceUnavailable}
+	case errors.Is(err, ratelimit.ErrLimited):
+		return errorBody{Code: CodeRateLimited, Message: "You start rings faster than this server allows (RINGER_RING_RATE); nothing was stored. Retry after Retry-After seconds.", Status: http.StatusTooManyRequests}
 	case isUnavailable(err):
 		return errorBody{Code: CodeUnavailable, Message: "The service is unavailable; try again.", Status: http.StatusServiceUnavailable}
 	}
@@ -139,6 +143,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if errors.As(err, &over) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(over.RetryAfter/time.Second)))
 	}
+	var limited *ratelimit.LimitedError
+	if errors.As(err, &limited) {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(limited.RetryAfter)))
+	}
 	switch {
 	case body.Status == http.StatusInternalServerError:
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -146,6 +154,12 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.WarnContext(r.Context(), "request unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, body.Status, body)
+}
+
+// retryAfterSeconds is d as Retry-After takes it: whole seconds, rounded up so a client that waits them is
+// not refused again, and at least one.
+func retryAfterSeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
 }
 
 // writeJSON answers v as JSON with status.

@@ -16,6 +16,7 @@ import (
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/ratelimit"
 )
 
 func TestErrorsMapToStatusAndCode(t *testing.T) {
@@ -38,6 +39,7 @@ func TestErrorsMapToStatusAndCode(t *testing.T) {
 		{"not rung", wrap(calls.ErrNotRung), 409, CodeConflict},
 		{"ring over", wrap(calls.ErrRingOver), 409, CodeConflict},
 		{"overloaded", wrap(&queue.OverloadedError{Backlog: 3 * time.Second, Budget: 2 * time.Second, RetryAfter: time.Second}), 503, CodeOverloaded},
+		{"rate limited", wrap(&ratelimit.LimitedError{Rate: ratelimit.DefaultRate, RetryAfter: 1500 * time.Millisecond}), 429, CodeRateLimited},
 		{"redis closed", wrap(redis.ErrClosed), 503, CodeUnavailable},
 		{"redis pool timeout", wrap(redis.ErrPoolTimeout), 503, CodeUnavailable},
 		{"connection refused", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503, CodeUnavailable},
@@ -89,6 +91,17 @@ func TestStoreErrorsReachTheCallerMapped(t *testing.T) {
 	}
 	e.calls.err = nil
 	wantError(t, e.do("POST", "/v1/call/default/nope/accept", bob, ""), 404, CodeNotFound, "")
+}
+
+func TestRetryAfterIsWholeSecondsRoundedUpAndAtLeastOne(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{{0, 1}, {time.Millisecond, 1}, {time.Second, 1}, {1500 * time.Millisecond, 2}, {2 * time.Second, 2}, {59*time.Second + time.Millisecond, 60}} {
+		if got := retryAfterSeconds(c.d); got != c.want {
+			t.Errorf("retryAfterSeconds(%s) = %d, want %d", c.d, got, c.want)
+		}
+	}
 }
 
 func TestPanicIsAnswered500WithTheBody(t *testing.T) {

@@ -187,6 +187,7 @@ func (m *memCalls) subscribers(userID string) int {
 type memDevices struct {
 	mu      sync.Mutex
 	byToken map[string]devices.Device
+	prefs   map[string]devices.Preferences
 	err     error
 }
 
@@ -238,6 +239,25 @@ func (d *memDevices) Delete(_ context.Context, userID, token string) error {
 	}
 	delete(d.byToken, token)
 	return nil
+}
+
+func (d *memDevices) SetPreferences(_ context.Context, p devices.Preferences) (devices.Preferences, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.prefs == nil {
+		d.prefs = map[string]devices.Preferences{}
+	}
+	d.prefs[p.UserID] = p
+	return p, nil
+}
+
+func (d *memDevices) GetPreferences(_ context.Context, userID string) (devices.Preferences, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.prefs[userID]; ok {
+		return p, nil
+	}
+	return devices.Preferences{CallLevel: devices.CallLevelAll, UserID: userID}, nil
 }
 
 var testSecret = []byte("test secret, not a real one")

@@ -16,14 +16,30 @@ type RingAdmitter interface {
 // every ring. Call it before the store is used.
 func (s *Store) SetRingAdmission(a RingAdmitter) { s.admission = a }
 
-// admitRing is asked before anything of a ring is stored, so that a refused request leaves no trace.
-func (s *Store) admitRing(ctx context.Context, cid string) error {
-	if s.admission == nil {
-		return nil
+// RingLimiter counts the rings each user starts (ratelimit.Limiter): nil, or an error that wraps
+// ratelimit.ErrLimited, which api answers 429 with Retry-After.
+type RingLimiter interface {
+	AllowRing(ctx context.Context, userID string) error
+}
+
+// SetRingLimiter makes the store refuse requests that would start a ring by a user past l's rate; server
+// tokens are exempt. Nil limits nobody. Call it before the store is used.
+func (s *Store) SetRingLimiter(l RingLimiter) { s.limiter = l }
+
+// admitRing is asked before anything of a ring is stored, so that a refused request leaves no trace. The
+// rate is asked last, so a ring refused for overload does not count against its caller.
+func (s *Store) admitRing(ctx context.Context, a Actor, cid string) error {
+	if s.admission != nil {
+		if err := s.admission.AdmitRing(ctx); err != nil {
+			s.metrics.refused()
+			return fmt.Errorf("ring %s: %w", cid, err)
+		}
 	}
-	if err := s.admission.AdmitRing(ctx); err != nil {
-		s.metrics.refused()
-		return fmt.Errorf("ring %s: %w", cid, err)
+	if s.limiter != nil && !a.Server && a.UserID != "" {
+		if err := s.limiter.AllowRing(ctx, a.UserID); err != nil {
+			s.metrics.rateLimited()
+			return fmt.Errorf("ring %s by %s: %w", cid, a.UserID, err)
+		}
 	}
 	return nil
 }

@@ -21,6 +21,9 @@ type Metrics struct {
 	// Refused counts requests that would have started a ring, refused because rings could not be delivered in
 	// time (SetRingAdmission).
 	Refused prometheus.Counter
+	// RateLimited counts requests that would have started a ring, refused because their user was past its
+	// ring rate (SetRingLimiter).
+	RateLimited prometheus.Counter
 }
 
 // NewMetrics registers the calls series on reg (nil: not registered, for tests).
@@ -34,13 +37,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ringer_rings_refused_total",
 			Help: "Requests that would have started a ring, answered 503 overloaded because ring pushes already waited longer than RINGER_RING_QUEUE_BUDGET.",
 		}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringer_rings_rate_limited_total",
+			Help: "Requests that would have started a ring, answered 429 rate_limited because their user was past RINGER_RING_RATE.",
+		}),
 	}
 	// Every outcome exists from the start, so rate() and increase() see the first one.
 	for _, o := range []string{RingStarted, RingAccepted, RingRejected, RingMissed, RingCancelled, RingEnded} {
 		m.Rings.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rings, m.Refused)
+		reg.MustRegister(m.Rings, m.Refused, m.RateLimited)
 	}
 	return m
 }
@@ -51,6 +58,12 @@ func (s *Store) SetMetrics(m *Metrics) { s.metrics = m }
 func (m *Metrics) refused() {
 	if m != nil {
 		m.Refused.Inc()
+	}
+}
+
+func (m *Metrics) rateLimited() {
+	if m != nil {
+		m.RateLimited.Inc()
 	}
 }
 

@@ -31,6 +31,7 @@ type Store struct {
 	metrics *Metrics // ring outcomes; nil counts nothing (SetMetrics)
 
 	admission         RingAdmitter  // nil admits every ring (SetRingAdmission)
+	limiter           RingLimiter   // nil limits nobody (SetRingLimiter)
 	retention, maxAge time.Duration // how long calls are kept (SetRetention)
 	webhooks          []string      // receiver URLs (SetWebhooks); none: events go to SSE only
 	replay            time.Duration // how long each user's events are kept for a reconnect (SetEventReplay); 0: not kept
@@ -471,7 +472,7 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 		}
 	}
 	if req.Ring {
-		if err := s.admitRing(ctx, cid); err != nil {
+		if err := s.admitRing(ctx, a, cid); err != nil {
 			return State{}, false, err
 		}
 	}
@@ -668,7 +669,7 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 	if len(callees) > MaxRingMembers {
 		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers), Limit: true}
 	}
-	if err := s.admitRing(ctx, cid); err != nil {
+	if err := s.admitRing(ctx, a, cid); err != nil {
 		return State{}, err
 	}
 	args := []any{newID(), caller, callerName}

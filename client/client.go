@@ -50,6 +50,10 @@ type Error struct {
 // time: nothing was stored; retry after Error.RetryAfter or tell the caller.
 const Overloaded = "overloaded"
 
+// RateLimited is the code of a 429 to a request that would start a ring by a user past RINGER_RING_RATE:
+// nothing was stored; retry after Error.RetryAfter.
+const RateLimited = "rate_limited"
+
 // retryAfter reads a Retry-After of whole seconds; 0 when absent or of another form.
 func retryAfter(h http.Header) time.Duration {
 	n, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
@@ -239,6 +243,28 @@ func (c *Client) DeleteDevice(ctx context.Context, token, userID string) error {
 	q.Set("id", token)
 	_, err := c.do(ctx, http.MethodDelete, "/v1/devices", q, nil, nil)
 	return err
+}
+
+// PushPreferences are a user's push preferences (docs/API.md, "Push preferences"): CallLevel "all" or
+// "none", and a snooze until DisabledUntil (nil: none). UserID is the user; send it only with a server token.
+type PushPreferences struct {
+	CallLevel     string     `json:"call_level,omitempty"`
+	DisabledUntil *time.Time `json:"disabled_until"`
+	UserID        string     `json:"user_id,omitempty"`
+}
+
+// SetPushPreferences replaces the acting user's push preferences and returns them as stored.
+func (c *Client) SetPushPreferences(ctx context.Context, p PushPreferences) (PushPreferences, error) {
+	var out PushPreferences
+	_, err := c.do(ctx, http.MethodPost, "/v1/push_preferences", nil, p, &out)
+	return out, err
+}
+
+// GetPushPreferences reads the acting user's push preferences (userID only with a server token, else "").
+func (c *Client) GetPushPreferences(ctx context.Context, userID string) (PushPreferences, error) {
+	var out PushPreferences
+	_, err := c.do(ctx, http.MethodGet, "/v1/push_preferences", userQuery(userID), nil, &out)
+	return out, err
 }
 
 // GetOrCreateCall gets or creates the call typ:id.

@@ -176,7 +176,7 @@ func newOwnerID() string {
 // ringDevices sends the ring push to each of the member's devices: FCM tokens a data message, VoIP tokens a
 // VoIP push, regular APNs tokens an alert only when the member has no VoIP token.
 func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.RingTask) error {
-	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: devices: %w", task.RingID, task.Member, err)
 	}
@@ -187,21 +187,30 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 		}
 	}
 	base := pushData(task.Call, queue.EventRing, task.Member, task.RingID)
-	expires := queue.FromUnixMs(task.EndsAt)
+	ring := providers.Push{Kind: providers.KindRing, Data: base, Expires: queue.FromUnixMs(task.EndsAt), CollapseID: collapseID(task.RingID)}
 	var pushes []target
 	for _, d := range devs {
 		switch {
 		case d.PushProvider == providers.Firebase:
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Expires: expires}})
+			pushes = append(pushes, target{dev: d, push: ring})
 		case d.VoIPToken:
-			pushes = append(pushes, target{dev: d, push: providers.Push{VoIP: true, Kind: providers.KindRing, Data: base, Expires: expires}})
+			voip := ring
+			voip.VoIP = true
+			pushes = append(pushes, target{dev: d, push: voip})
 		case !hasVoIP:
 			r, err := w.render(queue.EventRing, providers.APN, task.Call, task.Member)
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindRing, Data: base, Title: r.Title, Body: r.Body, Expires: expires}})
+			alert := ring
+			alert.Title, alert.Body = r.Title, r.Body
+			pushes = append(pushes, target{dev: d, push: alert})
 		}
+	}
+	if w.suppressed(log, "", prefs, queue.EventRing, len(pushes)) {
+		// The member is still rung (its calls, events and webhooks say so, and the ring times out as
+		// usual); only its devices are spared. The task is done: the watchdog has nothing to rescue.
+		return nil
 	}
 	start := time.Time{}
 	if task.EnqueuedAt > 0 {
@@ -222,7 +231,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	if err := w.waitForRingSend(ctx, queue.LeaseKey(cid, task.RingID, task.Member)); err != nil {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
 	}
-	devs, err := w.cfg.Devices.List(ctx, task.Member)
+	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
 	if err != nil {
 		return fmt.Errorf("stop %s for %s: devices: %w", task.RingID, task.Member, err)
 	}
@@ -236,7 +245,9 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	}
 	data := pushData(task.Call, task.Event, task.Member, task.RingID)
 	var pushes []target
-	if task.Event == queue.EventMissed {
+	// A member who turned pushes off gets no missed-call alert; the devices its ring reached before still
+	// get their stop, silent, as for any other end of the ring (stop pushes are never withheld).
+	if task.Event == queue.EventMissed && !w.suppressed(log, "", prefs, queue.EventMissed, countAlertDevices(devs)) {
 		// The missed-call alert goes to every device that shows alerts, rung or not: it is the stop and the
 		// record of the call.
 		for _, d := range devs {
@@ -247,7 +258,8 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}})
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body,
+				Expires: time.Now().Add(w.cfg.NotifyTTL), CollapseID: collapseID(task.RingID)}})
 		}
 	} else {
 		voipRang := false
@@ -262,7 +274,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			case d.VoIPToken:
 				continue
 			case reached[d.ID], d.PushProvider == providers.APN && voipRang:
-				pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindStop, Data: data}})
+				pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindStop, Data: data, CollapseID: collapseID(task.RingID)}})
 			}
 		}
 	}
@@ -331,7 +343,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	}
 	cid := task.Call.CID
 	log := w.log.With("cid", cid, "notify_id", task.NotifyID, "batch", task.Batch)
-	byUser, err := w.cfg.Devices.ListMany(ctx, task.Members)
+	byUser, err := w.cfg.Devices.TargetsMany(ctx, task.Members)
 	if err != nil {
 		return fmt.Errorf("notify %s batch %d: devices: %w", task.NotifyID, task.Batch, err)
 	}
@@ -339,10 +351,15 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	if event == "" {
 		event = queue.EventNotification
 	}
+	expires := time.Now().Add(w.cfg.NotifyTTL)
 	var pushes []target
 	for _, member := range task.Members {
+		targets := byUser[member]
+		if w.suppressed(log, member, targets.Preferences, event, countAlertDevices(targets.Devices)) {
+			continue
+		}
 		data := pushData(task.Call, event, member, "")
-		for _, d := range byUser[member] {
+		for _, d := range targets.Devices {
 			if d.VoIPToken {
 				continue // a VoIP push must show a call
 			}
@@ -350,7 +367,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body}, logMember: true})
+			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body, Expires: expires}, logMember: true})
 		}
 	}
 	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
@@ -375,6 +392,41 @@ func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("timeout of ring %s: %w", task.RingID, err)
 	}
 	return nil
+}
+
+// collapseID is the collapse id (apns-collapse-id, FCM collapse_key) of every push of one ring, its ring and
+// its stops alike: a device that was offline gets only the latest of them, never a stale ring after its stop.
+func collapseID(ringID string) string { return "ring-" + ringID }
+
+// suppressed says whether a member's push preferences withhold its pushes of event now, and if so logs it
+// and counts the n pushes withheld. log names the call and the ring or notification, and the member unless
+// member is given (a notification task serves many members).
+func (w *Worker) suppressed(log *slog.Logger, member string, prefs devices.Preferences, event string, n int) bool {
+	if !prefs.Muted(time.Now()) {
+		return false
+	}
+	reason := "call_level none"
+	if prefs.CallLevel != devices.CallLevelNone {
+		reason = "disabled_until " + prefs.DisabledUntil.Format(time.RFC3339)
+	}
+	w.cfg.Metrics.Suppressed.WithLabelValues(event).Add(float64(n))
+	attrs := []any{"type", event, "reason", reason, "devices", n}
+	if member != "" {
+		attrs = append(attrs, "member", member)
+	}
+	log.Info("push suppressed: the member turned pushes off", attrs...)
+	return true
+}
+
+// countAlertDevices is how many of devs show alerts: every device but VoIP tokens.
+func countAlertDevices(devs []devices.Device) int {
+	n := 0
+	for _, d := range devs {
+		if !d.VoIPToken {
+			n++
+		}
+	}
+	return n
 }
 
 type target struct {

@@ -16,6 +16,7 @@ type Metrics struct {
 	Pruned      *prometheus.CounterVec   // provider (type), provider_name
 	Retries     *prometheus.CounterVec   // task type
 	Rescues     prometheus.Counter       // ring pushes re-enqueued by the watchdog
+	Suppressed  *prometheus.CounterVec   // push type: pushes withheld because the member turned pushes off
 }
 
 // NewMetrics registers the worker's series on reg.
@@ -41,6 +42,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Rescues: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ringer_ring_rescues_total", Help: "Ring pushes re-enqueued by the ring watchdog after their worker died.",
 		}),
+		Suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringer_pushes_suppressed_total", Help: "Pushes not sent because their member turned pushes off or snoozed them (push preferences), by push type; one per device.",
+		}, []string{"type"}),
 	}
 	// Every task type's retry series exists from the start, at zero, so dashboards and alerts see it before
 	// the first retry.
@@ -48,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Retries.WithLabelValues(t)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues)
+		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues, m.Suppressed)
 	}
 	return m
 }

@@ -33,8 +33,9 @@ type Providers interface {
 
 // Devices is the device registry as the worker uses it.
 type Devices interface {
-	List(ctx context.Context, userID string) ([]devices.Device, error)
-	ListMany(ctx context.Context, userIDs []string) (map[string][]devices.Device, error)
+	// Targets reads a member's devices and push preferences in one round trip; TargetsMany, several members'.
+	Targets(ctx context.Context, userID string) ([]devices.Device, devices.Preferences, error)
+	TargetsMany(ctx context.Context, userIDs []string) (map[string]devices.UserTargets, error)
 	Prune(ctx context.Context, userID, token string, invalidSince time.Time) (bool, error)
 }
 
@@ -77,6 +78,9 @@ type Config struct {
 	// LedgerTTL is how long a push's ledger, and a ring's delivered set, are kept: the calls' retention, so
 	// that a call's keys go with it, within [MinLedgerTTL, DefaultLedgerTTL] (a ring's: past its end, ledgerKeep).
 	LedgerTTL time.Duration
+	// NotifyTTL is the lifetime of notification, missed-call and reminder pushes (RINGER_NOTIFY_TTL): FCM TTL,
+	// apns-expiration. Zero is DefaultNotifyTTL.
+	NotifyTTL time.Duration
 	// Webhooks, when set, serves the webhook queue (queue.QueueWebhook) with its own server: webhook.Sender.
 	Webhooks Webhooks
 }
@@ -94,6 +98,12 @@ const (
 	DefaultRingPollInterval     = 2 * time.Millisecond
 	DefaultDelayedCheckInterval = 50 * time.Millisecond
 	DefaultShutdownTimeout      = 25 * time.Second
+	// DefaultNotifyTTL is how long a provider keeps trying to deliver an alert to a phone that is off or
+	// offline. An hour covers a tunnel, a flight's boarding or a dead battery charged again, while "alice is in
+	// the call" or "missed call from alice" still tells something new; past it the app shows the call list
+	// (GET /v1/calls) instead, and without a lifetime FCM keeps an alert for 4 weeks and APNs until delivered,
+	// so a phone back after days would light up with stale calls.
+	DefaultNotifyTTL = time.Hour
 
 	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
 	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
@@ -167,6 +177,9 @@ func New(cfg Config) *Worker {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.NotifyTTL <= 0 {
+		cfg.NotifyTTL = DefaultNotifyTTL
 	}
 	if cfg.LedgerTTL <= 0 {
 		cfg.LedgerTTL = DefaultLedgerTTL

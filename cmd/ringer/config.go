@@ -15,6 +15,8 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/providers/registry"
+	"github.com/ringer-dev/ringer/ratelimit"
+	"github.com/ringer-dev/ringer/worker"
 )
 
 // config is everything ringer reads from the environment (API.md, "Configuration").
@@ -63,6 +65,10 @@ type config struct {
 	SSEPerUser, SSEMax int
 	// RingQueueBudget is how long ring pushes may wait in the queue before new rings are refused (0: never).
 	RingQueueBudget time.Duration
+	// NotifyTTL is the lifetime of notification, missed-call and reminder pushes (RINGER_NOTIFY_TTL).
+	NotifyTTL time.Duration
+	// RingRate bounds how fast one user starts rings (RINGER_RING_RATE); N 0 is no limit.
+	RingRate ratelimit.Rate
 	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
 	CallRetention, CallMaxAge time.Duration
 
@@ -210,6 +216,15 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	if c.RingQueueBudget, err = durationEnv(getenv, "RINGER_RING_QUEUE_BUDGET", 2*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.NotifyTTL, err = positiveDurationEnv(getenv, "RINGER_NOTIFY_TTL", worker.DefaultNotifyTTL); err != nil {
+		errs = append(errs, err)
+	}
+	c.RingRate = ratelimit.DefaultRate
+	if v := getenv("RINGER_RING_RATE"); v != "" {
+		if c.RingRate, err = ratelimit.ParseRate(v); err != nil {
+			errs = append(errs, fmt.Errorf("RINGER_RING_RATE: %w", err))
+		}
 	}
 	if c.CallRetention, err = positiveDurationEnv(getenv, "RINGER_CALL_RETENTION", 24*time.Hour); err != nil {
 		errs = append(errs, err)

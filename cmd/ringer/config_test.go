@@ -56,3 +56,34 @@ func TestRingerDevMakesASecretLongEnough(t *testing.T) {
 		t.Errorf("dev secret %d bytes", len(s))
 	}
 }
+
+func TestRingRateDefaultsTo30AMinuteAndABadOneIsNamed(t *testing.T) {
+	c, err := loadConfig(envOf(), false)
+	if err != nil || c.RingRate.N != 30 || c.RingRate.Per != time.Minute {
+		t.Fatalf("default ring rate: %+v, %v", c.RingRate, err)
+	}
+	if c, err := loadConfig(envOf("RINGER_RING_RATE=0"), false); err != nil || c.RingRate.N != 0 {
+		t.Fatalf("RINGER_RING_RATE=0: %+v, %v", c.RingRate, err)
+	}
+	if c, err := loadConfig(envOf("RINGER_RING_RATE=10/s"), false); err != nil || c.RingRate.N != 10 || c.RingRate.Per != time.Second {
+		t.Fatalf("RINGER_RING_RATE=10/s: %+v, %v", c.RingRate, err)
+	}
+	if _, err := loadConfig(envOf("RINGER_RING_RATE=lots"), false); err == nil || !strings.Contains(err.Error(), "RINGER_RING_RATE") {
+		t.Fatalf("RINGER_RING_RATE=lots: %v, want an error naming it", err)
+	}
+}
+
+func TestNotifyTTLDefaultsToAnHourAndABadOneIsNamed(t *testing.T) {
+	c, err := loadConfig(envOf(), false)
+	if err != nil || c.NotifyTTL != time.Hour {
+		t.Fatalf("default RINGER_NOTIFY_TTL: %v, %v", c.NotifyTTL, err)
+	}
+	if c, err := loadConfig(envOf("RINGER_NOTIFY_TTL=10m"), false); err != nil || c.NotifyTTL != 10*time.Minute {
+		t.Fatalf("RINGER_NOTIFY_TTL=10m: %v, %v", c.NotifyTTL, err)
+	}
+	for _, bad := range []string{"RINGER_NOTIFY_TTL=0", "RINGER_NOTIFY_TTL=soon"} {
+		if _, err := loadConfig(envOf(bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_NOTIFY_TTL") {
+			t.Errorf("%s: %v, want an error naming RINGER_NOTIFY_TTL", bad, err)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/ratelimit"
 	"github.com/ringer-dev/ringer/templates"
 	"github.com/ringer-dev/ringer/webhook"
 	"github.com/ringer-dev/ringer/worker"
@@ -109,6 +110,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	if cfg.RingQueueBudget > 0 {
 		store.SetRingAdmission(queue.NewAdmission(q, cfg.RingQueueBudget))
 	}
+	if cfg.RingRate.N > 0 {
+		store.SetRingLimiter(ratelimit.New(rdb, cfg.RingRate))
+	}
 	store.SetWebhooks(cfg.WebhookURLs)
 	store.SetEventReplay(cfg.EventsReplay)
 	devs := devices.New(rdb)
@@ -174,6 +178,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil, Webhooks: whSender,
 			LedgerTTL: cfg.CallRetention,
+			NotifyTTL: cfg.NotifyTTL,
 		})
 		if !r.child { // the parent reports the queues once
 			reg.MustRegister(worker.NewQueueCollector(rdb))

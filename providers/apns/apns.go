@@ -227,8 +227,14 @@ func (s *Sender) notification(p providers.Push) (*apns2.Notification, error) {
 		n.PushType, n.Topic, n.Priority = apns2.PushTypeVOIP, s.topic+".voip", apns2.PriorityHigh
 	case p.VoIP:
 		return nil, &pushError{msg: fmt.Sprintf("a VoIP token takes only rings, not %s", p.Kind)}
-	case p.Kind == providers.KindRing, p.Kind == providers.KindAlert:
-		// A ring to a regular token (a user without a VoIP token) is an alert with the ring's text.
+	case p.Kind == providers.KindRing:
+		// A ring to a regular token (an iPhone without a VoIP token) is an alert with the ring's text that
+		// sounds and breaks through a Focus, as close to a call screen as an alert gets.
+		n.PushType, n.Priority = apns2.PushTypeAlert, apns2.PriorityHigh
+		aps["alert"] = map[string]string{"title": p.Title, "body": p.Body}
+		aps["sound"] = "default"
+		aps["interruption-level"] = "time-sensitive"
+	case p.Kind == providers.KindAlert:
 		n.PushType, n.Priority = apns2.PushTypeAlert, apns2.PriorityHigh
 		aps["alert"] = map[string]string{"title": p.Title, "body": p.Body}
 	case p.Kind == providers.KindStop:

@@ -65,15 +65,16 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 			pushType: "voip", topic: topic + ".voip", priority: 10, aps: `{}`,
 		},
 		{
-			name: "ring to a regular token is an alert with the ring's text",
+			name: "ring to a regular token is a time-sensitive alert with a sound and the ring's text",
 			push: providers.Push{Token: tokenN(2), Kind: providers.KindRing, Data: data("call.ring"), Expires: expires,
-				Title: "Alice", Body: "is calling"},
-			pushType: "alert", topic: topic, priority: 10, aps: `{"alert":{"body":"is calling","title":"Alice"}}`,
+				Title: "Alice", Body: "is calling", CollapseID: "r2"},
+			pushType: "alert", topic: topic, priority: 10,
+			aps: `{"alert":{"body":"is calling","title":"Alice"},"interruption-level":"time-sensitive","sound":"default"}`,
 		},
 		{
 			name: "notify and missed are alerts",
 			push: providers.Push{Token: tokenN(3), Kind: providers.KindAlert, Data: data("call.missed"),
-				Title: "Missed call", Body: "from Alice"},
+				Title: "Missed call", Body: "from Alice", Expires: expires, CollapseID: "r3"},
 			pushType: "alert", topic: topic, priority: 10, aps: `{"alert":{"body":"from Alice","title":"Missed call"}}`,
 		},
 		{

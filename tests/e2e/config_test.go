@@ -138,6 +138,8 @@ func TestServeRefusesMisconfiguration(t *testing.T) {
 			[]string{"RINGER_TEMPLATES_DIR", "call.started.apn.title.tmpl"}},
 		{"RINGER_TEMPLATES_DIR missing", []string{"RINGER_TEMPLATES_DIR=" + filepath.Join(dir, "no-such-dir")},
 			[]string{"RINGER_TEMPLATES_DIR"}},
+		{"RINGER_RING_RATE and RINGER_NOTIFY_TTL malformed, both named at once", []string{"RINGER_RING_RATE=30/day", "RINGER_NOTIFY_TTL=forever"},
+			[]string{"RINGER_RING_RATE", "RINGER_NOTIFY_TTL"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,6 +23,12 @@ type rawAnswer struct {
 
 func rawCall(t *testing.T, e *harness.Env, method, path, token string, body any) rawAnswer {
 	t.Helper()
+	return rawCallWith(t, http.DefaultClient, e, method, path, token, body)
+}
+
+// rawCallWith is rawCall through client (e.HTTP() checks the exchange against openapi.yaml).
+func rawCallWith(t *testing.T, client *http.Client, e *harness.Env, method, path, token string, body any) rawAnswer {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -41,7 +47,7 @@ func rawCall(t *testing.T, e *harness.Env, method, path, token string, body any)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
