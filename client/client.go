@@ -73,6 +73,7 @@ type Device struct {
 	PushProvider     string    `json:"push_provider"`
 	VoIPToken        bool      `json:"voip_token"`
 	PushProviderName string    `json:"push_provider_name,omitempty"`
+	Locale           string    `json:"locale,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	UserID           string    `json:"user_id"`
 }
@@ -89,6 +90,7 @@ type DeviceRequest struct {
 	PushProvider     string `json:"push_provider"`
 	VoIPToken        bool   `json:"voip_token,omitempty"`
 	PushProviderName string `json:"push_provider_name,omitempty"`
+	Locale           string `json:"locale,omitempty"`
 	UserID           string `json:"user_id,omitempty"`
 }
 

@@ -196,7 +196,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 		case d.VoIPToken:
 			pushes = append(pushes, target{dev: d, push: providers.Push{VoIP: true, Kind: providers.KindRing, Data: base, Expires: expires}})
 		case !hasVoIP:
-			r, err := w.render(queue.EventRing, providers.APN, task.Call, task.Member)
+			r, err := w.render(queue.EventRing, d, task.Call)
 			if err != nil {
 				return err
 			}
@@ -243,7 +243,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			if d.VoIPToken {
 				continue
 			}
-			r, err := w.render(queue.EventMissed, d.PushProvider, task.Call, task.Member)
+			r, err := w.render(queue.EventMissed, d, task.Call)
 			if err != nil {
 				return err
 			}
@@ -346,7 +346,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			if d.VoIPToken {
 				continue // a VoIP push must show a call
 			}
-			r, err := w.render(event, d.PushProvider, task.Call, member)
+			r, err := w.render(event, d, task.Call)
 			if err != nil {
 				return err
 			}
@@ -573,13 +573,15 @@ func (w *Worker) pick(typ, name string) (string, Sender, error) {
 	return typ, w.cfg.FCM, nil
 }
 
-func (w *Worker) render(event, platform string, c queue.CallInfo, member string) (templates.Rendered, error) {
-	r, err := w.cfg.Templates.Render(event, platform, templates.Data{
+// render is the text of event's push to device d, in d's locale.
+func (w *Worker) render(event string, d devices.Device, c queue.CallInfo) (templates.Rendered, error) {
+	r, err := w.cfg.Templates.Render(event, d.PushProvider, templates.Data{
 		CallCID: c.CID, CallType: c.Type, CallID: c.ID, CallDisplayName: c.DisplayName,
-		CallerID: c.CreatedByID, CallerName: c.CreatedByName, ReceiverID: member, Video: c.Video, Custom: c.Custom,
+		CallerID: c.CreatedByID, CallerName: c.CreatedByName, ReceiverID: d.UserID, Video: c.Video, Custom: c.Custom,
+		Locale: d.Locale,
 	})
 	if err != nil {
-		return r, fmt.Errorf("render %s for %s: %w: %w", event, platform, err, asynq.SkipRetry)
+		return r, fmt.Errorf("render %s for %s: %w: %w", event, d.PushProvider, err, asynq.SkipRetry)
 	}
 	return r, nil
 }
