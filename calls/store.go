@@ -111,6 +111,7 @@ type outcome struct {
 	FirstAccept   bool             `json:"first_accept"`
 	NewRing       bool             `json:"new_ring"`
 	MembersAfter  int              `json:"members_after"` // the member count a too_many update would have made
+	StartsAtMoved bool             `json:"starts_at_moved"` // updateScript changed starts_at
 }
 
 func (o outcome) hasEffects() bool {
@@ -719,7 +720,7 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 	if err != nil {
 		return State{}, err
 	}
-	if !(a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")) {
+	if !mayEnd(a, acc) {
 		return State{}, fmt.Errorf("end %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
 	out, snap, err := s.run(ctx, markEndedScript, cid, a.UserID)
@@ -727,6 +728,58 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 		return State{}, err
 	}
 	return s.finish(ctx, a, out, snap, nil)
+}
+
+// Update changes a call's starts_at, custom and ring settings (PATCH /v1/call/{type}/{id}). It needs the
+// end-call right, as MarkEnded does. A change sends call.updated; an update that changes nothing sends none.
+func (s *Store) Update(ctx context.Context, a Actor, typ, id string, req UpdateRequest) (State, error) {
+	cid := CID(typ, id)
+	acc, err := s.loadFor(ctx, a, cid, false)
+	if err != nil {
+		return State{}, err
+	}
+	if !mayEnd(a, acc) {
+		return State{}, fmt.Errorf("update %s by %q: %w", cid, a.UserID, ErrForbidden)
+	}
+	var fields []string
+	switch {
+	case req.ClearStartsAt:
+		fields = append(fields, "starts_at", "")
+	case req.StartsAt != nil:
+		fields = append(fields, "starts_at", strconv.FormatInt(req.StartsAt.UnixMilli(), 10))
+	}
+	if req.Custom != nil {
+		b, err := json.Marshal(req.Custom)
+		if err != nil {
+			return State{}, &FieldError{Field: "custom", Message: err.Error()}
+		}
+		fields = append(fields, "custom", string(b))
+	}
+	if o := req.SettingsOverride; o != nil && o.Ring != nil {
+		if o.Ring.AutoCancelTimeoutMs != 0 {
+			fields = append(fields, "auto_ms", strconv.Itoa(o.Ring.AutoCancelTimeoutMs))
+		}
+		if o.Ring.IncomingCallTimeoutMs != 0 {
+			fields = append(fields, "incoming_ms", strconv.Itoa(o.Ring.IncomingCallTimeoutMs))
+		}
+	}
+	spec, err := json.Marshal(struct {
+		Fields []string `json:"fields"`
+	}{Fields: append([]string{}, fields...)})
+	if err != nil {
+		return State{}, fmt.Errorf("update %s: %w", cid, err)
+	}
+	out, snap, err := s.run(ctx, updateScript, cid, string(spec), a.UserID)
+	if err != nil {
+		return State{}, err
+	}
+	return s.finish(ctx, a, out, snap, nil)
+}
+
+// mayEnd is the end-call right (API.md): the creator, a member with role admin, a user token with role admin,
+// or the backend. Updating a call needs it too.
+func mayEnd(a Actor, acc access) bool {
+	return a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")
 }
 
 func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *redis.Script, args ...any) (State, error) {
