@@ -478,11 +478,11 @@ return done()
 // alone; a change owes a call.updated event, and, when starts_at moved, the call's reminder is scheduled anew
 // (out.starts_at_moved, see Store.Update).
 //
-// ARGV[2] -> JSON {fields: [k, v, ...]}: call hash fields to set, among starts_at (unix ms, '' for none),
+// ARGV[2] -> JSON {fields: [k, v, ...]}: call hash fields to set, among starts_at (unix ms, empty for none),
 //
 //	custom (JSON), auto_ms and incoming_ms
 //
-// ARGV[3] -> user id of who updates ('' for the backend)
+// ARGV[3] -> user id of who updates, empty for the backend
 //
 // status: ok, noop (nothing changed), not_found, ended.
 var updateScript = script(`

@@ -110,7 +110,7 @@ type outcome struct {
 	Ended         bool             `json:"ended"`
 	FirstAccept   bool             `json:"first_accept"`
 	NewRing       bool             `json:"new_ring"`
-	MembersAfter  int              `json:"members_after"` // the member count a too_many update would have made
+	MembersAfter  int              `json:"members_after"`   // the member count a too_many update would have made
 	StartsAtMoved bool             `json:"starts_at_moved"` // updateScript changed starts_at
 }
 
