@@ -34,7 +34,14 @@ type Store struct {
 	retention, maxAge time.Duration // how long calls are kept (SetRetention)
 	webhooks          []string      // receiver URLs (SetWebhooks); none: events go to SSE only
 	replay            time.Duration // how long each user's events are kept for a reconnect (SetEventReplay); 0: not kept
+	reminderLead      time.Duration // how long before starts_at members are reminded (SetReminderLead)
 }
+
+// DefaultReminderLead is how long before a scheduled call's starts_at its members are reminded.
+const DefaultReminderLead = 5 * time.Minute
+
+// SetReminderLead reminds the members of a scheduled call d before its starts_at (API.md, "Reminders").
+func (s *Store) SetReminderLead(d time.Duration) { s.reminderLead = d }
 
 // SetWebhooks makes every event also go to each of urls (API.md, "Webhooks"), through the outbox.
 func (s *Store) SetWebhooks(urls []string) { s.webhooks = slices.Clone(urls) }
@@ -48,7 +55,8 @@ func New(rdb redis.UniversalClient, q *queue.Client, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{rdb: rdb, queue: q, log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge}
+	return &Store{rdb: rdb, queue: q, log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge,
+		reminderLead: DefaultReminderLead}
 }
 
 // CID is "{type}:{id}".
@@ -494,6 +502,9 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 		return State{}, false, err
 	}
 	created := out.Status == "ok"
+	if err := s.remindIfAsked(ctx, req.StartsAt, snap.Call); err != nil {
+		return State{}, created, err
+	}
 	var index *memberIndex
 	if created {
 		index = &memberIndex{at: now, users: memberIDs(members)}
@@ -773,7 +784,60 @@ func (s *Store) Update(ctx context.Context, a Actor, typ, id string, req UpdateR
 	if err != nil {
 		return State{}, err
 	}
+	if err := s.remindIfAsked(ctx, req.StartsAt, snap.Call); err != nil {
+		return State{}, err
+	}
 	return s.finish(ctx, a, out, snap, nil)
+}
+
+// remindIfAsked schedules the reminder of call c when the request gave the starts_at c now has and it is
+// ahead: for the request that set it, and again for a retry of that request, whose first try may have failed
+// before its reminder was scheduled (the task id keeps the two single). A starts_at the request did not give
+// was scheduled by the request that gave it.
+func (s *Store) remindIfAsked(ctx context.Context, asked *time.Time, c Call) error {
+	if asked == nil || c.StartsAt == nil || c.EndedAt != nil || asked.UnixMilli() != c.StartsAt.UnixMilli() {
+		return nil
+	}
+	now := s.now()
+	if !c.StartsAt.After(now) {
+		return nil
+	}
+	at := c.StartsAt.Add(-s.reminderLead)
+	if at.Before(now) {
+		at = now // the lead has passed while starts_at is ahead: remind at once
+	}
+	if err := s.queue.ScheduleReminder(ctx, c.CID, *c.StartsAt, at); err != nil {
+		return fmt.Errorf("call %s: %w", c.CID, err)
+	}
+	return nil
+}
+
+// Reminder is what the reminder of call cid for startsAt (unix ms) owes (API.md, "Reminders"): the call as
+// pushes show it, with its creator as the caller, and the members to remind, every one but the creator who
+// has not joined. due is false, and nobody is reminded, when the call is gone or ended, or its starts_at is
+// no longer startsAt or no longer ahead.
+func (s *Store) Reminder(ctx context.Context, cid string, startsAt int64) (info queue.CallInfo, members []string, due bool, err error) {
+	snap, err := s.read(ctx, cid)
+	if errors.Is(err, ErrNotFound) {
+		return queue.CallInfo{}, nil, false, nil
+	}
+	if err != nil {
+		return queue.CallInfo{}, nil, false, fmt.Errorf("reminder of %s: %w", cid, err)
+	}
+	c := snap.Call
+	if c.EndedAt != nil || c.StartsAt == nil || c.StartsAt.UnixMilli() != startsAt || !c.StartsAt.After(s.now()) {
+		return queue.CallInfo{}, nil, false, nil
+	}
+	joined := make(map[string]bool, len(c.Session.Participants))
+	for _, p := range c.Session.Participants {
+		joined[p.UserID] = true
+	}
+	for _, m := range snap.Members {
+		if m.UserID != c.CreatedBy.ID && !joined[m.UserID] {
+			members = append(members, m.UserID)
+		}
+	}
+	return callInfo(c, c.CreatedBy.ID, c.CreatedBy.Name), members, true, nil
 }
 
 // mayEnd is the end-call right (API.md): the creator, a member with role admin, a user token with role admin,

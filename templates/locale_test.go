@@ -82,3 +82,19 @@ func TestLoadFailsOnAMalformedLocaleInAFileName(t *testing.T) {
 		}
 	}
 }
+
+func TestTheReminderHasEnglishAndGermanTextOnEveryPlatform(t *testing.T) {
+	s := load(t, "")
+	d := templates.Data{CallerID: "alice", CallerName: "Alice", CallDisplayName: "Standup"}
+	for locale, want := range map[string]templates.Rendered{
+		"":      {"Standup starts soon", "Audio call with Alice: tap to join"},
+		"de-DE": {"Standup beginnt gleich", "Audioanruf mit Alice: zum Beitreten tippen"},
+	} {
+		d.Locale = locale
+		for _, pl := range allPlatforms {
+			if got := render(t, s, templates.EventReminder, pl, d); got != want {
+				t.Errorf("reminder on %s in %q = %+v, want %+v", pl, locale, got, want)
+			}
+		}
+	}
+}

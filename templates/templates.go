@@ -3,7 +3,7 @@
 //
 // # Templates
 //
-// Each of call.ring, call.notification and call.missed has, for each platform (firebase, apn), a title and a
+// Each of call.ring, call.notification, call.missed and call.reminder has, for each platform (firebase, apn), a title and a
 // body template in Go's text/template syntax, executed with a Data value: {{.CallerName}}, {{.Video}},
 // {{.Custom.topic}}. Built-in defaults are embedded (defaults/ beside this file). call.ring's text is used only
 // for an APNs regular token of a user without a VoIP token; the other rings are data-only.
@@ -71,6 +71,7 @@ const (
 	EventRing         = "call.ring"
 	EventNotification = "call.notification"
 	EventMissed       = "call.missed"
+	EventReminder     = "call.reminder"
 )
 
 // Platforms, as API.md spells a device's push_provider.
@@ -172,7 +173,9 @@ type tmpl struct {
 	fallback *tmpl
 }
 
-func events() []string    { return []string{EventRing, EventNotification, EventMissed} }
+func events() []string {
+	return []string{EventRing, EventNotification, EventMissed, EventReminder}
+}
 func platforms() []string { return []string{Firebase, APN} }
 
 func fileName(k key, part string) string {

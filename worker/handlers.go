@@ -356,6 +356,32 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
 }
 
+// HandleReminder reminds the members of a scheduled call who have not joined (API.md, "Reminders"): it reads
+// the call again and reminds nobody when the call ended or its starts_at moved (the move scheduled a reminder
+// of its own), then sends call.reminder as a notification whose id is the reminder's, so that a retried or
+// repeated reminder enqueues the same notification tasks and each device gets one push.
+func (w *Worker) HandleReminder(ctx context.Context, t *asynq.Task) error {
+	var task queue.ReminderTask
+	if err := queue.Decode(t, &task); err != nil {
+		return err
+	}
+	log := w.log.With("cid", task.CID, "starts_at", queue.FromUnixMs(task.StartsAt).UTC())
+	info, members, due, err := w.cfg.Calls.Reminder(ctx, task.CID, task.StartsAt)
+	if err != nil {
+		return fmt.Errorf("reminder of %s: %w", task.CID, err)
+	}
+	if !due {
+		log.Info("reminder dropped: the call ended, or its starts_at moved or passed")
+		return nil
+	}
+	notifyID := queue.ReminderNotifyID(task.CID, task.StartsAt)
+	if err := w.cfg.Queue.Notify(ctx, info, notifyID, queue.EventReminder, members); err != nil {
+		return fmt.Errorf("reminder of %s: %w", task.CID, err)
+	}
+	log.Info("reminder enqueued", "notify_id", notifyID, "members", len(members))
+	return nil
+}
+
 // HandleTimeout settles a ring at its member or ring deadline.
 func (w *Worker) HandleTimeout(ctx context.Context, t *asynq.Task) error {
 	var task queue.TimeoutTask
