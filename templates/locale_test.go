@@ -15,13 +15,7 @@ func TestAGermanDeviceGetsGermanTextForEveryEventAndPlatform(t *testing.T) {
 		templates.EventNotification: {"Alice hat einen Anruf gestartet", "Standup beitreten"},
 		templates.EventMissed:       {"Verpasster Anruf von Alice", "Standup · Audioanruf"},
 	}
-	for _, ev := range allEvents {
-		for _, pl := range allPlatforms {
-			if got := render(t, s, ev, pl, d); got != want[ev] {
-				t.Errorf("%s on %s = %+v, want %+v", ev, pl, got, want[ev])
-			}
-		}
-	}
+	wantEverywhere(t, s, d, want)
 }
 
 func TestALocaleFallsBackToItsLanguageThenToEnglish(t *testing.T) {
@@ -91,10 +85,6 @@ func TestTheReminderHasEnglishAndGermanTextOnEveryPlatform(t *testing.T) {
 		"de-DE": {"Standup beginnt gleich", "Audioanruf mit Alice: zum Beitreten tippen"},
 	} {
 		d.Locale = locale
-		for _, pl := range allPlatforms {
-			if got := render(t, s, templates.EventReminder, pl, d); got != want {
-				t.Errorf("reminder on %s in %q = %+v, want %+v", pl, locale, got, want)
-			}
-		}
+		wantEverywhere(t, s, d, map[string]templates.Rendered{templates.EventReminder: want})
 	}
 }
