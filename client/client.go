@@ -191,6 +191,16 @@ type GetOrCreate struct {
 	Data   *CallData `json:"data,omitempty"`
 }
 
+// CallUpdate is the body of UpdateCall: fields left nil are left as they are.
+type CallUpdate struct {
+	StartsAt         *time.Time     `json:"starts_at,omitempty"`
+	Custom           map[string]any `json:"custom,omitempty"`
+	SettingsOverride *struct {
+		Ring *RingSettings `json:"ring,omitempty"`
+	} `json:"settings_override,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+}
+
 // ListItem is one call of ListCalls.
 type ListItem struct {
 	Call         Call     `json:"call"`
@@ -247,6 +257,14 @@ func (c *Client) DeleteDevice(ctx context.Context, token, userID string) error {
 func (c *Client) GetOrCreateCall(ctx context.Context, typ, id string, req GetOrCreate) (CallState, error) {
 	var st CallState
 	_, err := c.do(ctx, http.MethodPost, callPath(typ, id, ""), nil, req, &st)
+	return st, err
+}
+
+// UpdateCall changes the call's starts_at, custom or ring settings (PATCH; members hear call.updated). It
+// needs the right to end the call.
+func (c *Client) UpdateCall(ctx context.Context, typ, id string, u CallUpdate) (CallState, error) {
+	var st CallState
+	_, err := c.do(ctx, http.MethodPatch, callPath(typ, id, ""), nil, u, &st)
 	return st, err
 }
 
