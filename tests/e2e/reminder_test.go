@@ -115,3 +115,15 @@ func TestAMovedStartsAtMovesTheReminder(t *testing.T) {
 	reminderRan(t, e, "rem3", moved)
 	rulesFCM(t, e, "bob-android", rulesReminder)
 }
+
+// The reminder lives in Redis (Asynq's scheduled set), not in a process: a worker started after the call was
+// scheduled, by an API process with no worker beside it, sends it.
+func TestAReminderScheduledWhileNoWorkerRunsIsSentByAWorkerStartedLater(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_REMINDER_LEAD=5s"}})
+	e.Device("bob", "bob-android", "firebase", false)
+	starts := time.Now().Add(8 * time.Second).Truncate(time.Millisecond)
+	reminderCreate(t, e, "rem4", starts, "bob")
+	e.StartProcess("worker", "RINGER_REMINDER_LEAD=5s")
+	rulesFCM(t, e, "bob-android", rulesReminder)
+}
