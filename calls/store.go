@@ -502,9 +502,6 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 		return State{}, false, err
 	}
 	created := out.Status == "ok"
-	if err := s.remindIfAsked(ctx, req.StartsAt, snap.Call); err != nil {
-		return State{}, created, err
-	}
 	var index *memberIndex
 	if created {
 		index = &memberIndex{at: now, users: memberIDs(members)}
@@ -521,6 +518,11 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	st, err := s.finish(ctx, a, out, snap, index)
 	if err != nil {
 		return State{}, created, err
+	}
+	// After the ring's effects, which must not wait behind it; a failure here fails the request, whose retry
+	// schedules the reminder again (remindIfAsked).
+	if err := s.remindIfAsked(ctx, req.StartsAt, st.Call); err != nil {
+		return st, created, err
 	}
 	if req.Notify {
 		if err := s.notify(ctx, a, st); err != nil {
@@ -784,10 +786,14 @@ func (s *Store) Update(ctx context.Context, a Actor, typ, id string, req UpdateR
 	if err != nil {
 		return State{}, err
 	}
-	if err := s.remindIfAsked(ctx, req.StartsAt, snap.Call); err != nil {
-		return State{}, err
+	st, err := s.finish(ctx, a, out, snap, nil)
+	if err != nil {
+		return st, err
 	}
-	return s.finish(ctx, a, out, snap, nil)
+	if err := s.remindIfAsked(ctx, req.StartsAt, st.Call); err != nil {
+		return st, err
+	}
+	return st, nil
 }
 
 // remindIfAsked schedules the reminder of call c when the request gave the starts_at c now has and it is
