@@ -30,6 +30,17 @@ func reminderCreate(t *testing.T, e *harness.Env, id string, starts time.Time, m
 	}})
 }
 
+// reminderBob runs ringer with a 5 s reminder lead and creates call default:id of alice and bob (an Android
+// phone), starting 8 s from now, which it returns.
+func reminderBob(t *testing.T, id string) (*harness.Env, time.Time) {
+	t.Helper()
+	e := reminderEnv(t)
+	e.Device("bob", "bob-android", "firebase", false)
+	starts := time.Now().Add(8 * time.Second).Truncate(time.Millisecond)
+	reminderCreate(t, e, id, starts, "bob")
+	return e, starts
+}
+
 // reminderRan waits until the reminder task of call default:id for starts has run (and so dropped or
 // enqueued its notification), then until the queues are quiet: every push it caused has been attempted.
 func reminderRan(t *testing.T, e *harness.Env, id string, starts time.Time) {
@@ -83,10 +94,7 @@ func TestAScheduledCallRemindsEveryMemberButTheCreatorWhoHasNotJoined(t *testing
 
 func TestAnEndedCallRemindsNobody(t *testing.T) {
 	t.Parallel()
-	e := reminderEnv(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	starts := time.Now().Add(8 * time.Second).Truncate(time.Millisecond)
-	reminderCreate(t, e, "rem2", starts, "bob")
+	e, starts := reminderBob(t, "rem2")
 	e.MustCall(200, "POST", rulesPath("rem2", "mark_ended"), e.Token("alice"), nil)
 
 	reminderRan(t, e, "rem2", starts)
@@ -95,10 +103,7 @@ func TestAnEndedCallRemindsNobody(t *testing.T) {
 
 func TestAMovedStartsAtMovesTheReminder(t *testing.T) {
 	t.Parallel()
-	e := reminderEnv(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	first := time.Now().Add(8 * time.Second).Truncate(time.Millisecond)
-	reminderCreate(t, e, "rem3", first, "bob")
+	e, first := reminderBob(t, "rem3")
 	moved := first.Add(6 * time.Second)
 	e.MustCall(200, "PATCH", rulesPath("rem3"), e.Token("alice"), map[string]any{"starts_at": moved.Format(time.RFC3339Nano)})
 	// The same move again (a retried PATCH) schedules nothing more.
