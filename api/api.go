@@ -29,6 +29,7 @@ type Calls interface {
 	Join(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
 	Leave(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
 	MarkEnded(ctx context.Context, a calls.Actor, typ, id string) (calls.State, error)
+	Update(ctx context.Context, a calls.Actor, typ, id string, req calls.UpdateRequest) (calls.State, error)
 	List(ctx context.Context, a calls.Actor, callingState string) ([]calls.ListItem, error)
 }
 
@@ -178,6 +179,7 @@ func (s *server) routes() {
 	// Calls.
 	m.HandleFunc("POST /v1/call/{type}/{id}", s.authed(s.getOrCreateCall))
 	m.HandleFunc("GET /v1/call/{type}/{id}", s.authed(s.getCall))
+	m.HandleFunc("PATCH /v1/call/{type}/{id}", s.authed(s.updateCall))
 	m.HandleFunc("POST /v1/call/{type}/{id}/members", s.authed(s.updateMembers))
 	m.HandleFunc("POST /v1/call/{type}/{id}/ring", s.authed(s.ring))
 	m.HandleFunc("POST /v1/call/{type}/{id}/accept", s.authed(s.transition("accept", Calls.Accept)))

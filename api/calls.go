@@ -115,6 +115,33 @@ func (s *server) getCall(w http.ResponseWriter, r *http.Request, tok TokenClaims
 	return nil
 }
 
+// updateCall is PATCH /v1/call/{type}/{id}: a server token may update a call without naming anyone, as it may
+// end one.
+func (s *server) updateCall(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	typ, id, err := pathCall(r)
+	if err != nil {
+		return err
+	}
+	var b updateBody
+	if err := s.decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	req, err := decodeUpdate(b)
+	if err != nil {
+		return err
+	}
+	a, err := actor(tok, b.UserID, "user_id", false)
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Calls.Update(r.Context(), a, typ, id, req)
+	if err != nil {
+		return fmt.Errorf("update %s:%s: %w", typ, id, err)
+	}
+	writeJSON(w, http.StatusOK, present(st, false))
+	return nil
+}
+
 // updateMembers is POST /v1/call/{type}/{id}/members.
 func (s *server) updateMembers(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
 	typ, id, err := pathCall(r)

@@ -27,6 +27,7 @@ type deviceBody struct {
 	PushProvider     string `json:"push_provider"`
 	VoIPToken        bool   `json:"voip_token"`
 	PushProviderName string `json:"push_provider_name"`
+	Locale           string `json:"locale"`
 	UserID           string `json:"user_id"`
 }
 
@@ -44,7 +45,7 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 	if err != nil {
 		return err
 	}
-	d := devices.Device{ID: b.ID, PushProvider: b.PushProvider, VoIPToken: b.VoIPToken, PushProviderName: b.PushProviderName, UserID: a.UserID}
+	d := devices.Device{ID: b.ID, PushProvider: b.PushProvider, VoIPToken: b.VoIPToken, PushProviderName: b.PushProviderName, Locale: b.Locale, UserID: a.UserID}
 	// The registry's own rules, checked before any write so a bad device is a 400 whatever Register does.
 	if err := devices.Validate(d); err != nil {
 		return err
@@ -63,6 +64,7 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 	case errors.Is(err, devices.ErrNotFound):
 		// A concurrent registration moved the token on already; ours did succeed, so answer what we stored.
 		d.CreatedAt = time.Now().UTC()
+		d.Locale = devices.CanonicalLocale(d.Locale)
 	case err != nil:
 		return fmt.Errorf("read back device of %s: %w", a.UserID, err)
 	default:

@@ -137,6 +137,10 @@ func (m *memCalls) MarkEnded(_ context.Context, a calls.Actor, typ, id string) (
 	return m.get("MarkEnded", a, typ, id)
 }
 
+func (m *memCalls) Update(_ context.Context, a calls.Actor, typ, id string, req calls.UpdateRequest) (calls.State, error) {
+	return m.get("Update", a, typ, id, req)
+}
+
 func (m *memCalls) List(_ context.Context, a calls.Actor, callingState string) ([]calls.ListItem, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

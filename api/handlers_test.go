@@ -214,7 +214,7 @@ func TestUnknownRoutesAndMethodsAnswerTheErrorBody(t *testing.T) {
 	wantError(t, e.do("GET", "/v2/nothing", "", ""), 404, CodeNotFound, "")
 	w := e.do("PUT", "/v1/call/default/abc", userToken(t, "alice"), "")
 	wantError(t, w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")
-	if allow := w.Header().Values("Allow"); strings.Join(allow, ",") != "GET,POST" {
+	if allow := w.Header().Values("Allow"); strings.Join(allow, ",") != "GET,POST,PATCH" {
 		t.Errorf("Allow = %v", allow)
 	}
 	wantError(t, e.do("GET", "/v1/call/default/abc/accept", "", ""), http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")

@@ -98,9 +98,9 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 		return createInput{}, err
 	}
 	if data.StartsAt != nil && *data.StartsAt != "" {
-		t, err := time.Parse(time.RFC3339, *data.StartsAt)
+		t, err := parseStartsAt("data.starts_at", *data.StartsAt)
 		if err != nil {
-			return createInput{}, fieldErr(CodeInvalidField, "data.starts_at", "must be an RFC 3339 time like 2026-12-01T10:00:00Z, not %q", *data.StartsAt)
+			return createInput{}, err
 		}
 		in.Req.StartsAt = &t
 	}
@@ -108,6 +108,53 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 		return createInput{}, fieldErr(CodeInvalidField, "data.team", "is longer than %d bytes", maxTeamBytes)
 	}
 	return in, nil
+}
+
+// parseStartsAt reads a starts_at value at path.
+func parseStartsAt(path, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fieldErr(CodeInvalidField, path, "must be an RFC 3339 time like 2026-12-01T10:00:00Z, not %q", v)
+	}
+	return t, nil
+}
+
+// updateBody is the body of PATCH /v1/call/{type}/{id}. starts_at is kept raw: null clears it, while a
+// field left out leaves it as it is.
+type updateBody struct {
+	StartsAt         json.RawMessage `json:"starts_at"`
+	Custom           json.RawMessage `json:"custom"`
+	SettingsOverride json.RawMessage `json:"settings_override"`
+	UserID           string          `json:"user_id"`
+}
+
+// decodeUpdate checks a PATCH body: starts_at an RFC 3339 time, or null or "" to clear it; custom and
+// settings_override as in get-or-create (null leaves them as they are).
+func decodeUpdate(b updateBody) (calls.UpdateRequest, error) {
+	var req calls.UpdateRequest
+	if b.StartsAt != nil {
+		var v *string
+		if err := decodeStrict("starts_at", b.StartsAt, &v); err != nil {
+			return req, err
+		}
+		if v == nil || *v == "" {
+			req.ClearStartsAt = true
+		} else {
+			t, err := parseStartsAt("starts_at", *v)
+			if err != nil {
+				return req, err
+			}
+			req.StartsAt = &t
+		}
+	}
+	var err error
+	if req.Custom, err = decodeCustom("custom", b.Custom); err != nil {
+		return req, err
+	}
+	if req.SettingsOverride, err = decodeSettingsOverride("settings_override", b.SettingsOverride); err != nil {
+		return req, err
+	}
+	return req, nil
 }
 
 // decodeMembers decodes a list of members at path, each strictly, refusing duplicate user ids.

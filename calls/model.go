@@ -77,6 +77,8 @@ const (
 	EventMemberAdded  = "call.member_added"
 	// EventRinging is a callee's acknowledgement that its device rings (POST .../ringing).
 	EventRinging = "call.ringing"
+	// EventUpdated is a change of starts_at, custom or settings (PATCH /v1/call/{type}/{id}).
+	EventUpdated = "call.updated"
 )
 
 type UserRef struct {
@@ -159,6 +161,18 @@ type CreateRequest struct {
 	SettingsOverride *SettingsOverride
 	StartsAt         *time.Time
 	Team             string
+}
+
+// UpdateRequest is the body of PATCH /v1/call/{type}/{id} after decoding and validation: nil fields are left
+// as they are.
+type UpdateRequest struct {
+	// StartsAt moves the call's start; ClearStartsAt (starts_at: null) makes it unscheduled.
+	StartsAt      *time.Time
+	ClearStartsAt bool
+	// Custom replaces the call's custom object whole.
+	Custom map[string]any
+	// SettingsOverride changes the ring timeouts it gives (non-zero), for the rings that start after it.
+	SettingsOverride *SettingsOverride
 }
 
 // ListItem is one entry of GET /v1/calls. Members holds at most ListMembers of the call's members, the

@@ -472,3 +472,34 @@ redis.call('HSET', K_RING, 'ack:' .. user, now)
 event('call.ringing', user)
 return done()
 `)
+
+// updateScript changes what PATCH /v1/call/{type}/{id} may change: starts_at, custom and the ring timeouts
+// (which the next ring takes; a live ring keeps its end). Fields whose value is already the one given are left
+// alone; a change owes a call.updated event, and, when starts_at moved, the call's reminder is scheduled anew
+// (out.starts_at_moved, see Store.Update).
+//
+// ARGV[2] -> JSON {fields: [k, v, ...]}: call hash fields to set, among starts_at (unix ms, empty for none),
+//
+//	custom (JSON), auto_ms and incoming_ms
+//
+// ARGV[3] -> user id of who updates, empty for the backend
+//
+// status: ok, noop (nothing changed), not_found, ended.
+var updateScript = script(`
+if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+expire_due()
+if ended() then out.status = 'ended' return done() end
+local spec = cjson.decode(ARGV[2])
+local changed = false
+for i = 1, #spec.fields, 2 do
+  local k, v = spec.fields[i], spec.fields[i + 1]
+  if (redis.call('HGET', K_CALL, k) or '') ~= v then
+    redis.call('HSET', K_CALL, k, v)
+    changed = true
+    if k == 'starts_at' then out.starts_at_moved = true end
+  end
+end
+if not changed then out.status = 'noop' return done() end
+event('call.updated', ARGV[3])
+return done()
+`)

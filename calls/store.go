@@ -35,7 +35,14 @@ type Store struct {
 	retention, maxAge time.Duration // how long calls are kept (SetRetention)
 	webhooks          []string      // receiver URLs (SetWebhooks); none: events go to SSE only
 	replay            time.Duration // how long each user's events are kept for a reconnect (SetEventReplay); 0: not kept
+	reminderLead      time.Duration // how long before starts_at members are reminded (SetReminderLead)
 }
+
+// DefaultReminderLead is how long before a scheduled call's starts_at its members are reminded.
+const DefaultReminderLead = 5 * time.Minute
+
+// SetReminderLead reminds the members of a scheduled call d before its starts_at (API.md, "Reminders").
+func (s *Store) SetReminderLead(d time.Duration) { s.reminderLead = d }
 
 // SetWebhooks makes every event also go to each of urls (API.md, "Webhooks"), through the outbox.
 func (s *Store) SetWebhooks(urls []string) { s.webhooks = slices.Clone(urls) }
@@ -49,7 +56,8 @@ func New(rdb redis.UniversalClient, q *queue.Client, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{rdb: rdb, queue: q, log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge}
+	return &Store{rdb: rdb, queue: q, log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge,
+		reminderLead: DefaultReminderLead}
 }
 
 // CID is "{type}:{id}".
@@ -111,7 +119,8 @@ type outcome struct {
 	Ended         bool             `json:"ended"`
 	FirstAccept   bool             `json:"first_accept"`
 	NewRing       bool             `json:"new_ring"`
-	MembersAfter  int              `json:"members_after"` // the member count a too_many update would have made
+	MembersAfter  int              `json:"members_after"`   // the member count a too_many update would have made
+	StartsAtMoved bool             `json:"starts_at_moved"` // updateScript changed starts_at
 }
 
 func (o outcome) hasEffects() bool {
@@ -511,6 +520,11 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	if err != nil {
 		return State{}, created, err
 	}
+	// After the ring's effects, which must not wait behind it; a failure here fails the request, whose retry
+	// schedules the reminder again (remindIfAsked).
+	if err := s.remindIfAsked(ctx, req.StartsAt, st.Call); err != nil {
+		return st, created, err
+	}
 	if req.Notify {
 		if err := s.notify(ctx, a, st); err != nil {
 			return st, created, err
@@ -720,7 +734,7 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 	if err != nil {
 		return State{}, err
 	}
-	if !(a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")) {
+	if !mayEnd(a, acc) {
 		return State{}, fmt.Errorf("end %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
 	out, snap, err := s.run(ctx, markEndedScript, cid, a.UserID)
@@ -728,6 +742,115 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 		return State{}, err
 	}
 	return s.finish(ctx, a, out, snap, nil)
+}
+
+// Update changes a call's starts_at, custom and ring settings (PATCH /v1/call/{type}/{id}). It needs the
+// end-call right, as MarkEnded does. A change sends call.updated; an update that changes nothing sends none.
+func (s *Store) Update(ctx context.Context, a Actor, typ, id string, req UpdateRequest) (State, error) {
+	cid := CID(typ, id)
+	acc, err := s.loadFor(ctx, a, cid, false)
+	if err != nil {
+		return State{}, err
+	}
+	if !mayEnd(a, acc) {
+		return State{}, fmt.Errorf("update %s by %q: %w", cid, a.UserID, ErrForbidden)
+	}
+	var fields []string
+	switch {
+	case req.ClearStartsAt:
+		fields = append(fields, "starts_at", "")
+	case req.StartsAt != nil:
+		fields = append(fields, "starts_at", strconv.FormatInt(req.StartsAt.UnixMilli(), 10))
+	}
+	if req.Custom != nil {
+		b, err := json.Marshal(req.Custom)
+		if err != nil {
+			return State{}, &FieldError{Field: "custom", Message: err.Error()}
+		}
+		fields = append(fields, "custom", string(b))
+	}
+	if o := req.SettingsOverride; o != nil && o.Ring != nil {
+		if o.Ring.AutoCancelTimeoutMs != 0 {
+			fields = append(fields, "auto_ms", strconv.Itoa(o.Ring.AutoCancelTimeoutMs))
+		}
+		if o.Ring.IncomingCallTimeoutMs != 0 {
+			fields = append(fields, "incoming_ms", strconv.Itoa(o.Ring.IncomingCallTimeoutMs))
+		}
+	}
+	spec, err := json.Marshal(struct {
+		Fields []string `json:"fields"`
+	}{Fields: append([]string{}, fields...)})
+	if err != nil {
+		return State{}, fmt.Errorf("update %s: %w", cid, err)
+	}
+	out, snap, err := s.run(ctx, updateScript, cid, string(spec), a.UserID)
+	if err != nil {
+		return State{}, err
+	}
+	st, err := s.finish(ctx, a, out, snap, nil)
+	if err != nil {
+		return st, err
+	}
+	if err := s.remindIfAsked(ctx, req.StartsAt, st.Call); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// remindIfAsked schedules the reminder of call c when the request gave the starts_at c now has and it is
+// ahead: for the request that set it, and again for a retry of that request, whose first try may have failed
+// before its reminder was scheduled (the task id keeps the two single). A starts_at the request did not give
+// was scheduled by the request that gave it.
+func (s *Store) remindIfAsked(ctx context.Context, asked *time.Time, c Call) error {
+	if asked == nil || c.StartsAt == nil || c.EndedAt != nil || asked.UnixMilli() != c.StartsAt.UnixMilli() {
+		return nil
+	}
+	now := s.now()
+	if !c.StartsAt.After(now) {
+		return nil
+	}
+	at := c.StartsAt.Add(-s.reminderLead)
+	if at.Before(now) {
+		at = now // the lead has passed while starts_at is ahead: remind at once
+	}
+	if err := s.queue.ScheduleReminder(ctx, c.CID, *c.StartsAt, at); err != nil {
+		return fmt.Errorf("call %s: %w", c.CID, err)
+	}
+	return nil
+}
+
+// Reminder is what the reminder of call cid for startsAt (unix ms) owes (API.md, "Reminders"): the call as
+// pushes show it, with its creator as the caller, and the members to remind, every one but the creator who
+// has not joined. due is false, and nobody is reminded, when the call is gone or ended, or its starts_at is
+// no longer startsAt or no longer ahead.
+func (s *Store) Reminder(ctx context.Context, cid string, startsAt int64) (info queue.CallInfo, members []string, due bool, err error) {
+	snap, err := s.read(ctx, cid)
+	if errors.Is(err, ErrNotFound) {
+		return queue.CallInfo{}, nil, false, nil
+	}
+	if err != nil {
+		return queue.CallInfo{}, nil, false, fmt.Errorf("reminder of %s: %w", cid, err)
+	}
+	c := snap.Call
+	if c.EndedAt != nil || c.StartsAt == nil || c.StartsAt.UnixMilli() != startsAt || !c.StartsAt.After(s.now()) {
+		return queue.CallInfo{}, nil, false, nil
+	}
+	joined := make(map[string]bool, len(c.Session.Participants))
+	for _, p := range c.Session.Participants {
+		joined[p.UserID] = true
+	}
+	for _, m := range snap.Members {
+		if m.UserID != c.CreatedBy.ID && !joined[m.UserID] {
+			members = append(members, m.UserID)
+		}
+	}
+	return callInfo(c, c.CreatedBy.ID, c.CreatedBy.Name), members, true, nil
+}
+
+// mayEnd is the end-call right (API.md): the creator, a member with role admin, a user token with role admin,
+// or the backend. Updating a call needs it too.
+func mayEnd(a Actor, acc access) bool {
+	return a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")
 }
 
 func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *redis.Script, args ...any) (State, error) {

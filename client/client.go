@@ -77,6 +77,7 @@ type Device struct {
 	PushProvider     string    `json:"push_provider"`
 	VoIPToken        bool      `json:"voip_token"`
 	PushProviderName string    `json:"push_provider_name,omitempty"`
+	Locale           string    `json:"locale,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	UserID           string    `json:"user_id"`
 }
@@ -93,6 +94,7 @@ type DeviceRequest struct {
 	PushProvider     string `json:"push_provider"`
 	VoIPToken        bool   `json:"voip_token,omitempty"`
 	PushProviderName string `json:"push_provider_name,omitempty"`
+	Locale           string `json:"locale,omitempty"`
 	UserID           string `json:"user_id,omitempty"`
 }
 
@@ -193,6 +195,16 @@ type GetOrCreate struct {
 	Data   *CallData `json:"data,omitempty"`
 }
 
+// CallUpdate is the body of UpdateCall: fields left nil are left as they are.
+type CallUpdate struct {
+	StartsAt         *time.Time     `json:"starts_at,omitempty"`
+	Custom           map[string]any `json:"custom,omitempty"`
+	SettingsOverride *struct {
+		Ring *RingSettings `json:"ring,omitempty"`
+	} `json:"settings_override,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+}
+
 // ListItem is one call of ListCalls.
 type ListItem struct {
 	Call         Call     `json:"call"`
@@ -271,6 +283,14 @@ func (c *Client) GetPushPreferences(ctx context.Context, userID string) (PushPre
 func (c *Client) GetOrCreateCall(ctx context.Context, typ, id string, req GetOrCreate) (CallState, error) {
 	var st CallState
 	_, err := c.do(ctx, http.MethodPost, callPath(typ, id, ""), nil, req, &st)
+	return st, err
+}
+
+// UpdateCall changes the call's starts_at, custom or ring settings (PATCH; members hear call.updated). It
+// needs the right to end the call.
+func (c *Client) UpdateCall(ctx context.Context, typ, id string, u CallUpdate) (CallState, error) {
+	var st CallState
+	_, err := c.do(ctx, http.MethodPatch, callPath(typ, id, ""), nil, u, &st)
 	return st, err
 }
 

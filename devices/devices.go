@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/text/language"
 )
 
 // Provider names as API.md spells a device's push_provider.
@@ -54,6 +55,9 @@ const (
 const (
 	MaxTokenLen        = 4096 // bytes of a token (id)
 	MaxProviderNameLen = 128  // bytes of push_provider_name: it is stored and echoed back, so it is bounded
+	// MaxLocaleLen bounds locale: BCP 47 asks implementations to take tags of 35 characters at least, and a
+	// tag with extensions may run longer, but nothing a phone reports comes near 64.
+	MaxLocaleLen = 64
 	// MaxDevicesPerUser bounds one user's devices, and so the pushes of one ring to one member. Registering
 	// one more drops the oldest registration: an app reinstalled many times gets a new token each time and
 	// never says goodbye to the old ones, and its newest token is the one that works.
@@ -80,12 +84,15 @@ var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9@._-]{1,128}$`)
 
 // Device is one push token of one user.
 type Device struct {
-	ID               string    `json:"id"`
-	PushProvider     string    `json:"push_provider"`
-	VoIPToken        bool      `json:"voip_token"`
-	PushProviderName string    `json:"push_provider_name,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
-	UserID           string    `json:"user_id"`
+	ID               string `json:"id"`
+	PushProvider     string `json:"push_provider"`
+	VoIPToken        bool   `json:"voip_token"`
+	PushProviderName string `json:"push_provider_name,omitempty"`
+	// Locale is the language the device's user reads (BCP 47, e.g. de-AT), which picks the push text; empty
+	// for the default.
+	Locale    string    `json:"locale,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UserID    string    `json:"user_id"`
 }
 
 // FieldError is a device field that fails validation; the API layer answers 400 naming Field.
@@ -114,12 +121,34 @@ func Validate(d Device) error {
 		return &FieldError{"voip_token", `can be true only with push_provider "apn"`}
 	case len(d.PushProviderName) > MaxProviderNameLen:
 		return &FieldError{"push_provider_name", fmt.Sprintf("is longer than %d bytes", MaxProviderNameLen)}
+	case len(d.Locale) > MaxLocaleLen:
+		return &FieldError{"locale", fmt.Sprintf("is longer than %d bytes", MaxLocaleLen)}
+	case d.Locale != "" && !wellFormedLocale(d.Locale):
+		return &FieldError{"locale", "is not a BCP 47 language tag such as \"de\" or \"de-AT\""}
 	case d.UserID == "":
 		return &FieldError{"user_id", "is required"}
 	case !userIDPattern.MatchString(d.UserID):
 		return &FieldError{"user_id", "must match ^[A-Za-z0-9@._-]{1,128}$"}
 	}
 	return nil
+}
+
+// wellFormedLocale reports whether s has the shape of a BCP 47 tag. A tag whose subtags are well formed but
+// not in the registry ("xx-YY") is accepted: its push falls back to the default text, and refusing it would
+// break an app the day a phone reports a subtag newer than this build's registry.
+func wellFormedLocale(s string) bool {
+	_, err := language.Parse(s)
+	var unknown language.ValueError
+	return err == nil || errors.As(err, &unknown)
+}
+
+// CanonicalLocale is locale as stored: a known tag in its canonical form (de_at and de-at become de-AT), an
+// unknown one as given. Call it on a locale that passed Validate.
+func CanonicalLocale(locale string) string {
+	if t, err := language.Parse(locale); err == nil {
+		return t.String()
+	}
+	return locale
 }
 
 // Registry stores devices in Redis. It is safe for concurrent use and works on a single Redis or a Cluster.
@@ -137,6 +166,7 @@ type record struct {
 	Provider string `json:"provider"`
 	VoIP     bool   `json:"voip,omitempty"`
 	Name     string `json:"name,omitempty"`
+	Locale   string `json:"locale,omitempty"`
 	At       int64  `json:"at"`
 }
 
@@ -286,7 +316,7 @@ func (r *Registry) Register(ctx context.Context, d Device) (created bool, err er
 	if at == 0 {
 		return false, fmt.Errorf("register device %s for %s: claim answered %v", tok, d.UserID, claim)
 	}
-	rec, err := json.Marshal(record{Provider: d.PushProvider, VoIP: d.VoIPToken, Name: d.PushProviderName, At: at})
+	rec, err := json.Marshal(record{Provider: d.PushProvider, VoIP: d.VoIPToken, Name: d.PushProviderName, Locale: CanonicalLocale(d.Locale), At: at})
 	if err != nil {
 		return false, fmt.Errorf("register device %s for %s: %w", tok, d.UserID, err)
 	}
@@ -438,6 +468,7 @@ func decode(userID, token, raw string) (Device, error) {
 		PushProvider:     rec.Provider,
 		VoIPToken:        rec.VoIP,
 		PushProviderName: rec.Name,
+		Locale:           rec.Locale,
 		CreatedAt:        time.UnixMicro(rec.At).UTC(),
 		UserID:           userID,
 	}, nil

@@ -81,6 +81,21 @@ func TestRegisterThenListReturnsTheDevice(t *testing.T) {
 	}
 }
 
+func TestALocaleIsStoredCanonical(t *testing.T) {
+	r := newRegistry(t)
+	for tok, locale := range map[string]string{"fcm-token-1": "de_at", "fcm-token-2": "xx-yy", "fcm-token-3": ""} {
+		register(t, r, devices.Device{ID: tok, PushProvider: "firebase", Locale: locale, UserID: "alice"})
+	}
+	got := map[string]string{}
+	for _, d := range list(t, r, "alice") {
+		got[d.ID] = d.Locale
+	}
+	want := map[string]string{"fcm-token-1": "de-AT", "fcm-token-2": "xx-yy", "fcm-token-3": ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("locales = %v, want %v (known tags canonical, unknown ones as given)", got, want)
+	}
+}
+
 func TestRegisteringAgainIsNotCreatedAndUpdatesTheRegistrationTime(t *testing.T) {
 	r := newRegistry(t)
 	d := devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"}
@@ -317,6 +332,12 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"provider in capitals", with(func(d *devices.Device) { d.PushProvider = "Firebase" }), "push_provider"},
 		{"voip with firebase", with(func(d *devices.Device) { d.VoIPToken = true }), "voip_token"},
 		{"long provider name", with(func(d *devices.Device) { d.PushProviderName = strings.Repeat("n", 129) }), "push_provider_name"},
+		{"locale", with(func(d *devices.Device) { d.Locale = "de-AT" }), ""},
+		{"locale spelt as Android does", with(func(d *devices.Device) { d.Locale = "de_at" }), ""},
+		{"locale well formed but unknown", with(func(d *devices.Device) { d.Locale = "xx-YY" }), ""},
+		{"locale not a tag", with(func(d *devices.Device) { d.Locale = "not a locale" }), "locale"},
+		{"locale cut short", with(func(d *devices.Device) { d.Locale = "de-" }), "locale"},
+		{"locale over 64 bytes", with(func(d *devices.Device) { d.Locale = "de-" + strings.Repeat("a", 62) }), "locale"},
 		{"no user", with(func(d *devices.Device) { d.UserID = "" }), "user_id"},
 		{"user with a brace", with(func(d *devices.Device) { d.UserID = "a}b" }), "user_id"},
 		{"user of 129 bytes", with(func(d *devices.Device) { d.UserID = strings.Repeat("u", 129) }), "user_id"},

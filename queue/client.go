@@ -308,6 +308,23 @@ func (c *Client) ScheduleTimeout(ctx context.Context, cid, ringID string, at tim
 	return nil
 }
 
+// ScheduleReminder schedules the reminder of call cid for its starts_at at `at` (at once when at has passed),
+// on the notify queue: a reminder is a regular push and must never take a ring's slot. Asynq keeps it in its
+// scheduled set, in Redis, so it survives restarts; ReminderTaskID keeps a repeated schedule single.
+func (c *Client) ScheduleReminder(ctx context.Context, cid string, startsAt, at time.Time) error {
+	payload, err := json.Marshal(ReminderTask{CID: cid, StartsAt: startsAt.UnixMilli()})
+	if err != nil {
+		return err
+	}
+	err = c.enqueue(ctx, asynq.NewTask(TypeReminder, payload),
+		asynq.Queue(QueueNotify), asynq.TaskID(ReminderTaskID(cid, startsAt.UnixMilli())),
+		asynq.ProcessAt(at), asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.notifyRetention))
+	if err != nil {
+		return fmt.Errorf("schedule reminder of %s at %s: %w", cid, at.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}
+
 func (c *Client) enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Option) error {
 	_, err := c.asynq.EnqueueContext(ctx, t, opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {

@@ -29,6 +29,8 @@ const (
 	TypeTimeout = "ring:timeout"
 	TypeNotify  = "notify:push"
 	TypeWatch   = "ring:watch"
+	// TypeReminder reminds the members of a scheduled call before its starts_at.
+	TypeReminder = "call:reminder"
 )
 
 // Push types (the push "type" field) a task may carry.
@@ -39,6 +41,7 @@ const (
 	EventAccepted     = "call.accepted"
 	EventRejected     = "call.rejected"
 	EventEnded        = "call.ended"
+	EventReminder     = "call.reminder"
 )
 
 // CallInfo is what a push shows about its call. It travels inside each task so a worker renders a push
@@ -98,6 +101,25 @@ type NotifyTask struct {
 	Batch    int      `json:"batch"`
 	Members  []string `json:"members"`
 	Event    string   `json:"event"`
+}
+
+// ReminderTask reminds the members of call CID who have not joined that it starts at StartsAt (unix ms). The
+// handler reads the call again: a call that ended, or whose starts_at moved, reminds nobody through this task.
+type ReminderTask struct {
+	CID      string `json:"cid"`
+	StartsAt int64  `json:"starts_at"`
+}
+
+// ReminderTaskID names the reminder of one call for one starts_at: scheduling it again is a no-op, and a
+// starts_at moved gets a task of its own while the old one finds the call changed.
+func ReminderTaskID(cid string, startsAt int64) string {
+	return fmt.Sprintf("reminder:%s:%d", cid, startsAt)
+}
+
+// ReminderNotifyID is the notification a reminder sends, so that a reminder task run twice enqueues the same
+// notification tasks, whose ledgers keep each device to one push.
+func ReminderNotifyID(cid string, startsAt int64) string {
+	return fmt.Sprintf("reminder:%s:%d", cid, startsAt)
 }
 
 // Deterministic task ids (ARCHITECTURE.md, invariant 3): enqueueing the same work twice is a no-op.

@@ -3,18 +3,27 @@
 //
 // # Templates
 //
-// Each of call.ring, call.notification and call.missed has, for each platform (firebase, apn), a title and a
+// Each of call.ring, call.notification, call.missed and call.reminder has, for each platform (firebase, apn), a title and a
 // body template in Go's text/template syntax, executed with a Data value: {{.CallerName}}, {{.Video}},
 // {{.Custom.topic}}. Built-in defaults are embedded (defaults/ beside this file). call.ring's text is used only
 // for an APNs regular token of a user without a VoIP token; the other rings are data-only.
+//
+// # Locales
+//
+// A template may exist per locale, its BCP 47 tag before the part: call.missed.apn.de.title.tmpl. A push
+// uses the templates of the device's locale (Data.Locale), else of that tag less its last subtag, down to its
+// language (de-AT, then de), else the default, which is English. The built-in texts are English and German
+// (de). A locale has a title and a body for each event and platform it has at all, so that one push never
+// mixes two languages.
 //
 // # Overriding
 //
 // Load(dir) reads every file of dir (RINGER_TEMPLATES_DIR) as an override of one default, named
 //
-//	<event>.<platform>.<title|body>.tmpl      e.g. call.missed.apn.title.tmpl
+//	<event>.<platform>.<title|body>.tmpl           e.g. call.missed.apn.title.tmpl
+//	<event>.<platform>.<locale>.<title|body>.tmpl  e.g. call.missed.apn.de-AT.title.tmpl
 //
-// Templates not overridden keep their default. A file of any other name, or a folder, stops Load with an
+// Templates not overridden keep their default; a locale the built-in texts lack may be added. A file of any other name, or a folder, stops Load with an
 // error naming it, so a typo cannot silently leave a default in place. Names starting with "." are skipped
 // (editor files; the ..data links of a Kubernetes ConfigMap volume).
 //
@@ -53,6 +62,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+
+	"golang.org/x/text/language"
 )
 
 // Events that carry text.
@@ -60,6 +71,7 @@ const (
 	EventRing         = "call.ring"
 	EventNotification = "call.notification"
 	EventMissed       = "call.missed"
+	EventReminder     = "call.reminder"
 )
 
 // Platforms, as API.md spells a device's push_provider.
@@ -130,6 +142,9 @@ type Data struct {
 	Video           bool
 	// Custom is the call's custom object as decoded from JSON: {{.Custom.topic}}.
 	Custom map[string]any
+	// Locale is the receiving device's locale (BCP 47): it picks the templates (see the package comment),
+	// and templates may print it.
+	Locale string
 }
 
 // Rendered is the alert text of one push.
@@ -143,7 +158,8 @@ type Set struct {
 	log   *slog.Logger
 }
 
-type key struct{ event, platform string }
+// key names one title and body pair; locale "" is the default text (English).
+type key struct{ event, platform, locale string }
 
 type pair struct{ title, body *tmpl }
 
@@ -152,42 +168,53 @@ type tmpl struct {
 	name   string // file it came from, for errors
 	t      *template.Template
 	custom *trie // keys of Custom it names, filled in when missing
-	// fallback is the built-in default, used when an override fails on some data; nil for a default.
+	// fallback is the built-in template used when an override fails on some data: the built-in one of the
+	// same locale, else the default. nil for a built-in one.
 	fallback *tmpl
 }
 
-func events() []string    { return []string{EventRing, EventNotification, EventMissed} }
+func events() []string {
+	return []string{EventRing, EventNotification, EventMissed, EventReminder}
+}
 func platforms() []string { return []string{Firebase, APN} }
 
-func fileName(event, platform, part string) string {
-	return event + "." + platform + "." + part + ext
+func fileName(k key, part string) string {
+	if k.locale == "" {
+		return k.event + "." + k.platform + "." + part + ext
+	}
+	return k.event + "." + k.platform + "." + k.locale + "." + part + ext
 }
 
 // Load returns the built-in templates with the files of dir overriding them (see the package comment for
 // names); dir "" means the built-in ones only. It fails on an unknown file name, a template that does not
-// parse or execute, or one that renders over its platform's budget with worst-case data.
+// parse or execute, one that renders over its platform's budget with worst-case data, or a locale given a
+// title without a body or a body without a title.
 func Load(dir string) (*Set, error) {
 	s := &Set{pairs: make(map[key]pair), log: slog.Default()}
+	entries, err := fs.ReadDir(defaultFiles, "defaults")
+	if err != nil {
+		return nil, fmt.Errorf("templates: built-in: %w", err)
+	}
+	for _, e := range entries {
+		k, part, ok := parseName(e.Name())
+		if !ok {
+			return nil, fmt.Errorf("templates: built-in %s: not a template name", e.Name())
+		}
+		text, err := fs.ReadFile(defaultFiles, path.Join("defaults", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("templates: built-in %s: %w", e.Name(), err)
+		}
+		t, err := parseTemplate("built-in "+e.Name(), string(text))
+		if err != nil {
+			return nil, err
+		}
+		s.set(k, part, t)
+	}
 	for _, ev := range events() {
 		for _, pl := range platforms() {
-			var p pair
-			for _, part := range []string{partTitle, partBody} {
-				name := fileName(ev, pl, part)
-				text, err := fs.ReadFile(defaultFiles, path.Join("defaults", name))
-				if err != nil {
-					return nil, fmt.Errorf("templates: built-in %s: %w", name, err)
-				}
-				t, err := parseTemplate("built-in "+name, string(text))
-				if err != nil {
-					return nil, err
-				}
-				if part == partTitle {
-					p.title = t
-				} else {
-					p.body = t
-				}
+			if p := s.pairs[key{ev, pl, ""}]; p.title == nil || p.body == nil {
+				return nil, fmt.Errorf("templates: built-in %s or %s missing", fileName(key{ev, pl, ""}, partTitle), fileName(key{ev, pl, ""}, partBody))
 			}
-			s.pairs[key{ev, pl}] = p
 		}
 	}
 	if dir != "" {
@@ -195,17 +222,32 @@ func Load(dir string) (*Set, error) {
 			return nil, err
 		}
 	}
-	for _, ev := range events() {
-		for _, pl := range platforms() {
-			p := s.pairs[key{ev, pl}]
-			for _, t := range []*tmpl{p.title, p.body} {
-				if err := check(t, pl); err != nil {
-					return nil, err
-				}
+	for k, p := range s.pairs {
+		if p.title == nil || p.body == nil {
+			missing := fileName(k, partTitle)
+			if p.body == nil {
+				missing = fileName(k, partBody)
+			}
+			return nil, fmt.Errorf("templates: %s missing in %s: a locale needs both title and body", missing, dir)
+		}
+		for _, t := range []*tmpl{p.title, p.body} {
+			if err := check(t, k.platform); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return s, nil
+}
+
+// set puts t in as k's part.
+func (s *Set) set(k key, part string, t *tmpl) {
+	p := s.pairs[k]
+	if part == partTitle {
+		p.title = t
+	} else {
+		p.body = t
+	}
+	s.pairs[k] = p
 }
 
 // override replaces defaults with the files of dir.
@@ -221,11 +263,11 @@ func (s *Set) override(dir string) error {
 		}
 		file := filepath.Join(dir, name)
 		if e.IsDir() {
-			return fmt.Errorf("templates: %s is a folder; want only files named <event>.<platform>.<title|body>%s", file, ext)
+			return fmt.Errorf("templates: %s is a folder; want only files named <event>.<platform>[.<locale>].<title|body>%s", file, ext)
 		}
-		ev, pl, part, ok := parseName(name)
+		k, part, ok := parseName(name)
 		if !ok {
-			return fmt.Errorf("templates: unknown file %s; want <event>.<platform>.<title|body>%s with event %s and platform %s",
+			return fmt.Errorf("templates: unknown file %s; want <event>.<platform>[.<locale>].<title|body>%s with event %s, platform %s and locale a BCP 47 tag (de, de-AT)",
 				file, ext, strings.Join(events(), ", "), strings.Join(platforms(), " or "))
 		}
 		info, err := os.Stat(file)
@@ -243,39 +285,91 @@ func (s *Set) override(dir string) error {
 		if err != nil {
 			return err
 		}
-		p := s.pairs[key{ev, pl}]
-		if part == partTitle {
-			t.fallback = p.title
-			p.title = t
-		} else {
-			t.fallback = p.body
-			p.body = t
-		}
-		s.pairs[key{ev, pl}] = p
+		t.fallback = s.builtIn(k, part)
+		s.set(k, part, t)
 	}
 	return nil
 }
 
-// parseName splits "call.missed.apn.title.tmpl"; the event has dots of its own, so it is read from the right.
-func parseName(name string) (event, platform, part string, ok bool) {
+// builtIn is the built-in template of k's part, else of the default locale. Called before overrides of k
+// are set, it finds built-in ones only.
+func (s *Set) builtIn(k key, part string) *tmpl {
+	for _, kk := range []key{k, {k.event, k.platform, ""}} {
+		p := s.pairs[kk]
+		t := p.body
+		if part == partTitle {
+			t = p.title
+		}
+		for t != nil && t.fallback != nil { // an earlier override of the same file
+			t = t.fallback
+		}
+		if t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// parseName splits "call.missed.apn.title.tmpl" or "call.missed.apn.de-AT.title.tmpl"; the event has dots
+// of its own, so it is read from the right. The locale comes back canonical (de-at: de-AT).
+func parseName(name string) (k key, part string, ok bool) {
 	base, found := strings.CutSuffix(name, ext)
 	if !found {
-		return "", "", "", false
+		return key{}, "", false
 	}
-	i := strings.LastIndexByte(base, '.')
+	base, part, found = cutLast(base)
+	if !found || (part != partTitle && part != partBody) {
+		return key{}, "", false
+	}
+	base, seg, found := cutLast(base)
+	if !found {
+		return key{}, "", false
+	}
+	if !contains(platforms(), seg) {
+		tag, err := language.Parse(seg)
+		if err != nil || strings.Contains(seg, "_") {
+			return key{}, "", false
+		}
+		k.locale = tag.String()
+		if base, seg, found = cutLast(base); !found {
+			return key{}, "", false
+		}
+	}
+	k.event, k.platform = base, seg
+	if !contains(events(), k.event) || !contains(platforms(), k.platform) {
+		return key{}, "", false
+	}
+	return k, part, true
+}
+
+// cutLast splits s at its last dot.
+func cutLast(s string) (before, after string, found bool) {
+	i := strings.LastIndexByte(s, '.')
 	if i < 0 {
-		return "", "", "", false
+		return s, "", false
 	}
-	base, part = base[:i], base[i+1:]
-	i = strings.LastIndexByte(base, '.')
-	if i < 0 {
-		return "", "", "", false
+	return s[:i], s[i+1:], true
+}
+
+// lookup is the order in which a device's locale picks its templates (RFC 4647's lookup): the tag, then the
+// tag less its last subtag, and so on down to the language, then the default. de-AT: de-AT, de, default.
+func lookup(locale string) []string {
+	if locale == "" {
+		return []string{""}
 	}
-	event, platform = base[:i], base[i+1:]
-	if (part != partTitle && part != partBody) || !contains(events(), event) || !contains(platforms(), platform) {
-		return "", "", "", false
+	if t, err := language.Parse(locale); err == nil {
+		locale = t.String()
 	}
-	return event, platform, part, true
+	var out []string
+	for l := locale; l != ""; {
+		out = append(out, l)
+		i := strings.LastIndexByte(l, '-')
+		if i < 0 {
+			break
+		}
+		l = l[:i]
+	}
+	return append(out, "")
 }
 
 func contains(list []string, s string) bool {
@@ -322,7 +416,15 @@ func check(t *tmpl, platform string) error {
 // Budget. Only an unknown event or platform is an error: an override that fails on this data falls back to
 // the built-in template (and logs why).
 func (s *Set) Render(event, platform string, d Data) (Rendered, error) {
-	p, ok := s.pairs[key{event, platform}]
+	var (
+		p  pair
+		ok bool
+	)
+	for _, l := range lookup(d.Locale) {
+		if p, ok = s.pairs[key{event, platform, l}]; ok {
+			break
+		}
+	}
 	if !ok {
 		return Rendered{}, fmt.Errorf("render %s for %s: %w", event, platform, ErrUnknown)
 	}
@@ -367,7 +469,7 @@ func prepare(d Data, custom *trie) Data {
 	if d.CallerName == "" {
 		d.CallerName = "Someone"
 	}
-	for _, f := range []*string{&d.CallCID, &d.CallType, &d.CallID, &d.CallDisplayName, &d.CallerID, &d.CallerName, &d.ReceiverID} {
+	for _, f := range []*string{&d.CallCID, &d.CallType, &d.CallID, &d.CallDisplayName, &d.CallerID, &d.CallerName, &d.ReceiverID, &d.Locale} {
 		*f = Truncate(*f, FieldLimit)
 	}
 	d.Custom, _ = view(d.Custom, custom).(map[string]any)
@@ -394,7 +496,7 @@ func worstCase(custom *trie) Data {
 	custom.populate(c, long)
 	return Data{
 		CallCID: long, CallType: long, CallID: long, CallDisplayName: long,
-		CallerID: long, CallerName: long, ReceiverID: long, Video: true, Custom: c,
+		CallerID: long, CallerName: long, ReceiverID: long, Video: true, Custom: c, Locale: long,
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	allEvents    = []string{templates.EventRing, templates.EventNotification, templates.EventMissed}
+	allEvents    = []string{templates.EventRing, templates.EventNotification, templates.EventMissed, templates.EventReminder}
 	allPlatforms = []string{templates.Firebase, templates.APN}
 )
 
@@ -63,11 +63,18 @@ func TestDefaultsRenderForEveryEventAndPlatform(t *testing.T) {
 		templates.EventRing:         {"Incoming audio call from Alice", "Standup"},
 		templates.EventNotification: {"Alice started a call", "Join Standup"},
 		templates.EventMissed:       {"Missed call from Alice", "Standup · Audio call"},
+		templates.EventReminder:     {"Standup starts soon", "Audio call with Alice: tap to join"},
 	}
-	for _, ev := range allEvents {
+	wantEverywhere(t, s, d, want)
+}
+
+// wantEverywhere fails unless d renders as want[event] for each event of want on every platform.
+func wantEverywhere(t *testing.T, s *templates.Set, d templates.Data, want map[string]templates.Rendered) {
+	t.Helper()
+	for ev, w := range want {
 		for _, pl := range allPlatforms {
-			if got := render(t, s, ev, pl, d); got != want[ev] {
-				t.Errorf("%s on %s = %+v, want %+v", ev, pl, got, want[ev])
+			if got := render(t, s, ev, pl, d); got != w {
+				t.Errorf("%s on %s in %q = %+v, want %+v", ev, pl, d.Locale, got, w)
 			}
 		}
 	}
@@ -79,6 +86,7 @@ func TestDefaultsReadWellWithEmptyFields(t *testing.T) {
 		templates.EventRing:         {"Incoming video call from alice", "Tap to answer"},
 		templates.EventNotification: {"alice started a video call", "Tap to join"},
 		templates.EventMissed:       {"Missed video call from alice", "Video call"},
+		templates.EventReminder:     {"A call with alice starts soon", "Video call with alice: tap to join"},
 	}
 	for _, ev := range allEvents {
 		for _, pl := range allPlatforms {

@@ -37,6 +37,7 @@ export const EventType = Object.freeze({
   ENDED: 'call.ended',
   MEMBER_ADDED: 'call.member_added',
   RINGING: 'call.ringing',
+  UPDATED: 'call.updated',
 });
 
 /** An error answer of the API: {code, message, status}. */

@@ -198,7 +198,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 			voip.VoIP = true
 			pushes = append(pushes, target{dev: d, push: voip})
 		case !hasVoIP:
-			r, err := w.render(queue.EventRing, providers.APN, task.Call, task.Member)
+			r, err := w.render(queue.EventRing, d, task.Call)
 			if err != nil {
 				return err
 			}
@@ -254,7 +254,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			if d.VoIPToken {
 				continue
 			}
-			r, err := w.render(queue.EventMissed, d.PushProvider, task.Call, task.Member)
+			r, err := w.render(queue.EventMissed, d, task.Call)
 			if err != nil {
 				return err
 			}
@@ -363,7 +363,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			if d.VoIPToken {
 				continue // a VoIP push must show a call
 			}
-			r, err := w.render(event, d.PushProvider, task.Call, member)
+			r, err := w.render(event, d, task.Call)
 			if err != nil {
 				return err
 			}
@@ -371,6 +371,32 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
+}
+
+// HandleReminder reminds the members of a scheduled call who have not joined (API.md, "Reminders"): it reads
+// the call again and reminds nobody when the call ended or its starts_at moved (the move scheduled a reminder
+// of its own), then sends call.reminder as a notification whose id is the reminder's, so that a retried or
+// repeated reminder enqueues the same notification tasks and each device gets one push.
+func (w *Worker) HandleReminder(ctx context.Context, t *asynq.Task) error {
+	var task queue.ReminderTask
+	if err := queue.Decode(t, &task); err != nil {
+		return err
+	}
+	log := w.log.With("cid", task.CID, "starts_at", queue.FromUnixMs(task.StartsAt).UTC())
+	info, members, due, err := w.cfg.Calls.Reminder(ctx, task.CID, task.StartsAt)
+	if err != nil {
+		return fmt.Errorf("reminder of %s: %w", task.CID, err)
+	}
+	if !due {
+		log.Info("reminder dropped: the call ended, or its starts_at moved or passed")
+		return nil
+	}
+	notifyID := queue.ReminderNotifyID(task.CID, task.StartsAt)
+	if err := w.cfg.Queue.Notify(ctx, info, notifyID, queue.EventReminder, members); err != nil {
+		return fmt.Errorf("reminder of %s: %w", task.CID, err)
+	}
+	log.Info("reminder enqueued", "notify_id", notifyID, "members", len(members))
+	return nil
 }
 
 // HandleTimeout settles a ring at its member or ring deadline.
@@ -625,13 +651,15 @@ func (w *Worker) pick(typ, name string) (string, Sender, error) {
 	return typ, w.cfg.FCM, nil
 }
 
-func (w *Worker) render(event, platform string, c queue.CallInfo, member string) (templates.Rendered, error) {
-	r, err := w.cfg.Templates.Render(event, platform, templates.Data{
+// render is the text of event's push to device d, in d's locale.
+func (w *Worker) render(event string, d devices.Device, c queue.CallInfo) (templates.Rendered, error) {
+	r, err := w.cfg.Templates.Render(event, d.PushProvider, templates.Data{
 		CallCID: c.CID, CallType: c.Type, CallID: c.ID, CallDisplayName: c.DisplayName,
-		CallerID: c.CreatedByID, CallerName: c.CreatedByName, ReceiverID: member, Video: c.Video, Custom: c.Custom,
+		CallerID: c.CreatedByID, CallerName: c.CreatedByName, ReceiverID: d.UserID, Video: c.Video, Custom: c.Custom,
+		Locale: d.Locale,
 	})
 	if err != nil {
-		return r, fmt.Errorf("render %s for %s: %w: %w", event, platform, err, asynq.SkipRetry)
+		return r, fmt.Errorf("render %s for %s: %w: %w", event, d.PushProvider, err, asynq.SkipRetry)
 	}
 	return r, nil
 }

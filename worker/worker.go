@@ -49,6 +49,14 @@ type Expirer interface {
 	Expire(ctx context.Context, cid, ringID string) error
 }
 
+// Calls is what the worker needs of the calls store: settling rings, and reading what a reminder owes.
+type Calls interface {
+	Expirer
+	// Reminder answers the call and the members to remind for the reminder of cid at startsAt (unix ms);
+	// due is false when the call ended or its starts_at moved or passed.
+	Reminder(ctx context.Context, cid string, startsAt int64) (info queue.CallInfo, members []string, due bool, err error)
+}
+
 // Config wires a Worker.
 type Config struct {
 	Redis     redis.UniversalClient
@@ -58,8 +66,8 @@ type Config struct {
 	Providers Providers
 	FCM       Sender
 	APNs      Sender
-	Calls     Expirer
-	// Queue enqueues the watchdog's next tick and its rescues.
+	Calls     Calls
+	// Queue enqueues the watchdog's next tick and its rescues, and the notifications of reminders.
 	Queue   *queue.Client
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -196,6 +204,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.HandleFunc(queue.TypeTimeout, w.HandleTimeout)
 	mux.HandleFunc(queue.TypeNotify, w.HandleNotify)
 	mux.HandleFunc(queue.TypeWatch, w.HandleWatch)
+	mux.HandleFunc(queue.TypeReminder, w.HandleReminder)
 	if w.cfg.Webhooks != nil {
 		mux.HandleFunc(queue.TypeWebhook, w.cfg.Webhooks.Handle)
 	}

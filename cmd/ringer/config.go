@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/ratelimit"
 	"github.com/ringer-dev/ringer/worker"
@@ -71,6 +72,8 @@ type config struct {
 	RingRate ratelimit.Rate
 	// CallRetention keeps an ended call; CallMaxAge keeps a call that never ends after its last activity.
 	CallRetention, CallMaxAge time.Duration
+	// ReminderLead is how long before a scheduled call's starts_at its members get the call.reminder push.
+	ReminderLead time.Duration
 
 	// Webhooks (API.md, "Webhooks"): the receiver URLs, the signing secret, one POST's timeout, the first
 	// retry's wait; EventsReplay is how long each user's events are kept for a reconnect.
@@ -230,6 +233,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		errs = append(errs, err)
 	}
 	if c.CallMaxAge, err = positiveDurationEnv(getenv, "RINGER_CALL_MAX_AGE", 7*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ReminderLead, err = durationEnv(getenv, "RINGER_REMINDER_LEAD", calls.DefaultReminderLead); err != nil {
 		errs = append(errs, err)
 	}
 	if c.RingConcurrency, err = intEnv(getenv, "RINGER_RING_CONCURRENCY"); err != nil {

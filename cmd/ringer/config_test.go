@@ -87,3 +87,19 @@ func TestNotifyTTLDefaultsToAnHourAndABadOneIsNamed(t *testing.T) {
 		}
 	}
 }
+
+func TestTheReminderLeadDefaultsToFiveMinutesAndAMalformedOneIsNamed(t *testing.T) {
+	secret := "RINGER_API_SECRET=" + strings.Repeat("s", MinSecretBytes)
+	c, err := loadConfig(envOf(secret), true)
+	if err != nil || c.ReminderLead != 5*time.Minute {
+		t.Fatalf("default lead %v, %v; want 5m", c.ReminderLead, err)
+	}
+	if c, err = loadConfig(envOf(secret, "RINGER_REMINDER_LEAD=5s"), true); err != nil || c.ReminderLead != 5*time.Second {
+		t.Errorf("lead 5s: %v, %v", c.ReminderLead, err)
+	}
+	for _, bad := range []string{"RINGER_REMINDER_LEAD=soon", "RINGER_REMINDER_LEAD=-1m"} {
+		if _, err := loadConfig(envOf(secret, bad), true); err == nil || !strings.Contains(err.Error(), "RINGER_REMINDER_LEAD") {
+			t.Errorf("%s: %v, want an error naming RINGER_REMINDER_LEAD", bad, err)
+		}
+	}
+}

@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 	store.SetWebhooks(cfg.WebhookURLs)
 	store.SetEventReplay(cfg.EventsReplay)
+	store.SetReminderLead(cfg.ReminderLead)
 	devs := devices.New(rdb)
 
 	provs, err := providerSet(ctx, cfg, log)

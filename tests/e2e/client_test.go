@@ -214,3 +214,22 @@ func TestTheGoClientGetsARingRefusedForOverloadAsA503WithItsRetryAfter(t *testin
 		}
 	}
 }
+
+func TestTheGoClientRegistersALocaleAndUpdatesACall(t *testing.T) {
+	t.Parallel()
+	e := harness.Start(t)
+	ctx := e.Context()
+	alice := clientFor(e, e.Token("alice"))
+	dev, _, err := alice.RegisterDevice(ctx, client.DeviceRequest{ID: "alice-android", PushProvider: client.Firebase, Locale: "de_at"})
+	if err != nil || dev.Locale != "de-AT" {
+		t.Fatalf("RegisterDevice = %+v, %v; want locale de-AT", dev, err)
+	}
+	if _, err := alice.GetOrCreateCall(ctx, "default", "cu1", client.GetOrCreate{}); err != nil {
+		t.Fatal(err)
+	}
+	starts := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	st, err := alice.UpdateCall(ctx, "default", "cu1", client.CallUpdate{StartsAt: &starts, Custom: map[string]any{"topic": "q4"}})
+	if err != nil || st.Call.StartsAt == nil || !st.Call.StartsAt.Equal(starts) || st.Call.Custom["topic"] != "q4" {
+		t.Fatalf("UpdateCall = %+v, %v; want the new starts_at and custom", st.Call, err)
+	}
+}
