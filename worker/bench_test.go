@@ -48,10 +48,13 @@ func newBench(b *testing.B) *bench {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	q := queue.NewClient(rdb)
-	w := worker.New(worker.Config{
+	w, err := worker.New(worker.Config{
 		Redis: rdb, Devices: devices.New(rdb), Templates: tmpl, FCM: sentAtOnce{}, APNs: sentAtOnce{},
-		Calls: calls.New(rdb, q, log), Logger: log,
+		Calls: calls.New(rdb, q, log), Queue: q, Logger: log,
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	return &bench{w: w, rdb: rdb, q: q}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,8 +146,25 @@ const (
 // webhookConcurrency is how many webhook POSTs one worker process has in flight.
 const webhookConcurrency = 16
 
-// New returns a Worker; Start runs it.
-func New(cfg Config) *Worker {
+// New returns a Worker; Start runs it. Redis, Devices, Templates, Calls, Queue, and Providers or a sender of
+// each type, are required: a worker missing one would fail on the first task that needs it.
+func New(cfg Config) (*Worker, error) {
+	var missing []string
+	for _, m := range []struct {
+		name string
+		nil  bool
+	}{
+		{"Redis", cfg.Redis == nil}, {"Devices", cfg.Devices == nil}, {"Templates", cfg.Templates == nil},
+		{"Calls", cfg.Calls == nil}, {"Queue", cfg.Queue == nil},
+		{"Providers (or FCM and APNs)", cfg.Providers == nil && (cfg.FCM == nil || cfg.APNs == nil)},
+	} {
+		if m.nil {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("worker: missing %s", strings.Join(missing, ", "))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -172,7 +190,7 @@ func New(cfg Config) *Worker {
 		cfg.LedgerTTL = DefaultLedgerTTL
 	}
 	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
-	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}
+	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}, nil
 }
 
 // Handler routes ringer's task types to their handlers.
