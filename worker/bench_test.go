@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
@@ -186,7 +187,7 @@ func BenchmarkLedgerWrite(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		key := queue.LedgerKey("bench:c", "notify:n:"+strconv.Itoa(i%1000))
+		key := gate.LedgerKey("bench:c", "notify:n:"+strconv.Itoa(i%1000))
 		pipe := rdb.Pipeline()
 		pipe.SAdd(ctx, key, "fcm-token-"+strconv.Itoa(i))
 		pipe.Expire(ctx, key, 48*time.Hour)

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
@@ -96,11 +97,6 @@ const (
 	DefaultDelayedCheckInterval = 50 * time.Millisecond
 	DefaultShutdownTimeout      = 25 * time.Second
 
-	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
-	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
-	leaseTTL = 2 * time.Second
-	// ringSendWait is how long a stop waits in its handler for a ring push in flight to the same member.
-	ringSendWait = 2 * time.Second
 	// recordPatience is how long a sent push's ledger record is retried while Redis is away.
 	recordPatience = 20 * time.Second
 	// ledgerBatch is how many sent notification pushes are written to the ledger at once. A crash may repeat up
@@ -127,6 +123,7 @@ const (
 type Worker struct {
 	cfg    Config
 	log    *slog.Logger
+	gate   *gate.Gate
 	paused *providerPause
 	// servers are the Asynq servers Start started, one per queue served.
 	servers []*asynq.Server
@@ -135,8 +132,8 @@ type Worker struct {
 // The watch server's settings. Ticks are due on whole seconds (Asynq keeps scheduled tasks by the second) and
 // rescue a ring push after seconds, so a tenth of a second more does not matter. Serving the watch queue from
 // the ring server instead (StrictPriority below ring) gave rings the same latency in the bench but doubled an
-// idle worker's Redis commands (1,215 → 2,316 a second; 1,328 this way): Asynq polls each queue with its own
-// script. Its own few slots keep a burst of ticks from taking a ring push's slot or much of the CPU at once.
+// idle worker's Redis commands (figures in BENCHMARKS.md, "Ring under load"): Asynq polls each queue with its
+// own script. Its own few slots keep a burst of ticks from taking a ring push's slot or much of the CPU at once.
 const (
 	watchConcurrency     = 4
 	watchPollInterval    = 50 * time.Millisecond
@@ -190,7 +187,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.LedgerTTL = DefaultLedgerTTL
 	}
 	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
-	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause()}, nil
 }
 
 // Handler routes ringer's task types to their handlers.
