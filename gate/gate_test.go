@@ -2,8 +2,6 @@ package gate_test
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -90,7 +88,7 @@ func TestEveryWaiterWakesWhenTheLeaseIsReleased(t *testing.T) {
 		}()
 	}
 	// Both block on the release signal before it is raised.
-	for deadline := time.Now().Add(10 * time.Second); blockedClients(t, rdb) < 2; {
+	for deadline := time.Now().Add(10 * time.Second); testredis.Clients(t, rdb, "blocked_clients") < 2; {
 		if time.Now().After(deadline) {
 			t.Fatal("the waiters never blocked on the release signal")
 		}
@@ -155,19 +153,4 @@ func TestAWaiterSeesALeaseThatLapsedWithoutASignal(t *testing.T) {
 	if !<-woke {
 		t.Fatal("the waiter gave up on a lapsed lease")
 	}
-}
-
-func blockedClients(t *testing.T, rdb *redis.Client) int {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "clients").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "blocked_clients:"); ok {
-			n, _ := strconv.Atoi(v)
-			return n
-		}
-	}
-	return 0
 }

@@ -49,14 +49,15 @@ type notifyChild struct {
 	done chan struct{}
 }
 
-func newNotifyChild(env []string, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
+// newNotifyChild supervises a child whose environment is this process's plus extraEnv.
+func newNotifyChild(extraEnv []string, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("notify child: find ringer's own binary: %w", err)
 	}
 	return &notifyChild{
 		exe: exe, stderr: stderr, log: log.With("process", "notify-child"),
-		env:  append(env, "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
+		env:  append(append(os.Environ(), extraEnv...), "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
 		http: &http.Client{Timeout: 5 * time.Second}, done: make(chan struct{}),
 	}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -113,7 +112,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	var child *notifyChild
 	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
 	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
-		if child, err = newNotifyChild(append(os.Environ(), h.childEnv...), h.stderr, log); err != nil {
+		if child, err = newNotifyChild(h.childEnv, h.stderr, log); err != nil {
 			return err
 		}
 		gather = prometheus.Gatherers{reg, child}
