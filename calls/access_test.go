@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
@@ -93,7 +94,7 @@ func TestUpdateMembersScriptStoresNothingOfARefusedUpdate(t *testing.T) {
 		case c.want == nil && (!errors.As(err, &fe) || !fe.Limit || fe.Field != "update_members" || out.MembersAfter != 3):
 			t.Errorf("%s: err %v, members_after %d; want a limit error on update_members, 3", c.name, err, out.MembersAfter)
 		}
-		got, err := rdb.HKeys(ctx, queue.CallKey(cid, "members")).Result()
+		got, err := rdb.HKeys(ctx, gate.CallKey(cid, "members")).Result()
 		if err != nil || !slices.Equal(got, []string{"alice"}) {
 			t.Errorf("%s: members %v (err %v), want alice alone", c.name, got, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
@@ -86,8 +87,8 @@ func TestABigCallShowsEveryMemberOnEveryPath(t *testing.T) {
 		t.Fatalf("staged keys left: %v (err %v)", staged, err)
 	}
 	// The members live as long as the call, not as long as their staging.
-	ttl, err := rdb.PTTL(ctx, queue.CallKey(calls.CID("default", "big"), "members")).Result()
-	callTTL, cerr := rdb.PTTL(ctx, queue.CallKey(calls.CID("default", "big"), "call")).Result()
+	ttl, err := rdb.PTTL(ctx, gate.CallKey(calls.CID("default", "big"), "members")).Result()
+	callTTL, cerr := rdb.PTTL(ctx, gate.CallKey(calls.CID("default", "big"), "call")).Result()
 	if err != nil || cerr != nil || ttl < time.Hour || (ttl-callTTL).Abs() > time.Second {
 		t.Fatalf("members key ttl %v (err %v), call ttl %v (err %v): a call's members must live as long as the call", ttl, err, callTTL, cerr)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 )
 
@@ -58,42 +59,12 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 	return snap.State, nil
 }
 
-// ringSendWait bounds how long a transition's answer waits for ring pushes already in flight.
-const ringSendWait = 250 * time.Millisecond
-
-// waitForRingSends returns once no worker is still sending a ring push of ringID to members. The transition
-// closed their gate atomically, so none can start after it; waiting for those already in flight means that,
-// once the client has the answer, no ring push reaches these members' phones any more.
+// waitForRingSends returns once no worker is still sending a ring push of ringID to members, or after
+// gate.AnswerWait. The transition closed their gate atomically, so none can start after it; waiting for those
+// already in flight means that, once the client has the answer, no ring push reaches these members' phones
+// any more.
 func (s *Store) waitForRingSends(ctx context.Context, cid, ringID string, members []string) {
-	if len(members) == 0 || ringID == "" {
-		return
-	}
-	keys := make([]string, len(members))
-	for i, m := range members {
-		keys[i] = queue.LeaseKey(cid, ringID, m)
-	}
-	deadline := time.Now().Add(ringSendWait)
-	for time.Now().Before(deadline) {
-		holders, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			return
-		}
-		busy := false
-		for _, h := range holders {
-			if v, _ := h.(string); v != "" && v != "wait" {
-				busy = true
-				break
-			}
-		}
-		if !busy {
-			return
-		}
-		select {
-		case <-time.After(time.Millisecond):
-		case <-ctx.Done():
-			return
-		}
-	}
+	_, _ = s.gate.WaitIdle(ctx, cid, ringID, members, gate.AnswerWait)
 }
 
 func (s *Store) enqueueEffects(ctx context.Context, cid string, info queue.CallInfo, snap snapshot, out outcome) error {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ringer-dev/ringer/queue"
 )
 
 // Sentinel errors; api maps them to HTTP status codes in one place.
@@ -65,15 +67,15 @@ const (
 	StateEnded   = "ended"
 )
 
-// Event types, also the push "type" field.
+// Event types, also the push "type" field. Those a push carries are queue's, defined there once.
 const (
 	EventCreated      = "call.created"
-	EventRing         = "call.ring"
-	EventNotification = "call.notification"
-	EventAccepted     = "call.accepted"
-	EventRejected     = "call.rejected"
-	EventMissed       = "call.missed"
-	EventEnded        = "call.ended"
+	EventRing         = queue.EventRing
+	EventNotification = queue.EventNotification
+	EventAccepted     = queue.EventAccepted
+	EventRejected     = queue.EventRejected
+	EventMissed       = queue.EventMissed
+	EventEnded        = queue.EventEnded
 	EventMemberAdded  = "call.member_added"
 	// EventRinging is a callee's acknowledgement that its device rings (POST .../ringing).
 	EventRinging = "call.ringing"

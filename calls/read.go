@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 )
 
@@ -83,20 +84,20 @@ const listReadWhole = 100
 func queueRead(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 	c := queueState(ctx, p, cid)
 	// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and Redis caches the script by its body.
-	c.members = membersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")})
+	c.members = membersScript.Eval(ctx, p, []string{gate.CallKey(cid, "members")})
 	return c
 }
 
 // queueState queues the reads of a call but those of its members.
 func queueState(ctx context.Context, p redis.Pipeliner, cid string) readCmds {
 	return readCmds{
-		call:     p.HGetAll(ctx, queue.CallKey(cid, "call")),
-		ring:     p.HGetAll(ctx, queue.RingKey(cid)),
-		ringing:  p.ZRangeWithScores(ctx, queue.RingingKey(cid), 0, -1),
-		accepted: p.HGetAll(ctx, queue.CallKey(cid, "accepted")),
-		rejected: p.HGetAll(ctx, queue.CallKey(cid, "rejected")),
-		missed:   p.HGetAll(ctx, queue.CallKey(cid, "missed")),
-		joined:   p.HGetAll(ctx, queue.CallKey(cid, "joined")),
+		call:     p.HGetAll(ctx, gate.CallKey(cid, "call")),
+		ring:     p.HGetAll(ctx, gate.RingKey(cid)),
+		ringing:  p.ZRangeWithScores(ctx, gate.RingingKey(cid), 0, -1),
+		accepted: p.HGetAll(ctx, gate.CallKey(cid, "accepted")),
+		rejected: p.HGetAll(ctx, gate.CallKey(cid, "rejected")),
+		missed:   p.HGetAll(ctx, gate.CallKey(cid, "missed")),
+		joined:   p.HGetAll(ctx, gate.CallKey(cid, "joined")),
 	}
 }
 
@@ -129,7 +130,7 @@ type listCmds struct {
 func queueListRead(ctx context.Context, p redis.Pipeliner, cid, user string) listCmds {
 	return listCmds{
 		state:   queueState(ctx, p, cid),
-		members: listMembersScript.Eval(ctx, p, []string{queue.CallKey(cid, "members")}, user, ListMembers),
+		members: listMembersScript.Eval(ctx, p, []string{gate.CallKey(cid, "members")}, user, ListMembers),
 		user:    user,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
@@ -110,7 +111,7 @@ func TestAListDropsCallsThatLapsed(t *testing.T) {
 		}
 	}
 	// What a lapse leaves: the call's keys gone, its entry in the list still there.
-	if err := rdb.Del(ctx, queue.CallKey(calls.CID("default", "gone"), "call"), queue.CallKey(calls.CID("default", "gone"), "members")).Err(); err != nil {
+	if err := rdb.Del(ctx, gate.CallKey(calls.CID("default", "gone"), "call"), gate.CallKey(calls.CID("default", "gone"), "members")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	items, err := s.List(ctx, alice, "")
@@ -150,7 +151,7 @@ func TestARefusedRingStoresNothing(t *testing.T) {
 	if !errors.As(err, &over) || over.RetryAfter < time.Second {
 		t.Fatalf("create with ring over a stale ring queue: %v, want an OverloadedError with Retry-After", err)
 	}
-	if n, err := rdb.Exists(ctx, queue.CallKey(calls.CID("default", "refused"), "call")).Result(); err != nil || n != 0 {
+	if n, err := rdb.Exists(ctx, gate.CallKey(calls.CID("default", "refused"), "call")).Result(); err != nil || n != 0 {
 		t.Fatalf("the refused call was stored (exists=%d, err %v)", n, err)
 	}
 	if _, err := s.Ring(ctx, alice, "default", "first", []string{"bob"}); !errors.Is(err, queue.ErrOverloaded) {

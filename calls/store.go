@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 )
 
@@ -25,6 +26,7 @@ import (
 type Store struct {
 	rdb   redis.UniversalClient
 	queue *queue.Client
+	gate  *gate.Gate
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -56,7 +58,7 @@ func New(rdb redis.UniversalClient, q *queue.Client, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{rdb: rdb, queue: q, log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge,
+	return &Store{rdb: rdb, queue: q, gate: gate.New(rdb), log: log, now: time.Now, retention: DefaultRetention, maxAge: DefaultMaxAge,
 		reminderLead: DefaultReminderLead}
 }
 
@@ -65,14 +67,14 @@ func CID(typ, id string) string { return typ + ":" + id }
 
 func callKeys(cid string) []string {
 	return []string{
-		queue.CallKey(cid, "call"), queue.CallKey(cid, "members"), queue.RingKey(cid), queue.RingingKey(cid),
-		queue.CallKey(cid, "rung"), queue.CallKey(cid, "accepted"), queue.CallKey(cid, "rejected"),
-		queue.CallKey(cid, "missed"), queue.CallKey(cid, "joined"), outboxKey(cid),
+		gate.CallKey(cid, "call"), gate.CallKey(cid, "members"), gate.RingKey(cid), gate.RingingKey(cid),
+		gate.CallKey(cid, "rung"), gate.CallKey(cid, "accepted"), gate.CallKey(cid, "rejected"),
+		gate.CallKey(cid, "missed"), gate.CallKey(cid, "joined"), outboxKey(cid),
 	}
 }
 
 // outboxKey is the call's outbox (KEYS[10] of every transition, scripts.go).
-func outboxKey(cid string) string { return queue.CallKey(cid, "outbox") }
+func outboxKey(cid string) string { return gate.CallKey(cid, "outbox") }
 
 // outboxTTL bounds how long an event nobody drained stays in an outbox: the sweeper drains it within seconds
 // when webhooks are on; with them off, only a process killed mid-transition leaves one behind.
@@ -226,7 +228,7 @@ const inlineMembers = 1000
 // scanMembers reads a call's member hash inlineMembers fields at a time.
 func (s *Store) scanMembers(ctx context.Context, cid string) (map[string]string, error) {
 	members := map[string]string{}
-	it := s.rdb.HScan(ctx, queue.CallKey(cid, "members"), 0, "", inlineMembers).Iterator()
+	it := s.rdb.HScan(ctx, gate.CallKey(cid, "members"), 0, "", inlineMembers).Iterator()
 	for it.Next(ctx) {
 		field := it.Val()
 		if !it.Next(ctx) {
@@ -243,7 +245,7 @@ func (s *Store) scanMembers(ctx context.Context, cid string) (map[string]string,
 // stageMembers writes a big call's members, inlineMembers at a time, to a key of their own that createScript
 // renames into place, and returns that key. The key lapses if the create never comes.
 func (s *Store) stageMembers(ctx context.Context, cid string, memberPairs []string) (string, error) {
-	key := queue.CallKey(cid, "members:staged:"+newID())
+	key := gate.CallKey(cid, "members:staged:"+newID())
 	pipe := s.rdb.Pipeline()
 	for i := 0; i < len(memberPairs); i += 2 * inlineMembers {
 		chunk := memberPairs[i:min(i+2*inlineMembers, len(memberPairs))]
@@ -300,10 +302,10 @@ type access struct {
 
 func (s *Store) access(ctx context.Context, cid, user string) (access, error) {
 	pipe := s.rdb.Pipeline()
-	fields := pipe.HMGet(ctx, queue.CallKey(cid, "call"), "created_by", "team")
+	fields := pipe.HMGet(ctx, gate.CallKey(cid, "call"), "created_by", "team")
 	var mem *redis.StringCmd
 	if user != "" {
-		mem = pipe.HGet(ctx, queue.CallKey(cid, "members"), user)
+		mem = pipe.HGet(ctx, gate.CallKey(cid, "members"), user)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return access{}, fmt.Errorf("call %s: %w", cid, err)
@@ -536,7 +538,7 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 // stageBig stages a big call's members for createScript (KEYS[10]) and leaves none in its spec; a call that
 // exists already needs neither.
 func (s *Store) stageBig(ctx context.Context, cid string, keys, memberPairs []string) ([]string, []string, error) {
-	exists, err := s.rdb.Exists(ctx, queue.CallKey(cid, "call")).Result()
+	exists, err := s.rdb.Exists(ctx, gate.CallKey(cid, "call")).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("create %s: %w", cid, err)
 	}
@@ -876,7 +878,7 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 		return State{}, fmt.Errorf("update members of %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
 	now := s.now()
-	existing, err := s.rdb.HMGet(ctx, queue.CallKey(cid, "members"), memberIDs(update)...).Result()
+	existing, err := s.rdb.HMGet(ctx, gate.CallKey(cid, "members"), memberIDs(update)...).Result()
 	if err != nil && len(update) > 0 {
 		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ringer-dev/ringer/gate"
 )
 
 // Retention keeps a completed task, and so its id, for the dedup window: enqueueing the same work again
@@ -32,6 +34,7 @@ const (
 // Client enqueues ringer's tasks. It is safe for concurrent use.
 type Client struct {
 	rdb   redis.UniversalClient
+	gate  *gate.Gate
 	asynq *asynq.Client
 	// ringRetention and notifyRetention are how long completed tasks are kept (SetRetention).
 	ringRetention, notifyRetention time.Duration
@@ -39,7 +42,7 @@ type Client struct {
 
 // NewClient returns a Client on rdb. Close releases nothing of rdb's.
 func NewClient(rdb redis.UniversalClient) *Client {
-	return &Client{rdb: rdb, asynq: asynq.NewClientFromRedisClient(enqueuer(rdb)),
+	return &Client{rdb: rdb, gate: gate.New(rdb), asynq: asynq.NewClientFromRedisClient(enqueuer(rdb)),
 		ringRetention: RingRetention, notifyRetention: NotifyRetention}
 }
 
@@ -98,87 +101,23 @@ type RingMember struct {
 	EndsAt time.Time
 }
 
-// openGateScript puts members into the ring gate of ringID, for callers that keep no call state of their own.
-//
-// KEYS[1] -> ringer:{<cid>}:ring     ring hash
-// KEYS[2] -> ringer:{<cid>}:ringing  members still ringing, scored by their ring's end (unix ms)
-// ARGV[1] -> ring id
-// ARGV[2] -> ring end, unix ms
-// ARGV[3] -> how long the gate is kept past the ring's end, ms
-// ARGV[4..] -> member, end (unix ms) pairs
-//
-// Returns 1, or 0 when another ring is live on the call. The gate lapses ARGV[3] after the last member's ring
-// ends: a call service's calls are its own to keep, but their gates are ringer's.
-var openGateScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'id')
-if cur and cur ~= ARGV[1] and redis.call('ZCARD', KEYS[2]) > 0 then
-  return 0
-end
-if cur ~= ARGV[1] then
-  redis.call('DEL', KEYS[2])
-end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ends_at', ARGV[2], 'live', '1')
-local now = redis.call('TIME')
-local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-for i = 4, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[2], 'NX', ARGV[i+1], ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[1], 'at:' .. ARGV[i], ms)
-  end
-end
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
-local lapse = math.max(tonumber(ARGV[2]), tonumber(last or 0)) + tonumber(ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], lapse)
-redis.call('PEXPIREAT', KEYS[2], lapse)
-return 1
-`)
-
-// closeGateScript takes members out of the ring gate of ringID.
-//
-// KEYS[1] -> ringer:{<cid>}:ring
-// KEYS[2] -> ringer:{<cid>}:ringing
-// ARGV[1] -> ring id
-// ARGV[2..] -> members
-//
-// Returns the number of members taken out.
-var closeGateScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then
-  return 0
-end
-local n = 0
-for i = 2, #ARGV do
-  n = n + redis.call('ZREM', KEYS[2], ARGV[i])
-end
-if redis.call('ZCARD', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[1], 'live', '0')
-end
-return n
-`)
-
 // ErrRingLive is returned by Ring when another ring of the call is still live.
-var ErrRingLive = errors.New("another ring of this call is live")
+var ErrRingLive = gate.ErrRingLive
 
 // Ring opens the ring gate for members and enqueues one ring task each. It is for call services that keep
 // their own call state; ringer's own calls package opens the gate in its transition scripts and uses
-// EnqueueRing. Calling it twice with the same ringID rings nobody twice.
+// EnqueueRing. Calling it twice with the same ringID rings nobody twice. The gate lapses the retention after
+// the last member's ring ends: a call service's calls are its own to keep, but their gates are ringer's.
 func (c *Client) Ring(ctx context.Context, call CallInfo, ringID string, members []RingMember) error {
 	if len(members) == 0 {
 		return nil
 	}
-	end := members[0].EndsAt
-	args := []any{ringID, 0, c.ringRetention.Milliseconds()}
-	for _, m := range members {
-		if m.EndsAt.After(end) {
-			end = m.EndsAt
-		}
-		args = append(args, m.UserID, m.EndsAt.UnixMilli())
+	gm := make([]gate.Member, len(members))
+	for i, m := range members {
+		gm[i] = gate.Member{ID: m.UserID, EndsAt: m.EndsAt}
 	}
-	args[1] = end.UnixMilli()
-	ok, err := openGateScript.Run(ctx, c.rdb, []string{RingKey(call.CID), RingingKey(call.CID)}, args...).Int()
-	if err != nil {
-		return fmt.Errorf("ring %s: open gate: %w", call.CID, err)
-	}
-	if ok == 0 {
-		return fmt.Errorf("ring %s: %w", call.CID, ErrRingLive)
+	if err := c.gate.Open(ctx, call.CID, ringID, c.ringRetention, gm); err != nil {
+		return fmt.Errorf("ring %s: %w", call.CID, err)
 	}
 	return c.EnqueueRing(ctx, call, ringID, members)
 }
@@ -190,13 +129,8 @@ func (c *Client) StopRinging(ctx context.Context, call CallInfo, ringID, event s
 	if len(members) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(members)+1)
-	args = append(args, ringID)
-	for _, m := range members {
-		args = append(args, m)
-	}
-	if err := closeGateScript.Run(ctx, c.rdb, []string{RingKey(call.CID), RingingKey(call.CID)}, args...).Err(); err != nil {
-		return fmt.Errorf("stop ringing %s: close gate: %w", call.CID, err)
+	if _, err := c.gate.Close(ctx, call.CID, ringID, members); err != nil {
+		return fmt.Errorf("stop ringing %s: %w", call.CID, err)
 	}
 	return c.EnqueueStop(ctx, call, ringID, event, members)
 }

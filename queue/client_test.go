@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
@@ -19,7 +20,7 @@ func TestAnOutsideServicesRingGateLapsesAfterItsRing(t *testing.T) {
 	if err := c.Ring(ctx, call, "g1", []queue.RingMember{{UserID: "bob", EndsAt: ends}, {UserID: "carol", EndsAt: ends.Add(time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{queue.RingKey(call.CID), queue.RingingKey(call.CID)} {
+	for _, k := range []string{gate.RingKey(call.CID), gate.RingingKey(call.CID)} {
 		ttl, err := rdb.PTTL(ctx, k).Result()
 		if err != nil || ttl < 2*time.Minute || ttl > 2*time.Minute+queue.RingRetention {
 			t.Errorf("%s lives %v (err %v), want past the last member's ring (2 min) by the task retention", k, ttl, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
@@ -48,10 +49,13 @@ func newBench(b *testing.B) *bench {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	q := queue.NewClient(rdb)
-	w := worker.New(worker.Config{
+	w, err := worker.New(worker.Config{
 		Redis: rdb, Devices: devices.New(rdb), Templates: tmpl, FCM: sentAtOnce{}, APNs: sentAtOnce{},
-		Calls: calls.New(rdb, q, log), Logger: log,
+		Calls: calls.New(rdb, q, log), Queue: q, Logger: log,
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	return &bench{w: w, rdb: rdb, q: q}
 }
 
@@ -183,7 +187,7 @@ func BenchmarkLedgerWrite(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		key := queue.LedgerKey("bench:c", "notify:n:"+strconv.Itoa(i%1000))
+		key := gate.LedgerKey("bench:c", "notify:n:"+strconv.Itoa(i%1000))
 		pipe := rdb.Pipeline()
 		pipe.SAdd(ctx, key, "fcm-token-"+strconv.Itoa(i))
 		pipe.Expire(ctx, key, 48*time.Hour)

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,76 +9,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
 )
-
-// gateScript admits a ring push: the member must still be in the gate of this ring with time left and its push
-// not yet delivered; then the caller takes the member's lease, unless another live worker holds it.
-//
-// KEYS[1] -> ringer:{<cid>}:ring                       current ring hash (field id)
-// KEYS[2] -> ringer:{<cid>}:ringing                    members still ringing, scored by their end (unix ms)
-// KEYS[3] -> ringer:{<cid>}:lease:<ring_id>:<member>   the member's lease
-// KEYS[4] -> ringer:{<cid>}:delivered:<ring_id>        members whose ring push is done
-// ARGV[1] -> ring id
-// ARGV[2] -> member
-// ARGV[3] -> now, unix ms
-// ARGV[4] -> lease, ms
-// ARGV[5] -> this worker's lease owner id
-//
-// Returns 1 when the push may go (lease taken), 0 when the ring is over for the member, 2 when another live
-// worker holds the lease, 3 when the push was delivered already.
-var gateScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
-local ends = redis.call('ZSCORE', KEYS[2], ARGV[2])
-if not ends or tonumber(ends) <= tonumber(ARGV[3]) then return 0 end
-if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return 3 end
-local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= 'wait' and holder ~= ARGV[5] then return 2 end
-redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
-return 1
-`)
-
-// renewScript extends a lease its owner still holds.
-//
-// KEYS[1] -> the lease
-// ARGV[1] -> owner id
-// ARGV[2] -> lease, ms
-//
-// Returns 1 if renewed, 0 if the lease is no longer the owner's.
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`)
-
-// releaseScript ends a ring push's lease: done marks the member delivered; otherwise the lease becomes "wait"
-// for the retry's delay, so the watchdog does not take a waiting retry for a dead worker.
-//
-// KEYS[1] -> the lease
-// KEYS[2] -> ringer:{<cid>}:delivered:<ring_id>
-// ARGV[1] -> owner id
-// ARGV[2] -> member
-// ARGV[3] -> "done" or "wait"
-// ARGV[4] -> wait, ms
-// ARGV[5] -> delivered set's time to live, seconds
-var releaseScript = redis.NewScript(`
-if ARGV[3] == 'done' then
-  redis.call('SADD', KEYS[2], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[3] == 'done' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], 'wait', 'PX', ARGV[4])
-end
-return 1
-`)
 
 // HandleRing sends the ring push to every device of one member while the member is still rung. It holds the
 // member's lease while it works, renewing it, so that a stop waits for it and the watchdog can tell a live
@@ -97,33 +32,27 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 		log.Info("ring over before its push left", "reason", "timeout")
 		return fmt.Errorf("ring %s to %s: over: %w", task.RingID, task.Member, asynq.RevokeTask)
 	}
-	lease := queue.LeaseKey(cid, task.RingID, task.Member)
-	delivered := queue.DeliveredKey(cid, task.RingID)
-	owner := newOwnerID()
-	st, err := gateScript.Run(ctx, w.cfg.Redis, []string{queue.RingKey(cid), queue.RingingKey(cid), lease, delivered},
-		task.RingID, task.Member, now.UnixMilli(), leaseTTL.Milliseconds(), owner).Int()
+	admission, lease, err := w.gate.Admit(ctx, cid, task.RingID, task.Member, now)
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: gate: %w", task.RingID, task.Member, err)
 	}
-	switch st {
-	case 0:
+	switch admission {
+	case gate.Over:
 		log.Info("ring stopped before its push left")
 		return fmt.Errorf("ring %s to %s: stopped: %w", task.RingID, task.Member, asynq.RevokeTask)
-	case 2, 3:
+	case gate.Held, gate.Delivered:
 		return nil // another worker has it, or had it: this task is a duplicate
 	}
-	stopRenew := w.renewWhileWorking(ctx, lease, owner)
+	stopRenew := lease.KeepAlive(ctx)
 	ringCtx, cancel := context.WithDeadline(ctx, queue.FromUnixMs(task.EndsAt))
 	err = w.withQuickRetries(ringCtx, func() error { return w.ringDevices(ringCtx, log, task) })
 	cancel()
 	stopRenew()
-	mode, wait := "done", time.Duration(0)
+	done, wait := true, time.Duration(0)
 	if err != nil && !errors.Is(err, asynq.SkipRetry) {
-		mode, wait = "wait", retryWait(err)
+		done, wait = false, retryWait(err)
 	}
-	// A fresh context: the task's may have reached the ring's deadline, and the lease must still be let go.
-	if rerr := releaseScript.Run(context.WithoutCancel(ctx), w.cfg.Redis, []string{lease, delivered},
-		owner, task.Member, mode, max(wait.Milliseconds(), 1), int(w.ledgerKeep(task.EndsAt).Seconds())).Err(); rerr != nil {
+	if rerr := lease.Release(ctx, done, wait, w.ledgerKeep(task.EndsAt)); rerr != nil {
 		log.Warn("ring lease not released; it lapses by itself", "err", rerr)
 	}
 	return err
@@ -135,29 +64,6 @@ func (w *Worker) ledgerKeep(endsAt int64) time.Duration {
 	return max(w.cfg.LedgerTTL, time.Until(queue.FromUnixMs(endsAt))+MinLedgerTTL)
 }
 
-// renewWhileWorking keeps a lease alive until the returned stop is called.
-func (w *Worker) renewWhileWorking(ctx context.Context, lease, owner string) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(leaseTTL / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = renewScript.Run(context.WithoutCancel(ctx), w.cfg.Redis, []string{lease}, owner, leaseTTL.Milliseconds()).Err()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
-}
-
 // retryWait is how long a retried ring push waits: the provider's Retry-After, else the longest quick retry.
 func retryWait(err error) time.Duration {
 	var ra *retryAfterError
@@ -165,12 +71,6 @@ func retryWait(err error) time.Duration {
 		return ra.after + 500*time.Millisecond
 	}
 	return maxRingRetryDelay + 500*time.Millisecond
-}
-
-func newOwnerID() string {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // ringDevices sends the ring push to each of the member's devices: FCM tokens a data message, VoIP tokens a
@@ -216,7 +116,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 	if task.EnqueuedAt > 0 {
 		start = queue.FromUnixMs(task.EnqueuedAt)
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), w.ledgerKeep(task.EndsAt), pushes, start, 1)
+	return w.deliver(ctx, log, gate.LedgerKey(task.Call.CID, queue.RingTaskID(task.RingID, task.Member)), w.ledgerKeep(task.EndsAt), pushes, start, 1)
 }
 
 // HandleStop tells the devices that got a member's ring to stop: a silent stop push, or, for call.missed,
@@ -228,14 +128,18 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	}
 	cid := task.Call.CID
 	log := w.log.With("cid", cid, "ring_id", task.RingID, "member", task.Member, "event", task.Event)
-	if err := w.waitForRingSend(ctx, queue.LeaseKey(cid, task.RingID, task.Member)); err != nil {
+	// The wait is short (the ring's sends are bounded) and blocks here rather than going through an Asynq
+	// retry, which would add tens of milliseconds to the stop; past gate.StopWait it goes back to Asynq.
+	if idle, err := w.gate.WaitIdle(ctx, cid, task.RingID, []string{task.Member}, gate.StopWait); err != nil {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
+	} else if !idle {
+		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, errWaitForRing)
 	}
 	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
 	if err != nil {
 		return fmt.Errorf("stop %s for %s: devices: %w", task.RingID, task.Member, err)
 	}
-	rung, err := w.cfg.Redis.SMembers(ctx, queue.LedgerKey(cid, queue.RingTaskID(task.RingID, task.Member))).Result()
+	rung, err := w.cfg.Redis.SMembers(ctx, gate.LedgerKey(cid, queue.RingTaskID(task.RingID, task.Member))).Result()
 	if err != nil {
 		return fmt.Errorf("stop %s for %s: ring ledger: %w", task.RingID, task.Member, err)
 	}
@@ -278,32 +182,8 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	ledger := queue.LedgerKey(cid, t.ResultWriter().TaskID())
+	ledger := gate.LedgerKey(cid, t.ResultWriter().TaskID())
 	return w.withQuickRetries(ctx, func() error { return w.deliver(ctx, log, ledger, w.cfg.LedgerTTL, pushes, time.Time{}, 1) })
-}
-
-// waitForRingSend waits while a live worker holds the member's ring lease, so that the stop sees every device
-// the ring reached. The wait is short (the ring's sends are bounded) and polled here rather than through an
-// Asynq retry, which would add tens of milliseconds to the stop; past ringSendWait it goes back to Asynq.
-func (w *Worker) waitForRingSend(ctx context.Context, lease string) error {
-	deadline := time.Now().Add(ringSendWait)
-	for {
-		holder, err := w.cfg.Redis.Get(ctx, lease).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		if holder == "" || holder == "wait" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errWaitForRing
-		}
-		select {
-		case <-time.After(time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // quickRetries are the waits, before jitter, between tries of a ring or stop push inside its handler: a
@@ -370,7 +250,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			pushes = append(pushes, target{dev: d, push: providers.Push{Kind: providers.KindAlert, Data: data, Title: r.Title, Body: r.Body, Expires: expires}, logMember: true})
 		}
 	}
-	return w.deliver(ctx, log, queue.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
+	return w.deliver(ctx, log, gate.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL, pushes, time.Time{}, ledgerBatch)
 }
 
 // HandleReminder reminds the members of a scheduled call who have not joined (API.md, "Reminders"): it reads

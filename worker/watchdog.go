@@ -2,13 +2,10 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/queue"
 )
@@ -34,72 +31,39 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	cid := task.Call.CID
-	pipe := w.cfg.Redis.Pipeline()
-	idCmd := pipe.HGet(ctx, queue.RingKey(cid), "id")
-	ringingCmd := pipe.ZRangeWithScores(ctx, queue.RingingKey(cid), 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("watch ring %s: %w", task.RingID, err)
+	now := time.Now()
+	view, err := w.gate.Inspect(ctx, cid, task.RingID, now)
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
 	}
-	if idCmd.Val() != task.RingID || len(ringingCmd.Val()) == 0 {
+	if !view.Current {
 		return nil // the ring is over: the watch ends
 	}
-	now := time.Now()
-	var live []queue.RingMember
-	due := false
-	for _, z := range ringingCmd.Val() {
-		m, _ := z.Member.(string)
-		ends := time.UnixMilli(int64(z.Score))
-		if !ends.After(now) {
-			due = true
-			continue
-		}
-		live = append(live, queue.RingMember{UserID: m, EndsAt: ends})
-	}
-	var (
-		delivered []bool
-		leaseCmds []*redis.StringCmd
-		at        []any
-	)
-	if len(live) > 0 {
-		pipe = w.cfg.Redis.Pipeline()
-		names := make([]any, len(live))
-		atFields := make([]string, len(live))
-		for i, m := range live {
-			names[i] = m.UserID
-			atFields[i] = "at:" + m.UserID
-		}
-		deliveredCmd := pipe.SMIsMember(ctx, queue.DeliveredKey(cid, task.RingID), names...)
-		leaseCmds = make([]*redis.StringCmd, len(live))
-		for i, m := range live {
-			// One GET each: on a cluster the leases share the call's slot anyway.
-			leaseCmds[i] = pipe.Get(ctx, queue.LeaseKey(cid, task.RingID, m.UserID))
-		}
-		atCmd := pipe.HMGet(ctx, queue.RingKey(cid), atFields...)
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("watch ring %s: %w", task.RingID, err)
-		}
-		delivered, at = deliveredCmd.Val(), atCmd.Val()
+	live := make([]queue.RingMember, len(view.Live))
+	delivered := make([]bool, len(view.Live))
+	for i, m := range view.Live {
+		live[i], delivered[i] = queue.RingMember{UserID: m.ID, EndsAt: m.EndsAt}, m.Delivered
 	}
 	if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, nextWatch(task.Tick, live, delivered)); err != nil {
 		return err
 	}
-	if due {
+	if view.Due {
 		if err := w.cfg.Calls.Expire(ctx, cid, task.RingID); err != nil {
 			return fmt.Errorf("watch ring %s: expire: %w", task.RingID, err)
 		}
 	}
 	bucket := now.UnixMilli() / rescueAfter.Milliseconds()
-	for i, m := range live {
-		if i < len(delivered) && delivered[i] {
+	for i, v := range view.Live {
+		if v.Delivered {
 			continue
 		}
-		if leaseCmds[i].Val() != "" {
+		if v.Leased {
 			continue // a live worker sends it, or a retry waits
 		}
-		rungAt := parseMs(at[i])
-		if rungAt == 0 || now.Sub(time.UnixMilli(rungAt)) < rescueAfter {
+		if v.RungAt.IsZero() || now.Sub(v.RungAt) < rescueAfter {
 			continue
 		}
+		m := live[i]
 		if err := w.cfg.Queue.Rescue(ctx, task.Call, task.RingID, m, bucket); err != nil {
 			return fmt.Errorf("watch ring %s: rescue %s: %w", task.RingID, m.UserID, err)
 		}
@@ -130,10 +94,4 @@ func nextWatch(tick int64, live []queue.RingMember, delivered []bool) time.Time 
 		return justBefore
 	}
 	return next
-}
-
-func parseMs(v any) int64 {
-	s, _ := v.(string)
-	n, _ := strconv.ParseInt(s, 10, 64)
-	return n
 }

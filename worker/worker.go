@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
@@ -113,11 +115,6 @@ const (
 	// so a phone back after days would light up with stale calls.
 	DefaultNotifyTTL = time.Hour
 
-	// leaseTTL is how long a ring push's lease outlives its worker: a dead worker's member is rescued, and its
-	// stop let through, that long after it died. Live workers renew it every leaseTTL/4.
-	leaseTTL = 2 * time.Second
-	// ringSendWait is how long a stop waits in its handler for a ring push in flight to the same member.
-	ringSendWait = 2 * time.Second
 	// recordPatience is how long a sent push's ledger record is retried while Redis is away.
 	recordPatience = 20 * time.Second
 	// ledgerBatch is how many sent notification pushes are written to the ledger at once. A crash may repeat up
@@ -144,6 +141,7 @@ const (
 type Worker struct {
 	cfg    Config
 	log    *slog.Logger
+	gate   *gate.Gate
 	paused *providerPause
 	// servers are the Asynq servers Start started, one per queue served.
 	servers []*asynq.Server
@@ -152,8 +150,8 @@ type Worker struct {
 // The watch server's settings. Ticks are due on whole seconds (Asynq keeps scheduled tasks by the second) and
 // rescue a ring push after seconds, so a tenth of a second more does not matter. Serving the watch queue from
 // the ring server instead (StrictPriority below ring) gave rings the same latency in the bench but doubled an
-// idle worker's Redis commands (1,215 → 2,316 a second; 1,328 this way): Asynq polls each queue with its own
-// script. Its own few slots keep a burst of ticks from taking a ring push's slot or much of the CPU at once.
+// idle worker's Redis commands (figures in BENCHMARKS.md, "Ring under load"): Asynq polls each queue with its
+// own script. Its own few slots keep a burst of ticks from taking a ring push's slot or much of the CPU at once.
 const (
 	watchConcurrency     = 4
 	watchPollInterval    = 50 * time.Millisecond
@@ -163,8 +161,25 @@ const (
 // webhookConcurrency is how many webhook POSTs one worker process has in flight.
 const webhookConcurrency = 16
 
-// New returns a Worker; Start runs it.
-func New(cfg Config) *Worker {
+// New returns a Worker; Start runs it. Redis, Devices, Templates, Calls, Queue, and Providers or a sender of
+// each type, are required: a worker missing one would fail on the first task that needs it.
+func New(cfg Config) (*Worker, error) {
+	var missing []string
+	for _, m := range []struct {
+		name string
+		nil  bool
+	}{
+		{"Redis", cfg.Redis == nil}, {"Devices", cfg.Devices == nil}, {"Templates", cfg.Templates == nil},
+		{"Calls", cfg.Calls == nil}, {"Queue", cfg.Queue == nil},
+		{"Providers (or FCM and APNs)", cfg.Providers == nil && (cfg.FCM == nil || cfg.APNs == nil)},
+	} {
+		if m.nil {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("worker: missing %s", strings.Join(missing, ", "))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -193,7 +208,7 @@ func New(cfg Config) *Worker {
 		cfg.LedgerTTL = DefaultLedgerTTL
 	}
 	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
-	return &Worker{cfg: cfg, log: cfg.Logger, paused: newProviderPause()}
+	return &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause()}, nil
 }
 
 // Handler routes ringer's task types to their handlers.

@@ -49,14 +49,15 @@ type notifyChild struct {
 	done chan struct{}
 }
 
-func newNotifyChild(env []string, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
+// newNotifyChild supervises a child whose environment is this process's plus extraEnv.
+func newNotifyChild(extraEnv []string, stderr io.Writer, log *slog.Logger) (*notifyChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("notify child: find ringer's own binary: %w", err)
 	}
 	return &notifyChild{
 		exe: exe, stderr: stderr, log: log.With("process", "notify-child"),
-		env:  append(env, "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
+		env:  append(append(os.Environ(), extraEnv...), "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
 		http: &http.Client{Timeout: 5 * time.Second}, done: make(chan struct{}),
 	}, nil
 }
@@ -253,4 +254,35 @@ func runNotifyChild(ctx context.Context, getenv func(string) string, stderr io.W
 		newLogger(cfg.LogFormat, stderr).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
 	}
 	return runService(ctx, getenv, stderr, roles{worker: true, child: true})
+}
+
+// childComponent runs the notify child as one of the process's components (app.Run). It is first in the list,
+// so it is stopped last and the parent waits for it after everything else has drained; its context ends with
+// the process's, so it drains alongside them. It is spawned only once `after` closes (this process's
+// "listening" line, which tools that start ringer wait for), so that a slow child start (it runs niced only
+// once it has re-executed itself) never holds up the API.
+type childComponent struct {
+	c      *notifyChild
+	after  <-chan struct{}
+	grace  time.Duration
+	cancel context.CancelFunc
+}
+
+func (cc *childComponent) Start(ctx context.Context) error {
+	ctx, cc.cancel = context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-cc.after:
+			cc.c.run(ctx, cc.grace)
+		case <-ctx.Done():
+			close(cc.c.done)
+		}
+	}()
+	return nil
+}
+
+func (cc *childComponent) Shutdown(context.Context) error {
+	cc.cancel()
+	cc.c.wait()
+	return nil
 }

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -21,15 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/api"
-	"github.com/ringer-dev/ringer/calls"
-	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/app"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/registry"
-	"github.com/ringer-dev/ringer/queue"
-	"github.com/ringer-dev/ringer/ratelimit"
-	"github.com/ringer-dev/ringer/templates"
-	"github.com/ringer-dev/ringer/webhook"
-	"github.com/ringer-dev/ringer/worker"
 )
 
 // version is the module version the binary was built from, for the webhooks' User-Agent.
@@ -76,8 +68,8 @@ type hooks struct {
 	childEnv []string
 }
 
-// serve runs the roles until ctx ends, then drains: the API stops taking requests and finishes those in
-// flight, the worker finishes or hands back its tasks.
+// serve runs the roles until ctx ends, then drains (app.Run: the components stop in the order the app
+// package documents).
 func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
 	if r.child {
 		var stop context.CancelFunc
@@ -102,21 +94,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		registerer = prometheus.WrapRegistererWith(prometheus.Labels{childMetricLabel: "notify"}, reg)
 	}
 	registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	q := queue.NewClient(rdb)
-	q.SetRetention(cfg.CallRetention)
-	store := calls.New(rdb, q, log)
-	store.SetMetrics(calls.NewMetrics(registerer))
-	store.SetRetention(cfg.CallRetention, cfg.CallMaxAge)
-	if cfg.RingQueueBudget > 0 {
-		store.SetRingAdmission(queue.NewAdmission(q, cfg.RingQueueBudget))
-	}
-	if cfg.RingRate.N > 0 {
-		store.SetRingLimiter(ratelimit.New(rdb, cfg.RingRate))
-	}
-	store.SetWebhooks(cfg.WebhookURLs)
-	store.SetEventReplay(cfg.EventsReplay)
-	store.SetReminderLead(cfg.ReminderLead)
-	devs := devices.New(rdb)
 
 	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
@@ -129,11 +106,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return err
 		}
 	}
+	var components []app.Component
+	listening := make(chan struct{})
 	var gather prometheus.Gatherer = reg
 	var child *notifyChild
 	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
 	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
-		if child, err = newNotifyChild(append(os.Environ(), h.childEnv...), h.stderr, log); err != nil {
+		if child, err = newNotifyChild(h.childEnv, h.stderr, log); err != nil {
 			return err
 		}
 		gather = prometheus.Gatherers{reg, child}
@@ -147,48 +126,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			}
 			return nil
 		}
+		components = append(components, &childComponent{c: child, after: listening, grace: cfg.ShutdownTimeout + 5*time.Second})
 	}
 	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-
-	var w *worker.Worker
-	if r.worker {
-		tmpl, err := templates.Load(cfg.TemplatesDir)
-		if err != nil {
-			return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
-		}
-		var whSender worker.Webhooks
-		var whMetrics *webhook.Metrics
-		if !r.child {
-			// Registered with webhooks off too, so dashboards and alerts find the series.
-			if whMetrics, err = webhook.NewMetrics(registerer); err != nil {
-				return err
-			}
-		}
-		if len(cfg.WebhookURLs) > 0 && cfg.ServeRing && !r.child {
-			if whSender, err = webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
-				RetryBase: cfg.WebhookRetryBase, Version: version(), Metrics: whMetrics, Logger: log}); err != nil {
-				return err
-			}
-			// Events whose process died before enqueueing their webhooks (calls.Store.SweepOutbox).
-			go store.RunOutboxSweeper(ctx)
-		}
-		w = worker.New(worker.Config{
-			Redis: rdb, Devices: devs, Templates: tmpl, Providers: provs, Calls: store, Queue: q,
-			Metrics: worker.NewMetrics(registerer), Logger: log,
-			RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
-			RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-			SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil, Webhooks: whSender,
-			LedgerTTL: cfg.CallRetention,
-			NotifyTTL: cfg.NotifyTTL,
-		})
-		if !r.child { // the parent reports the queues once
-			reg.MustRegister(worker.NewQueueCollector(rdb))
-		}
-		if err := w.Start(); err != nil {
-			return err
-		}
-		log.Info("worker started")
-	}
 
 	var dash http.Handler
 	if r.dashboard && cfg.DashboardUser != "" {
@@ -205,93 +145,48 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		log.Info("dashboard off: set RINGER_DASHBOARD_USER and RINGER_DASHBOARD_PASSWORD to serve it at /asynq/")
 	}
 
-	var handler http.Handler
-	if r.api {
-		hub, err := calls.NewHub(rdb, calls.HubConfig{PerUser: cfg.SSEPerUser, Max: cfg.SSEMax, Replay: cfg.EventsReplay,
-			Registerer: registerer, Logger: log})
-		if err != nil {
-			return err
-		}
-		handler, err = api.New(api.Config{
-			Secret: []byte(cfg.Secret), Calls: store, Devices: devs, Events: hub, Ready: ready,
-			Metrics: metrics, Dashboard: dash, Demo: demo, Registerer: registerer, Logger: log,
-			ProviderName: provs.Known,
-		})
-		if err != nil {
-			return err
-		}
-	} else {
-		handler, err = api.Ops(api.Config{
-			Ready: ready, Metrics: metrics, Dashboard: dash, Registerer: registerer, Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
+	a, err := app.Build(app.Config{
+		Redis: rdb, Logger: log, Providers: provs, Registerer: registerer,
+		API: r.api, Worker: r.worker, NotifyChild: r.child,
+		Secret: []byte(cfg.Secret), SSEPerUser: cfg.SSEPerUser, SSEMax: cfg.SSEMax,
+		Ready: ready, Metrics: metrics, Dashboard: dash, Demo: demo,
+		CallRetention: cfg.CallRetention, CallMaxAge: cfg.CallMaxAge, RingQueueBudget: cfg.RingQueueBudget,
+		WebhookURLs: cfg.WebhookURLs, EventsReplay: cfg.EventsReplay, RingRate: cfg.RingRate, ReminderLead: cfg.ReminderLead,
+		TemplatesDir: cfg.TemplatesDir, RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
+		RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
+		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
+		WebhookSecret: cfg.WebhookSecret, WebhookTimeout: cfg.WebhookTimeout, WebhookRetryBase: cfg.WebhookRetryBase,
+		NotifyTTL: cfg.NotifyTTL, Version: version(),
+	})
 	if err != nil {
-		if w != nil {
-			w.Shutdown()
-		}
-		return fmt.Errorf("RINGER_ADDR %s: %w", cfg.Addr, err)
+		return err
 	}
+	components = append(components, a.Components()...)
 	// The event stream clears its own write deadline (api/events.go); the read deadline ends once a request's
 	// body is read, so streams outlive both timeouts.
-	srv := &http.Server{
-		Handler:           handler,
+	components = append(components, &app.HTTPServer{
+		Addr: cfg.Addr, AddrFrom: "RINGER_ADDR", Handler: a.Handler,
 		ReadHeaderTimeout: min(10*time.Second, cfg.HTTPReadTimeout),
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	if r.child {
-		// Not "listening": tools that start ringer take the first such line as the address of what they started.
-		log.Info("notify child listening", "addr", ln.Addr().String())
-		if err := reportAddrToParent(ln.Addr().String()); err != nil {
-			log.Error("could not tell the parent worker where this process listens", "err", err)
-		}
-	} else {
-		log.Info("listening", "addr", ln.Addr().String(), "api", r.api, "worker", r.worker, "dashboard", dash != nil)
-	}
-	if h != nil && h.listening != nil {
-		h.listening(ln.Addr().String())
-	}
-	// Started after this process's "listening" line, which tools that start ringer wait for, so a slow child
-	// start (it runs niced) never holds up the API. It drains alongside this process's worker: SIGTERM reaches
-	// it when ctx ends.
-	stopChild := func() {}
-	if child != nil {
-		childCtx, cancelChild := context.WithCancel(ctx)
-		go child.run(childCtx, cfg.ShutdownTimeout+5*time.Second)
-		stopChild = func() { cancelChild(); child.wait() }
-		defer stopChild()
-	}
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		if w != nil {
-			w.Shutdown()
-		}
-		return fmt.Errorf("http server: %w", err)
-	}
-	log.Info("draining", "timeout", cfg.ShutdownTimeout)
-	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancelDrain()
-	// SSE streams use ctx as their base and end with it; other requests finish.
-	if err := srv.Shutdown(drainCtx); err != nil {
-		log.Warn("http drain cut short", "err", err)
-	}
-	if w != nil {
-		w.Shutdown()
-	}
-	stopChild()
-	log.Info("stopped")
-	return nil
+		OnListen: func(addr string) {
+			if r.child {
+				// Not "listening": tools that start ringer take the first such line as the address of what they started.
+				log.Info("notify child listening", "addr", addr)
+				if err := reportAddrToParent(addr); err != nil {
+					log.Error("could not tell the parent worker where this process listens", "err", err)
+				}
+			} else {
+				log.Info("listening", "addr", addr, "api", r.api, "worker", r.worker, "dashboard", dash != nil)
+			}
+			if h != nil && h.listening != nil {
+				h.listening(addr)
+			}
+			close(listening)
+		},
+	})
+	return app.Run(ctx, log, cfg.ShutdownTimeout, components...)
 }
 
 // readiness is /readyz: Redis answers, and each configured provider's credentials work (the error names

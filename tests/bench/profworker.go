@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	_ "net/http/pprof" // the profiled worker serves /debug/pprof/ on its listener
 	"os"
@@ -13,26 +12,23 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ringer-dev/ringer/api"
-	"github.com/ringer-dev/ringer/calls"
-	"github.com/ringer-dev/ringer/devices"
-	"github.com/ringer-dev/ringer/providers/apns"
-	"github.com/ringer-dev/ringer/providers/fcm"
+	"github.com/ringer-dev/ringer/app"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
-	"github.com/ringer-dev/ringer/templates"
-	"github.com/ringer-dev/ringer/worker"
 )
 
 // With -profile, the bench runs its worker and its API as copies of itself in these roles instead of `ringer
-// worker` and `ringer api`: the same parts wired the way cmd/ringer's serve wires them (without the metrics
-// registry and the dashboard), with a CPU profile of the whole run and heap, block and mutex profiles at the
-// end written to the profile folder, and /debug/pprof/ on the listener for a look mid-run. cmd/ringer has no
-// pprof endpoint, and this keeps it so.
+// worker` and `ringer api`: the same parts, built by the same builder as cmd/ringer's (app.Build; without the
+// metrics registry, the dashboard and the notify child), with a CPU profile of the whole run and heap, block
+// and mutex profiles at the end written to the profile folder, and /debug/pprof/ on the listener for a look
+// mid-run. cmd/ringer has no pprof endpoint, and this keeps it so.
 const (
 	profileRoleEnv = "RINGER_BENCH_ROLE"
 	profileDirEnv  = "RINGER_BENCH_PROFILE_DIR"
@@ -65,63 +61,18 @@ func runProfiled() error {
 	opt.PoolSize = max(opt.PoolSize, 256) // as cmd/ringer's config.redisClient
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	q := queue.NewClient(rdb)
-	store := calls.New(rdb, q, log)
-	devs := devices.New(rdb)
-
-	var handler http.Handler = http.DefaultServeMux // /debug/pprof/
-	var w *worker.Worker
-	switch role {
-	case "worker":
-		fcmS, err := fcm.New(ctx, fcm.Config{CredentialsFile: os.Getenv("FCM_CREDENTIALS_FILE"), Endpoint: os.Getenv("FCM_ENDPOINT")})
-		if err != nil {
-			return err
-		}
-		apnsS, err := apns.New(apns.Config{KeyFile: os.Getenv("APNS_KEY_FILE"), KeyID: os.Getenv("APNS_KEY_ID"),
-			TeamID: os.Getenv("APNS_TEAM_ID"), Topic: os.Getenv("APNS_TOPIC"), Endpoint: os.Getenv("APNS_ENDPOINT")})
-		if err != nil {
-			return err
-		}
-		tmpl, err := templates.Load("")
-		if err != nil {
-			return err
-		}
-		atoi := func(k string) int { n, _ := strconv.Atoi(os.Getenv(k)); return n }
-		w = worker.New(worker.Config{
-			Redis: rdb, Devices: devs, Templates: tmpl, FCM: fcmS, APNs: apnsS, Calls: store,
-			Logger: log, RingConcurrency: atoi("RINGER_RING_CONCURRENCY"), NotifyConcurrency: atoi("RINGER_NOTIFY_CONCURRENCY"),
-			ShutdownTimeout: 5 * time.Second,
-		})
-		if err := w.Start(); err != nil {
-			return err
-		}
-	case "api":
-		hub, err := calls.NewHub(rdb, calls.HubConfig{Logger: log})
-		if err != nil {
-			return err
-		}
-		h, err := api.New(api.Config{Secret: []byte(os.Getenv("RINGER_API_SECRET")), Calls: store, Devices: devs, Events: hub, Logger: log})
-		if err != nil {
-			return err
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/debug/pprof/", http.DefaultServeMux)
-		mux.Handle("/", h)
-		handler = mux
-	default:
-		return fmt.Errorf("unknown role %q", role)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := profiledApp(ctx, role, os.Getenv, rdb, log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler}
-	go srv.Serve(ln)
-	log.Info("listening", "addr", ln.Addr().String(), "role", role, "profile", dir)
-	<-ctx.Done()
-	_ = srv.Close()
-	if w != nil {
-		w.Shutdown()
+	mux := http.NewServeMux()
+	mux.Handle("/debug/pprof/", http.DefaultServeMux)
+	mux.Handle("/", a.Handler)
+	srv := &app.HTTPServer{Addr: "127.0.0.1:0", AddrFrom: "listen", Handler: mux, OnListen: func(addr string) {
+		log.Info("listening", "addr", addr, "role", role, "profile", dir)
+	}}
+	if err := app.Run(ctx, log, 5*time.Second, append(a.Components(), srv)...); err != nil {
+		return err
 	}
 	pprof.StopCPUProfile()
 	cpu.Close()
@@ -138,4 +89,36 @@ func runProfiled() error {
 		}
 	}
 	return nil
+}
+
+// profiledApp builds the parts of role ("worker" or "api") from the environment the bench gives `ringer
+// worker` and `ringer api`: the FCM_* and APNS_* providers, the concurrency and RINGER_QUEUES.
+func profiledApp(ctx context.Context, role string, getenv func(string) string, rdb redis.UniversalClient, log *slog.Logger) (*app.App, error) {
+	if role != "worker" && role != "api" {
+		return nil, fmt.Errorf("unknown role %q", role)
+	}
+	var specs []registry.Spec
+	if f := getenv("FCM_CREDENTIALS_FILE"); f != "" {
+		specs = append(specs, registry.Spec{Name: providers.Firebase, Type: providers.Firebase, Default: true,
+			CredentialsFile: f, Endpoint: getenv("FCM_ENDPOINT")})
+	}
+	if f := getenv("APNS_KEY_FILE"); f != "" {
+		specs = append(specs, registry.Spec{Name: providers.APN, Type: providers.APN, Default: true,
+			KeyFile: f, KeyID: getenv("APNS_KEY_ID"), TeamID: getenv("APNS_TEAM_ID"), Topic: getenv("APNS_TOPIC"),
+			Environment: "production", Endpoint: getenv("APNS_ENDPOINT")})
+	}
+	provs, err := registry.Build(ctx, specs, log)
+	if err != nil {
+		return nil, err
+	}
+	atoi := func(k string) int { n, _ := strconv.Atoi(getenv(k)); return n }
+	queues := getenv("RINGER_QUEUES")
+	return app.Build(app.Config{
+		Redis: rdb, Logger: log, Providers: provs,
+		API: role == "api", Worker: role == "worker", Secret: []byte(getenv("RINGER_API_SECRET")),
+		RingConcurrency: atoi("RINGER_RING_CONCURRENCY"), NotifyConcurrency: atoi("RINGER_NOTIFY_CONCURRENCY"),
+		ShutdownTimeout: 5 * time.Second,
+		SkipRing:        queues != "" && !strings.Contains(queues, queue.QueueRing),
+		SkipNotify:      queues != "" && !strings.Contains(queues, queue.QueueNotify),
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/tests/harness"
+	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
 // rawStream is one GET /v1/events read as bytes, to see when and how the server ends it.
@@ -80,18 +81,7 @@ func (s *rawStream) endedWithin(d time.Duration) (string, bool) {
 
 func redisClients(t *testing.T, e *harness.Env) int {
 	t.Helper()
-	info, err := e.RDB.Info(e.Context(), "clients").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
-			n, _ := strconv.Atoi(v)
-			return n
-		}
-	}
-	t.Fatalf("no connected_clients in %q", info)
-	return 0
+	return testredis.Clients(t, e.RDB, "connected_clients")
 }
 
 func TestTwoHundredEventStreamsOfOneUserShareOneRedisSubscription(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
 	"github.com/ringer-dev/ringer/tests/harness"
@@ -46,7 +47,7 @@ func TestRingPushHeldByAKilledWorkerIsSentAgainOnceWhileTheRingLasts(t *testing.
 	e.Eventually(10*time.Second, "the FCM ring push to be in flight", func() bool { return e.FCM.Attempts("bob-android") >= 1 })
 	// Kill only once the VoIP push is in the ledger: a crash between a provider's answer and the ledger write
 	// may repeat that one push (at least once, ARCHITECTURE.md invariant 5); what must hold is the record.
-	ledger := queue.LedgerKey("default:crash", queue.RingTaskID(ringID, "bob"))
+	ledger := gate.LedgerKey("default:crash", queue.RingTaskID(ringID, "bob"))
 	e.Eventually(10*time.Second, "the VoIP ring push to be recorded", func() bool {
 		ok, _ := e.RDB.SIsMember(e.Context(), ledger, voip).Result()
 		return ok

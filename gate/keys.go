@@ -1,9 +1,7 @@
-package queue
+package gate
 
-// Keys of one call share the hash tag {cid}, so every script touches one Redis Cluster slot
-// (ARCHITECTURE.md, invariant 2). The ring gate (RingKey, RingingKey) is what a worker checks before every
-// ring push; the calls package moves members in and out of it atomically, and an outside call service does
-// so through Client.Ring and Client.StopRinging.
+// Every key of a call is built here. Keys of one call share the hash tag {cid}, so every script touches one
+// Redis Cluster slot (ARCHITECTURE.md, invariant 2).
 
 // CallKey is the key of one call's part named suffix: ringer:{<cid>}:<suffix>.
 func CallKey(cid, suffix string) string { return "ringer:{" + cid + "}:" + suffix }
@@ -17,10 +15,16 @@ func RingKey(cid string) string { return CallKey(cid, "ring") }
 func RingingKey(cid string) string { return CallKey(cid, "ringing") }
 
 // LeaseKey is held while a worker sends member's ring push (its value is the holder's id, renewed while it
-// works) or while the push waits for a retry ("wait"). A stop waits for a live holder, so it sees every device
-// the ring reached; the watchdog re-enqueues a member whose lease lapsed with the push undelivered.
+// works) or while the push waits for a retry (leaseWaiting). A stop waits for a live holder, so it sees every
+// device the ring reached; the watchdog re-enqueues a member whose lease lapsed with the push undelivered.
 func LeaseKey(cid, ringID, member string) string {
 	return CallKey(cid, "lease:"+ringID+":"+member)
+}
+
+// ReleasedKey is the release signal of member's lease: a list of one element while no live worker holds the
+// lease, pushed by the release and emptied by the next admission. Waiters block on it (WaitIdle).
+func ReleasedKey(cid, ringID, member string) string {
+	return CallKey(cid, "released:"+ringID+":"+member)
 }
 
 // DeliveredKey is the set of members whose ring push is done (every device sent, pruned or refused).

@@ -1,0 +1,156 @@
+package gate_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/gate"
+	"github.com/ringer-dev/ringer/tests/testredis"
+)
+
+const cid = "default:gated"
+
+func openFor(t *testing.T, g *gate.Gate, ringID string, members ...string) {
+	t.Helper()
+	ms := make([]gate.Member, len(members))
+	for i, m := range members {
+		ms[i] = gate.Member{ID: m, EndsAt: time.Now().Add(time.Minute)}
+	}
+	if err := g.Open(context.Background(), cid, ringID, time.Minute, ms); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func admit(t *testing.T, g *gate.Gate, ringID, member string) (gate.Admission, *gate.Lease) {
+	t.Helper()
+	a, l, err := g.Admit(context.Background(), cid, ringID, member, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, l
+}
+
+// bobBeingRung is a ring r1 of bob whose push a worker is sending: it holds the lease.
+func bobBeingRung(t *testing.T) (*redis.Client, *gate.Gate, *gate.Lease) {
+	t.Helper()
+	rdb := testredis.Start(t).Client(t)
+	g := gate.New(rdb)
+	openFor(t, g, "r1", "bob")
+	a, lease := admit(t, g, "r1", "bob")
+	if a != gate.Admitted {
+		t.Fatalf("bob's push: %v, want admitted", a)
+	}
+	return rdb, g, lease
+}
+
+func TestARingPushIsAdmittedOnceWhileItsMemberRingsAndNeverAfterItsDelivered(t *testing.T) {
+	g := gate.New(testredis.Start(t).Client(t))
+	ctx := context.Background()
+	openFor(t, g, "r1", "bob", "carol")
+	a, lease := admit(t, g, "r1", "bob")
+	if a != gate.Admitted {
+		t.Fatalf("first push: %v, want admitted", a)
+	}
+	if a, _ := admit(t, g, "r1", "bob"); a != gate.Held {
+		t.Fatalf("a duplicate while the first is sent: %v, want held", a)
+	}
+	if err := lease.Release(ctx, true, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := admit(t, g, "r1", "bob"); a != gate.Delivered {
+		t.Fatalf("a duplicate after delivery: %v, want delivered", a)
+	}
+	if _, err := g.Close(ctx, cid, "r1", []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := admit(t, g, "r1", "carol"); a != gate.Over {
+		t.Fatalf("a push after its member stopped ringing: %v, want over", a)
+	}
+	if err := g.Open(ctx, cid, "r2", time.Minute, []gate.Member{{ID: "dave", EndsAt: time.Now().Add(time.Minute)}}); err != gate.ErrRingLive {
+		t.Fatalf("a second ring while bob still rings: %v, want ErrRingLive", err)
+	}
+}
+
+func TestEveryWaiterWakesWhenTheLeaseIsReleased(t *testing.T) {
+	rdb, g, lease := bobBeingRung(t)
+	ctx := context.Background()
+	woke := make(chan bool, 2)
+	for range 2 {
+		go func() {
+			idle, err := g.WaitIdle(ctx, cid, "r1", []string{"bob"}, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			woke <- idle
+		}()
+	}
+	// Both block on the release signal before it is raised.
+	for deadline := time.Now().Add(10 * time.Second); testredis.Clients(t, rdb, "blocked_clients") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiters never blocked on the release signal")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := lease.Release(ctx, true, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if !<-woke {
+			t.Fatal("a waiter gave up although the lease was released")
+		}
+	}
+}
+
+func TestAWaitGivesUpAfterItsBoundWhileALiveWorkerHoldsTheLease(t *testing.T) {
+	_, g, lease := bobBeingRung(t)
+	stop := lease.KeepAlive(context.Background())
+	defer stop()
+	idle, err := g.WaitIdle(context.Background(), cid, "r1", []string{"bob"}, 100*time.Millisecond)
+	if err != nil || idle {
+		t.Fatalf("idle %v, err %v; want a wait that gives up", idle, err)
+	}
+}
+
+func TestAPushWaitingForItsRetryHoldsNoWaiterButKeepsTheWatchdogAway(t *testing.T) {
+	_, g, lease := bobBeingRung(t)
+	ctx := context.Background()
+	if err := lease.Release(ctx, false, time.Minute, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if idle, err := g.WaitIdle(ctx, cid, "r1", []string{"bob"}, 0); err != nil || !idle {
+		t.Fatalf("idle %v, err %v; want idle at once", idle, err)
+	}
+	v, err := g.Inspect(ctx, cid, "r1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Current || len(v.Live) != 1 || !v.Live[0].Leased || v.Live[0].Delivered || v.Live[0].RungAt.IsZero() {
+		t.Fatalf("view %+v: want bob live, leased, undelivered, with the time he was rung", v)
+	}
+	if a, _ := admit(t, g, "r1", "bob"); a != gate.Admitted {
+		t.Fatalf("the retry: %v, want admitted", a)
+	}
+}
+
+// A worker that dies holding the lease raises no signal: the waiter finds the lapsed lease by reading again.
+func TestAWaiterSeesALeaseThatLapsedWithoutASignal(t *testing.T) {
+	rdb, g, _ := bobBeingRung(t)
+	ctx := context.Background()
+	woke := make(chan bool, 1)
+	go func() {
+		idle, err := g.WaitIdle(ctx, cid, "r1", []string{"bob"}, time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		woke <- idle
+	}()
+	if err := rdb.Del(ctx, gate.LeaseKey(cid, "r1", "bob")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !<-woke {
+		t.Fatal("the waiter gave up on a lapsed lease")
+	}
+}
