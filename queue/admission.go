@@ -68,6 +68,10 @@ func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded
 // lets in still rings in time instead of expiring in a backlog (a FIFO queue past its capacity serves only
 // rings that waited longest, most of them over). Rings already accepted are never touched.
 //
+// Once it refuses, it admits again only when the backlog has fallen to half the budget: admitting again at the
+// budget itself would keep the queue full, so that every accepted ring waits the whole budget, and would let
+// each burst of admissions between two readings push the backlog past it again.
+//
 // The backlog is read at most once per freshness interval per process, by one caller while the others use
 // the last answer, so the check costs a request nothing but a mutex. An outside call service ringing
 // through Client.Ring can use an Admission of its own the same way.
@@ -77,10 +81,11 @@ type Admission struct {
 	fresh  time.Duration
 	now    func() time.Time
 
-	mu      sync.Mutex
-	backlog time.Duration
-	readAt  time.Time
-	reading bool
+	mu       sync.Mutex
+	backlog  time.Duration
+	readAt   time.Time
+	reading  bool
+	refusing bool // past the budget, and not yet back under half of it
 }
 
 // AdmissionFreshness is how old a backlog reading may be: a fifth of a second adds that much to the budget at
@@ -98,24 +103,24 @@ func NewAdmission(c *Client, budget time.Duration) *Admission {
 // AdmitRing returns nil when a new ring can be delivered in time, else an *OverloadedError. A backlog that
 // cannot be read admits: the request's own Redis writes then report the trouble.
 func (a *Admission) AdmitRing(ctx context.Context) error {
-	backlog := a.current(ctx)
-	if backlog <= a.budget {
+	backlog, refusing := a.current(ctx)
+	if !refusing {
 		return nil
 	}
-	// Once no new rings come, the backlog drains about as fast as it grew past the budget.
-	wait := min(max((backlog-a.budget+time.Second-1).Truncate(time.Second), time.Second), maxRetryAfter)
+	// Once no new rings come, the backlog drains about as fast as it grew past the low watermark.
+	wait := min(max((backlog-a.budget/2+time.Second-1).Truncate(time.Second), time.Second), maxRetryAfter)
 	return &OverloadedError{Backlog: backlog, Budget: a.budget, RetryAfter: wait}
 }
 
-// current answers the backlog as last read, reading it again when the reading is stale and no other caller is
-// reading it already.
-func (a *Admission) current(ctx context.Context) time.Duration {
+// current answers the backlog as last read and whether rings are refused, reading it again when the reading
+// is stale and no other caller is reading it already.
+func (a *Admission) current(ctx context.Context) (time.Duration, bool) {
 	a.mu.Lock()
 	now := a.now()
 	if a.reading || (!a.readAt.IsZero() && now.Sub(a.readAt) < a.fresh) {
-		b := a.backlog
+		b, r := a.backlog, a.refusing
 		a.mu.Unlock()
-		return b
+		return b, r
 	}
 	a.reading = true
 	a.mu.Unlock()
@@ -125,7 +130,13 @@ func (a *Admission) current(ctx context.Context) time.Duration {
 		b = 0
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.backlog, a.readAt, a.reading = b, now, false
-	a.mu.Unlock()
-	return b
+	switch {
+	case b > a.budget:
+		a.refusing = true
+	case b <= a.budget/2:
+		a.refusing = false
+	}
+	return b, a.refusing
 }

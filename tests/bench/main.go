@@ -67,7 +67,8 @@ type config struct {
 	// overload and soak (overload.go)
 	budget           time.Duration // RINGER_RING_QUEUE_BUDGET of the overload run
 	rampFrom         float64       // rings/s of the first step of the search for the sustainable rate
-	rampStep         time.Duration // length of each step
+	rampWarm         time.Duration // how long each step runs before its judged window (its rings' timeouts under way)
+	rampStep         time.Duration // length of each step's judged window
 	rampSteps        int           // most steps
 	overloadDuration time.Duration // how long the overload run offers twice the sustainable rate
 	expiredN         int           // ring tasks past their ring that the overload run times the worker dropping
@@ -107,7 +108,8 @@ func defaultConfig() *config {
 		out:              os.Stdout,
 		budget:           2 * time.Second,
 		rampFrom:         100,
-		rampStep:         10 * time.Second,
+		rampWarm:         overloadRingMs * time.Millisecond,
+		rampStep:         15 * time.Second,
 		rampSteps:        12,
 		overloadDuration: 2 * time.Minute,
 		expiredN:         20000,
@@ -139,7 +141,7 @@ func quickConfig() *config {
 	c.timeout = 3 * time.Minute
 	// overload and soak: opt-in at full size (they take 15 minutes), tiny here.
 	c.scenarios = append(c.scenarios, "overload", "soak")
-	c.rampFrom, c.rampStep, c.rampSteps = 10, 2*time.Second, 2
+	c.rampFrom, c.rampWarm, c.rampStep, c.rampSteps = 10, 0, 2*time.Second, 2
 	c.overloadDuration, c.expiredN = 3*time.Second, 200
 	c.soakDuration, c.soakRate, c.soakRetention, c.soakSample = 6*time.Second, 10, 2*time.Second, 2*time.Second
 	return c
@@ -196,7 +198,7 @@ func parseFlags(args []string) (*config, error) {
 	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")
 	budget := fs.Duration("budget", 0, "overload: RINGER_RING_QUEUE_BUDGET of ringer (default 2s)")
 	rampFrom := fs.Float64("ramp-from", 0, "overload, soak: rings/s of the first step of the sustainable-rate search (default 100)")
-	rampStep := fs.Duration("ramp-step", 0, "overload, soak: length of each step of that search (default 10s)")
+	rampStep := fs.Duration("ramp-step", 0, "overload, soak: length of each step's judged window in that search, after a ring timeout of warm-up (default 15s)")
 	overD := fs.Duration("overload-duration", 0, "overload: how long twice the sustainable rate is offered (default 2m)")
 	soakD := fs.Duration("soak-duration", 0, "soak: how long the steady load lasts (default 10m)")
 	soakRate := fs.Float64("soak-rate", 0, "soak: requests/s; 0 finds the sustainable ring rate first and offers 70 % of it")
