@@ -51,6 +51,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, t := range []string{queue.TypeRing, queue.TypeStop, queue.TypeTimeout, queue.TypeWatch, queue.TypeNotify} {
 		m.Retries.WithLabelValues(t)
 	}
+	for _, e := range []string{queue.EventRing, queue.EventNotification, queue.EventMissed, queue.EventReminder} {
+		m.Suppressed.WithLabelValues(e)
+	}
 	if reg != nil {
 		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues, m.Suppressed)
 	}
