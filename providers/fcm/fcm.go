@@ -11,11 +11,9 @@ package fcm
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -184,31 +182,6 @@ func newSession(ctx context.Context, creds *auth.Credentials, projectID, endpoin
 		return nil, fmt.Errorf("fcm: messaging client: %w", err)
 	}
 	return &session{client: client, tokens: &tokenGate{tp: creds, hold: tokenFailureHold}}, nil
-}
-
-// newTransport is the one connection pool every FCM request shares, OAuth token fetches included. FCM speaks
-// HTTP/2 over TLS: ALPN picks it (ForceAttemptHTTP2, as the TLS config is our own), and one connection then
-// carries many pushes at once, a new one being dialled only when the server's stream limit is reached. An
-// http:// endpoint, or a TLS one that offers only HTTP/1.1 (emulators, proxies), gets HTTP/1.1, where each
-// request in flight holds a connection, so many idle connections are kept for the next burst instead of being
-// closed and redialled.
-func newTransport(roots *x509.CertPool) *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0, // no limit across hosts; the per-host limit below is the one that matters
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Pings find a dead HTTP/2 connection before a push is lost on it.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
-	}
 }
 
 // ProjectID is the Firebase project messages go to.

@@ -75,4 +75,6 @@ func TestCheckNamesEachProviderWhoseCredentialsFail(t *testing.T) {
 	}
 }
 
-func plainFCM(t *testing.T) *fakefcm.Server { return fakefcm.StartWith(t, fakefcm.Options{Plain: true}) }
+func plainFCM(t *testing.T) *fakefcm.Server {
+	return fakefcm.StartWith(t, fakefcm.Options{Plain: true})
+}
