@@ -1,5 +1,7 @@
 package fcm
 
+//lint:file-ignore SA1019 x/net/http2.Transport is deprecated for net/http's HTTP/2, whose pool (Go 1.26) dials a connection per request waiting past the stream limit; TestPushesToATLSEndpointAreMultiplexedOverHTTP2OnAFewConnections says when net/http alone will do.
+
 import (
 	"context"
 	"crypto/tls"

@@ -114,6 +114,8 @@ type Options struct {
 	Env []string
 	// RedisArgs are extra redis-server arguments.
 	RedisArgs []string
+	// FCM says how the fake FCM serves; the zero value serves as FCM does, TLS and HTTP/2.
+	FCM fakefcm.Options
 }
 
 // Start runs ringer serve (or opts.Command) against a fresh Redis and fresh fakes.
@@ -128,7 +130,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 	e.http = LoadSpec(t).Checked(t, nil)
 	e.Redis = testredis.Start(t, o.RedisArgs...)
 	e.RDB = e.Redis.Client(t)
-	e.FCM = fakefcm.Start(t)
+	e.FCM = fakefcm.StartWith(t, o.FCM)
 	e.APNs = fakeapns.Start(t)
 	e.inspector = asynq.NewInspectorFromRedisClient(e.RDB)
 	dir := t.TempDir()
