@@ -10,8 +10,9 @@ import (
 	"github.com/ringer-dev/ringer/tests/fakefcm"
 )
 
-// burst sends n ring pushes to distinct tokens at once and fails the test for any not sent.
-func burst(t *testing.T, s *Sender, n int) {
+// burst sends n ring pushes to distinct tokens at once, and fails the test unless fake got them all and every
+// request (pushes and token fetches) came over HTTP/protoMajor.
+func burst(t *testing.T, s *Sender, fake *fakefcm.Server, n, protoMajor int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for i := range n {
@@ -24,6 +25,13 @@ func burst(t *testing.T, s *Sender, n int) {
 		})
 	}
 	wg.Wait()
+	if got := fake.Count(); got != n {
+		t.Fatalf("delivered %d of %d pushes", got, n)
+	}
+	if want, got := n+fake.TokenRequests(), fake.RequestsOver(protoMajor); got != want {
+		t.Errorf("%d of %d requests came over HTTP/%d (%d over HTTP/1.x, %d over HTTP/2)", got, want, protoMajor,
+			fake.RequestsOver(1), fake.RequestsOver(2))
+	}
 }
 
 // FCM speaks HTTP/2 over TLS: a burst of pushes shares a few connections, each carrying many streams, instead
@@ -31,13 +39,7 @@ func burst(t *testing.T, s *Sender, n int) {
 func TestPushesToATLSEndpointAreMultiplexedOverHTTP2OnAFewConnections(t *testing.T) {
 	s, fake := newSender(t)
 	const n = 200
-	burst(t, s, n)
-	if got := fake.Count(); got != n {
-		t.Fatalf("delivered %d of %d pushes", got, n)
-	}
-	if h1, h2 := fake.RequestsOver(1), fake.RequestsOver(2); h1 != 0 || h2 != n+fake.TokenRequests() {
-		t.Errorf("%d requests over HTTP/1.1 and %d over HTTP/2, want every push and token fetch over HTTP/2", h1, h2)
-	}
+	burst(t, s, fake, n, 2)
 	// Twice the fake's stream limit needs two connections; a few more are allowed for dials racing a burst.
 	got := fake.Connections()
 	t.Logf("%d pushes over %d connections", n, got)
@@ -51,15 +53,7 @@ func TestAnEndpointOfferingOnlyHTTP1GetsEveryPush(t *testing.T) {
 	for name, o := range map[string]fakefcm.Options{"tls": {HTTP1: true}, "plain": {Plain: true}} {
 		t.Run(name, func(t *testing.T) {
 			fake := fakefcm.StartWith(t, o)
-			s := senderFor(t, fake)
-			const n = 200
-			burst(t, s, n)
-			if got := fake.Count(); got != n {
-				t.Fatalf("delivered %d of %d pushes", got, n)
-			}
-			if h1, h2 := fake.RequestsOver(1), fake.RequestsOver(2); h2 != 0 || h1 != n+fake.TokenRequests() {
-				t.Errorf("%d requests over HTTP/1.1 and %d over HTTP/2, want all over HTTP/1.1", h1, h2)
-			}
+			burst(t, senderFor(t, fake), fake, 200, 1)
 		})
 	}
 }
