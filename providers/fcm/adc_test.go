@@ -15,7 +15,7 @@ func TestWithoutACredentialsFileApplicationDefaultCredentialsAreUsed(t *testing.
 	fake := fakefcm.Start(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", fake.WriteCredentials(t.TempDir()))
 	t.Setenv("HOME", t.TempDir()) // no gcloud well-known file to be found instead
-	s, err := New(context.Background(), Config{Endpoint: fake.Endpoint})
+	s, err := New(context.Background(), Config{Endpoint: fake.Endpoint, RootCAs: fake.CertPool()})
 	if err != nil {
 		t.Fatalf("New without a credentials file: %v", err)
 	}

@@ -11,9 +11,9 @@ package fcm
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -49,6 +49,9 @@ type Config struct {
 	// Endpoint is the FCM HTTP v1 base URL (FCM_ENDPOINT); empty means https://fcm.googleapis.com/v1.
 	// Messages go to {Endpoint}/projects/{project_id}/messages:send.
 	Endpoint string
+	// RootCAs, when set, are the only CAs trusted for the endpoint and the token_uri; nil means the system
+	// roots (which honour SSL_CERT_FILE, read once per process).
+	RootCAs *x509.CertPool
 }
 
 // Sender delivers pushes to FCM tokens. It is safe for concurrent use; make one per process.
@@ -82,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 			return nil, fmt.Errorf("fcm: endpoint %q: want a base URL such as https://fcm.googleapis.com/v1", cfg.Endpoint)
 		}
 	}
-	base := newTransport()
+	base := newTransport(cfg.RootCAs)
 	opts := &credentials.DetectOptions{
 		Scopes: []string{Scope},
 		Client: &http.Client{Transport: base, Timeout: 10 * time.Second},
@@ -179,27 +182,6 @@ func newSession(ctx context.Context, creds *auth.Credentials, projectID, endpoin
 		return nil, fmt.Errorf("fcm: messaging client: %w", err)
 	}
 	return &session{client: client, tokens: &tokenGate{tp: creds, hold: tokenFailureHold}}, nil
-}
-
-// newTransport is the one connection pool every FCM request shares. FCM speaks HTTP/2, where one connection
-// carries many streams; emulators and the fake speak HTTP/1.1, where each request in flight holds a
-// connection, so many idle connections are kept for the next burst instead of being closed and redialled.
-func newTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0, // no limit across hosts; the per-host limit below is the one that matters
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Pings find a dead HTTP/2 connection before a push is lost on it.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
-	}
 }
 
 // ProjectID is the Firebase project messages go to.

@@ -14,7 +14,8 @@ import (
 )
 
 func TestEachNamedProviderSendsThroughItsOwnEndpointAndCredentials(t *testing.T) {
-	prod, staging, ios := fakefcm.Start(t), fakefcm.Start(t), fakeapns.Start(t)
+	// Plain http:// fakes: Build trusts the system roots, not a test CA; the TLS path is providers/fcm's to test.
+	prod, staging, ios := plainFCM(t), plainFCM(t), fakeapns.Start(t)
 	key, keyID, team := ios.WriteKey(t.TempDir())
 	set, err := Build(context.Background(), []Spec{
 		{Name: "android", Type: providers.Firebase, Default: true, CredentialsFile: prod.WriteCredentials(t.TempDir()), Endpoint: prod.Endpoint},
@@ -54,7 +55,7 @@ func TestEachNamedProviderSendsThroughItsOwnEndpointAndCredentials(t *testing.T)
 }
 
 func TestCheckNamesEachProviderWhoseCredentialsFail(t *testing.T) {
-	good, bad := fakefcm.Start(t), fakefcm.Start(t)
+	good, bad := plainFCM(t), plainFCM(t)
 	set, err := Build(context.Background(), []Spec{
 		{Name: "android", Type: providers.Firebase, Default: true, CredentialsFile: good.WriteCredentials(t.TempDir()), Endpoint: good.Endpoint},
 		{Name: "android-staging", Type: providers.Firebase, CredentialsFile: bad.WriteCredentials(t.TempDir()), Endpoint: bad.Endpoint},
@@ -72,4 +73,8 @@ func TestCheckNamesEachProviderWhoseCredentialsFail(t *testing.T) {
 	if good.TokenRequests() == 0 {
 		t.Errorf("Check did not ask android's token endpoint")
 	}
+}
+
+func plainFCM(t *testing.T) *fakefcm.Server {
+	return fakefcm.StartWith(t, fakefcm.Options{Plain: true})
 }

@@ -48,4 +48,10 @@ func TestFlagsBoundTheRun(t *testing.T) {
 	if len(cfg.fanoutN) != 2 || cfg.fanoutN[1] != 400 || len(cfg.latencies) != 2 || cfg.scenarios[0] != "fanout" {
 		t.Errorf("parsed %+v", cfg)
 	}
+	if cfg.fcmHTTP1 {
+		t.Errorf("the fake FCM serves HTTP/1.1 without -fcm-http1: by default it serves as FCM, TLS and HTTP/2")
+	}
+	if cfg, err := parseFlags([]string{"-fcm-http1"}); err != nil || !cfg.fcmHTTP1 {
+		t.Errorf("-fcm-http1: %v, fcmHTTP1 = %v", err, cfg != nil && cfg.fcmHTTP1)
+	}
 }

@@ -153,7 +153,7 @@ func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 	e.redis = testredis.Start(t)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr, PoolSize: 256})
 	t.Cleanup(func() { e.rdb.Close() })
-	e.fcm = fakefcm.Start(t)
+	e.fcm = fakefcm.StartWith(t, fakefcm.Options{Plain: cfg.fcmHTTP1})
 	e.apns = fakeapns.Start(t)
 	e.fcm.SetLatency(latency)
 	e.apns.SetLatency(latency)
@@ -172,7 +172,7 @@ func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 		"FCM_ENDPOINT=" + e.fcm.Endpoint,
 		"APNS_KEY_FILE=" + keyPath, "APNS_KEY_ID=" + keyID, "APNS_TEAM_ID=" + teamID,
 		"APNS_TOPIC=" + harness.Topic, "APNS_ENDPOINT=" + e.apns.URL,
-		"SSL_CERT_FILE=" + e.apns.WriteCAFile(e.dir),
+		"SSL_CERT_FILE=" + harness.CAFile(t, e.dir, e.fcm.WriteCAFile(e.dir), e.apns.WriteCAFile(e.dir)),
 		"RINGER_LOG_FORMAT=json",
 		"RINGER_SHUTDOWN_TIMEOUT=5s",
 		// The bench's users ring far faster than a person does: it measures delivery, not the ring rate.

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/fakefcm"
 	"github.com/ringer-dev/ringer/worker"
 )
 
@@ -155,7 +156,8 @@ func runFanout(cfg *config, st *state) (*table, error) {
 		title: "fan-out: notify N members (one device each)",
 		header: []string{"members", "devices", "provider latency", "enqueue alone", "drain", "drain pushes/s", "× ceiling",
 			"live request→answer", "live answer→last push", "live pushes/s", "lost", "worker peak RSS", "Redis memory of the backlog",
-			"CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push"},
+			"CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push",
+			"FCM connections"},
 	}
 	var errs []string
 	for _, n := range cfg.fanoutN {
@@ -172,6 +174,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 		}
 	}
 	t.note("members include the caller, who gets no push: N members make N−1 pushes. fcm: one FCM token each; mix: every other member one APNs token instead.")
+	t.note("FCM connections: accepted by the fake FCM over both phases (the worker's and any readiness check's), and the HTTP version of its requests (-fcm-http1: plain HTTP/1.1).")
 	t.note("drain: worker process start to the last push at the fakes, over the backlog the enqueue-alone phase left; × ceiling compares it with the bare no-op Asynq drain.")
 	t.note("live pushes/s: N−1 over request sent to last push, with the worker draining while the API enqueues. lost: members with no push once the queues are empty.")
 	t.note("2-core bound: 2,000,000 µs of CPU a second over the CPU µs all three spend per push: the rate two cores would carry with no one else on them; the fakes (bench) are part of the cost on this machine, not in production.")
@@ -282,7 +285,24 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 		fmt.Sprintf("%s / %s / %s / %s", pct(wc, drain), pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
 		cpuPerPush(wc, rc1-rc0, bc1-bc0, pushes),
 		redisUsec(cs0, cs1, pushes),
+		fcmConnections(e.fcm),
 	}
+}
+
+// fcmConnections is how many connections the fake FCM accepted over a run and which HTTP version carried its
+// requests: HTTP/2 multiplexes pushes on a few, HTTP/1.1 holds one per push in flight.
+func fcmConnections(f *fakefcm.Server) string {
+	h1, h2 := f.RequestsOver(1), f.RequestsOver(2)
+	proto := "HTTP/2"
+	switch {
+	case h1 > 0 && h2 > 0:
+		proto = fmt.Sprintf("HTTP/2 %d, HTTP/1.1 %d requests", h2, h1)
+	case h1 > 0:
+		proto = "HTTP/1.1"
+	case h2 == 0:
+		proto = "no requests"
+	}
+	return fmt.Sprintf("%d (%s)", f.Connections(), proto)
 }
 
 // waitPushes waits until the fakes have received total pushes, giving up after d or after 30 s without

@@ -50,6 +50,8 @@ type config struct {
 	mixes       []string // "fcm": one FCM device per member; "mix": half FCM, half APNs
 	ceilingN    int
 	concurrency int // RINGER_NOTIFY_CONCURRENCY of the worker; 0 keeps ringer's default
+	// fcmHTTP1 serves the fake FCM as plain HTTP/1.1 instead of FCM's TLS and HTTP/2.
+	fcmHTTP1 bool
 
 	rings       int
 	ringLoadN   int
@@ -184,6 +186,7 @@ func parseFlags(args []string) (*config, error) {
 	lat := fs.String("latency", "", "fake provider latencies for fan-out (default 0,20ms)")
 	mix := fs.String("mix", "", "device mixes for fan-out: fcm (one FCM device each), mix (half FCM, half APNs)")
 	ceil := fs.Int("ceiling-n", 0, "tasks of the ceiling scenario (default 100000)")
+	fcmH1 := fs.Bool("fcm-http1", false, "serve the fake FCM as plain HTTP/1.1, an endpoint without HTTP/2 (default: TLS and HTTP/2, as FCM)")
 	conc := fs.Int("concurrency", 0, "RINGER_NOTIFY_CONCURRENCY of the worker in fanout/ring (default: ringer's)")
 	rings := fs.Int("rings", 0, "rings per phase of the ring scenario (default 200)")
 	ringLoad := fs.Int("ring-load-n", 0, "members of the notification draining under the rings (default 100000)")
@@ -254,6 +257,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	setIf(&cfg.ceilingN, *ceil)
 	setIf(&cfg.concurrency, *conc)
+	cfg.fcmHTTP1 = *fcmH1
 	setIf(&cfg.rings, *rings)
 	setIf(&cfg.ringLoadN, *ringLoad)
 	setIf(&cfg.stopIters, *stops)
@@ -385,6 +389,11 @@ func run(cfg *config) error {
 	fmt.Fprintf(cfg.out, "# ringer bench — %s, %s, %d CPUs, %s, %s\n", time.Now().UTC().Format(time.RFC3339), host,
 		runtime.NumCPU(), runtime.Version(), cpuModel())
 	fmt.Fprintf(cfg.out, "# %s\n", redisVersion())
+	fcmProto := "TLS, HTTP/2"
+	if cfg.fcmHTTP1 {
+		fcmProto = "plain HTTP/1.1 (-fcm-http1)"
+	}
+	fmt.Fprintf(cfg.out, "# fake FCM: %s\n", fcmProto)
 	st := &state{}
 	var failed []string
 	for _, name := range cfg.scenarios {

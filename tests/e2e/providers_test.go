@@ -68,16 +68,10 @@ func startProviderFakes(t *testing.T, extra string) *providerFakes {
 %s`, f.android.WriteCredentials(t.TempDir()), f.android.Endpoint, f.staging.WriteCredentials(t.TempDir()), f.staging.Endpoint,
 		iosKey, iosKeyID, iosTeam, storeTopic, f.ios.URL, devKey, devKeyID, devTeam, debugTopic, f.iosDev.URL, extra)
 	f.file = f.writeFile("providers.yaml", doc)
-	// One CA file trusting both fake APNs: Go reads SSL_CERT_FILE once per process.
-	var ca []byte
-	for _, s := range []*fakeapns.Server{f.ios, f.iosDev} {
-		b, err := os.ReadFile(s.WriteCAFile(t.TempDir()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ca = append(ca, b...)
-	}
-	f.env = []string{"RINGER_PROVIDERS_FILE=" + f.file, "SSL_CERT_FILE=" + f.writeFile("ca.pem", string(ca))}
+	// One CA file trusting every fake: Go reads SSL_CERT_FILE once per process.
+	ca := harness.CAFile(t, t.TempDir(), f.android.WriteCAFile(t.TempDir()), f.staging.WriteCAFile(t.TempDir()),
+		f.ios.WriteCAFile(t.TempDir()), f.iosDev.WriteCAFile(t.TempDir()))
+	f.env = []string{"RINGER_PROVIDERS_FILE=" + f.file, "SSL_CERT_FILE=" + ca}
 	for _, v := range []string{"FCM_CREDENTIALS_FILE", "FCM_ENDPOINT", "APNS_KEY_FILE", "APNS_KEY_ID", "APNS_TEAM_ID",
 		"APNS_TOPIC", "APNS_ENVIRONMENT", "APNS_ENDPOINT"} {
 		f.env = append(f.env, v+"=")

@@ -1,7 +1,8 @@
 // Package fakefcm is a Firebase Cloud Messaging HTTP v1 server for tests and benchmarks: it issues OAuth tokens
 // to a service account it wrote (JWT-bearer grant, RS256), accepts messages:send from the real
 // firebase.google.com/go/v4 client, records every delivered message, and answers with FCM's real errors when a
-// test scripts them for a token.
+// test scripts them for a token. It serves as FCM does, over TLS with HTTP/2 (StartWith serves HTTP/1.1 only,
+// over TLS or plain http://), and counts the connections and each request's HTTP version.
 //
 // It is safe for concurrent use and does no per-request logging, so a benchmark can push thousands of
 // messages a second through it.
@@ -12,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -150,7 +152,7 @@ func Drop() Answer { return Answer{Drop: true} }
 
 // Server is a running fake FCM. Its fields are fixed once Start returns.
 type Server struct {
-	// URL is the server's root, http://127.0.0.1:PORT.
+	// URL is the server's root, https://127.0.0.1:PORT (http:// when Options.Plain).
 	URL string
 	// Endpoint is what FCM_ENDPOINT (fcm.Config.Endpoint) should be: URL + "/v1".
 	Endpoint string
@@ -163,6 +165,8 @@ type Server struct {
 	srv         *httptest.Server
 	closed      chan struct{}
 	connections atomic.Int64
+	requestsH1  atomic.Int64
+	requestsH2  atomic.Int64
 
 	mu             sync.Mutex
 	accounts       map[string]account // by client_email
@@ -184,8 +188,27 @@ type account struct {
 	key   *rsa.PublicKey
 }
 
-// Start runs a fake FCM on 127.0.0.1 until the test ends.
+// Options say how a fake serves. The zero Options serve as FCM does: TLS, offering HTTP/2 and HTTP/1.1 over
+// ALPN, with a bounded number of concurrent streams per connection.
+type Options struct {
+	// HTTP1 offers only HTTP/1.1 over TLS: an endpoint (an emulator, a proxy) a client must not need HTTP/2 for.
+	HTTP1 bool
+	// Plain serves plain http://, which is HTTP/1.1 only.
+	Plain bool
+}
+
+// maxStreams bounds concurrent streams per HTTP/2 connection, as Google's front end does, so that a client
+// with more pushes in flight than that opens another connection as it would against FCM.
+const maxStreams = 100
+
+// Start runs a fake FCM on 127.0.0.1 until the test ends, serving as FCM does: TLS and HTTP/2.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith runs a fake FCM on 127.0.0.1 that serves as o says, until the test ends.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	s := &Server{
 		ProjectID:    "ringer-test",
@@ -201,7 +224,14 @@ func Start(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.handleToken)
 	mux.HandleFunc("POST /v1/projects/{project}/messages:send", s.handleSend)
-	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			s.requestsH2.Add(1)
+		} else {
+			s.requestsH1.Add(1)
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	// Clients that hang up mid-request are part of the tests; their noise is not.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
@@ -209,7 +239,18 @@ func Start(t testing.TB) *Server {
 			s.connections.Add(1)
 		}
 	}
-	s.srv.Start()
+	switch {
+	case o.Plain:
+		s.srv.Start()
+	case o.HTTP1:
+		s.srv.StartTLS() // httptest offers only http/1.1 over ALPN unless EnableHTTP2 is set
+	default:
+		s.srv.EnableHTTP2 = true
+		// Both, as Google's front end: a client that offers only http/1.1 still gets it.
+		s.srv.TLS = &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
+		s.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: maxStreams}
+		s.srv.StartTLS()
+	}
 	s.URL = s.srv.URL
 	s.Endpoint = s.URL + "/v1"
 	s.TokenURL = s.URL + "/token"
@@ -218,6 +259,44 @@ func Start(t testing.TB) *Server {
 		s.srv.Close()
 	})
 	return s
+}
+
+// CertPool trusts this server's certificate: pass it as fcm.Config.RootCAs. Every fake FCM and fake APNs
+// serves httptest's one certificate, so the pool trusts them all.
+func (s *Server) CertPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if c := s.srv.Certificate(); c != nil {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
+// WriteCAFile writes the server's certificate as PEM into dir and returns its path, for SSL_CERT_FILE in a
+// child process (Go reads SSL_CERT_FILE once per process, at its first TLS handshake). A Plain server has no
+// certificate: the file is empty.
+func (s *Server) WriteCAFile(dir string) string {
+	s.t.Helper()
+	path := filepath.Join(dir, "fakefcm-ca.pem")
+	var b []byte
+	if c := s.srv.Certificate(); c != nil {
+		b = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		s.t.Fatalf("fakefcm: write CA: %v", err)
+	}
+	return path
+}
+
+// Client is an HTTP client that trusts the server and speaks what it offers (HTTP/2 when it does).
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// RequestsOver is how many requests (token and send, whatever they were answered) arrived over HTTP of this
+// major version: 2 for HTTP/2, 1 for HTTP/1.x.
+func (s *Server) RequestsOver(protoMajor int) int {
+	if protoMajor == 2 {
+		return int(s.requestsH2.Load())
+	}
+	return int(s.requestsH1.Load())
 }
 
 // WriteCredentials writes a service-account JSON into dir with a freshly generated RSA key whose token_uri is

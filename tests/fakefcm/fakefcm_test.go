@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/auth/credentials"
+	"cloud.google.com/go/auth/httptransport"
 	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
@@ -25,13 +26,22 @@ import (
 	"github.com/ringer-dev/ringer/tests/fakefcm"
 )
 
-// sdkClient is the real Firebase Admin SDK messaging client, configured the way its documentation says:
-// a service-account file and an endpoint.
+// sdkClient is the real Firebase Admin SDK messaging client on a service-account file and an endpoint, with
+// an HTTP client that trusts the fake's certificate (the SDK's own trusts only the system roots).
 func sdkClient(t *testing.T, fake *fakefcm.Server, credentialsFile string) *messaging.Client {
 	t.Helper()
 	ctx := context.Background()
+	creds, err := credentials.NewCredentialsFromFile(credentials.ServiceAccount, credentialsFile,
+		&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}, Client: fake.Client()})
+	if err != nil {
+		t.Fatalf("credentials: %v", err)
+	}
+	hc, err := httptransport.NewClient(&httptransport.Options{Credentials: creds, BaseRoundTripper: fake.Client().Transport})
+	if err != nil {
+		t.Fatalf("http client: %v", err)
+	}
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: fake.ProjectID},
-		option.WithAuthCredentialsFile(option.ServiceAccount, credentialsFile), option.WithEndpoint(fake.Endpoint))
+		option.WithHTTPClient(hc), option.WithEndpoint(fake.Endpoint))
 	if err != nil {
 		t.Fatalf("firebase.NewApp: %v", err)
 	}
@@ -216,7 +226,7 @@ func TestTokenEndpointRefusesAnAssertionSignedByAnotherKey(t *testing.T) {
 	}
 
 	creds, err := credentials.NewCredentialsFromFile(credentials.ServiceAccount, path,
-		&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}})
+		&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}, Client: fake.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +247,7 @@ func TestFailTokenEndpointAndRevokeAccessTokens(t *testing.T) {
 	path := fake.WriteCredentials(t.TempDir())
 	token := func() (string, error) {
 		creds, err := credentials.NewCredentialsFromFile(credentials.ServiceAccount, path,
-			&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}})
+			&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}, Client: fake.Client()})
 		if err != nil {
 			return "", err
 		}
@@ -260,7 +270,7 @@ func TestFailTokenEndpointAndRevokeAccessTokens(t *testing.T) {
 		body := `{"message":{"token":"d","data":{"k":"v"}}}`
 		req, _ := http.NewRequest("POST", fake.Endpoint+"/projects/"+fake.ProjectID+"/messages:send", bytes.NewBufferString(body))
 		req.Header.Set("Authorization", "Bearer "+access)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := fake.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +299,7 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 	fake := fakefcm.Start(t)
 	path := fake.WriteCredentials(t.TempDir())
 	creds, err := credentials.NewCredentialsFromFile(credentials.ServiceAccount, path,
-		&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}})
+		&credentials.DetectOptions{Scopes: []string{fakefcm.ScopeMessaging}, Client: fake.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +325,7 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 			if c.auth != "" {
 				req.Header.Set("Authorization", c.auth)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := fake.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -202,7 +202,7 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	fcmP := startProxy(t, hostPort(e.FCM.URL))
 	apnsP := startProxy(t, hostPort(e.APNs.URL))
 	// Two notification slots, so that two hung pushes fill them.
-	w := e.StartProcess("worker", "FCM_ENDPOINT=http://"+fcmP.addr+"/v1", "APNS_ENDPOINT=https://"+apnsP.addr,
+	w := e.StartProcess("worker", "FCM_ENDPOINT=https://"+fcmP.addr+"/v1", "APNS_ENDPOINT=https://"+apnsP.addr,
 		"RINGER_NOTIFY_CONCURRENCY=2")
 	base := "http://" + w.Addr
 	alice := e.Token("alice")
@@ -340,12 +340,13 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 // TestAPNsTLSFailureIsRetriedAndNamedInTheLog runs a worker that does not trust the fake APNs' certificate
 // (SSL_CERT_FILE=/dev/null: no test CA). Its APNs pushes fail in the TLS handshake and never reach APNs; they
 // are retried, not dropped, without piling up goroutines, and the log says the certificate is the trouble.
-// FCM pushes of the same ring go out; the worker's /readyz fails naming APNs (its readiness check pushes to a
+// FCM pushes of the same ring go out (the fake FCM serves plain http:// here, so that the missing CA is APNs'
+// trouble alone); the worker's /readyz fails naming APNs (its readiness check pushes to a
 // token no device has, so it meets the same handshake). Once a worker that trusts APNs takes over, the VoIP
 // ring push arrives exactly once.
 func TestAPNsTLSFailureIsRetriedAndNamedInTheLog(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t, harness.Options{Command: "api"})
+	e := harness.Start(t, harness.Options{Command: "api", FCM: fakefcm.Options{Plain: true}})
 	voip := harness.APNsToken("tls-voip")
 	e.Device("bob", "tls-android", "firebase", false)
 	e.Device("bob", voip, "apn", true)

@@ -114,6 +114,8 @@ type Options struct {
 	Env []string
 	// RedisArgs are extra redis-server arguments.
 	RedisArgs []string
+	// FCM says how the fake FCM serves; the zero value serves as FCM does, TLS and HTTP/2.
+	FCM fakefcm.Options
 }
 
 // Start runs ringer serve (or opts.Command) against a fresh Redis and fresh fakes.
@@ -128,7 +130,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 	e.http = LoadSpec(t).Checked(t, nil)
 	e.Redis = testredis.Start(t, o.RedisArgs...)
 	e.RDB = e.Redis.Client(t)
-	e.FCM = fakefcm.Start(t)
+	e.FCM = fakefcm.StartWith(t, o.FCM)
 	e.APNs = fakeapns.Start(t)
 	e.inspector = asynq.NewInspectorFromRedisClient(e.RDB)
 	dir := t.TempDir()
@@ -140,7 +142,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 		"FCM_ENDPOINT=" + e.FCM.Endpoint,
 		"APNS_KEY_FILE=" + keyPath, "APNS_KEY_ID=" + keyID, "APNS_TEAM_ID=" + teamID,
 		"APNS_TOPIC=" + Topic, "APNS_ENDPOINT=" + e.APNs.URL,
-		"SSL_CERT_FILE=" + e.APNs.WriteCAFile(dir),
+		"SSL_CERT_FILE=" + CAFile(t, dir, e.FCM.WriteCAFile(dir), e.APNs.WriteCAFile(dir)),
 		"RINGER_LOG_FORMAT=json",
 		"RINGER_SHUTDOWN_TIMEOUT=10s",
 		// The suite rings far faster than a person does; the ring rate has tests of its own that set it.
@@ -154,6 +156,25 @@ func Start(t testing.TB, opts ...Options) *Env {
 	p := e.StartProcess(cmd)
 	e.URL = "http://" + p.Addr
 	return e
+}
+
+// CAFile joins the PEM files of several fakes into one in dir and returns its path: SSL_CERT_FILE names one
+// file, read once per process, and it must trust every TLS fake the process talks to.
+func CAFile(t testing.TB, dir string, pemFiles ...string) string {
+	t.Helper()
+	var all []byte
+	for _, f := range pemFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("harness: CA file: %v", err)
+		}
+		all = append(all, b...)
+	}
+	path := filepath.Join(dir, "fakes-ca.pem")
+	if err := os.WriteFile(path, all, 0o644); err != nil {
+		t.Fatalf("harness: CA file: %v", err)
+	}
+	return path
 }
 
 // StartProcess runs one more ringer process (api, worker, serve) on the same Redis and fakes.
