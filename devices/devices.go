@@ -43,12 +43,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/text/language"
+
+	"github.com/ringer-dev/ringer/providers"
 )
 
-// Provider names as API.md spells a device's push_provider.
+// Provider names as API.md spells a device's push_provider: the providers package's, named here too so that
+// callers of devices need not import providers to spell them.
 const (
-	Firebase = "firebase"
-	APN      = "apn"
+	Firebase = providers.Firebase
+	APN      = providers.APN
 )
 
 // Limits on a device's fields, and on a user's devices.
@@ -177,15 +180,6 @@ func ownerKey(token string) string {
 	return "ringer:{t:" + hex.EncodeToString(sum[:]) + "}:owner"
 }
 
-// suffix is how errors name a token: never the whole of it (STYLE.md, "Logs are for the person on call").
-func suffix(token string) string {
-	const n = 8
-	if len(token) <= n {
-		return "…" + token
-	}
-	return "…" + token[len(token)-n:]
-}
-
 // claimScript makes a user the owner of a token and hands out the registration's time.
 //
 // KEYS[1] -> ringer:{t:<sha256(token)>}:owner
@@ -306,7 +300,7 @@ func (r *Registry) Register(ctx context.Context, d Device) (created bool, err er
 	if err := Validate(d); err != nil {
 		return false, fmt.Errorf("register device for %s: %w", d.UserID, err)
 	}
-	tok := suffix(d.ID)
+	tok := providers.TokenSuffix(d.ID)
 	claim, err := claimScript.Run(ctx, r.rdb, []string{ownerKey(d.ID)}, d.UserID).Slice()
 	if err != nil {
 		return false, fmt.Errorf("register device %s for %s: claim: %w", tok, d.UserID, err)
@@ -330,7 +324,7 @@ func (r *Registry) Register(ctx context.Context, d Device) (created bool, err er
 		old, _ := written[i].(string)
 		oldAt, _ := written[i+1].(string)
 		if err := releaseScript.Run(ctx, r.rdb, []string{ownerKey(old)}, d.UserID, oldAt).Err(); err != nil {
-			return false, fmt.Errorf("register device %s for %s: release dropped device %s: %w", tok, d.UserID, suffix(old), err)
+			return false, fmt.Errorf("register device %s for %s: release dropped device %s: %w", tok, d.UserID, providers.TokenSuffix(old), err)
 		}
 	}
 	if prev != "" && prev != d.UserID {
@@ -356,14 +350,14 @@ func (r *Registry) Register(ctx context.Context, d Device) (created bool, err er
 func (r *Registry) Get(ctx context.Context, userID, token string) (Device, error) {
 	raw, err := r.rdb.HGet(ctx, devicesKey(userID), token).Result()
 	if errors.Is(err, redis.Nil) {
-		return Device{}, fmt.Errorf("get device %s of %s: %w", suffix(token), userID, ErrNotFound)
+		return Device{}, fmt.Errorf("get device %s of %s: %w", providers.TokenSuffix(token), userID, ErrNotFound)
 	}
 	if err != nil {
-		return Device{}, fmt.Errorf("get device %s of %s: %w", suffix(token), userID, err)
+		return Device{}, fmt.Errorf("get device %s of %s: %w", providers.TokenSuffix(token), userID, err)
 	}
 	d, err := decode(userID, token, raw)
 	if err != nil {
-		return Device{}, fmt.Errorf("get device %s of %s: %w", suffix(token), userID, err)
+		return Device{}, fmt.Errorf("get device %s of %s: %w", providers.TokenSuffix(token), userID, err)
 	}
 	return d, nil
 }
@@ -414,10 +408,10 @@ func (r *Registry) ListMany(ctx context.Context, userIDs []string) (map[string][
 func (r *Registry) Delete(ctx context.Context, userID, token string) error {
 	status, err := r.prune(ctx, userID, token, "")
 	if err != nil {
-		return fmt.Errorf("delete device %s of %s: %w", suffix(token), userID, err)
+		return fmt.Errorf("delete device %s of %s: %w", providers.TokenSuffix(token), userID, err)
 	}
 	if status == 0 {
-		return fmt.Errorf("delete device %s of %s: %w", suffix(token), userID, ErrNotFound)
+		return fmt.Errorf("delete device %s of %s: %w", providers.TokenSuffix(token), userID, ErrNotFound)
 	}
 	return nil
 }
@@ -433,7 +427,7 @@ func (r *Registry) Prune(ctx context.Context, userID, token string, invalidSince
 	}
 	status, err := r.prune(ctx, userID, token, since)
 	if err != nil {
-		return false, fmt.Errorf("prune device %s of %s: %w", suffix(token), userID, err)
+		return false, fmt.Errorf("prune device %s of %s: %w", providers.TokenSuffix(token), userID, err)
 	}
 	return status == 1, nil
 }
@@ -461,7 +455,7 @@ func (r *Registry) prune(ctx context.Context, userID, token, since string) (int6
 func decode(userID, token, raw string) (Device, error) {
 	var rec record
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return Device{}, fmt.Errorf("decode device %s: %w", suffix(token), err)
+		return Device{}, fmt.Errorf("decode device %s: %w", providers.TokenSuffix(token), err)
 	}
 	return Device{
 		ID:               token,

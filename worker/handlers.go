@@ -423,12 +423,12 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, k
 					since = sentAt
 				}
 				if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, since); err != nil {
-					log.Error("token not pruned", "member", member, "provider", p.dev.PushProvider, "provider_name", providerName, "token", suffix(p.dev.ID), "err", err)
+					log.Error("token not pruned", "member", member, "provider", p.dev.PushProvider, "provider_name", providerName, "token", providers.TokenSuffix(p.dev.ID), "err", err)
 				} else {
 					w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider, providerName).Inc()
 				}
 			case providers.Rejected:
-				rejected = append(rejected, suffix(p.dev.ID)+": "+res.Reason)
+				rejected = append(rejected, providers.TokenSuffix(p.dev.ID)+": "+res.Reason)
 			}
 		}()
 	}
@@ -505,7 +505,7 @@ func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart
 		w.cfg.Metrics.RingSeconds.Observe(time.Since(ringStart).Seconds())
 	}
 	attrs := []any{"provider", typ, "provider_name", name, "type", kind, "kind", p.push.Kind.String(), "voip", p.push.VoIP,
-		"token", suffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
+		"token", providers.TokenSuffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
 	switch res.Verdict {
 	case providers.Sent:
 		if res.Reason != "" { // the log sink's "logged, not sent"
@@ -562,12 +562,4 @@ func pushData(c queue.CallInfo, event, receiver, ringID string) map[string]strin
 		"created_by_id": c.CreatedByID, "created_by_display_name": name,
 		"receiver_id": receiver, "ring_id": ringID, "video": video,
 	}
-}
-
-// suffix is the part of a token fit for a log line.
-func suffix(token string) string {
-	if len(token) <= 8 {
-		return "…" + token[len(token)/2:]
-	}
-	return "…" + token[len(token)-8:]
 }
