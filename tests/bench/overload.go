@@ -75,6 +75,27 @@ type ringerUnderLoad struct {
 	mu     sync.Mutex
 }
 
+// underLoadUsers is how many callers, and callees, the overload and soak scenarios ring between: callee i has
+// one FCM device.
+const underLoadUsers = 2000
+
+func underLoadCaller(i int) string { return fmt.Sprintf("oc%04d", i) }
+func underLoadCallee(i int) string { return fmt.Sprintf("od%04d", i) }
+
+// startUnderLoad seeds the callees' devices, starts `ringer serve` with extra environment, and warms it up with
+// one ring.
+func startUnderLoad(tb *tb, cfg *config, extra ...string) *ringerUnderLoad {
+	e := newEnv(tb, cfg, 0)
+	callees := make([]string, underLoadUsers)
+	for i := range callees {
+		callees[i] = underLoadCallee(i)
+	}
+	e.seedDevices(callees, func(int) []string { return []string{devFCM} })
+	r := newRingerUnderLoad(e, extra...)
+	ringWarm(e, r.base, r.token("caller"), callees[0])
+	return r
+}
+
 func newRingerUnderLoad(e *env, extra ...string) *ringerUnderLoad {
 	p := e.startRinger("serve", append(concurrencyEnv(e.cfg), extra...)...)
 	return &ringerUnderLoad{e: e, p: p, base: "http://" + p.addr, tokens: map[string]string{},
@@ -222,8 +243,8 @@ func (e *env) queuedRing() int64 {
 // tallies the rings started after warm. The warm-up lets the run reach its steady state: a ring costs its
 // push at once, and its timeout (and the missed-call push) a ring timeout later, so a run judged on its first
 // ring timeout sees only part of what each ring costs.
-func (r *ringerUnderLoad) ringAt(prefix string, rate float64, warm, d time.Duration, users int) ringTally {
-	shots, shed := r.fireRings(prefix, rate, warm+d, users)
+func (r *ringerUnderLoad) ringAt(prefix string, rate float64, warm, d time.Duration) ringTally {
+	shots, shed := r.fireRings(prefix, rate, warm+d)
 	return r.e.tally(startedAfter(shots, shots.start().Add(warm)), d, shed)
 }
 
@@ -252,11 +273,11 @@ func startedAfter(ss ringShots, from time.Time) ringShots {
 }
 
 // fireRings runs an open-loop ring load at rate for d and answers every ring with how many the bench shed.
-func (r *ringerUnderLoad) fireRings(prefix string, rate float64, d time.Duration, users int) (ringShots, int) {
+func (r *ringerUnderLoad) fireRings(prefix string, rate float64, d time.Duration) (ringShots, int) {
 	var mu sync.Mutex
 	shots := make(ringShots, 0, int(rate*d.Seconds())+1)
 	_, shed := openLoop(rate, d, 512, func(i int) {
-		s := r.ring(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("oc%04d", i%users), fmt.Sprintf("od%04d", i%users))
+		s := r.ring(fmt.Sprintf("%s-%d", prefix, i), underLoadCaller(i%underLoadUsers), underLoadCallee(i%underLoadUsers))
 		mu.Lock()
 		shots = append(shots, s)
 		mu.Unlock()
@@ -270,6 +291,9 @@ func (t ringTally) row(phase string, rate float64) []string {
 		fmt.Sprintf("%d (%s)", t.rang, share(t.rang, t.accepted)), strconv.Itoa(t.late + t.never),
 		fmt.Sprintf("%.0f", t.goodput()), ms(t.latency.pct(0.5)), ms(t.latency.pct(0.99)), ms(t.refusal.pct(0.99))}
 }
+
+// rateShare is rate as a share of the rate of, to the precision share gives counts.
+func rateShare(rate, of float64) string { return share(int(rate*1000), int(of*1000)) }
 
 func share(n, of int) string {
 	if of == 0 {
@@ -313,10 +337,10 @@ func (r *ringerUnderLoad) dropRate(n int) float64 {
 // under way) and then judged over cfg.rampStep, until a judged window has a refusal, a ring that did not ring
 // while ringing, or a ring p99 past the budget. It answers the goodput of the last step that passed (of the
 // first, when none did).
-func (r *ringerUnderLoad) sustainable(t *table, cfg *config, users int) float64 {
+func (r *ringerUnderLoad) sustainable(t *table, cfg *config) float64 {
 	rate, best := cfg.rampFrom, 0.0
 	for step := 0; step < cfg.rampSteps; step++ {
-		tl := r.ringAt(fmt.Sprintf("ramp%d", step), rate, cfg.rampWarm, cfg.rampStep, users)
+		tl := r.ringAt(fmt.Sprintf("ramp%d", step), rate, cfg.rampWarm, cfg.rampStep)
 		t.add(tl.row(fmt.Sprintf("ramp step %d", step+1), rate)...)
 		ok := tl.refused == 0 && tl.failed+tl.shed == 0 && tl.rang == tl.accepted && tl.latency.pct(0.99) <= cfg.budget
 		if !ok {
@@ -342,31 +366,24 @@ func runOverload(cfg *config, st *state) (*table, error) {
 			"goodput/s", "ring p50", "ring p99", "503 answer p99"},
 	}
 	err := guard("overload", func(tb *tb) {
-		e := newEnv(tb, cfg, 0)
-		const users = 2000
-		callees := make([]string, users)
-		for i := range callees {
-			callees[i] = fmt.Sprintf("od%04d", i)
-		}
-		e.seedDevices(callees, func(int) []string { return []string{devFCM} })
-		r := newRingerUnderLoad(e, "RINGER_RING_QUEUE_BUDGET="+cfg.budget.String())
-		ringWarm(e, r.base, r.token("caller"), callees[0])
+		r := startUnderLoad(tb, cfg, "RINGER_RING_QUEUE_BUDGET="+cfg.budget.String())
+		e := r.e
 
 		drop := r.dropRate(cfg.expiredN)
-		sus := r.sustainable(t, cfg, users)
+		sus := r.sustainable(t, cfg)
 		t.note("Ring tasks found past their ring: %d dropped at %.0f/s (the worker takes them off the queue without a device lookup or a provider round trip), against %.0f rings/s delivered.", cfg.expiredN, drop, sus)
 		t.note("Sustainable ring rate (goodput of the last ramp step served in full): %.0f rings/s.", sus)
-		shots, shed := r.fireRings("over", 2*sus, cfg.overloadDuration, users)
+		shots, shed := r.fireRings("over", 2*sus, cfg.overloadDuration)
 		over := e.tally(shots, cfg.overloadDuration, shed)
 		t.add(over.row("overload (2× sustainable)", 2*sus)...)
 		t.note("Of the rings accepted under overload, %s rang while ringing (the bar: ≥ 99 %%); goodput %.0f rings/s is %s of the sustainable rate (the bar: ≥ 90 %%).",
-			share(over.rang, over.accepted), over.goodput(), share(int(over.goodput()*1000), int(sus*1000)))
+			share(over.rang, over.accepted), over.goodput(), rateShare(over.goodput(), sus))
 		// The first ring timeout of the run carries no timeouts of its own rings: the steady state is after it.
 		if warm := overloadRingMs * time.Millisecond; cfg.overloadDuration > warm {
 			steady := e.tally(startedAfter(shots, shots.start().Add(warm)), cfg.overloadDuration-warm, 0)
 			t.add(steady.row("overload, after its first ring timeout", 2*sus)...)
 			t.note("After the overload's first ring timeout (its rings' timeouts and missed-call pushes under way), goodput %.0f rings/s is %s of the sustainable rate.",
-				steady.goodput(), share(int(steady.goodput()*1000), int(sus*1000)))
+				steady.goodput(), rateShare(steady.goodput(), sus))
 		}
 		if over.refusedNoRetryAfter > 0 {
 			tb.Errorf("%d refusals without Retry-After", over.refusedNoRetryAfter)
@@ -387,20 +404,13 @@ func runSoak(cfg *config, st *state) (*table, error) {
 		header: []string{"at", "calls made", "Redis used_memory", "Redis keys", "ringer RSS", "goroutines", "rings in window", "ring p50", "ring p99"},
 	}
 	err := guard("soak", func(tb *tb) {
-		e := newEnv(tb, cfg, 0)
-		const users = 2000
-		callees := make([]string, users)
-		for i := range callees {
-			callees[i] = fmt.Sprintf("od%04d", i)
-		}
-		e.seedDevices(callees, func(int) []string { return []string{devFCM} })
-		r := newRingerUnderLoad(e, "RINGER_CALL_RETENTION="+cfg.soakRetention.String())
-		ringWarm(e, r.base, r.token("caller"), callees[0])
+		r := startUnderLoad(tb, cfg, "RINGER_CALL_RETENTION="+cfg.soakRetention.String())
+		e := r.e
 
 		rate := cfg.soakRate
 		if rate == 0 {
 			calib := &table{}
-			rate = cfg.soakShare * r.sustainable(calib, cfg, users)
+			rate = cfg.soakShare * r.sustainable(calib, cfg)
 			t.note("Sustainable ring rate by a ramp before the soak: %.0f rings/s; the soak offers %.0f requests/s.", rate/cfg.soakShare, rate)
 			if !e.quiet(2 * time.Minute) {
 				tb.Fatalf("the ramp's rings did not drain")
@@ -440,12 +450,12 @@ func runSoak(cfg *config, st *state) (*table, error) {
 		// One request in ten is a notification to three members; the others ring a callee, who accepts half a
 		// second later; the caller ends the call half a second after that, so it lapses after the retention.
 		openLoop(rate, cfg.soakDuration, 512, func(i int) {
-			caller, callee := fmt.Sprintf("oc%04d", i%users), callees[i%users]
+			caller, callee := underLoadCaller(i%underLoadUsers), underLoadCallee(i%underLoadUsers)
 			cid := fmt.Sprintf("soak-%d", i)
 			made.Add(1)
 			if i%10 == 9 {
 				body := fmt.Appendf(nil, `{"notify":true,"data":{"members":[{"user_id":%q},{"user_id":%q},{"user_id":%q}]}}`,
-					caller, callee, callees[(i+1)%users])
+					caller, callee, underLoadCallee((i+1)%underLoadUsers))
 				st, _, _ := r.send("POST", "/v1/call/bench/"+cid, caller, body)
 				errs.unless(http.StatusCreated, "notify", st)
 				return
