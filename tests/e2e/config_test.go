@@ -249,6 +249,15 @@ func TestTemplatesDirOverridesTheNotificationTitle(t *testing.T) {
 }
 
 // configGet is a GET of an operations endpoint (no token).
+// waitReady waits for /readyz to answer 200 again, once what failed it has recovered.
+func waitReady(t *testing.T, e *harness.Env) {
+	t.Helper()
+	e.Eventually(10*time.Second, "/readyz to recover", func() bool {
+		st, _, _ := configGet(t, e, "/readyz")
+		return st == 200
+	})
+}
+
 func configGet(t *testing.T, e *harness.Env, path string) (int, string, []byte) {
 	t.Helper()
 	res, err := e.HTTP().Get(e.URL + path)
@@ -287,10 +296,7 @@ func TestReadyzIs503WhenFCMCredentialsFail(t *testing.T) {
 		t.Errorf("/healthz: %d %s", st, b)
 	}
 	e.FCM.FailTokenEndpoint(0)
-	e.Eventually(10*time.Second, "/readyz to recover", func() bool {
-		st, _, _ := configGet(t, e, "/readyz")
-		return st == 200
-	})
+	waitReady(t, e)
 }
 
 func TestMetricsCountPushes(t *testing.T) {

@@ -275,10 +275,7 @@ func TestReadyzNamesEachFailingProvider(t *testing.T) {
 		t.Fatalf("/readyz with android-staging's credentials failing: %d %s; want 503 naming android-staging alone", st, b)
 	}
 	f.staging.FailTokenEndpoint(0)
-	e.Eventually(10*time.Second, "/readyz to recover", func() bool {
-		st, _, _ := configGet(t, e, "/readyz")
-		return st == 200
-	})
+	waitReady(t, e)
 }
 
 func TestAProvidersFileWithProblemsRefusesTheStartOneLinePerProblem(t *testing.T) {
