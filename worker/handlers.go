@@ -394,9 +394,19 @@ func (w *Worker) deliver(ctx context.Context, log *slog.Logger, ledger string, k
 			<-slots
 			break
 		}
+		release := func() {}
+		if w.ringFirst != nil && isNotification(ctx) {
+			if release, err = w.ringFirst.admit(ctx); err != nil {
+				<-slots
+				mu.Lock()
+				retry = true
+				mu.Unlock()
+				break
+			}
+		}
 		wg.Add(1)
 		go func() {
-			defer func() { <-slots; wg.Done() }()
+			defer func() { release(); <-slots; wg.Done() }()
 			member := p.dev.UserID
 			plog := log
 			if p.logMember {

@@ -143,6 +143,9 @@ type Worker struct {
 	log    *slog.Logger
 	gate   *gate.Gate
 	paused *providerPause
+	// ringFirst admits notification pushes when one process serves rings and notifications; nil otherwise.
+	ringFirst     *ringFirst
+	stopRingFirst context.CancelFunc
 	// servers are the Asynq servers Start started, one per queue served.
 	servers []*asynq.Server
 }
@@ -208,7 +211,11 @@ func New(cfg Config) (*Worker, error) {
 		cfg.LedgerTTL = DefaultLedgerTTL
 	}
 	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
-	return &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause()}, nil
+	w := &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause()}
+	if !cfg.SkipRing && !cfg.SkipNotify {
+		w.ringFirst = newRingFirst(cfg.NotifyConcurrency * deliverParallel)
+	}
+	return w, nil
 }
 
 // Handler routes ringer's task types to their handlers.
@@ -253,6 +260,11 @@ func (w *Worker) Start() error {
 		qs = append(qs, queueServer{queue.QueueWebhook, webhookConcurrency, 100 * time.Millisecond, time.Second, w.cfg.Webhooks.RetryDelay})
 	}
 	h := w.Handler()
+	if w.ringFirst != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stopRingFirst = cancel
+		go w.ringFirst.run(ctx)
+	}
 	for _, q := range qs {
 		srv := asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
 			Concurrency:              q.concurrency,
@@ -266,7 +278,11 @@ func (w *Worker) Start() error {
 			LogLevel:                 asynq.WarnLevel,
 			ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
 		})
-		if err := srv.Start(h); err != nil {
+		handler := h
+		if w.ringFirst != nil && (q.queue == queue.QueueRing || q.queue == queue.QueueWatch) {
+			handler = w.ringFirst.track(h)
+		}
+		if err := srv.Start(handler); err != nil {
 			w.Shutdown() // the servers started so far
 			return fmt.Errorf("start %s server: %w", q.queue, err)
 		}
@@ -282,6 +298,9 @@ func (w *Worker) Shutdown() {
 		wg.Go(s.Shutdown)
 	}
 	wg.Wait()
+	if w.stopRingFirst != nil {
+		w.stopRingFirst()
+	}
 }
 
 func (w *Worker) taskFailed(ctx context.Context, t *asynq.Task, err error) {
