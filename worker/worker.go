@@ -148,9 +148,10 @@ type Worker struct {
 
 // The watch server's settings. Ticks are due on whole seconds (Asynq keeps scheduled tasks by the second) and
 // rescue a ring push after seconds, so a tenth of a second more does not matter. Serving the watch queue from
-// the ring server instead (StrictPriority below ring) gave rings the same latency in the bench but doubled an
-// idle worker's Redis commands (figures in BENCHMARKS.md, "Ring under load"): Asynq polls each queue with its
-// own script. Its own few slots keep a burst of ticks from taking a ring push's slot or much of the CPU at once.
+// the ring server instead (StrictPriority below ring) gave rings the same latency in the bench but cost an
+// idle worker a second Redis script on every poll of the ring server (figures in BENCHMARKS.md, "Ring under
+// load"): Asynq polls each queue with its own script. Its own few slots keep a burst of ticks from taking a
+// ring push's slot or much of the CPU at once.
 const (
 	watchConcurrency     = 4
 	watchPollInterval    = 50 * time.Millisecond
