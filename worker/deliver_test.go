@@ -27,29 +27,39 @@ import (
 
 // The verdict paths of the delivery engine, through the handlers, with a fake sender and the test Redis.
 
-// fakeSender answers each push with answer(token, n), n counting the pushes to that token before, and keeps
-// every push it was given.
+// fakeSender keeps every push it is given and answers each with the next answer queued for its token
+// (answer), or Sent when none is left.
 type fakeSender struct {
-	answer func(token string, n int) providers.Result
+	// onSend, when set, runs at each push before it is answered.
+	onSend func()
 
 	mu     sync.Mutex
+	queued map[string][]providers.Result
 	pushes []providers.Push
 }
 
-func (f *fakeSender) Send(_ context.Context, p providers.Push) providers.Result {
+// answer queues the answers to the next pushes to token.
+func (f *fakeSender) answer(token string, rs ...providers.Result) {
 	f.mu.Lock()
-	n := 0
-	for _, q := range f.pushes {
-		if q.Token == p.Token {
-			n++
-		}
+	defer f.mu.Unlock()
+	if f.queued == nil {
+		f.queued = map[string][]providers.Result{}
 	}
+	f.queued[token] = append(f.queued[token], rs...)
+}
+
+func (f *fakeSender) Send(_ context.Context, p providers.Push) providers.Result {
+	if f.onSend != nil {
+		f.onSend()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.pushes = append(f.pushes, p)
-	f.mu.Unlock()
-	if f.answer == nil {
-		return providers.Result{Verdict: providers.Sent}
+	if q := f.queued[p.Token]; len(q) > 0 {
+		f.queued[p.Token] = q[1:]
+		return q[0]
 	}
-	return f.answer(p.Token, n)
+	return providers.Result{Verdict: providers.Sent}
 }
 
 // tokens are the tokens pushed to so far, in order.
@@ -158,12 +168,7 @@ var notifyLedger = queue.NotifyTaskID("n1", 0)
 func TestAPushTheProviderAsksToRetryRetriesTheTaskWhichThenSendsOnlyWhatTheLedgerLacks(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1), fcm("bob", 2))
-	r.send.answer = func(token string, n int) providers.Result {
-		if token == "fcm-bob-2" && n == 0 {
-			return providers.Result{Verdict: providers.Retry, Reason: "UNAVAILABLE"}
-		}
-		return providers.Result{Verdict: providers.Sent}
-	}
+	r.send.answer("fcm-bob-2", providers.Result{Verdict: providers.Retry, Reason: "UNAVAILABLE"})
 	err := r.w.HandleNotify(context.Background(), notifyTask(t, "bob"))
 	var ra *retryAfterError
 	if !errors.As(err, &ra) || errors.Is(err, asynq.SkipRetry) {
@@ -198,9 +203,7 @@ func TestAPushTheProviderAsksToRetryRetriesTheTaskWhichThenSendsOnlyWhatTheLedge
 func TestAProviderRetryAfterHoldsTheTasksRetryThatLong(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1))
-	r.send.answer = func(string, int) providers.Result {
-		return providers.Result{Verdict: providers.Retry, RetryAfter: 30 * time.Second, Reason: "QUOTA_EXCEEDED"}
-	}
+	r.send.answer("fcm-bob-1", providers.Result{Verdict: providers.Retry, RetryAfter: 30 * time.Second, Reason: "QUOTA_EXCEEDED"})
 	err := r.w.HandleNotify(context.Background(), notifyTask(t, "bob"))
 	var ra *retryAfterError
 	if !errors.As(err, &ra) || ra.after != 30*time.Second {
@@ -221,12 +224,7 @@ func TestAProviderRetryAfterHoldsTheTasksRetryThatLong(t *testing.T) {
 func TestAnUnregisteredTokenIsPrunedCountedAndNotRetried(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1), fcm("bob", 2))
-	r.send.answer = func(token string, _ int) providers.Result {
-		if token == "fcm-bob-1" {
-			return providers.Result{Verdict: providers.Unregistered, Reason: "UNREGISTERED"}
-		}
-		return providers.Result{Verdict: providers.Sent}
-	}
+	r.send.answer("fcm-bob-1", providers.Result{Verdict: providers.Unregistered, Reason: "UNREGISTERED"})
 	if err := r.w.HandleNotify(context.Background(), notifyTask(t, "bob")); err != nil {
 		t.Fatalf("HandleNotify = %v, want done: a dead token is no reason to retry", err)
 	}
@@ -248,12 +246,7 @@ func TestAnUnregisteredTokenIsPrunedCountedAndNotRetried(t *testing.T) {
 func TestARejectedPayloadFailsTheTaskWithoutRetryAndKeepsWhatWasSent(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1), fcm("bob", 2))
-	r.send.answer = func(token string, _ int) providers.Result {
-		if token == "fcm-bob-1" {
-			return providers.Result{Verdict: providers.Rejected, Reason: "INVALID_ARGUMENT"}
-		}
-		return providers.Result{Verdict: providers.Sent}
-	}
+	r.send.answer("fcm-bob-1", providers.Result{Verdict: providers.Rejected, Reason: "INVALID_ARGUMENT"})
 	err := r.w.HandleNotify(context.Background(), notifyTask(t, "bob"))
 	if !errors.Is(err, asynq.SkipRetry) || !strings.Contains(err.Error(), "INVALID_ARGUMENT") ||
 		!strings.Contains(err.Error(), providers.TokenSuffix("fcm-bob-1")) {
@@ -274,10 +267,7 @@ func TestARejectedPayloadFailsTheTaskWithoutRetryAndKeepsWhatWasSent(t *testing.
 func TestAPushWhoseRecordFailsFailsTheTaskForARetry(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1))
-	r.send.answer = func(string, int) providers.Result {
-		r.wrdb.Close() // Redis is gone for the worker between the send and its record
-		return providers.Result{Verdict: providers.Sent}
-	}
+	r.send.onSend = func() { r.wrdb.Close() } // Redis is gone for the worker between the send and its record
 	err := r.w.HandleNotify(context.Background(), notifyTask(t, "bob"))
 	var ra *retryAfterError
 	if err == nil || errors.Is(err, asynq.SkipRetry) || errors.As(err, &ra) || !strings.Contains(err.Error(), "record push in") {
@@ -303,12 +293,7 @@ func ringTask(t *testing.T, r *rig, member string) *asynq.Task {
 func TestARingPushTheProviderAsksToRetryIsRetriedWithinItsHandler(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1))
-	r.send.answer = func(_ string, n int) providers.Result {
-		if n == 0 {
-			return providers.Result{Verdict: providers.Retry, Reason: "UNAVAILABLE"}
-		}
-		return providers.Result{Verdict: providers.Sent}
-	}
+	r.send.answer("fcm-bob-1", providers.Result{Verdict: providers.Retry, Reason: "UNAVAILABLE"})
 	if err := r.w.HandleRing(context.Background(), ringTask(t, r, "bob")); err != nil {
 		t.Fatalf("HandleRing = %v, want the ring delivered by its handler's quick retry", err)
 	}
