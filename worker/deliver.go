@@ -44,8 +44,8 @@ type ledger struct {
 	patience time.Duration
 }
 
-// ledger is the ledger under key, kept keep.
-func (w *Worker) ledger(key string, keep time.Duration) ledger {
+// ledgerAt is the ledger under key, kept keep.
+func (w *Worker) ledgerAt(key string, keep time.Duration) ledger {
 	return ledger{rdb: w.cfg.Redis, key: key, keep: keep, patience: w.recordPatience}
 }
 

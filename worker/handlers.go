@@ -89,7 +89,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 
 // ringLedger is the ledger of one member's ring push: the devices a stop goes to.
 func (w *Worker) ringLedger(cid, ringID, member string, keep time.Duration) ledger {
-	return w.ledger(gate.LedgerKey(cid, queue.RingTaskID(ringID, member)), keep)
+	return w.ledgerAt(gate.LedgerKey(cid, queue.RingTaskID(ringID, member)), keep)
 }
 
 // HandleStop tells the devices that got a member's ring to stop: a silent stop push (stopRoutes), or, for
@@ -131,7 +131,7 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	d := delivery{log: log, ledger: w.ledger(gate.LedgerKey(cid, queue.StopTaskID(task.RingID, task.Member)), w.cfg.LedgerTTL), batch: 1}
+	d := delivery{log: log, ledger: w.ledgerAt(gate.LedgerKey(cid, queue.StopTaskID(task.RingID, task.Member)), w.cfg.LedgerTTL), batch: 1}
 	return withQuickRetries(ctx, func() error { return w.deliver(ctx, d, pushes) })
 }
 
@@ -168,7 +168,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 		}
 		pushes = append(pushes, ps...)
 	}
-	d := delivery{log: log, ledger: w.ledger(gate.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL), batch: ledgerBatch, logMember: true}
+	d := delivery{log: log, ledger: w.ledgerAt(gate.LedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL), batch: ledgerBatch, logMember: true}
 	return w.deliver(ctx, d, pushes)
 }
 

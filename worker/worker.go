@@ -1,6 +1,13 @@
 // Package worker runs ringer's Asynq handlers: it delivers ring, stop, missed-call and notification pushes to
 // every device of a member, checks the ring gate before every ring push, records each delivery in a per-device
 // ledger, and acts on provider verdicts (ARCHITECTURE.md, invariants 4, 5, 7, 9).
+//
+// Its files, by concern: worker.go the configuration, the Asynq servers and their lifecycle; handlers.go the
+// handlers, which decode a task, name its call and ring in the log and ask the rest; targets.go which device
+// gets which push (API.md's table), as pure functions; push.go what a push carries (payload fields, text,
+// lifetime, collapse id); deliver.go the delivery engine, the ledger, and the one place each kind of push
+// leaves for its provider; retry.go the retry policy; suppress.go push preferences; watchdog.go the ring
+// watchdog; pause.go a provider's back-off; metrics.go and queue_metrics.go the Prometheus series.
 package worker
 
 import (
