@@ -9,8 +9,8 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// ringTask runs a ring-side task through track until the returned func is called.
-func ringTask(t *testing.T, r *ringFirst) (finish func()) {
+// runningRingTask runs a ring-side task through track until the returned func is called.
+func runningRingTask(t *testing.T, r *ringFirst) (finish func()) {
 	t.Helper()
 	started, done := make(chan struct{}), make(chan struct{})
 	go r.track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
@@ -36,7 +36,7 @@ func admitted(ch <-chan func()) int {
 
 func TestNotificationsGiveWayToTheFloorWhileARingRunsAndResumeInOrderAfterIt(t *testing.T) {
 	r := newRingFirst(64)
-	finish := ringTask(t, r)
+	finish := runningRingTask(t, r)
 	got := make(chan func(), 10)
 	for i := range 10 {
 		go func() {
