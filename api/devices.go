@@ -31,6 +31,8 @@ type deviceBody struct {
 	UserID           string `json:"user_id"`
 }
 
+func (b *deviceBody) actingUser() string { return b.UserID }
+
 type devicesResponse struct {
 	Devices []devices.Device `json:"devices"`
 }
@@ -38,10 +40,7 @@ type devicesResponse struct {
 // registerDevice is POST /v1/devices: 201 for a new token, 200 for one registered before (now this user's).
 func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
 	var b deviceBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	a, err := actor(tok, b.UserID, "user_id", true)
+	a, err := s.decodeActing(w, r, tok, &b, true, nil)
 	if err != nil {
 		return err
 	}

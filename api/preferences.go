@@ -16,13 +16,12 @@ type preferencesBody struct {
 	UserID        string  `json:"user_id"`
 }
 
+func (b *preferencesBody) actingUser() string { return b.UserID }
+
 // setPreferences is POST /v1/push_preferences: 200 with the preferences as stored.
 func (s *server) setPreferences(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
 	var b preferencesBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	a, err := actor(tok, b.UserID, "user_id", true)
+	a, err := s.decodeActing(w, r, tok, &b, true, nil)
 	if err != nil {
 		return err
 	}

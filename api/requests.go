@@ -292,6 +292,12 @@ type actingBody struct {
 	UserID string `json:"user_id"`
 }
 
+func (b *actingBody) actingUser() string  { return b.UserID }
+func (b *updateBody) actingUser() string  { return b.UserID }
+func (b *ringBody) actingUser() string    { return b.UserID }
+func (b *rejectBody) actingUser() string  { return b.UserID }
+func (b *membersBody) actingUser() string { return b.UserID }
+
 type ringBody struct {
 	MembersIDs []string `json:"members_ids"`
 	UserID     string   `json:"user_id"`
