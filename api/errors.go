@@ -69,6 +69,30 @@ func forbidden(format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf(format, args...)}
 }
 
+// sentinelAnswer pairs a sentinel error with the answer it gets.
+type sentinelAnswer struct {
+	err  error
+	body errorBody
+}
+
+// sentinelAnswers is the answer to each sentinel error of the packages api calls, in the order toErrorBody
+// checks them with errors.Is. It is built per call, not kept in a package variable, so that no code can
+// change the mapping behind the handlers' back; only a failing request pays for it.
+func sentinelAnswers() []sentinelAnswer {
+	return []sentinelAnswer{
+		{calls.ErrNotFound, errorBody{CodeNotFound, "The call does not exist.", http.StatusNotFound}},
+		{devices.ErrNotFound, errorBody{CodeNotFound, "The device is not registered.", http.StatusNotFound}},
+		{calls.ErrForbidden, errorBody{CodeForbidden, "You are not allowed to do this on this call.", http.StatusForbidden}},
+		{calls.ErrNotMember, errorBody{CodeForbidden, "You are not a member of this call.", http.StatusForbidden}},
+		{calls.ErrEnded, errorBody{CodeConflict, "The call has ended.", http.StatusConflict}},
+		{calls.ErrNotRung, errorBody{CodeConflict, "You are not being rung on this call.", http.StatusConflict}},
+		{calls.ErrTooManyStreams, errorBody{CodeUnavailable, "This server holds its most event streams (RINGER_SSE_MAX); try again later.", http.StatusServiceUnavailable}},
+		{calls.ErrRingOver, errorBody{CodeConflict, "The ring is over.", http.StatusConflict}},
+		{queue.ErrOverloaded, errorBody{CodeOverloaded, "Rings cannot be delivered in time now; nothing was stored. Retry after Retry-After seconds, or tell the caller.", http.StatusServiceUnavailable}},
+		{ratelimit.ErrLimited, errorBody{CodeRateLimited, "You start rings faster than this server allows (RINGER_RING_RATE); nothing was stored. Retry after Retry-After seconds.", http.StatusTooManyRequests}},
+	}
+}
+
 // toErrorBody maps any error a handler meets to the answer's status and body. It is the one place where
 // errors become HTTP (STYLE.md): handlers never pick a status themselves.
 func toErrorBody(err error) errorBody {
@@ -86,27 +110,13 @@ func toErrorBody(err error) errorBody {
 		return errorBody{Code: code, Message: fe.Error(), Status: http.StatusBadRequest}
 	case errors.As(err, &dfe):
 		return errorBody{Code: CodeInvalidField, Message: dfe.Field + ": " + dfe.Message, Status: http.StatusBadRequest}
-	case errors.Is(err, calls.ErrNotFound):
-		return errorBody{Code: CodeNotFound, Message: "The call does not exist.", Status: http.StatusNotFound}
-	case errors.Is(err, devices.ErrNotFound):
-		return errorBody{Code: CodeNotFound, Message: "The device is not registered.", Status: http.StatusNotFound}
-	case errors.Is(err, calls.ErrForbidden):
-		return errorBody{Code: CodeForbidden, Message: "You are not allowed to do this on this call.", Status: http.StatusForbidden}
-	case errors.Is(err, calls.ErrNotMember):
-		return errorBody{Code: CodeForbidden, Message: "You are not a member of this call.", Status: http.StatusForbidden}
-	case errors.Is(err, calls.ErrEnded):
-		return errorBody{Code: CodeConflict, Message: "The call has ended.", Status: http.StatusConflict}
-	case errors.Is(err, calls.ErrNotRung):
-		return errorBody{Code: CodeConflict, Message: "You are not being rung on this call.", Status: http.StatusConflict}
-	case errors.Is(err, calls.ErrTooManyStreams):
-		return errorBody{Code: CodeUnavailable, Message: "This server holds its most event streams (RINGER_SSE_MAX); try again later.", Status: http.StatusServiceUnavailable}
-	case errors.Is(err, calls.ErrRingOver):
-		return errorBody{Code: CodeConflict, Message: "The ring is over.", Status: http.StatusConflict}
-	case errors.Is(err, queue.ErrOverloaded):
-		return errorBody{Code: CodeOverloaded, Message: "Rings cannot be delivered in time now; nothing was stored. Retry after Retry-After seconds, or tell the caller.", Status: http.StatusServiceUnavailable}
-	case errors.Is(err, ratelimit.ErrLimited):
-		return errorBody{Code: CodeRateLimited, Message: "You start rings faster than this server allows (RINGER_RING_RATE); nothing was stored. Retry after Retry-After seconds.", Status: http.StatusTooManyRequests}
-	case isUnavailable(err):
+	}
+	for _, s := range sentinelAnswers() {
+		if errors.Is(err, s.err) {
+			return s.body
+		}
+	}
+	if isUnavailable(err) {
 		return errorBody{Code: CodeUnavailable, Message: "The service is unavailable; try again.", Status: http.StatusServiceUnavailable}
 	}
 	return errorBody{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
