@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/providers"
 )
 
 // static is the page: plain HTML, CSS and ES modules, served as they are (no build step).
@@ -159,7 +160,7 @@ func (h *handler) config(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, pageConfig{
 		Users: h.cfg.Users, Pushes: h.cfg.Pushes != nil, PushesOff: off,
-		PushProvider: "firebase", TokenPrefix: DeviceTokenPrefix,
+		PushProvider: providers.Firebase, TokenPrefix: DeviceTokenPrefix,
 	})
 }
 
