@@ -79,18 +79,28 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 
 // listDevices is GET /v1/devices?user_id=.
 func (s *server) listDevices(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	return answerForUser(w, r, tok, "list devices", func(ctx context.Context, userID string) (any, error) {
+		ds, err := s.cfg.Devices.List(ctx, userID)
+		if ds == nil {
+			ds = []devices.Device{}
+		}
+		return devicesResponse{Devices: ds}, err
+	})
+}
+
+// answerForUser answers a GET of one user's own things: it names who acts (the token's user, or for a server
+// token the query's user_id, which it must name), then answers 200 with what read finds for them. what names
+// the read in its error.
+func answerForUser(w http.ResponseWriter, r *http.Request, tok TokenClaims, what string, read func(ctx context.Context, userID string) (any, error)) error {
 	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", true)
 	if err != nil {
 		return err
 	}
-	ds, err := s.cfg.Devices.List(r.Context(), a.UserID)
+	v, err := read(r.Context(), a.UserID)
 	if err != nil {
-		return fmt.Errorf("list devices of %s: %w", a.UserID, err)
+		return fmt.Errorf("%s of %s: %w", what, a.UserID, err)
 	}
-	if ds == nil {
-		ds = []devices.Device{}
-	}
-	writeJSON(w, http.StatusOK, devicesResponse{Devices: ds})
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -49,14 +50,7 @@ func (s *server) setPreferences(w http.ResponseWriter, r *http.Request, tok Toke
 
 // getPreferences is GET /v1/push_preferences?user_id=.
 func (s *server) getPreferences(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
-	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", true)
-	if err != nil {
-		return err
-	}
-	p, err := s.cfg.Devices.GetPreferences(r.Context(), a.UserID)
-	if err != nil {
-		return fmt.Errorf("get push preferences of %s: %w", a.UserID, err)
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return answerForUser(w, r, tok, "get push preferences", func(ctx context.Context, userID string) (any, error) {
+		return s.cfg.Devices.GetPreferences(ctx, userID)
+	})
 }

@@ -125,11 +125,7 @@ type CallState struct {
 }
 
 // MemberRequest names a member in a request.
-type MemberRequest struct {
-	UserID string         `json:"user_id"`
-	Role   string         `json:"role,omitempty"`
-	Custom map[string]any `json:"custom,omitempty"`
-}
+type MemberRequest = wire.MemberRequest
 
 // CallData is the data of a get-or-create.
 type CallData struct {

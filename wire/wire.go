@@ -3,8 +3,8 @@
 // client from drifting away from what the server sends.
 //
 // It imports only the standard library, so that the client, which a call service imports, takes on nothing
-// of the server's dependencies. Request bodies are not here: the server decodes them strictly into types of
-// its own (api), and the client's omit what the caller left out.
+// of the server's dependencies. Request bodies are not here, but for the member a request names: the server
+// decodes them strictly into types of its own (api), and the client's omit what the caller left out.
 package wire
 
 import "time"
@@ -79,6 +79,14 @@ type Member struct {
 	Role      string         `json:"role"`
 	Custom    map[string]any `json:"custom"`
 	CreatedAt time.Time      `json:"created_at"`
+}
+
+// MemberRequest names a member in a request (get-or-create's data.members, update_members): fields left
+// out keep their default, or what the member had.
+type MemberRequest struct {
+	UserID string         `json:"user_id"`
+	Role   string         `json:"role,omitempty"`
+	Custom map[string]any `json:"custom,omitempty"`
 }
 
 // Event is one event of the stream (API.md, "Events").
