@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // callResponse is the answer of get-or-create, get and every transition (API.md: "answer 200 with the call
@@ -166,7 +167,7 @@ func (s *server) reject(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 			b.Reason = calls.ReasonDecline
 		}
 		if !validReason(b.Reason) {
-			return fieldErr(CodeInvalidField, "reason", "must be decline, busy, cancel or timeout, not %q", b.Reason)
+			return fieldErr(wire.CodeInvalidField, "reason", "must be decline, busy, cancel or timeout, not %q", b.Reason)
 		}
 		return nil
 	})
@@ -238,7 +239,7 @@ func (s *server) listCalls(w http.ResponseWriter, r *http.Request, tok TokenClai
 	q := r.URL.Query()
 	state := q.Get("calling_state")
 	if state != "" && !validCallingState(state) {
-		return fieldErr(CodeInvalidField, "calling_state", "must be ringing, joined, idle or ended, not %q", state)
+		return fieldErr(wire.CodeInvalidField, "calling_state", "must be ringing, joined, idle or ended, not %q", state)
 	}
 	a, err := actor(tok, q.Get("user_id"), "user_id", true)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Devices is what the handlers need from the device registry (devices.Registry).
@@ -51,7 +52,7 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 	}
 	if s.cfg.ProviderName != nil && d.PushProviderName != "" {
 		if err := s.cfg.ProviderName(d.PushProvider, d.PushProviderName); err != nil {
-			return fieldErr(CodeInvalidField, "push_provider_name", "%v", err)
+			return fieldErr(wire.CodeInvalidField, "push_provider_name", "%v", err)
 		}
 	}
 	created, err := s.cfg.Devices.Register(r.Context(), d)
@@ -109,7 +110,7 @@ func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, tok TokenC
 	q := r.URL.Query()
 	token := q.Get("id")
 	if token == "" {
-		return fieldErr(CodeInvalidField, "id", "is required: the device token to remove")
+		return fieldErr(wire.CodeInvalidField, "id", "is required: the device token to remove")
 	}
 	a, err := actor(tok, q.Get("user_id"), "user_id", true)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // preferencesBody is POST /v1/push_preferences. The body replaces what is stored: a field left out takes its
@@ -33,7 +34,7 @@ func (s *server) setPreferences(w http.ResponseWriter, r *http.Request, tok Toke
 	if b.DisabledUntil != nil {
 		t, err := time.Parse(time.RFC3339, *b.DisabledUntil)
 		if err != nil {
-			return fieldErr(CodeInvalidField, "disabled_until", "must be an RFC 3339 time like 2026-12-01T10:00:00Z or null, not %q", *b.DisabledUntil)
+			return fieldErr(wire.CodeInvalidField, "disabled_until", "must be an RFC 3339 time like 2026-12-01T10:00:00Z or null, not %q", *b.DisabledUntil)
 		}
 		p.DisabledUntil = &t
 	}

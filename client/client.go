@@ -52,11 +52,11 @@ type Error struct {
 
 // Overloaded is the code of a 503 to a request that would start a ring while rings cannot be delivered in
 // time: nothing was stored; retry after Error.RetryAfter or tell the caller.
-const Overloaded = "overloaded"
+const Overloaded = wire.CodeOverloaded
 
 // RateLimited is the code of a 429 to a request that would start a ring by a user past RINGER_RING_RATE:
 // nothing was stored; retry after Error.RetryAfter.
-const RateLimited = "rate_limited"
+const RateLimited = wire.CodeRateLimited
 
 // retryAfter reads a Retry-After of whole seconds; 0 when absent or of another form.
 func retryAfter(h http.Header) time.Duration {
