@@ -118,11 +118,7 @@ type Call = wire.Call
 type Member = wire.Member
 
 // CallState is the answer of get-or-create, get and every action.
-type CallState struct {
-	Created bool     `json:"created"`
-	Call    Call     `json:"call"`
-	Members []Member `json:"members"`
-}
+type CallState = wire.CallState
 
 // MemberRequest names a member in a request.
 type MemberRequest = wire.MemberRequest

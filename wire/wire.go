@@ -81,6 +81,14 @@ type Member struct {
 	CreatedAt time.Time      `json:"created_at"`
 }
 
+// CallState is the answer of get-or-create, get and every action: the call with its members. Created is
+// true only for a get-or-create that made the call.
+type CallState struct {
+	Created bool     `json:"created"`
+	Call    Call     `json:"call"`
+	Members []Member `json:"members"`
+}
+
 // MemberRequest names a member in a request (get-or-create's data.members, update_members): fields left
 // out keep their default, or what the member had.
 type MemberRequest struct {
