@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Calls is what the handlers need from the call store (calls.Store).
@@ -215,11 +216,11 @@ func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 		for _, m := range allow {
 			w.Header().Add("Allow", m)
 		}
-		writeError(w, r, s.log, &apiError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+		writeError(w, r, s.log, &apiError{Status: http.StatusMethodNotAllowed, Code: wire.CodeMethodNotAllowed,
 			Message: r.Method + " is not allowed on " + r.URL.Path + "."})
 		return
 	}
-	writeError(w, r, s.log, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No route for " + r.URL.Path + "."})
+	writeError(w, r, s.log, &apiError{Status: http.StatusNotFound, Code: wire.CodeNotFound, Message: "No route for " + r.URL.Path + "."})
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -247,7 +248,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 			if errors.As(err, &nr) {
 				msg = nr.Part
 			}
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: CodeNotReady, Message: msg, Status: http.StatusServiceUnavailable})
+			writeJSON(w, http.StatusServiceUnavailable, wire.ErrorBody{Code: wire.CodeNotReady, Message: msg, Status: http.StatusServiceUnavailable})
 			return
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 var secret = []byte("web-test-secret")
@@ -175,7 +176,7 @@ func TestTokenIsAUserTokenOfADemoUser(t *testing.T) {
 		t.Fatalf("claims = %v", claims)
 	}
 	for _, user := range []string{"", "mallory", "alice ", "ALICE"} {
-		var e errorBody
+		var e wire.ErrorBody
 		if status := getJSON(t, s.URL+"/demo/token?user="+url.QueryEscape(user), &e); status != 400 || e.Code != "invalid_field" || e.Status != 400 {
 			t.Errorf("GET /demo/token?user=%q: %d %+v, want 400", user, status, e)
 		}
@@ -224,7 +225,7 @@ func TestConfigSaysWhyThereIsNoDevicePanel(t *testing.T) {
 	if c.Pushes || c.PushesOff != "FCM is configured." || len(c.Users) != 2 || c.TokenPrefix != DeviceTokenPrefix {
 		t.Errorf("config without a hub = %+v", c)
 	}
-	var e errorBody
+	var e wire.ErrorBody
 	if status := getJSON(t, off.URL+"/demo/pushes?token=web-bob12345", &e); status != 404 || e.Message != "FCM is configured." {
 		t.Errorf("GET /demo/pushes without a hub: %d %+v", status, e)
 	}
@@ -297,7 +298,7 @@ func TestPushStreamCarriesTheDevicesPushesAndResumesAfterLastEventID(t *testing.
 func TestPushStreamRefusesATokenThatIsNoBrowserDevice(t *testing.T) {
 	s := newServer(t, Config{Pushes: NewHub(providers.Firebase)})
 	for _, tok := range []string{"", "bob-android", "web-short", "web-" + strings.Repeat("a", 65), "web-abc/defgh"} {
-		var e errorBody
+		var e wire.ErrorBody
 		if status := getJSON(t, s.URL+"/demo/pushes?token="+url.QueryEscape(tok), &e); status != 400 {
 			t.Errorf("token %q: %d %+v, want 400", tok, status, e)
 		}
