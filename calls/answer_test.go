@@ -25,7 +25,7 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 
 	check := func(step string, out outcome, got snapshot) {
 		t.Helper()
-		if out.Status == "not_found" {
+		if out.Status == statusNotFound {
 			t.Fatalf("%s: not found", step)
 		}
 		want, err := s.read(ctx, cid)
@@ -69,7 +69,7 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 		t.Fatalf("create: the answer differs from the read\n got %s\nwant %s", gj, wj)
 	}
 	out, snap, err := s.run(ctx, createScript, cid, `{}`) // exists: the script answers the call untouched
-	if err != nil || out.Status != "exists" {
+	if err != nil || out.Status != statusExists {
 		t.Fatalf("create again: %s %v", out.Status, err)
 	}
 	check("exists", out, snap)

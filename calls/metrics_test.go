@@ -41,7 +41,7 @@ func TestMetricsCountRingOutcomesFromTheTransitionOutcome(t *testing.T) {
 		{"mark_ended stops two", outcome{StopMembers: []string{"bob", "carol"}, StopEvents: []string{EventEnded, EventEnded},
 			EventTypes: []string{EventEnded}, EventUsers: []string{"alice"}},
 			map[string]float64{RingEnded: 2}},
-		{"noop", outcome{Status: "noop"}, map[string]float64{}},
+		{"noop", outcome{Status: statusNoop}, map[string]float64{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

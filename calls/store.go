@@ -106,7 +106,7 @@ func (l *luaList[T]) UnmarshalJSON(b []byte) error {
 
 // outcome is what a transition script returns (see scripts.go).
 type outcome struct {
-	Status        string           `json:"status"`
+	Status        status           `json:"status"`
 	RingID        string           `json:"ring_id"`
 	StopRingID    string           `json:"stop_ring_id"`
 	RungMembers   luaList[string]  `json:"rung_members"`
@@ -160,32 +160,22 @@ func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, ci
 	}
 	// Counted whatever the status: a script that answers ended or not_rung may still have missed members.
 	s.metrics.observe(out)
-	if out.Status == "not_found" {
-		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, ErrNotFound)
+	if out.Status == statusNotFound {
+		return out, snapshot{}, out.Status.err(cid, out)
 	}
 	snap, err := s.snapshot(ctx, cid, data)
 	if err != nil {
 		return out, snap, err
 	}
-	if out.Status != "ok" && out.Status != "exists" && out.hasEffects() {
+	if !out.Status.applied() && out.hasEffects() {
 		// The script settled what was due (a ring whose time passed) before refusing the transition itself:
 		// those missed and stop pushes are owed all the same.
 		if _, err := s.finish(ctx, Actor{}, out, snap, nil); err != nil {
 			return out, snap, err
 		}
 	}
-	switch out.Status {
-	case "ended":
-		return out, snap, fmt.Errorf("call %s: %w", cid, ErrEnded)
-	case "not_rung":
-		return out, snap, fmt.Errorf("call %s: %w", cid, ErrNotRung)
-	case "ring_over":
-		return out, snap, fmt.Errorf("call %s: %w", cid, ErrRingOver)
-	case "forbidden":
-		return out, snap, fmt.Errorf("call %s: %w", cid, ErrForbidden)
-	case "too_many":
-		return out, snap, fmt.Errorf("call %s: %w", cid, &FieldError{Field: "update_members",
-			Message: fmt.Sprintf("would make the call %d members, more than the limit of %d", out.MembersAfter, MaxMembers), Limit: true})
+	if err := out.Status.err(cid, out); err != nil {
+		return out, snap, err
 	}
 	return out, snap, nil
 }
@@ -504,7 +494,7 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	if err != nil {
 		return State{}, false, err
 	}
-	created := out.Status == "ok"
+	created := out.Status == statusOK
 	var index *memberIndex
 	if created {
 		index = &memberIndex{at: now, users: memberIDs(members)}
