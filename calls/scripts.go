@@ -47,24 +47,20 @@ local K_OUTBOX = KEYS[10]
 local now, retention_ms, max_age_ms = string.match(ARGV[1], '^(%d+):(%d+):(%d+)$')
 now, retention_ms, max_age_ms = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms)
 local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
-  rung_members = {}, rung_deadlines = {}, stop_members = {}, stop_events = {}, missed = {},
-  event_types = {}, event_users = {}, event_seqs = {}, now = now, ended = false, first_accept = false,
+  rung = {}, stops = {}, missed = {}, events = {}, now = now, ended = false, first_accept = false,
   new_ring = false}
 
 -- event records an event the transition owes, in the outcome and in the outbox. Its sequence number, one
 -- counter per call, names it for webhooks (queue.WebhookID) whoever delivers it.
 local function event(typ, user)
   local seq = redis.call('HINCRBY', K_CALL, 'evseq', 1)
-  out.event_types[#out.event_types + 1] = typ
-  out.event_users[#out.event_users + 1] = user or ''
-  out.event_seqs[#out.event_seqs + 1] = seq
+  out.events[#out.events + 1] = {type = typ, user = user or '', seq = seq}
   redis.call('HSET', K_OUTBOX, seq, cjson.encode({type = typ, user = user or '', at = now}))
   redis.call('PEXPIRE', K_OUTBOX, ` + strconv.FormatInt(outboxTTL.Milliseconds(), 10) + `)
 end
 
 local function stop(member, typ)
-  out.stop_members[#out.stop_members + 1] = member
-  out.stop_events[#out.stop_events + 1] = typ
+  out.stops[#out.stops + 1] = {member = member, event = typ}
 end
 
 local function ended()
@@ -170,14 +166,13 @@ local function ring_members(new_id, caller, caller_name, callees)
       redis.call('HDEL', K_ACCEPTED, c)
       redis.call('HDEL', K_REJECTED, c)
       redis.call('HDEL', K_MISSED, c)
-      out.rung_members[#out.rung_members + 1] = c
-      out.rung_deadlines[#out.rung_deadlines + 1] = deadline
+      out.rung[#out.rung + 1] = {member = c, deadline = deadline}
     end
   end
-  if out.new_ring and #out.rung_members == 0 then
+  if out.new_ring and #out.rung == 0 then
     redis.call('HSET', K_RING, 'live', '0')
   end
-  if #out.rung_members > 0 then
+  if #out.rung > 0 then
     event('call.ring', caller)
   end
 end

@@ -106,27 +106,43 @@ func (l *luaList[T]) UnmarshalJSON(b []byte) error {
 
 // outcome is what a transition script returns (see scripts.go).
 type outcome struct {
-	Status        status           `json:"status"`
-	RingID        string           `json:"ring_id"`
-	StopRingID    string           `json:"stop_ring_id"`
-	RungMembers   luaList[string]  `json:"rung_members"`
-	RungDeadlines luaList[float64] `json:"rung_deadlines"`
-	StopMembers   luaList[string]  `json:"stop_members"`
-	StopEvents    luaList[string]  `json:"stop_events"`
-	Missed        luaList[string]  `json:"missed"`
-	EventTypes    luaList[string]  `json:"event_types"`
-	EventUsers    luaList[string]  `json:"event_users"`
-	EventSeqs     luaList[int64]   `json:"event_seqs"`
-	Now           int64            `json:"now"` // the script's now, unix ms: the events' created_at
-	Ended         bool             `json:"ended"`
-	FirstAccept   bool             `json:"first_accept"`
-	NewRing       bool             `json:"new_ring"`
-	MembersAfter  int              `json:"members_after"`   // the member count a too_many update would have made
-	StartsAtMoved bool             `json:"starts_at_moved"` // updateScript changed starts_at
+	Status        status          `json:"status"`
+	RingID        string          `json:"ring_id"`
+	StopRingID    string          `json:"stop_ring_id"`
+	Rung          luaList[rung]   `json:"rung"`   // members newly rung
+	Stops         luaList[stop]   `json:"stops"`  // members whose ring stops, each with why
+	Missed        luaList[string] `json:"missed"` // members missed: their missed-call push is their stop
+	Events        luaList[event]  `json:"events"` // events owed, in order
+	Now           int64           `json:"now"`    // the script's now, unix ms: the events' created_at
+	Ended         bool            `json:"ended"`
+	FirstAccept   bool            `json:"first_accept"`
+	NewRing       bool            `json:"new_ring"`
+	MembersAfter  int             `json:"members_after"`   // the member count a too_many update would have made
+	StartsAtMoved bool            `json:"starts_at_moved"` // updateScript changed starts_at
+}
+
+// rung is a member a transition rang, and the unix ms its ring ends.
+type rung struct {
+	Member   string `json:"member"`
+	Deadline int64  `json:"deadline"`
+}
+
+// stop is a member whose ring a transition stopped, and the event its stop push carries.
+type stop struct {
+	Member string `json:"member"`
+	Event  string `json:"event"`
+}
+
+// event is an event a transition owes: User is who it is about ("" for the actor), Seq its number in the
+// call's outbox.
+type event struct {
+	Type string `json:"type"`
+	User string `json:"user"`
+	Seq  int64  `json:"seq"`
 }
 
 func (o outcome) hasEffects() bool {
-	return len(o.RungMembers)+len(o.StopMembers)+len(o.Missed)+len(o.EventTypes) > 0
+	return len(o.Rung)+len(o.Stops)+len(o.Missed)+len(o.Events) > 0
 }
 
 // run runs a transition script and returns its outcome and the call as the script left it (see scripts.go).
