@@ -86,7 +86,7 @@ func TestUpdateMembersScriptStoresNothingOfARefusedUpdate(t *testing.T) {
 		{"another user into a team call", "team", spec("alice", 100, "alice", "bob"), ErrForbidden},
 	} {
 		cid := CID("default", c.id)
-		out, _, err := s.run(ctx, updateMembersScript, cid, c.spec)
+		out, _, err := s.run(ctx, Actor{}, updateMembersScript, cid, c.spec)
 		var fe *FieldError
 		switch {
 		case c.want != nil && !errors.Is(err, c.want):
@@ -100,10 +100,10 @@ func TestUpdateMembersScriptStoresNothingOfARefusedUpdate(t *testing.T) {
 		}
 	}
 	// Within the limit, and by the backend into the team call, the same updates are stored.
-	if _, _, err := s.run(ctx, updateMembersScript, CID("default", "plain"), spec("", 3, "bob", "carol", "dave")); err != nil {
+	if _, _, err := s.run(ctx, Actor{}, updateMembersScript, CID("default", "plain"), spec("", 3, "bob", "carol", "dave")); err != nil {
 		t.Errorf("three for one within a limit of 3: %v", err)
 	}
-	if _, _, err := s.run(ctx, updateMembersScript, CID("default", "team"), spec("", 100, "bob")); err != nil {
+	if _, _, err := s.run(ctx, Actor{}, updateMembersScript, CID("default", "team"), spec("", 100, "bob")); err != nil {
 		t.Errorf("the backend adding bob to the team call: %v", err)
 	}
 }

@@ -68,7 +68,7 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 	if gj, wj := mustJSON(t, st), mustJSON(t, want.State); gj != wj {
 		t.Fatalf("create: the answer differs from the read\n got %s\nwant %s", gj, wj)
 	}
-	out, snap, err := s.run(ctx, createScript, cid, `{}`) // exists: the script answers the call untouched
+	out, snap, err := s.run(ctx, Actor{}, createScript, cid, `{}`) // exists: the script answers the call untouched
 	if err != nil || out.Status != statusExists {
 		t.Fatalf("create again: %s %v", out.Status, err)
 	}
@@ -78,18 +78,22 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 		name string
 		do   func() (outcome, snapshot, error)
 	}{
-		{"accept", func() (outcome, snapshot, error) { return s.run(ctx, acceptScript, cid, bob.UserID) }},
-		{"decline", func() (outcome, snapshot, error) { return s.run(ctx, rejectScript, cid, carol.UserID, ReasonDecline) }},
-		{"busy", func() (outcome, snapshot, error) { return s.run(ctx, rejectScript, cid, dave.UserID, ReasonBusy) }},
-		{"join", func() (outcome, snapshot, error) { return s.run(ctx, joinScript, cid, bob.UserID) }},
+		{"accept", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, acceptScript, cid, bob.UserID) }},
+		{"decline", func() (outcome, snapshot, error) {
+			return s.run(ctx, Actor{}, rejectScript, cid, carol.UserID, ReasonDecline)
+		}},
+		{"busy", func() (outcome, snapshot, error) {
+			return s.run(ctx, Actor{}, rejectScript, cid, dave.UserID, ReasonBusy)
+		}},
+		{"join", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, joinScript, cid, bob.UserID) }},
 		{"ring again", func() (outcome, snapshot, error) {
-			return s.run(ctx, ringScript, cid, newID(), alice.UserID, alice.Name, carol.UserID)
+			return s.run(ctx, Actor{}, ringScript, cid, newID(), alice.UserID, alice.Name, carol.UserID)
 		}},
 		{"members", func() (outcome, snapshot, error) {
-			return s.run(ctx, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"],"adder":"","max":100000}`)
+			return s.run(ctx, Actor{}, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"],"adder":"","max":100000}`)
 		}},
-		{"leave", func() (outcome, snapshot, error) { return s.run(ctx, leaveScript, cid, bob.UserID) }},
-		{"end", func() (outcome, snapshot, error) { return s.run(ctx, markEndedScript, cid, alice.UserID) }},
+		{"leave", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, leaveScript, cid, bob.UserID) }},
+		{"end", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, markEndedScript, cid, alice.UserID) }},
 	}
 	for _, st := range steps {
 		out, snap, err := st.do()

@@ -26,8 +26,8 @@ type evt struct {
 // finish carries out what a transition owes, given its outcome and the call as its script left it: ring
 // pushes and their timeouts, stop and missed-call pushes, events, and the call lists of members it added
 // (index). The transition has already happened; an error here is returned so the client can retry, and the
-// deterministic task ids keep a retried effect single.
-func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) (State, error) {
+// deterministic task ids keep a retried effect single. Only runKeys calls it.
+func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) error {
 	cid := snap.Call.CID
 	info := callInfo(snap.Call, snap.ringCaller, snap.ringCallerName)
 	if err := s.enqueueEffects(ctx, cid, info, snap, out); err != nil {
@@ -36,7 +36,7 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 		if ierr := s.publish(ctx, snap.State, nil, index); ierr != nil {
 			s.log.Error("call lists not written", "cid", cid, "err", ierr)
 		}
-		return snap.State, fmt.Errorf("call %s: effects: %w", cid, err)
+		return fmt.Errorf("call %s: effects: %w", cid, err)
 	}
 	stopped := slices.Clone([]string(out.Missed))
 	for _, st := range out.Stops {
@@ -51,10 +51,7 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 		}
 		evs[i] = evt{typ: e.Type, user: u, seq: e.Seq, at: time.UnixMilli(out.Now)}
 	}
-	if err := s.publish(ctx, snap.State, evs, index); err != nil {
-		return snap.State, err
-	}
-	return snap.State, nil
+	return s.publish(ctx, snap.State, evs, index)
 }
 
 // waitForRingSends returns once no worker is still sending a ring push of ringID to members, or after

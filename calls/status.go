@@ -10,7 +10,8 @@ import (
 type status int
 
 const (
-	statusOK        status = iota // the transition happened
+	statusNone      status = iota // no answer: the script did not run, or its answer did not decode
+	statusOK                      // the transition happened
 	statusExists                  // createScript: the call existed, and was answered as it is
 	statusNoop                    // nothing to do: done before (accept, reject, ringing), or nothing changed
 	statusNotFound                // no such call
@@ -22,7 +23,7 @@ const (
 )
 
 // statusNames is each status as the scripts spell it, in the order of the constants.
-var statusNames = [...]string{"ok", "exists", "noop", "not_found", "ended", "not_rung", "ring_over", "forbidden", "too_many"}
+var statusNames = [...]string{"", "ok", "exists", "noop", "not_found", "ended", "not_rung", "ring_over", "forbidden", "too_many"}
 
 func (st status) String() string {
 	if int(st) < len(statusNames) {
@@ -37,7 +38,7 @@ func (st *status) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("status: %w", err)
 	}
 	for i, n := range statusNames {
-		if n == name {
+		if n == name && status(i) != statusNone {
 			*st = status(i)
 			return nil
 		}

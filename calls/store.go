@@ -145,15 +145,17 @@ func (o outcome) hasEffects() bool {
 	return len(o.Rung)+len(o.Stops)+len(o.Missed)+len(o.Events) > 0
 }
 
-// run runs a transition script and returns its outcome and the call as the script left it (see scripts.go).
-// A status that refuses the transition is an error; effects the script settled on the way (a ring whose time
-// passed) are carried out first all the same.
-func (s *Store) run(ctx context.Context, sc *redis.Script, cid string, args ...any) (outcome, snapshot, error) {
-	return s.runKeys(ctx, sc, callKeys(cid), cid, args...)
+// run runs a transition script on the call's keys as actor a and applies what it owes (see runKeys).
+func (s *Store) run(ctx context.Context, a Actor, sc *redis.Script, cid string, args ...any) (outcome, snapshot, error) {
+	return s.runKeys(ctx, a, sc, callKeys(cid), cid, nil, args...)
 }
 
-// runKeys is run with the keys given: the call's keys, then any a script takes beyond them.
-func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, cid string, args ...any) (outcome, snapshot, error) {
+// runKeys is the one path of every transition: it runs script sc on keys (the call's keys, then any a script
+// takes beyond them), applies every effect its outcome owes (finish), and only then maps a status that
+// refuses the transition to an error. A refused transition may still owe effects: the script settled what
+// was due (a ring whose time passed) before it refused. index, the call lists to write, is written only for
+// a transition that happened (statusOK). It returns the outcome and the call as the script left it.
+func (s *Store) runKeys(ctx context.Context, a Actor, sc *redis.Script, keys []string, cid string, index *memberIndex, args ...any) (outcome, snapshot, error) {
 	var out outcome
 	if len(s.webhooks) > 0 {
 		// Written before the transition, so that an event it puts in the outbox is found by the sweeper
@@ -183,17 +185,17 @@ func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, ci
 	if err != nil {
 		return out, snap, err
 	}
-	if !out.Status.applied() && out.hasEffects() {
-		// The script settled what was due (a ring whose time passed) before refusing the transition itself:
-		// those missed and stop pushes are owed all the same.
-		if _, err := s.finish(ctx, Actor{}, out, snap, nil); err != nil {
+	if out.Status != statusOK {
+		// What a refused transition owes was settled on the way, by nobody in particular; and a transition
+		// that did not happen added nobody to a call list.
+		a, index = Actor{}, nil
+	}
+	if out.Status.applied() || out.hasEffects() {
+		if err := s.finish(ctx, a, out, snap, index); err != nil {
 			return out, snap, err
 		}
 	}
-	if err := out.Status.err(cid, out); err != nil {
-		return out, snap, err
-	}
-	return out, snap, nil
+	return out, snap, out.Status.err(cid, out)
 }
 
 // scriptAnswer splits a transition script's answer (done in scripts.go) into the call's keys and the outcome
@@ -506,17 +508,15 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	if err != nil {
 		return State{}, false, fmt.Errorf("create %s: %w", cid, err)
 	}
-	out, snap, err := s.runKeys(ctx, createScript, keys, cid, string(spec))
-	if err != nil {
-		return State{}, false, err
-	}
+	out, snap, err := s.runKeys(ctx, a, createScript, keys, cid, &memberIndex{at: now, users: memberIDs(members)}, string(spec))
 	created := out.Status == statusOK
-	var index *memberIndex
-	if created {
-		index = &memberIndex{at: now, users: memberIDs(members)}
-	} else {
-		// The call existed: the script changed nothing and answered it as it is, so the access checks that
-		// loadFor makes before other transitions are made on that answer, without another round trip.
+	if err != nil {
+		return State{}, created, err
+	}
+	if !created {
+		// The call existed: the script changed nothing, owed nothing, and answered it as it is, so the access
+		// checks that loadFor makes before other transitions are made on that answer, without another round
+		// trip.
 		if err := checkTeam(a, snap.Call.Team); err != nil {
 			return State{}, false, err
 		}
@@ -524,10 +524,7 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 			return State{}, false, err
 		}
 	}
-	st, err := s.finish(ctx, a, out, snap, index)
-	if err != nil {
-		return State{}, created, err
-	}
+	st := snap.State
 	// After the ring's effects, which must not wait behind it; a failure here fails the request, whose retry
 	// schedules the reminder again (remindIfAsked).
 	if err := s.remindIfAsked(ctx, req.StartsAt, st.Call); err != nil {
@@ -698,11 +695,8 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 	for _, c := range callees {
 		args = append(args, c)
 	}
-	out, after, err := s.run(ctx, ringScript, cid, args...)
-	if err != nil {
-		return State{}, err
-	}
-	return s.finish(ctx, a, out, after, nil)
+	_, snap, err = s.run(ctx, a, ringScript, cid, args...)
+	return snap.State, err
 }
 
 // Accept accepts the ring for the actor.
@@ -745,11 +739,8 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 	if !mayEnd(a, acc) {
 		return State{}, fmt.Errorf("end %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
-	out, snap, err := s.run(ctx, markEndedScript, cid, a.UserID)
-	if err != nil {
-		return State{}, err
-	}
-	return s.finish(ctx, a, out, snap, nil)
+	_, snap, err := s.run(ctx, a, markEndedScript, cid, a.UserID)
+	return snap.State, err
 }
 
 // Update changes a call's starts_at, custom and ring settings (PATCH /v1/call/{type}/{id}). It needs the
@@ -791,11 +782,8 @@ func (s *Store) Update(ctx context.Context, a Actor, typ, id string, req UpdateR
 	if err != nil {
 		return State{}, fmt.Errorf("update %s: %w", cid, err)
 	}
-	out, snap, err := s.run(ctx, updateScript, cid, string(spec), a.UserID)
-	if err != nil {
-		return State{}, err
-	}
-	st, err := s.finish(ctx, a, out, snap, nil)
+	_, snap, err := s.run(ctx, a, updateScript, cid, string(spec), a.UserID)
+	st := snap.State
 	if err != nil {
 		return st, err
 	}
@@ -866,11 +854,8 @@ func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *red
 	if _, err := s.loadFor(ctx, a, cid, true); err != nil {
 		return State{}, err
 	}
-	out, snap, err := s.run(ctx, sc, cid, args...)
-	if err != nil {
-		return State{}, err
-	}
-	return s.finish(ctx, a, out, snap, nil)
+	_, snap, err := s.run(ctx, a, sc, cid, args...)
+	return snap.State, err
 }
 
 // UpdateMembers adds or changes members and removes others: the creator, an admin member or the backend.
@@ -925,11 +910,8 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 	if err != nil {
 		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
 	}
-	out, snap, err := s.run(ctx, updateMembersScript, cid, string(spec))
-	if err != nil {
-		return State{}, err
-	}
-	return s.finish(ctx, a, out, snap, &memberIndex{at: now, users: added, removed: remove})
+	_, snap, err := s.runKeys(ctx, a, updateMembersScript, callKeys(cid), cid, &memberIndex{at: now, users: added, removed: remove}, string(spec))
+	return snap.State, err
 }
 
 // updateSpec is updateMembersScript's ARGV[2]. Its slices are never nil (see createSpec).
@@ -944,13 +926,9 @@ type updateSpec struct {
 // Expire is the timeout task's transition: it misses the members of ringID whose ring time has passed, and
 // ends the ring (and the call, when nobody accepted) at the ring's end.
 func (s *Store) Expire(ctx context.Context, cid, ringID string) error {
-	out, snap, err := s.run(ctx, expireScript, cid, ringID)
+	_, _, err := s.run(ctx, Actor{}, expireScript, cid, ringID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	_, err = s.finish(ctx, Actor{}, out, snap, nil)
 	return err
 }
