@@ -26,7 +26,7 @@ import (
 // ARGV[1] -> "<now>:<retention>:<max age>": now, unix ms; how long the call's keys live once it ended, and
 //            while it has not, after its last transition, ms (keep below)
 //
-// Each returns (done, below) an array: first the JSON outcome decoded by outcome in store.go (a status, the
+// Each returns (done, below) an array: first the JSON outcome decoded by outcome in answer.go (a status, the
 // members newly rung, the stop and missed-call pushes owed, and the events to publish, so the Go side applies
 // every effect the same way), then the call as the script left it, read in the same atomic step, so that the
 // answer and the effects need no read-back round trip and show exactly this transition's result:
@@ -225,7 +225,7 @@ func script(body string) *redis.Script { return redis.NewScript(luaPrelude + bod
 //
 // KEYS[11] -> optional: ringer:{<cid>}:members:staged:<id>, the members written beforehand (stageMembers in
 //
-//	store.go), renamed into KEYS[2] in O(1) so that a big call's create never holds Redis for long
+//	big.go), renamed into KEYS[2] in O(1) so that a big call's create never holds Redis for long
 //
 // ARGV[2] -> JSON {fields: [k, v, ...], members: [user, member JSON, ...], ring, ring_id, caller,
 //
