@@ -37,6 +37,8 @@ type outcome struct {
 	NewRing       bool            `json:"new_ring"`
 	MembersAfter  int             `json:"members_after"`   // the member count a too_many update would have made
 	StartsAtMoved bool            `json:"starts_at_moved"` // updateScript changed starts_at
+	Callee        string          `json:"callee"`          // callee_not_member: the first user named who is no member
+	CalleeAt      int             `json:"callee_at"`       // callee_not_member: its index among those named
 }
 
 // rung is a member a transition rang, and the unix ms its ring ends.

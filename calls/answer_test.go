@@ -87,7 +87,8 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 		}},
 		{"join", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, joinScript, cid, bob.UserID) }},
 		{"ring again", func() (outcome, snapshot, error) {
-			return s.run(ctx, Actor{}, ringScript, cid, newID(), alice.UserID, alice.Name, carol.UserID)
+			spec := ringSpec{RingID: newID(), User: alice.UserID, Name: alice.Name, Teams: []string{}, Members: []string{carol.UserID}, Max: MaxRingMembers}
+			return s.run(ctx, Actor{}, ringScript, cid, mustJSON(t, spec))
 		}},
 		{"members", func() (outcome, snapshot, error) {
 			return s.run(ctx, Actor{}, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"],"adder":"","max":100000}`)

@@ -258,21 +258,59 @@ end
 return done()
 `)
 
-// ringScript rings callees of an existing call: into the live ring, or a new ring.
+// ringScript rings members of an existing call: into the live ring, or a new ring. It works out who may ring
+// whom on the call as it is, in the same step as the ring, so a ring needs no read before it: the team rule
+// (checkTeam), the caller's membership (but for the backend naming nobody, who rings as the creator), the
+// members named, or every member but the caller when none are, each of whom must be a member, and at most
+// spec.max of them.
 //
-// ARGV[2] -> new ring id (used when no ring is live)
-// ARGV[3] -> caller user id
-// ARGV[4] -> caller display name
-// ARGV[5..] -> callees
+// ARGV[2] -> JSON {ring_id: the new ring's id (used when no ring is live), user: the actor ("" for the
 //
-// status: ok, not_found, ended.
+//	backend naming nobody), name: the actor's display name, server: whether the actor is the backend,
+//	teams: [team, ...] of the actor's token, members: [user, ...] named, max: the most callees}
+//
+// status: ok, not_found, ended, forbidden (the team rule), not_member (the actor),
+// callee_not_member (out.callee is the first named user who is no member, out.callee_at its index),
+// too_many_callees.
 var ringScript = script(`
 if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+local spec = cjson.decode(ARGV[2])
+local team = redis.call('HGET', K_CALL, 'team') or ''
+if team ~= '' and not spec.server then
+  local mine = false
+  for _, t in ipairs(spec.teams) do
+    if t == team then mine = true end
+  end
+  if not mine then out.status = 'forbidden' return done() end
+end
+local caller, caller_name = spec.user, spec.name
+if caller == '' and spec.server then
+  caller = redis.call('HGET', K_CALL, 'created_by')
+  caller_name = redis.call('HGET', K_CALL, 'created_by_name') or ''
+elseif redis.call('HEXISTS', K_MEMBERS, caller) == 0 then
+  out.status = 'not_member'
+  return done()
+end
+local callees = {}
+if #spec.members == 0 then
+  local n = redis.call('HLEN', K_MEMBERS) - redis.call('HEXISTS', K_MEMBERS, caller)
+  if n > spec.max then out.status = 'too_many_callees' return done() end
+  for _, m in ipairs(redis.call('HKEYS', K_MEMBERS)) do
+    if m ~= caller then callees[#callees + 1] = m end
+  end
+else
+  for i, u in ipairs(spec.members) do
+    if redis.call('HEXISTS', K_MEMBERS, u) == 0 then
+      out.status, out.callee, out.callee_at = 'callee_not_member', u, i - 1
+      return done()
+    end
+    if u ~= caller then callees[#callees + 1] = u end
+  end
+  if #callees > spec.max then out.status = 'too_many_callees' return done() end
+end
 expire_due()
 if ended() then out.status = 'ended' return done() end
-local callees = {}
-for i = 5, #ARGV do callees[#callees + 1] = ARGV[i] end
-ring_members(ARGV[2], ARGV[3], ARGV[4], callees)
+ring_members(spec.ring_id, caller, caller_name, callees)
 return done()
 `)
 

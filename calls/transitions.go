@@ -274,47 +274,40 @@ func (s *Store) notify(ctx context.Context, a Actor, st State) error {
 }
 
 // Ring rings the named members (every member but the caller when none are named). The caller is the actor,
-// who must be a member; the backend naming nobody rings as the call's creator.
+// who must be a member; the backend naming nobody rings as the call's creator. Who may ring whom is worked
+// out by ringScript on the call as it is, in the step that rings. The ring is admitted (admitRing) before it,
+// since the script stores the ring as soon as those checks pass.
 func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []string) (State, error) {
 	cid := CID(typ, id)
-	asBackend := a.Server && a.UserID == ""
-	if _, err := s.loadFor(ctx, a, cid, !asBackend); err != nil {
-		return State{}, err
-	}
-	snap, err := s.read(ctx, cid)
-	if err != nil {
-		return State{}, err
-	}
-	caller, callerName := speaker(a, snap.Call)
-	callees := make([]string, 0, len(snap.Members))
-	if len(memberIDs) == 0 {
-		for _, m := range snap.Members {
-			if m.UserID != caller {
-				callees = append(callees, m.UserID)
-			}
-		}
-	} else {
-		for i, u := range memberIDs {
-			if !slices.ContainsFunc(snap.Members, func(m Member) bool { return m.UserID == u }) {
-				return State{}, &FieldError{Field: fmt.Sprintf("members_ids[%d]", i), Message: fmt.Sprintf("%q is not a member of the call", u)}
-			}
-			if u != caller {
-				callees = append(callees, u)
-			}
-		}
-	}
-	if len(callees) > MaxRingMembers {
-		return State{}, &FieldError{Field: "members_ids", Message: fmt.Sprintf("at most %d members can be rung at once", MaxRingMembers), Limit: true}
-	}
 	if err := s.admitRing(ctx, a, cid); err != nil {
 		return State{}, err
 	}
-	args := []any{newID(), caller, callerName}
-	for _, c := range callees {
-		args = append(args, c)
+	spec, err := json.Marshal(ringSpec{RingID: newID(), User: a.UserID, Name: a.Name, Server: a.Server,
+		Teams: nonNil(a.Teams), Members: nonNil(memberIDs), Max: MaxRingMembers})
+	if err != nil {
+		return State{}, fmt.Errorf("ring %s: %w", cid, err)
 	}
-	_, snap, err = s.run(ctx, a, ringScript, cid, args...)
+	_, snap, err := s.run(ctx, a, ringScript, cid, string(spec))
 	return snap.State, err
+}
+
+// ringSpec is ringScript's ARGV[2]. Its slices are never nil (see createSpec).
+type ringSpec struct {
+	RingID  string   `json:"ring_id"`
+	User    string   `json:"user"`
+	Name    string   `json:"name"`
+	Server  bool     `json:"server"`
+	Teams   []string `json:"teams"`
+	Members []string `json:"members"`
+	Max     int      `json:"max"`
+}
+
+// nonNil is s, or an empty slice for nil: cjson decodes null as a sentinel, not as a table.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // Accept accepts the ring for the actor.
