@@ -37,9 +37,9 @@ import (
 // (KEYS[5], the rung set, is the scripts' own bookkeeping and is not returned.) A call with more than
 // inlineMembers members answers [3] as HLEN KEYS[2] instead, and the store reads the members in chunks.
 
-// luaPrelude holds what every transition shares. expire_due runs first in each script: a member whose ring
-// time has passed is missed before anything else happens, so the ring ends on time even when the timeout
-// task runs late.
+// luaPrelude holds what every transition shares. begin runs first in each script but create's: it settles
+// ring timeouts (expire_due), so a member whose ring time has passed is missed before anything else happens
+// and the ring ends on time even when the timeout task runs late.
 var luaPrelude = luaMembers + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -104,6 +104,19 @@ local function expire_due()
   if #due > 0 then
     settle(redis.call('HGET', K_RING, 'caller') or '')
   end
+end
+
+-- begin is every transition's first step but create's, and the one place a ring timeout is settled: a call
+-- that does not exist answers not_found (begin returns false); else every member whose ring time has passed
+-- is missed (expire_due) before anything else happens, so the ring ends on time whichever comes first, the
+-- timeout task (expireScript), the watchdog (which runs expireScript too) or any other transition.
+local function begin()
+  if redis.call('EXISTS', K_CALL) == 0 then
+    out.status = 'not_found'
+    return false
+  end
+  expire_due()
+  return true
 end
 
 local function accept(user)
@@ -273,7 +286,7 @@ return done()
 // callee_not_member (out.callee is the first named user who is no member, out.callee_at its index),
 // too_many_callees.
 var ringScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
+if not begin() then return done() end
 local spec = cjson.decode(ARGV[2])
 local team = redis.call('HGET', K_CALL, 'team') or ''
 if team ~= '' and not spec.server then
@@ -308,7 +321,6 @@ else
   end
   if #callees > spec.max then out.status = 'too_many_callees' return done() end
 end
-expire_due()
 if ended() then out.status = 'ended' return done() end
 ring_members(spec.ring_id, caller, caller_name, callees)
 return done()
@@ -320,8 +332,7 @@ return done()
 //
 // status: ok, noop (accepted before), not_rung, not_found, ended.
 var acceptScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 local user = ARGV[2]
 if not redis.call('ZSCORE', K_RINGING, user) then
@@ -340,8 +351,7 @@ return done()
 //
 // status: ok, noop (rejected before), not_rung, ring_over, not_found, ended.
 var rejectScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 local user = ARGV[2]
 if user == redis.call('HGET', K_RING, 'caller') then
@@ -367,8 +377,7 @@ return done()
 //
 // status: ok, not_found, ended.
 var joinScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 local user = ARGV[2]
 if redis.call('ZSCORE', K_RINGING, user) then
@@ -388,8 +397,7 @@ return done()
 //
 // status: ok, not_found, noop (the call had ended).
 var leaveScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 local user = ARGV[2]
 if ended() then
   redis.call('HDEL', K_JOINED, user)
@@ -413,22 +421,21 @@ return done()
 //
 // status: ok, not_found, ended (already).
 var markEndedScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 end_call(ARGV[2])
 return done()
 `)
 
-// expireScript is the timeout task: it misses the members of ring ARGV[2] whose ring time has passed.
+// expireScript is the transition of the timeout task and of the watchdog: nothing but begin, which misses the
+// members whose ring time has passed, whichever ring they are in.
 //
-// ARGV[2] -> ring id
+// ARGV[2] -> ring id the task was scheduled for
 //
 // status: ok, noop (another ring is current), not_found.
 var expireScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-if redis.call('HGET', K_RING, 'id') ~= ARGV[2] then out.status = 'noop' return done() end
-expire_due()
+if not begin() then return done() end
+if redis.call('HGET', K_RING, 'id') ~= ARGV[2] then out.status = 'noop' end
 return done()
 `)
 
@@ -443,8 +450,7 @@ return done()
 // status: ok, not_found, ended, forbidden (a user token adding another user to a team call), too_many (the
 // call would pass max members; members_after says how many it would have had).
 var updateMembersScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 local spec = cjson.decode(ARGV[2])
 local team = redis.call('HGET', K_CALL, 'team') or ''
@@ -495,8 +501,7 @@ return done()
 //
 // status: ok, noop (acknowledged before), not_rung, not_found, ended.
 var ringingScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 local user = ARGV[2]
 if not redis.call('ZSCORE', K_RINGING, user) then out.status = 'not_rung' return done() end
@@ -519,8 +524,7 @@ return done()
 //
 // status: ok, noop (nothing changed), not_found, ended.
 var updateScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 if ended() then out.status = 'ended' return done() end
 local spec = cjson.decode(ARGV[2])
 local changed = false

@@ -528,8 +528,10 @@ type updateSpec struct {
 	Max   int    `json:"max"`
 }
 
-// Expire is the timeout task's transition: it misses the members of ringID whose ring time has passed, and
-// ends the ring (and the call, when nobody accepted) at the ring's end.
+// Expire settles a ring's timeouts: it misses the members whose ring time has passed, and ends the ring (and
+// the call, when nobody accepted) at the ring's end. The timeout task and the watchdog both call it; every
+// other transition settles the same way first (begin in scripts.go), so a timeout is settled in one place
+// whoever comes first.
 func (s *Store) Expire(ctx context.Context, cid, ringID string) error {
 	_, _, err := s.run(ctx, Actor{}, expireScript, cid, ringID)
 	if errors.Is(err, ErrNotFound) {
