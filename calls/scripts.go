@@ -1,7 +1,9 @@
 package calls
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,7 +42,7 @@ import (
 // luaPrelude holds what every transition shares. begin runs first in each script but create's: it settles
 // ring timeouts (expire_due), so a member whose ring time has passed is missed before anything else happens
 // and the ring ends on time even when the timeout task runs late.
-var luaPrelude = luaMembers + `
+var luaPrelude = luaMembers + luaEvents + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_OUTBOX = KEYS[10]
@@ -70,12 +72,12 @@ end
 local function end_call(by)
   redis.call('HSET', K_CALL, 'ended_at', now)
   for _, m in ipairs(redis.call('ZRANGE', K_RINGING, 0, -1)) do
-    stop(m, 'call.ended')
+    stop(m, EV_ENDED)
   end
   redis.call('DEL', K_RINGING)
   redis.call('HSET', K_RING, 'live', '0')
   out.ended = true
-  event('call.ended', by)
+  event(EV_ENDED, by)
 end
 
 -- settle closes a ring whose gate emptied; a ring that closes with no callee having accepted ends the call.
@@ -93,7 +95,7 @@ local function miss(m)
   redis.call('ZREM', K_RINGING, m)
   redis.call('HSET', K_MISSED, m, now)
   out.missed[#out.missed + 1] = m
-  event('call.missed', m)
+  event(EV_MISSED, m)
 end
 
 local function expire_due()
@@ -122,7 +124,7 @@ end
 local function accept(user)
   redis.call('ZREM', K_RINGING, user)
   redis.call('HSET', K_ACCEPTED, user, now)
-  stop(user, 'call.accepted')
+  stop(user, EV_ACCEPTED)
   if redis.call('HGET', K_RING, 'accepted') ~= '1' then
     redis.call('HSET', K_RING, 'accepted', '1')
     out.first_accept = true
@@ -131,22 +133,22 @@ local function accept(user)
       redis.call('HSET', K_JOINED, caller, now)
     end
   end
-  event('call.accepted', user)
+  event(EV_ACCEPTED, user)
 end
 
 local function reject(user, reason)
   redis.call('ZREM', K_RINGING, user)
   redis.call('HSET', K_REJECTED, user, now)
-  if reason == 'busy' or reason == 'timeout' then
+  if reason == REASON_BUSY or reason == REASON_TIMEOUT then
     redis.call('HSET', K_MISSED, user, now)
   end
-  stop(user, 'call.rejected')
-  event('call.rejected', user)
+  stop(user, EV_REJECTED)
+  event(EV_REJECTED, user)
 end
 
 -- cancel is the caller giving up before any accept: every callee still ringing is missed, the call ends.
 local function cancel(by)
-  event('call.rejected', by)
+  event(EV_REJECTED, by)
   for _, m in ipairs(redis.call('ZRANGE', K_RINGING, 0, -1)) do
     miss(m)
   end
@@ -186,7 +188,7 @@ local function ring_members(new_id, caller, caller_name, callees)
     redis.call('HSET', K_RING, 'live', '0')
   end
   if #out.rung > 0 then
-    event('call.ring', caller)
+    event(EV_RING, caller)
   end
 end
 
@@ -221,6 +223,26 @@ local function done()
     redis.call('HGETALL', K_JOINED)}
 end
 `
+
+// luaEvents names the events the scripts write and the reject reasons they read as Lua locals (EV_RING,
+// REASON_BUSY, ...), with the values of the Go constants, so each is spelled once (model.go, and queue for the
+// events a push carries).
+var luaEvents = luaLocals(
+	"EV_CREATED", EventCreated, "EV_RING", EventRing, "EV_ACCEPTED", EventAccepted, "EV_REJECTED", EventRejected,
+	"EV_MISSED", EventMissed, "EV_ENDED", EventEnded, "EV_MEMBER_ADDED", EventMemberAdded,
+	"EV_RINGING", EventRinging, "EV_UPDATED", EventUpdated,
+	"REASON_DECLINE", ReasonDecline, "REASON_BUSY", ReasonBusy, "REASON_TIMEOUT", ReasonTimeout,
+)
+
+// luaLocals is Lua declaring each name as a local string of its value, given as name, value, ....
+func luaLocals(nameValue ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(nameValue); i += 2 {
+		// strconv.Quote of these plain ASCII names is a valid Lua string literal.
+		fmt.Fprintf(&b, "\nlocal %s = %s", nameValue[i], strconv.Quote(nameValue[i+1]))
+	}
+	return b.String() + "\n"
+}
 
 // luaMembers answers a call's member hash (KEYS[2] of a transition), or only its size when it is too big to
 // answer in one command; the store then reads the members by HSCAN (scanMembers).
@@ -264,7 +286,7 @@ end
 for i = 1, #spec.members, 2 do
   redis.call('HSET', K_MEMBERS, spec.members[i], spec.members[i + 1])
 end
-event('call.created', spec.caller)
+event(EV_CREATED, spec.caller)
 if spec.ring then
   ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees)
 end
@@ -408,7 +430,7 @@ if user == redis.call('HGET', K_RING, 'caller') and redis.call('HGET', K_RING, '
    and redis.call('HGET', K_RING, 'accepted') ~= '1' then
   cancel(user)
 elseif redis.call('ZSCORE', K_RINGING, user) then
-  reject(user, 'decline')
+  reject(user, REASON_DECLINE)
   settle(user)
 end
 redis.call('HDEL', K_JOINED, user)
@@ -481,13 +503,13 @@ if count > spec.max then
 end
 for i = 1, #spec.update, 2 do
   if redis.call('HSET', K_MEMBERS, spec.update[i], spec.update[i + 1]) == 1 then
-    event('call.member_added', spec.update[i])
+    event(EV_MEMBER_ADDED, spec.update[i])
   end
 end
 for _, m in ipairs(spec.remove) do
   redis.call('HDEL', K_MEMBERS, m)
   if redis.call('ZREM', K_RINGING, m) == 1 then
-    stop(m, 'call.ended')
+    stop(m, EV_ENDED)
   end
 end
 settle('')
@@ -507,7 +529,7 @@ local user = ARGV[2]
 if not redis.call('ZSCORE', K_RINGING, user) then out.status = 'not_rung' return done() end
 if redis.call('HEXISTS', K_RING, 'ack:' .. user) == 1 then out.status = 'noop' return done() end
 redis.call('HSET', K_RING, 'ack:' .. user, now)
-event('call.ringing', user)
+event(EV_RINGING, user)
 return done()
 `)
 
@@ -537,6 +559,6 @@ for i = 1, #spec.fields, 2 do
   end
 end
 if not changed then out.status = 'noop' return done() end
-event('call.updated', ARGV[3])
+event(EV_UPDATED, ARGV[3])
 return done()
 `)
