@@ -10,8 +10,8 @@ import (
 
 // inlineMembers is the most members a transition script answers with the call (scripts.go). A bigger call's
 // members are staged before its create and read in chunks after a transition, so that no one command on a
-// big call holds Redis, and every ring waiting behind it, for long: one script creating 100,000 members held
-// it for 494 ms.
+// big call holds Redis, and every ring waiting behind it, for long (BENCHMARKS.md has what one script creating
+// a big call cost).
 const inlineMembers = 1000
 
 // scanMembers reads a call's member hash inlineMembers fields at a time.

@@ -47,7 +47,8 @@ type readCmds struct {
 }
 
 // membersScript answers a call's member hash, or only its size when the call has more than inlineMembers
-// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis for tens of ms.
+// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis, and every ring
+// behind it, for long.
 //
 // KEYS[1] -> ringer:{<cid>}:members
 var membersScript = redis.NewScript(luaMembers + "return members(KEYS[1])")
