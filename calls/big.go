@@ -10,8 +10,7 @@ import (
 
 // inlineMembers is the most members a transition script answers with the call (scripts.go). A bigger call's
 // members are staged before its create and read in chunks after a transition, so that no one command on a
-// big call holds Redis, and every ring waiting behind it, for long (BENCHMARKS.md has what one script creating
-// a big call cost).
+// big call holds Redis, and every ring waiting behind it, for long.
 const inlineMembers = 1000
 
 // scanMembers reads a call's member hash inlineMembers fields at a time.
