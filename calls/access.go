@@ -110,3 +110,16 @@ func (s *Store) loadFor(ctx context.Context, a Actor, cid string, member bool) (
 func mayEnd(a Actor, acc access) bool {
 	return a.Server || a.Role == "admin" || a.UserID == acc.createdBy || (acc.member != nil && acc.member.Role == "admin")
 }
+
+// checkEndRight reads access and applies the team rule and the end-call right (mayEnd), which ending and
+// updating a call need; what names the request in the error.
+func (s *Store) checkEndRight(ctx context.Context, a Actor, cid, what string) error {
+	acc, err := s.loadFor(ctx, a, cid, false)
+	if err != nil {
+		return err
+	}
+	if !mayEnd(a, acc) {
+		return fmt.Errorf("%s %s by %q: %w", what, cid, a.UserID, ErrForbidden)
+	}
+	return nil
+}

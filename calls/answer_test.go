@@ -3,6 +3,10 @@ package calls
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +137,56 @@ func TestAnEventWithItsCallEncodedOnceIsEncodedAsEvent(t *testing.T) {
 	want := mustJSON(t, Event{Type: EventAccepted, CallCID: call.CID, Call: call, User: UserRef{ID: "bob"}, CreatedAt: at})
 	if got != want {
 		t.Fatalf("event encodings differ\n got %s\nwant %s", got, want)
+	}
+}
+
+// Every status a script can answer parses to its constant, and each maps to one error (or none).
+func TestEveryScriptStatusParsesAndMapsToOneError(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want error
+	}{
+		{"ok", nil}, {"exists", nil}, {"noop", nil}, {"not_found", ErrNotFound}, {"ended", ErrEnded},
+		{"not_rung", ErrNotRung}, {"ring_over", ErrRingOver}, {"forbidden", ErrForbidden}, {"too_many", nil},
+	} {
+		var out outcome
+		if err := json.Unmarshal([]byte(`{"status":"`+c.name+`"}`), &out); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if out.Status.String() != c.name {
+			t.Errorf("%s parsed as %s", c.name, out.Status)
+		}
+		err := out.Status.err("default:x", out)
+		var fe *FieldError
+		switch {
+		case c.name == "too_many":
+			if !errors.As(err, &fe) || !fe.Limit {
+				t.Errorf("too_many: %v, want a limit FieldError", err)
+			}
+		case c.want == nil && err != nil, c.want != nil && !errors.Is(err, c.want):
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	var out outcome
+	if err := json.Unmarshal([]byte(`{"status":"maybe"}`), &out); err == nil {
+		t.Error("an unknown status parsed")
+	}
+}
+
+// The scripts spell no event name or reject reason of their own: they use the Lua locals that luaEvents
+// makes from the Go constants, so a renamed constant cannot leave a script writing the old name.
+func TestScriptsSpellNoEventOrReasonLiteral(t *testing.T) {
+	src, err := os.ReadFile("scripts.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	literal := regexp.MustCompile(`'(call\.[a-z_]+|decline|busy|cancel|timeout)'`)
+	if m := literal.FindAllString(string(src), -1); len(m) > 0 {
+		t.Errorf("scripts.go spells %v", m)
+	}
+	for _, want := range []string{"local EV_RING = " + `"` + EventRing + `"`, "local REASON_BUSY = " + `"` + ReasonBusy + `"`} {
+		if !strings.Contains(luaPrelude, want) {
+			t.Errorf("the prelude lacks %s", want)
+		}
 	}
 }

@@ -121,6 +121,24 @@ local function begin()
   return true
 end
 
+-- begin_live is begin for a transition that needs the call not to have ended (status ended).
+local function begin_live()
+  if not begin() then return false end
+  if ended() then
+    out.status = 'ended'
+    return false
+  end
+  return true
+end
+
+-- being_rung tells whether user is being rung; when not, the status says whether the user answered so before
+-- (noop: answered_key, accepted or rejected, holds the user) or never was (not_rung).
+local function being_rung(user, answered_key)
+  if redis.call('ZSCORE', K_RINGING, user) then return true end
+  if redis.call('HEXISTS', answered_key, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
+  return false
+end
+
 local function accept(user)
   redis.call('ZREM', K_RINGING, user)
   redis.call('HSET', K_ACCEPTED, user, now)
@@ -354,13 +372,9 @@ return done()
 //
 // status: ok, noop (accepted before), not_rung, not_found, ended.
 var acceptScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
-if not redis.call('ZSCORE', K_RINGING, user) then
-  if redis.call('HEXISTS', K_ACCEPTED, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
-  return done()
-end
+if not being_rung(user, K_ACCEPTED) then return done() end
 accept(user)
 settle(user)
 return done()
@@ -373,8 +387,7 @@ return done()
 //
 // status: ok, noop (rejected before), not_rung, ring_over, not_found, ended.
 var rejectScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
 if user == redis.call('HGET', K_RING, 'caller') then
   if redis.call('HGET', K_RING, 'live') == '1' and redis.call('HGET', K_RING, 'accepted') ~= '1' then
@@ -384,10 +397,7 @@ if user == redis.call('HGET', K_RING, 'caller') then
   end
   return done()
 end
-if not redis.call('ZSCORE', K_RINGING, user) then
-  if redis.call('HEXISTS', K_REJECTED, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
-  return done()
-end
+if not being_rung(user, K_REJECTED) then return done() end
 reject(user, ARGV[3])
 settle(user)
 return done()
@@ -399,8 +409,7 @@ return done()
 //
 // status: ok, not_found, ended.
 var joinScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
 if redis.call('ZSCORE', K_RINGING, user) then
   accept(user)
@@ -443,8 +452,7 @@ return done()
 //
 // status: ok, not_found, ended (already).
 var markEndedScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 end_call(ARGV[2])
 return done()
 `)
@@ -472,8 +480,7 @@ return done()
 // status: ok, not_found, ended, forbidden (a user token adding another user to a team call), too_many (the
 // call would pass max members; members_after says how many it would have had).
 var updateMembersScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local spec = cjson.decode(ARGV[2])
 local team = redis.call('HGET', K_CALL, 'team') or ''
 local count = redis.call('HLEN', K_MEMBERS)
@@ -523,8 +530,7 @@ return done()
 //
 // status: ok, noop (acknowledged before), not_rung, not_found, ended.
 var ringingScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
 if not redis.call('ZSCORE', K_RINGING, user) then out.status = 'not_rung' return done() end
 if redis.call('HEXISTS', K_RING, 'ack:' .. user) == 1 then out.status = 'noop' return done() end
@@ -546,8 +552,7 @@ return done()
 //
 // status: ok, noop (nothing changed), not_found, ended.
 var updateScript = script(`
-if not begin() then return done() end
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local spec = cjson.decode(ARGV[2])
 local changed = false
 for i = 1, #spec.fields, 2 do

@@ -343,12 +343,8 @@ func (s *Store) Leave(ctx context.Context, a Actor, typ, id string) (State, erro
 // a user token with role admin, or the backend.
 func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, error) {
 	cid := CID(typ, id)
-	acc, err := s.loadFor(ctx, a, cid, false)
-	if err != nil {
+	if err := s.checkEndRight(ctx, a, cid, "end"); err != nil {
 		return State{}, err
-	}
-	if !mayEnd(a, acc) {
-		return State{}, fmt.Errorf("end %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
 	_, snap, err := s.run(ctx, a, markEndedScript, cid, a.UserID)
 	return snap.State, err
@@ -358,12 +354,8 @@ func (s *Store) MarkEnded(ctx context.Context, a Actor, typ, id string) (State, 
 // end-call right, as MarkEnded does. A change sends call.updated; an update that changes nothing sends none.
 func (s *Store) Update(ctx context.Context, a Actor, typ, id string, req UpdateRequest) (State, error) {
 	cid := CID(typ, id)
-	acc, err := s.loadFor(ctx, a, cid, false)
-	if err != nil {
+	if err := s.checkEndRight(ctx, a, cid, "update"); err != nil {
 		return State{}, err
-	}
-	if !mayEnd(a, acc) {
-		return State{}, fmt.Errorf("update %s by %q: %w", cid, a.UserID, ErrForbidden)
 	}
 	var fields []string
 	switch {
