@@ -75,33 +75,27 @@ func (m *Metrics) observe(out outcome) {
 	if m == nil {
 		return
 	}
-	counts := map[string]int{RingStarted: len(out.RungMembers)}
+	counts := map[string]int{RingStarted: len(out.Rung)}
 	rejectedStop := map[string]bool{}
-	for i, ev := range out.StopEvents {
-		switch ev {
+	for _, st := range out.Stops {
+		switch st.Event {
 		case EventAccepted:
 			counts[RingAccepted]++
 		case EventRejected:
 			counts[RingRejected]++
-			if i < len(out.StopMembers) {
-				rejectedStop[out.StopMembers[i]] = true
-			}
+			rejectedStop[st.Member] = true
 		case EventEnded:
 			counts[RingEnded]++
 		}
 	}
 	cancelled := false
-	for i, ev := range out.EventTypes {
-		user := ""
-		if i < len(out.EventUsers) {
-			user = out.EventUsers[i]
-		}
+	for _, e := range out.Events {
 		switch {
-		case ev == EventRejected && !rejectedStop[user]:
+		case e.Type == EventRejected && !rejectedStop[e.User]:
 			cancelled = true
-		case ev == EventMissed && cancelled:
+		case e.Type == EventMissed && cancelled:
 			counts[RingCancelled]++
-		case ev == EventMissed:
+		case e.Type == EventMissed:
 			counts[RingMissed]++
 		}
 	}

@@ -47,7 +47,8 @@ type readCmds struct {
 }
 
 // membersScript answers a call's member hash, or only its size when the call has more than inlineMembers
-// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis for tens of ms.
+// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis, and every ring
+// behind it, for long.
 //
 // KEYS[1] -> ringer:{<cid>}:members
 var membersScript = redis.NewScript(luaMembers + "return members(KEYS[1])")
@@ -241,7 +242,7 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 	live := false
 	for _, z := range c.ringing {
 		snap.ringing[z.member] = z.endsAt
-		if z.endsAt > now.UnixMilli() {
+		if ringsAt(z.endsAt, now) {
 			live = true
 		}
 	}
@@ -298,13 +299,18 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 	return snap, nil
 }
 
+// ringsAt tells whether a member whose ring ends at endsAt (unix ms) is still rung at now. It is how a read
+// shows a ring whose time passed before any transition settled it (begin in scripts.go): as over, as the
+// next transition will make it.
+func ringsAt(endsAt int64, now time.Time) bool { return endsAt > now.UnixMilli() }
+
 // callingState is what a user's app shows for the call (useCalls): ringing for an incoming or outgoing ring,
 // joined, idle or ended.
 func (snap snapshot) callingState(user string, now time.Time) string {
 	switch {
 	case snap.Call.EndedAt != nil:
 		return StateEnded
-	case snap.ringing[user] > now.UnixMilli():
+	case ringsAt(snap.ringing[user], now):
 		return StateRinging
 	case user == snap.ringCaller && snap.Call.Ringing && !snap.ringAccepted:
 		return StateRinging
