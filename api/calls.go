@@ -12,11 +12,7 @@ import (
 
 // callResponse is the answer of get-or-create, get and every transition (API.md: "answer 200 with the call
 // as in get"). created is false but for a get-or-create that made the call.
-type callResponse struct {
-	Created bool           `json:"created"`
-	Call    calls.Call     `json:"call"`
-	Members []calls.Member `json:"members"`
-}
+type callResponse = wire.CallState
 
 type listResponse struct {
 	Calls []calls.ListItem `json:"calls"`
