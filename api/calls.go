@@ -160,7 +160,7 @@ func (s *server) reject(w http.ResponseWriter, r *http.Request, tok TokenClaims)
 	var b rejectBody
 	c, err := s.readCall(w, r, tok, &b, true, func() error {
 		if b.Reason == "" {
-			b.Reason = calls.ReasonDecline
+			b.Reason = wire.ReasonDecline
 		}
 		if !validReason(b.Reason) {
 			return fieldErr(wire.CodeInvalidField, "reason", "must be decline, busy, cancel or timeout, not %q", b.Reason)

@@ -150,7 +150,7 @@ func (m *memCalls) List(_ context.Context, a calls.Actor, callingState string) (
 	}
 	var out []calls.ListItem
 	for _, st := range m.calls {
-		out = append(out, calls.ListItem{Call: st.Call, Members: st.Members, CallingState: calls.StateIdle, CreatedByMe: st.Call.CreatedBy.ID == a.UserID})
+		out = append(out, calls.ListItem{Call: st.Call, Members: st.Members, CallingState: wire.StateIdle, CreatedByMe: st.Call.CreatedBy.ID == a.UserID})
 	}
 	return out, nil
 }

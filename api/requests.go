@@ -21,7 +21,7 @@ const (
 // validReason tells the reasons a reject may give, API.md.
 func validReason(r string) bool {
 	switch r {
-	case calls.ReasonDecline, calls.ReasonBusy, calls.ReasonCancel, calls.ReasonTimeout:
+	case wire.ReasonDecline, wire.ReasonBusy, wire.ReasonCancel, wire.ReasonTimeout:
 		return true
 	}
 	return false
@@ -30,7 +30,7 @@ func validReason(r string) bool {
 // validCallingState tells the calling states GET /v1/calls filters on, API.md.
 func validCallingState(s string) bool {
 	switch s {
-	case calls.StateRinging, calls.StateJoined, calls.StateIdle, calls.StateEnded:
+	case wire.StateRinging, wire.StateJoined, wire.StateIdle, wire.StateEnded:
 		return true
 	}
 	return false

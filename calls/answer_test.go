@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // The answer and the effects of a transition come from the state its script returns (done in scripts.go),
@@ -84,10 +85,10 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 	}{
 		{"accept", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, acceptScript, cid, bob.UserID) }},
 		{"decline", func() (outcome, snapshot, error) {
-			return s.run(ctx, Actor{}, rejectScript, cid, carol.UserID, ReasonDecline)
+			return s.run(ctx, Actor{}, rejectScript, cid, carol.UserID, wire.ReasonDecline)
 		}},
 		{"busy", func() (outcome, snapshot, error) {
-			return s.run(ctx, Actor{}, rejectScript, cid, dave.UserID, ReasonBusy)
+			return s.run(ctx, Actor{}, rejectScript, cid, dave.UserID, wire.ReasonBusy)
 		}},
 		{"join", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, joinScript, cid, bob.UserID) }},
 		{"ring again", func() (outcome, snapshot, error) {
@@ -184,7 +185,7 @@ func TestScriptsSpellNoEventOrReasonLiteral(t *testing.T) {
 	if m := literal.FindAllString(string(src), -1); len(m) > 0 {
 		t.Errorf("scripts.go spells %v", m)
 	}
-	for _, want := range []string{"local EV_RING = " + `"` + EventRing + `"`, "local REASON_BUSY = " + `"` + ReasonBusy + `"`} {
+	for _, want := range []string{"local EV_RING = " + `"` + EventRing + `"`, "local REASON_BUSY = " + `"` + wire.ReasonBusy + `"`} {
 		if !strings.Contains(luaPrelude, want) {
 			t.Errorf("the prelude lacks %s", want)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // The transitions as the API runs them: the call's Lua script, the read back, and the effects it owes
@@ -77,7 +78,7 @@ func BenchmarkAccept(b *testing.B) {
 // BenchmarkReject is the only callee declining: the reject script ends the call.
 func BenchmarkReject(b *testing.B) {
 	benchTransition(b, func(s *calls.Store, a calls.Actor, id string) error {
-		_, err := s.Reject(context.Background(), a, "bench", id, calls.ReasonDecline)
+		_, err := s.Reject(context.Background(), a, "bench", id, wire.ReasonDecline)
 		return err
 	})
 }

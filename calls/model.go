@@ -52,19 +52,6 @@ const (
 	ListMembers = 20
 )
 
-// Ring reasons for reject, and the calling states of GET /v1/calls: the API's words, defined in wire.
-const (
-	ReasonDecline = wire.ReasonDecline
-	ReasonBusy    = wire.ReasonBusy
-	ReasonCancel  = wire.ReasonCancel
-	ReasonTimeout = wire.ReasonTimeout
-
-	StateRinging = wire.StateRinging
-	StateJoined  = wire.StateJoined
-	StateIdle    = wire.StateIdle
-	StateEnded   = wire.StateEnded
-)
-
 // Event types, also the push "type" field. Those a push carries are queue's, defined there once.
 const (
 	EventCreated      = "call.created"

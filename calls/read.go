@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // snapshot is a call as read back, with the ring details the answer does not show.
@@ -309,18 +310,18 @@ func ringsAt(endsAt int64, now time.Time) bool { return endsAt > now.UnixMilli()
 func (snap snapshot) callingState(user string, now time.Time) string {
 	switch {
 	case snap.Call.EndedAt != nil:
-		return StateEnded
+		return wire.StateEnded
 	case ringsAt(snap.ringing[user], now):
-		return StateRinging
+		return wire.StateRinging
 	case user == snap.ringCaller && snap.Call.Ringing && !snap.ringAccepted:
-		return StateRinging
+		return wire.StateRinging
 	}
 	for _, p := range snap.Call.Session.Participants {
 		if p.UserID == user {
-			return StateJoined
+			return wire.StateJoined
 		}
 	}
-	return StateIdle
+	return wire.StateIdle
 }
 
 // List returns the actor's calls, newest first, at most 100, filtered by calling state when one is given.

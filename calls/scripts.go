@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Every transition script runs on one call's keys, all under the hash tag {cid} (one Cluster slot), in this
@@ -249,7 +251,7 @@ var luaEvents = luaLocals(
 	"EV_CREATED", EventCreated, "EV_RING", EventRing, "EV_ACCEPTED", EventAccepted, "EV_REJECTED", EventRejected,
 	"EV_MISSED", EventMissed, "EV_ENDED", EventEnded, "EV_MEMBER_ADDED", EventMemberAdded,
 	"EV_RINGING", EventRinging, "EV_UPDATED", EventUpdated,
-	"REASON_DECLINE", ReasonDecline, "REASON_BUSY", ReasonBusy, "REASON_TIMEOUT", ReasonTimeout,
+	"REASON_DECLINE", wire.ReasonDecline, "REASON_BUSY", wire.ReasonBusy, "REASON_TIMEOUT", wire.ReasonTimeout,
 )
 
 // luaLocals is Lua declaring each name as a local string of its value, given as name, value, ....

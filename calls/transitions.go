@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // run runs a transition script on the call's keys as actor a and applies what it owes (see runKeys).
@@ -318,7 +319,7 @@ func (s *Store) Accept(ctx context.Context, a Actor, typ, id string) (State, err
 // Reject rejects the ring for the actor, or cancels it when the actor is the ring's caller.
 func (s *Store) Reject(ctx context.Context, a Actor, typ, id, reason string) (State, error) {
 	if reason == "" {
-		reason = ReasonDecline
+		reason = wire.ReasonDecline
 	}
 	return s.transition(ctx, a, typ, id, rejectScript, a.UserID, reason)
 }
