@@ -87,12 +87,8 @@ type Answer struct {
 	Reason string
 	// Timestamp, with 410, is when the token stopped being valid (sent in milliseconds).
 	Timestamp time.Time
-	// Delay waits this long before answering (on top of SetLatency).
-	Delay time.Duration
-	// Hang never answers: the handler waits until the request's context ends.
-	Hang bool
-	// Drop resets the stream without an answer: a network error for the client.
-	Drop bool
+	// Timing is Delay, Hang or Drop.
+	fakepush.Timing
 }
 
 // Apple's real errors, as "Handling notification responses from APNs" lists them.
@@ -135,13 +131,13 @@ func InvalidProviderToken() Answer { return Answer{Status: 403, Reason: "Invalid
 func ExpiredProviderToken() Answer { return Answer{Status: 403, Reason: "ExpiredProviderToken"} }
 
 // Hang never answers; the client sees its own context end.
-func Hang() Answer { return Answer{Hang: true} }
+func Hang() Answer { return Answer{Timing: fakepush.Timing{Hang: true}} }
 
 // Delay answers success after d.
-func Delay(d time.Duration) Answer { return Answer{Delay: d} }
+func Delay(d time.Duration) Answer { return Answer{Timing: fakepush.Timing{Delay: d}} }
 
 // Drop resets the stream without answering.
-func Drop() Answer { return Answer{Drop: true} }
+func Drop() Answer { return Answer{Timing: fakepush.Timing{Drop: true}} }
 
 // Server is a running fake APNs. Its fields are fixed once Start returns.
 type Server struct {
@@ -306,16 +302,10 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 
 	scripted := s.Next(tok)
-	if !s.Wait(r.Context(), latency+scripted.Delay) {
+	if !s.Hold(r.Context(), latency, scripted.Timing) {
 		return
 	}
-	switch {
-	case scripted.Hang:
-		s.Wait(r.Context(), -1)
-		return
-	case scripted.Drop:
-		panic(http.ErrAbortHandler) // net/http resets the stream without logging
-	case scripted.Status != 0 && scripted.Status != http.StatusOK:
+	if scripted.Status != 0 && scripted.Status != http.StatusOK {
 		apnsError(w, id, scripted)
 		return
 	}

@@ -87,12 +87,8 @@ type Answer struct {
 	FieldViolation string
 	// RetryAfter is sent as the Retry-After header.
 	RetryAfter string
-	// Delay waits this long before answering (on top of SetLatency).
-	Delay time.Duration
-	// Hang never answers: the handler waits until the request's context ends.
-	Hang bool
-	// Drop closes the connection without an answer: a network error for the client.
-	Drop bool
+	// Timing is Delay, Hang or Drop.
+	fakepush.Timing
 }
 
 // The real errors FCM answers (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode), as FCM words them.
@@ -142,13 +138,13 @@ func ThirdPartyAuthError() Answer {
 }
 
 // Hang never answers; the client sees its own context end.
-func Hang() Answer { return Answer{Hang: true} }
+func Hang() Answer { return Answer{Timing: fakepush.Timing{Hang: true}} }
 
 // Delay answers success after d.
-func Delay(d time.Duration) Answer { return Answer{Delay: d} }
+func Delay(d time.Duration) Answer { return Answer{Timing: fakepush.Timing{Delay: d}} }
 
 // Drop closes the connection without answering.
-func Drop() Answer { return Answer{Drop: true} }
+func Drop() Answer { return Answer{Timing: fakepush.Timing{Drop: true}} }
 
 // Server is a running fake FCM. Its fields are fixed once Start returns.
 type Server struct {
@@ -494,16 +490,10 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 
 	s.Attempt(m.Token)
 	scripted := s.Next(m.Token)
-	if !s.Wait(r.Context(), latency+scripted.Delay) {
+	if !s.Hold(r.Context(), latency, scripted.Timing) {
 		return
 	}
-	switch {
-	case scripted.Hang:
-		s.Wait(r.Context(), -1)
-		return
-	case scripted.Drop:
-		panic(http.ErrAbortHandler) // net/http closes the connection without logging
-	case scripted.Status != 0 && scripted.Status != http.StatusOK:
+	if scripted.Status != 0 && scripted.Status != http.StatusOK {
 		fcmError(w, scripted)
 		return
 	}

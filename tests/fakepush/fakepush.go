@@ -199,3 +199,30 @@ func (r *Recorder[P, A]) Wait(ctx context.Context, d time.Duration) bool {
 	}
 	return false
 }
+
+// Timing is how a scripted answer holds back, in either fake. The zero Timing answers at once.
+type Timing struct {
+	// Delay waits this long before answering (on top of SetLatency).
+	Delay time.Duration
+	// Hang never answers: the handler waits until the request's context ends.
+	Hang bool
+	// Drop ends the request without an answer (HTTP/2 resets the stream, HTTP/1.1 closes the connection): a
+	// network error for the client.
+	Drop bool
+}
+
+// Hold keeps a request for latency and what t says before the fake answers it; it reports whether to answer.
+// A Drop panics with http.ErrAbortHandler, which net/http turns into a reset without logging.
+func (r *Recorder[P, A]) Hold(ctx context.Context, latency time.Duration, t Timing) bool {
+	if !r.Wait(ctx, latency+t.Delay) {
+		return false
+	}
+	if t.Hang {
+		r.Wait(ctx, -1)
+		return false
+	}
+	if t.Drop {
+		panic(http.ErrAbortHandler)
+	}
+	return true
+}
