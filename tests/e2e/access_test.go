@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,18 +49,14 @@ func accessMemberIDs(t *testing.T, v any) []string {
 // about another call published before comes first.
 func accessFirstEventAbout(t *testing.T, s *harness.Events, cids ...string) harness.Event {
 	t.Helper()
-	deadline := time.Now().Add(eventsWait)
-	for {
-		ev, ok := s.Next(time.Until(deadline))
-		if !ok {
-			t.Fatalf("no event about %v within %s", cids, eventsWait)
-		}
-		for _, c := range cids {
-			if ev.Data["call_cid"] == c {
-				return ev
-			}
-		}
+	seen, ok := s.Await(eventsWait, func(ev harness.Event) bool {
+		cid, _ := ev.Data["call_cid"].(string)
+		return slices.Contains(cids, cid)
+	})
+	if !ok {
+		t.Fatalf("no event about %v within %s", cids, eventsWait)
 	}
+	return seen[len(seen)-1]
 }
 
 func TestANonMemberCannotReadRingOrNotifyACall(t *testing.T) {

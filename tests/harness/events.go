@@ -81,6 +81,12 @@ func (s *Events) Next(d time.Duration) (Event, bool) {
 
 // Until returns the events up to and including the first named want, or false after d.
 func (s *Events) Until(want string, d time.Duration) ([]Event, bool) {
+	return s.Await(d, func(ev Event) bool { return ev.Name == want })
+}
+
+// Await reads events until one satisfies stop and returns those read, that one last, or false when d passes
+// (or the stream ends) first.
+func (s *Events) Await(d time.Duration, stop func(Event) bool) ([]Event, bool) {
 	deadline := time.Now().Add(d)
 	var seen []Event
 	for {
@@ -89,7 +95,7 @@ func (s *Events) Until(want string, d time.Duration) ([]Event, bool) {
 			return seen, false
 		}
 		seen = append(seen, ev)
-		if ev.Name == want {
+		if stop(ev) {
 			return seen, true
 		}
 	}

@@ -410,33 +410,35 @@ func QuietWithin(t testing.TB, in *asynq.Inspector, d time.Duration) {
 
 // WaitQuiet is QuietWithin without failing: it returns what is left in the queues after d, or "".
 func WaitQuiet(in *asynq.Inspector, d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		left := ""
-		// GetQueueInfo fails for a queue that never had a task, so ask only about those that exist.
-		qs, err := in.Queues()
-		if err != nil {
-			left = err.Error()
-		}
-		for _, q := range qs {
-			if q != queue.QueueRing && q != queue.QueueWatch && q != queue.QueueNotify {
-				continue
-			}
-			info, err := in.GetQueueInfo(q)
-			if err != nil {
-				left += fmt.Sprintf("%s: %v; ", q, err)
-			} else if info.Pending+info.Active+info.Retry > 0 {
-				left += fmt.Sprintf("%s: %d pending, %d active, %d retry %s; ", q, info.Pending, info.Active, info.Retry, retrySample(in, q))
-			}
-		}
-		if left == "" {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
+	var left string
+	Poll(d, 20*time.Millisecond, func() bool {
+		left = queuesLeft(in)
+		return left == ""
+	})
+	return left
+}
+
+// queuesLeft says what the ring, watch and notify queues hold that is pending, active or to retry; "" when
+// nothing.
+func queuesLeft(in *asynq.Inspector) string {
+	left := ""
+	// GetQueueInfo fails for a queue that never had a task, so ask only about those that exist.
+	qs, err := in.Queues()
+	if err != nil {
+		left = err.Error()
 	}
+	for _, q := range qs {
+		if q != queue.QueueRing && q != queue.QueueWatch && q != queue.QueueNotify {
+			continue
+		}
+		info, err := in.GetQueueInfo(q)
+		if err != nil {
+			left += fmt.Sprintf("%s: %v; ", q, err)
+		} else if info.Pending+info.Active+info.Retry > 0 {
+			left += fmt.Sprintf("%s: %d pending, %d active, %d retry %s; ", q, info.Pending, info.Active, info.Retry, retrySample(in, q))
+		}
+	}
+	return left
 }
 
 // retrySample names a few tasks waiting for a retry, with their last error.
@@ -455,13 +457,7 @@ func retrySample(in *asynq.Inspector, q string) string {
 // Eventually polls cond until it holds, failing the test after d.
 func (e *Env) Eventually(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	Eventually(e.t, d, what, cond)
 }
 
 // WaitFCM waits until token has exactly n FCM messages and the queues are quiet, and returns them.

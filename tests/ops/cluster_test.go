@@ -55,7 +55,7 @@ func startCluster(t *testing.T) []string {
 		})
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		c := redis.NewClient(&redis.Options{Addr: addr})
-		eventually(t, 10*time.Second, "cluster node "+addr+" to answer", func() bool {
+		harness.Eventually(t, 10*time.Second, "cluster node "+addr+" to answer", func() bool {
 			return c.Ping(context.Background()).Err() == nil
 		})
 		c.Close()
@@ -67,7 +67,7 @@ func startCluster(t *testing.T) []string {
 	}
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a})
-		eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
+		harness.Eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
 			info, err := c.ClusterInfo(context.Background()).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})
@@ -113,7 +113,7 @@ type clusterEnv struct {
 // fcm waits until token got exactly the push types want, in order, with the queues drained.
 func (c *clusterEnv) fcm(token string, want ...string) {
 	c.t.Helper()
-	eventually(c.t, 30*time.Second, fmt.Sprintf("%d FCM pushes to %s", len(want), token), func() bool {
+	harness.Eventually(c.t, 30*time.Second, fmt.Sprintf("%d FCM pushes to %s", len(want), token), func() bool {
 		return len(c.FCM.MessagesTo(token)) >= len(want)
 	})
 	harness.QuietWithin(c.t, c.in, 30*time.Second)
@@ -126,7 +126,7 @@ func (c *clusterEnv) fcm(token string, want ...string) {
 func (c *clusterEnv) apns(name string, want ...string) {
 	c.t.Helper()
 	token := harness.APNsToken(name)
-	eventually(c.t, 30*time.Second, fmt.Sprintf("%d APNs pushes to %s", len(want), name), func() bool {
+	harness.Eventually(c.t, 30*time.Second, fmt.Sprintf("%d APNs pushes to %s", len(want), name), func() bool {
 		return len(c.APNs.NotificationsTo(token)) >= len(want)
 	})
 	harness.QuietWithin(c.t, c.in, 30*time.Second)
@@ -215,7 +215,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	e.Device("frank", "frank-android", "firebase", false)
 	ring("cl-timeout", 1000, "frank")
 	c.fcm("frank-android", "call.ring", "call.missed")
-	eventually(t, 10*time.Second, "the timed-out call to end", func() bool {
+	harness.Eventually(t, 10*time.Second, "the timed-out call to end", func() bool {
 		r := e.MustCall(200, "GET", "/v1/call/default/cl-timeout", alice, nil)
 		return c.call("cl-timeout", r)["ended_at"] != nil
 	})

@@ -37,18 +37,14 @@ func checkDeltas(t *testing.T, e *harness.Env, before harness.Metrics, what stri
 		}
 		return true
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			for _, d := range ds {
-				got := after.Get(d.name, d.labels...) - before.Get(d.name, d.labels...)
-				if got != d.want {
-					t.Errorf("%s: %s%v moved by %v, want %v", what, d.name, d.labels, got, d.want)
-				}
+	if !harness.Poll(20*time.Second, 20*time.Millisecond, ok) {
+		for _, d := range ds {
+			got := after.Get(d.name, d.labels...) - before.Get(d.name, d.labels...)
+			if got != d.want {
+				t.Errorf("%s: %s%v moved by %v, want %v", what, d.name, d.labels, got, d.want)
 			}
-			t.FailNow()
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.FailNow()
 	}
 	return after
 }
@@ -242,7 +238,7 @@ func TestARingTaskFoundPastItsRingIsDroppedNotRetried(t *testing.T) {
 	e.MustCall(201, "POST", "/v1/call/default/stale-ring", e.Token("alice"), ringBody([]string{"bob"}, 1000))
 	time.Sleep(2500 * time.Millisecond) // the ring's second and Asynq's whole-second deadline pass with no worker
 	e.StartProcess("worker")
-	eventually(t, 20*time.Second, "the missed-call push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
+	harness.Eventually(t, 20*time.Second, "the missed-call push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
 	if left := harness.WaitQuiet(asynq.NewInspectorFromRedisClient(e.RDB), 10*time.Second); left != "" {
 		t.Errorf("a ring task outlives its ring by 10 s: %s", left)
 	}
