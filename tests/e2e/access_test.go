@@ -6,7 +6,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,8 +49,12 @@ func accessMemberIDs(t *testing.T, v any) []string {
 func accessFirstEventAbout(t *testing.T, s *harness.Events, cids ...string) harness.Event {
 	t.Helper()
 	seen, ok := s.Await(eventsWait, func(ev harness.Event) bool {
-		cid, _ := ev.Data["call_cid"].(string)
-		return slices.Contains(cids, cid)
+		for _, c := range cids {
+			if ev.Data["call_cid"] == c {
+				return true
+			}
+		}
+		return false
 	})
 	if !ok {
 		t.Fatalf("no event about %v within %s", cids, eventsWait)

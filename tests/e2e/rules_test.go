@@ -12,6 +12,7 @@ import (
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/tests/fakeapns"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
@@ -178,40 +179,29 @@ func rulesTime(t *testing.T, v any) time.Time {
 // queues are quiet, and returns them. With no want it checks the token got nothing.
 func rulesFCM(t *testing.T, e *harness.Env, token string, want ...string) []fakefcm.Message {
 	t.Helper()
-	var got []fakefcm.Message
-	if len(want) == 0 {
-		e.Quiet()
-		got = e.FCM.MessagesTo(token)
-	} else {
-		got = e.WaitFCM(token, len(want))
-	}
-	types := make([]string, len(got))
-	for i, m := range got {
-		types[i] = m.Data["type"]
-	}
-	if !slices.Equal(types, want) {
-		t.Fatalf("FCM %s got %v, want %v", token, types, want)
-	}
-	return got
+	return rulesPushes(t, e, "FCM", token, token, e.FCM.To, e.WaitFCM, want)
 }
 
 // rulesAPNs is rulesFCM for the APNs token of the device called name (harness.APNsToken(name)).
 func rulesAPNs(t *testing.T, e *harness.Env, name string, want ...string) []fakeapns.Notification {
 	t.Helper()
-	token := harness.APNsToken(name)
-	var got []fakeapns.Notification
+	return rulesPushes(t, e, "APNs", name, harness.APNsToken(name), e.APNs.To, e.WaitAPNs, want)
+}
+
+// rulesPushes is rulesFCM and rulesAPNs: to is what the fake recorded for a token, wait is e.WaitFCM or
+// e.WaitAPNs, and name is how a failure names the device.
+func rulesPushes[P fakepush.Typed](t *testing.T, e *harness.Env, provider, name, token string,
+	to func(string) []P, wait func(string, int) []P, want []string) []P {
+	t.Helper()
+	var got []P
 	if len(want) == 0 {
 		e.Quiet()
-		got = e.APNs.NotificationsTo(token)
+		got = to(token)
 	} else {
-		got = e.WaitAPNs(token, len(want))
+		got = wait(token, len(want))
 	}
-	types := make([]string, len(got))
-	for i, n := range got {
-		types[i] = n.Data()["type"]
-	}
-	if !slices.Equal(types, want) {
-		t.Fatalf("APNs %s got %v, want %v", name, types, want)
+	if types := fakepush.Types(got); !slices.Equal(types, want) {
+		t.Fatalf("%s %s got %v, want %v", provider, name, types, want)
 	}
 	return got
 }

@@ -79,6 +79,9 @@ func (n Notification) Data() map[string]string {
 	return out
 }
 
+// Type is the push's type field (API.md: "call.ring", "call.missed"...).
+func (n Notification) Type() string { return n.Data()["type"] }
+
 // Answer is one scripted reply to a push to a token. The zero Answer is success.
 type Answer struct {
 	// Status is the HTTP status; 0 means 200 and a delivered push.

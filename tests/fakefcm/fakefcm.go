@@ -68,6 +68,9 @@ type Message struct {
 	At time.Time
 }
 
+// Type is the message's type field (API.md: "call.ring", "call.missed"...).
+func (m Message) Type() string { return m.Data["type"] }
+
 // Notification is a message's notification block.
 type Notification struct {
 	Title, Body string

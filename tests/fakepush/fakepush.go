@@ -226,3 +226,15 @@ func (r *Recorder[P, A]) Hold(ctx context.Context, latency time.Duration, t Timi
 	}
 	return true
 }
+
+// Typed is a recorded push that knows its type (API.md's "type" field: "call.ring", "call.missed"...).
+type Typed interface{ Type() string }
+
+// Types lists the types of pushes, in order; nil for none.
+func Types[P Typed](pushes []P) []string {
+	var out []string
+	for _, p := range pushes {
+		out = append(out, p.Type())
+	}
+	return out
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/fakeapns"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
@@ -463,60 +464,32 @@ func (e *Env) Eventually(d time.Duration, what string, cond func() bool) {
 // WaitFCM waits until token has exactly n FCM messages and the queues are quiet, and returns them.
 func (e *Env) WaitFCM(token string, n int) []fakefcm.Message {
 	e.t.Helper()
-	e.Eventually(30*time.Second, fmt.Sprintf("%d FCM messages to %s", n, token), func() bool { return len(e.FCM.MessagesTo(token)) >= n })
-	e.Quiet()
-	got := e.FCM.MessagesTo(token)
-	if len(got) != n {
-		e.t.Fatalf("FCM %s got %d messages, want %d: %s", token, len(got), n, fcmTypes(got))
-	}
-	return got
+	return waitPushes(e, "FCM", token, n, e.FCM.To)
 }
 
 // WaitAPNs waits until token has exactly n APNs pushes and the queues are quiet, and returns them.
 func (e *Env) WaitAPNs(token string, n int) []fakeapns.Notification {
 	e.t.Helper()
-	e.Eventually(30*time.Second, fmt.Sprintf("%d APNs pushes to %s", n, token), func() bool { return len(e.APNs.NotificationsTo(token)) >= n })
+	return waitPushes(e, "APNs", token, n, e.APNs.To)
+}
+
+// waitPushes is WaitFCM and WaitAPNs: to is the fake's record of the pushes to a token.
+func waitPushes[P fakepush.Typed](e *Env, provider, token string, n int, to func(token string) []P) []P {
+	e.t.Helper()
+	e.Eventually(30*time.Second, fmt.Sprintf("%d %s pushes to %s", n, provider, token), func() bool { return len(to(token)) >= n })
 	e.Quiet()
-	got := e.APNs.NotificationsTo(token)
+	got := to(token)
 	if len(got) != n {
-		e.t.Fatalf("APNs %s got %d pushes, want %d: %s", token, len(got), n, apnsTypes(got))
+		e.t.Fatalf("%s %s got %d pushes, want %d: %s", provider, token, len(got), n, strings.Join(fakepush.Types(got), ","))
 	}
 	return got
 }
 
 // FCMTypes lists the push types token got over FCM, in order.
-func (e *Env) FCMTypes(token string) []string {
-	var out []string
-	for _, m := range e.FCM.MessagesTo(token) {
-		out = append(out, m.Data["type"])
-	}
-	return out
-}
+func (e *Env) FCMTypes(token string) []string { return fakepush.Types(e.FCM.To(token)) }
 
 // APNsTypes lists the push types token got over APNs, in order.
-func (e *Env) APNsTypes(token string) []string {
-	var out []string
-	for _, n := range e.APNs.NotificationsTo(token) {
-		out = append(out, n.Data()["type"])
-	}
-	return out
-}
-
-func fcmTypes(ms []fakefcm.Message) string {
-	var s []string
-	for _, m := range ms {
-		s = append(s, m.Data["type"])
-	}
-	return strings.Join(s, ",")
-}
-
-func apnsTypes(ns []fakeapns.Notification) string {
-	var s []string
-	for _, n := range ns {
-		s = append(s, n.Data()["type"])
-	}
-	return strings.Join(s, ",")
-}
+func (e *Env) APNsTypes(token string) []string { return fakepush.Types(e.APNs.To(token)) }
 
 // Context is a context that ends with the test.
 func (e *Env) Context() context.Context {
