@@ -311,13 +311,7 @@ func TestStopGoesOnlyToDevicesThatGotTheRing(t *testing.T) {
 
 func TestFirstAcceptJoinsTheCallerAndOtherCalleesKeepRinging(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	rulesPhone(e, "carol", true)
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-voip", rulesRing)
+	e, _ := rulesGroupRung(t)
 
 	call := rulesAct(t, e, "bob", "group", "accept", nil)
 	rulesWantUsers(t, call, "participants", "alice")
@@ -358,16 +352,40 @@ func TestAcceptingAgainAnswers200AndSendsNoSecondStop(t *testing.T) {
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 }
 
-func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
-	t.Parallel()
+// rulesBobAndCarolRung starts ringer, gives bob a phone with a VoIP token and carol one without, has alice
+// ring them in call cid, and waits for the ring pushes: bob's Android phone and VoIP token, carol's Android
+// phone and iPhone (no VoIP token: the regular token rings). It returns the ring_id.
+func rulesBobAndCarolRung(t *testing.T, cid string) (*harness.Env, string) {
+	t.Helper()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
 	rulesPhone(e, "carol", false)
-	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
+	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", cid, nil, "bob", "carol"))
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-iphone", rulesRing) // no VoIP token: the regular token rings
+	rulesAPNs(t, e, "carol-iphone", rulesRing)
+	return e, ringID
+}
+
+// rulesGroupRung starts ringer, gives bob an Android phone and carol a phone with a VoIP token, has alice
+// ring them in call "group", and waits for the ring pushes to bob's phone and to carol's Android phone and
+// VoIP token. It returns the ring_id.
+func rulesGroupRung(t *testing.T) (*harness.Env, string) {
+	t.Helper()
+	e := harness.Start(t)
+	e.Device("bob", "bob-android", "firebase", false)
+	rulesPhone(e, "carol", true)
+	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
+	rulesFCM(t, e, "bob-android", rulesRing)
+	rulesFCM(t, e, "carol-android", rulesRing)
+	rulesAPNs(t, e, "carol-voip", rulesRing)
+	return e, ringID
+}
+
+func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
+	t.Parallel()
+	e, ringID := rulesBobAndCarolRung(t, "group")
 
 	call := rulesAct(t, e, "bob", "group", "reject", map[string]any{"reason": "decline"})
 	if rulesHasEnded(call) || !rulesRinging(t, call) {
@@ -799,13 +817,7 @@ func TestEndedCallAnswers409ToRingAcceptAndReject(t *testing.T) {
 
 func TestCallerLeavingAfterAnAcceptDoesNotStopOthersStillRinging(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	rulesPhone(e, "carol", true)
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-voip", rulesRing)
+	e, _ := rulesGroupRung(t)
 	rulesAct(t, e, "bob", "group", "accept", nil)
 
 	call := rulesAct(t, e, "alice", "group", "leave", nil)
@@ -823,13 +835,7 @@ func TestCallerLeavingAfterAnAcceptDoesNotStopOthersStillRinging(t *testing.T) {
 
 func TestRingAfterTheRingIsOverStartsANewRing(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	rulesPhone(e, "carol", true)
-	first := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-voip", rulesRing)
+	e, first := rulesGroupRung(t)
 	rulesAct(t, e, "bob", "group", "accept", nil)
 	rulesAct(t, e, "carol", "group", "reject", map[string]any{"reason": "decline"})
 	call := rulesGet(t, e, "alice", "group")

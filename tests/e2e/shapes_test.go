@@ -224,14 +224,7 @@ func TestRingToRegularAPNsTokenIsAnAlertOnlyWhenTheUserHasNoVoIPToken(t *testing
 
 func TestStopPushIsSilentDataOnFCMAndBackgroundOnAPNs(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	rulesPhone(e, "bob", true)
-	rulesPhone(e, "carol", false)
-	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "c1", nil, "bob", "carol"))
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesAPNs(t, e, "bob-voip", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-iphone", rulesRing)
+	e, ringID := rulesBobAndCarolRung(t, "c1")
 	rulesAct(t, e, "bob", "c1", "reject", map[string]any{"reason": "decline"})
 	rulesAct(t, e, "carol", "c1", "accept", nil)
 
