@@ -24,6 +24,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // sdkClient is the real Firebase Admin SDK messaging client on a service-account file and an endpoint, with
@@ -52,17 +53,11 @@ func sdkClient(t *testing.T, fake *fakefcm.Server, credentialsFile string) *mess
 	return c
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestRealSDKMessageIsRecordedAsSent(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
 	ttl := 25 * time.Second
-	name, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{
+	name, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{
 		Token:        "device-1",
 		Data:         map[string]string{"type": "call.ring", "call_cid": "default:abc"},
 		Notification: &messaging.Notification{Title: "Alice", Body: "is calling"},
@@ -121,7 +116,7 @@ func TestRealSDKReadsScriptedErrorsAsFCMs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			token := "device-" + strconv.Itoa(i)
 			fake.Script(token, tc.answer)
-			_, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: token, Data: map[string]string{"a": "b"}})
+			_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: token, Data: map[string]string{"a": "b"}})
 			if err == nil || !tc.is(err) {
 				t.Fatalf("Send error = %v, not recognised by the SDK as %s", err, tc.name)
 			}
@@ -142,7 +137,7 @@ func TestRealSDKReadsScriptedErrorsAsFCMs(t *testing.T) {
 				t.Errorf("attempts = %d, want 1", n)
 			}
 			// The script is used up: the next send is delivered.
-			if _, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: token}); err != nil {
+			if _, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: token}); err != nil {
 				t.Fatalf("send after the script: %v", err)
 			}
 			if n := len(fake.MessagesTo(token)); n != 1 {
@@ -158,7 +153,7 @@ func TestScriptedAnswersAreConsumedInOrder(t *testing.T) {
 	fake.Script("d", fakefcm.Internal())
 	fake.Script("d", fakefcm.Unregistered())
 	send := func() error {
-		_, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: "d"})
+		_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: "d"})
 		return err
 	}
 	if err := send(); !messaging.IsInternal(err) {
@@ -179,7 +174,7 @@ func TestHangWaitsForTheClientToGiveUp(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
 	fake.Script("h", fakefcm.Hang())
-	_, err := c.Send(ctxTimeout(t, 200*time.Millisecond), &messaging.Message{Token: "h"})
+	_, err := c.Send(fakepush.Context(t, 200*time.Millisecond), &messaging.Message{Token: "h"})
 	if err == nil {
 		t.Fatalf("a hung send succeeded")
 	}
@@ -191,13 +186,13 @@ func TestHangWaitsForTheClientToGiveUp(t *testing.T) {
 func TestLatencyAndDelayHoldTheAnswer(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
-	if _, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: "warm"}); err != nil {
+	if _, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: "warm"}); err != nil {
 		t.Fatal(err) // fetch the OAuth token before timing
 	}
 	fake.SetLatency(50 * time.Millisecond)
 	fake.Script("x", fakefcm.Delay(50*time.Millisecond))
 	start := time.Now()
-	if _, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: "x"}); err != nil {
+	if _, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
@@ -230,11 +225,11 @@ func TestTokenEndpointRefusesAnAssertionSignedByAnotherKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := creds.Token(ctxTimeout(t, 10*time.Second)); err == nil {
+	if _, err := creds.Token(fakepush.Context(t, 10*time.Second)); err == nil {
 		t.Fatalf("token endpoint issued a token for a forged assertion")
 	}
 	c := sdkClient(t, fake, path)
-	if _, err := c.Send(ctxTimeout(t, 500*time.Millisecond), &messaging.Message{Token: "d"}); err == nil {
+	if _, err := c.Send(fakepush.Context(t, 500*time.Millisecond), &messaging.Message{Token: "d"}); err == nil {
 		t.Fatalf("send with forged credentials succeeded")
 	}
 	if fake.Attempts("d") != 0 {
@@ -251,7 +246,7 @@ func TestFailTokenEndpointAndRevokeAccessTokens(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		tok, err := creds.Token(ctxTimeout(t, 10*time.Second))
+		tok, err := creds.Token(fakepush.Context(t, 10*time.Second))
 		if err != nil {
 			return "", err
 		}
@@ -303,7 +298,7 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := creds.Token(ctxTimeout(t, 10*time.Second))
+	tok, err := creds.Token(fakepush.Context(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +352,7 @@ func TestConcurrentSendsAreAllRecordedInOrderPerToken(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				_, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{
+				_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{
 					Token: fmt.Sprintf("device-%d", w), Data: map[string]string{"i": strconv.Itoa(i)}})
 				if err != nil {
 					t.Errorf("send: %v", err)
@@ -391,11 +386,11 @@ func TestWaitForReturnsOnceMessagesArrive(t *testing.T) {
 			_, _ = c.Send(context.Background(), &messaging.Message{Token: "w"})
 		}
 	}()
-	got, err := fake.WaitFor(ctxTimeout(t, 10*time.Second), "w", 3)
+	got, err := fake.WaitFor(fakepush.Context(t, 10*time.Second), "w", 3)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("WaitFor = %d messages, %v", len(got), err)
 	}
-	if _, err := fake.WaitFor(ctxTimeout(t, 50*time.Millisecond), "never", 1); err == nil {
+	if _, err := fake.WaitFor(fakepush.Context(t, 50*time.Millisecond), "never", 1); err == nil {
 		t.Fatalf("WaitFor for a token that gets nothing returned no error")
 	}
 }
