@@ -78,11 +78,7 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 			if res.Verdict != providers.Sent || res.Err != nil {
 				t.Fatalf("Send = %+v, want sent", res)
 			}
-			got := fake.NotificationsTo(c.push.Token)
-			if len(got) != 1 {
-				t.Fatalf("fake got %d pushes, want 1", len(got))
-			}
-			n := got[0]
+			n := fake.Only(t, c.push.Token)
 			if res.ID == "" || res.ID != n.ID {
 				t.Errorf("Result.ID = %q, want the apns-id %q", res.ID, n.ID)
 			}

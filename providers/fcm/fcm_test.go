@@ -69,11 +69,7 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 			if res.Verdict != providers.Sent || res.Err != nil {
 				t.Fatalf("Send = %+v, want sent", res)
 			}
-			got := fake.MessagesTo(c.push.Token)
-			if len(got) != 1 {
-				t.Fatalf("fake got %d messages, want 1", len(got))
-			}
-			m := got[0]
+			m := fake.Only(t, c.push.Token)
 			if res.ID != m.Name {
 				t.Errorf("Result.ID = %q, want the message name %q", res.ID, m.Name)
 			}

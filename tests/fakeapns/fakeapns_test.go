@@ -56,11 +56,7 @@ func TestRealClientPushIsRecordedWithItsHeaders(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("push = %+v, %v", res, err)
 	}
-	got := fake.NotificationsTo(tokenN(1))
-	if len(got) != 1 {
-		t.Fatalf("recorded %d, want 1", len(got))
-	}
-	n := got[0]
+	n := fake.Only(t, tokenN(1))
 	if n.PushType != "voip" || n.Topic != topic+".voip" || n.Priority != 10 || !n.Expiration.Equal(exp) ||
 		n.CollapseID != "ring-1" || n.APNsID != "123e4567-e89b-12d3-a456-426614174000" {
 		t.Errorf("headers recorded as %+v", n)

@@ -66,11 +66,7 @@ func TestRealSDKMessageIsRecordedAsSent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := fake.MessagesTo("device-1")
-	if len(got) != 1 {
-		t.Fatalf("recorded %d messages, want 1", len(got))
-	}
-	m := got[0]
+	m := fake.Only(t, "device-1")
 	if m.Name != name || name != "projects/"+fake.ProjectID+"/messages/1" {
 		t.Errorf("name = %q, recorded %q", name, m.Name)
 	}

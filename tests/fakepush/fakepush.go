@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -237,4 +238,14 @@ func Types[P Typed](pushes []P) []string {
 		out = append(out, p.Type())
 	}
 	return out
+}
+
+// Only fails t unless exactly one push was delivered to token, and returns it.
+func (r *Recorder[P, A]) Only(t testing.TB, token string) P {
+	t.Helper()
+	got := r.To(token)
+	if len(got) != 1 {
+		t.Fatalf("%s got %d %s to %q, want 1", r.name, len(got), r.noun, token)
+	}
+	return got[0]
 }
