@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,22 +67,14 @@ func openStream(t *testing.T, e *harness.Env, token, lastID string) (int, <-chan
 // until reads events up to and including the first named want.
 func until(t *testing.T, ch <-chan sseEvent, want string) []sseEvent {
 	t.Helper()
-	var seen []sseEvent
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatalf("stream ended before %s; saw %v", want, seen)
-			}
-			seen = append(seen, ev)
-			if ev.Name == want {
-				return seen
-			}
-		case <-deadline:
-			t.Fatalf("no %s within 10s; saw %v", want, seen)
-		}
+	seen, err := harness.Await(ch, 10*time.Second, func(ev sseEvent) bool { return ev.Name == want })
+	switch {
+	case errors.Is(err, harness.ErrClosed):
+		t.Fatalf("stream ended before %s; saw %v", want, seen)
+	case err != nil:
+		t.Fatalf("no %s within 10s; saw %v", want, seen)
 	}
+	return seen
 }
 
 func TestAStreamReconnectingWithLastEventIDGetsTheEventsItMissedOnceThenLiveOnes(t *testing.T) {

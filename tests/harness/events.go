@@ -69,16 +69,6 @@ func (e *Env) Events(token, query string) *Events {
 	return s
 }
 
-// Next returns the next event, or false after d.
-func (s *Events) Next(d time.Duration) (Event, bool) {
-	select {
-	case ev, ok := <-s.ch:
-		return ev, ok
-	case <-time.After(d):
-		return Event{}, false
-	}
-}
-
 // Until returns the events up to and including the first named want, or false after d.
 func (s *Events) Until(want string, d time.Duration) ([]Event, bool) {
 	return s.Await(d, func(ev Event) bool { return ev.Name == want })
@@ -87,18 +77,8 @@ func (s *Events) Until(want string, d time.Duration) ([]Event, bool) {
 // Await reads events until one satisfies stop and returns those read, that one last, or false when d passes
 // (or the stream ends) first.
 func (s *Events) Await(d time.Duration, stop func(Event) bool) ([]Event, bool) {
-	deadline := time.Now().Add(d)
-	var seen []Event
-	for {
-		ev, ok := s.Next(time.Until(deadline))
-		if !ok {
-			return seen, false
-		}
-		seen = append(seen, ev)
-		if stop(ev) {
-			return seen, true
-		}
-	}
+	seen, err := Await(s.ch, d, stop)
+	return seen, err == nil
 }
 
 // Close ends the stream.

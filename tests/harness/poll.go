@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -27,5 +29,30 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	if !Poll(d, 5*time.Millisecond, cond) {
 		t.Fatalf("timed out after %s waiting for %s", d, what)
+	}
+}
+
+// ErrClosed is Await's answer when the channel closed before a value it waited for.
+var ErrClosed = errors.New("closed")
+
+// Await reads ch until stop holds for a value, and returns the values read, that one last. It returns an error
+// when ch closes (ErrClosed) or d passes first, with what it read by then.
+func Await[T any](ch <-chan T, d time.Duration, stop func(T) bool) ([]T, error) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	var seen []T
+	for {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return seen, ErrClosed
+			}
+			seen = append(seen, v)
+			if stop(v) {
+				return seen, nil
+			}
+		case <-deadline.C:
+			return seen, fmt.Errorf("timed out after %s", d)
+		}
 	}
 }
