@@ -216,6 +216,14 @@ func rulesPhone(e *harness.Env, user string, voip bool) {
 	e.Device(user, harness.APNsToken(user+"-iphone"), "apn", false)
 }
 
+// rulesPhoneGotNothing checks that none of the devices of rulesPhone(e, user, true) got a push.
+func rulesPhoneGotNothing(t *testing.T, e *harness.Env, user string) {
+	t.Helper()
+	rulesFCM(t, e, user+"-android")
+	rulesAPNs(t, e, user+"-voip")
+	rulesAPNs(t, e, user+"-iphone")
+}
+
 // rulesFields fails unless a push's string fields hold every field of API.md and the values want names.
 func rulesFields(t *testing.T, what string, got, want map[string]string) {
 	t.Helper()
@@ -262,9 +270,7 @@ func TestRingAddsTheCreatorAsMemberAndRingsEveryOtherMember(t *testing.T) {
 		m := rulesFCM(t, e, u+"-android", rulesRing)[0]
 		rulesFields(t, u+" ring", m.Data, map[string]string{"ring_id": ringID, "receiver_id": u, "created_by_id": "alice"})
 	}
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }
 
 func TestAcceptStopsOtherDevicesOfTheSameMember(t *testing.T) {
@@ -500,9 +506,7 @@ func rulesCancelScenario(t *testing.T, cancel func(e *harness.Env) map[string]an
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 	shapesAPNsAlert(t, "carol-iphone missed", rulesAPNs(t, e, "carol-iphone", rulesRing, rulesMissed)[1])
 	// The caller hears nothing by push.
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 	// The call is over: nobody can pick up any more.
 	e.MustCall(409, "POST", rulesPath("c1", "accept"), e.Token("bob"), nil)
 }
@@ -922,9 +926,7 @@ func TestGetOrCreateWithRingOnAnExistingCallRingsNobody(t *testing.T) {
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 	rulesAPNs(t, e, "bob-iphone")
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }
 
 // rulesList is GET /v1/calls as user (query like "?calling_state=ringing"): each call's cid, calling_state

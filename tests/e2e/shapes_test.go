@@ -202,8 +202,7 @@ func TestRingToVoIPTokenIsAVoIPPushExpiringAtTheRingEnd(t *testing.T) {
 func TestRingPushLivesOnlyAsLongAsTheMembersIncomingTimeout(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", harness.APNsToken("bob-voip"), "apn", true)
+	e.AndroidAndVoIP("bob", "bob")
 	ringEnd, ringFor := shapesCreateRingFor(t, e, "c1", 60000, 10000)
 	shapesCheckTTL(t, "FCM ring", rulesFCM(t, e, "bob-android", rulesRing)[0], ringEnd, ringFor)
 	shapesCheckExpiration(t, "VoIP ring", rulesAPNs(t, e, "bob-voip", rulesRing)[0], ringEnd)
@@ -269,7 +268,5 @@ func TestCallerOwnDevicesGetNoPushAboutItsOwnCall(t *testing.T) {
 		t.Errorf("bob's last pushes: %v, want call.notification, call.accepted", e.FCMTypes("bob-android"))
 	}
 
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }

@@ -37,9 +37,7 @@ func ringBob(t *testing.T, e *harness.Env, id string, timeoutMs int) (createdAt 
 func TestRingPushHeldByAKilledWorkerIsSentAgainOnceWhileTheRingLasts(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
-	voip := harness.APNsToken("bob-voip")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", voip, "apn", true)
+	voip := e.AndroidAndVoIP("bob", "bob")
 	e.FCM.Script("bob-android", fakefcm.Hang())
 	doomed := e.StartProcess("worker")
 

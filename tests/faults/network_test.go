@@ -343,9 +343,7 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 func TestAPNsTLSFailureIsRetriedAndNamedInTheLog(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api", FCM: fakefcm.Options{Plain: true}})
-	voip := harness.APNsToken("tls-voip")
-	e.Device("bob", "tls-android", "firebase", false)
-	e.Device("bob", voip, "apn", true)
+	voip := e.AndroidAndVoIP("bob", "tls")
 	bad := e.StartProcess("worker", "SSL_CERT_FILE=/dev/null", "SSL_CERT_DIR=/nonexistent")
 	badBase := "http://" + bad.Addr
 	e.MustCall(201, "POST", "/v1/call/default/tls", e.Token("alice"), ringBody(60_000, "bob"))

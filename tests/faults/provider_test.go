@@ -329,9 +329,7 @@ func TestRingWhoseRetriesOutlastTheRingIsDroppedNotDeliveredLate(t *testing.T) {
 func TestBadProviderCredentialsRetryJobsAndSayWhichProvider(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
-	voip := harness.APNsToken("cred-voip")
-	e.Device("bob", "cred-android", "firebase", false)
-	e.Device("bob", voip, "apn", true)
+	voip := e.AndroidAndVoIP("bob", "cred")
 	e.FCM.FailTokenEndpoint(401)
 	unknownKey := writeUnknownAPNsKey(t)
 	w := e.StartProcess("worker", "APNS_KEY_FILE="+unknownKey, "APNS_KEY_ID=UNKNOWN123") // no OAuth token cached yet

@@ -390,6 +390,16 @@ func (e *Env) Device(user, token, provider string, voip bool) {
 	}
 }
 
+// AndroidAndVoIP registers for user an Android phone (FCM token "<name>-android") and a VoIP token
+// (APNsToken("<name>-voip")), and returns the VoIP token: the two devices a ring push goes to.
+func (e *Env) AndroidAndVoIP(user, name string) (voip string) {
+	e.t.Helper()
+	voip = APNsToken(name + "-voip")
+	e.Device(user, name+"-android", "firebase", false)
+	e.Device(user, voip, "apn", true)
+	return voip
+}
+
 // Quiet waits until no ring, stop or notification task is pending, running or waiting for a retry: every
 // push the API's answers caused has been attempted. Scheduled ring timeouts do not count. It fails the test,
 // naming what is left, after 30 s.

@@ -167,8 +167,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	}
 
 	// Ring, then accept: the callee's other devices stop, the caller joins. Events cross the cluster.
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", harness.APNsToken("bob-voip"), "apn", true)
+	e.AndroidAndVoIP("bob", "bob")
 	e.Device("bob", harness.APNsToken("bob-iphone"), "apn", false)
 	events := e.Events(e.Token("bob"), "")
 	ring("cl-accept", 0, "bob")

@@ -60,9 +60,7 @@ func ringBody(callees []string, autoMs int) map[string]any {
 func TestARingMovesTheRightCounters(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	bobVoIP := harness.APNsToken("bob-voip")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
+	bobVoIP := e.AndroidAndVoIP("bob", "bob")
 	alice := e.Token("alice")
 
 	before := harness.Scrape(t, e.URL)
