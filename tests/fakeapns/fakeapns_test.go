@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -318,34 +317,14 @@ func TestConcurrentPushesAreAllRecordedInOrderPerToken(t *testing.T) {
 	fake := fakeapns.Start(t)
 	c := client(t, fake, fake.CertPool())
 	const workers, each = 50, 40
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{
-					DeviceToken: tokenN(w), Topic: topic, Payload: fmt.Sprintf(`{"aps":{},"i":"%d"}`, i)})
-				if err != nil || res.StatusCode != 200 {
-					t.Errorf("push = %+v, %v", res, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if got := fake.Count(); got != workers*each {
-		t.Fatalf("Count = %d, want %d", got, workers*each)
-	}
-	for w := range workers {
-		got := fake.NotificationsTo(tokenN(w))
-		if len(got) != each {
-			t.Fatalf("token %d got %d, want %d", w, len(got), each)
+	fakepush.PushConcurrently(t, fake.Recorder, workers, each, tokenN, func(token string, i int) error {
+		res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{
+			DeviceToken: token, Topic: topic, Payload: fmt.Sprintf(`{"aps":{},"i":"%d"}`, i)})
+		if err == nil && res.StatusCode != 200 {
+			err = fmt.Errorf("answered %+v", res)
 		}
-		for i, n := range got {
-			if n.Data()["i"] != fmt.Sprint(i) {
-				t.Fatalf("token %d push %d has i=%s: out of order", w, i, n.Data()["i"])
-			}
-		}
-	}
+		return err
+	}, func(n fakeapns.Notification) string { return n.Data()["i"] })
 	if fake.Connections() != 1 {
 		t.Errorf("%d connections for one apns2 client, want 1", fake.Connections())
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -343,35 +342,11 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 func TestConcurrentSendsAreAllRecordedInOrderPerToken(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
-	const workers, each = 32, 40
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{
-					Token: fmt.Sprintf("device-%d", w), Data: map[string]string{"i": strconv.Itoa(i)}})
-				if err != nil {
-					t.Errorf("send: %v", err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if got := fake.Count(); got != workers*each {
-		t.Fatalf("Count = %d, want %d", got, workers*each)
-	}
-	for w := range workers {
-		got := fake.MessagesTo(fmt.Sprintf("device-%d", w))
-		if len(got) != each {
-			t.Fatalf("device-%d got %d messages, want %d", w, len(got), each)
-		}
-		for i, m := range got {
-			if m.Data["i"] != strconv.Itoa(i) {
-				t.Fatalf("device-%d message %d has i=%s: out of order", w, i, m.Data["i"])
-			}
-		}
-	}
+	device := func(w int) string { return fmt.Sprintf("device-%d", w) }
+	fakepush.PushConcurrently(t, fake.Recorder, 32, 40, device, func(token string, i int) error {
+		_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: token, Data: map[string]string{"i": strconv.Itoa(i)}})
+		return err
+	}, func(m fakefcm.Message) string { return m.Data["i"] })
 }
 
 func TestWaitForReturnsOnceMessagesArrive(t *testing.T) {

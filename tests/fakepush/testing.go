@@ -3,6 +3,7 @@ package fakepush
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -23,5 +24,39 @@ func CallData(typ string, video bool) map[string]string {
 		"sender": "ringer", "type": typ, "call_cid": "default:abc", "call_type": "default", "call_id": "abc",
 		"call_display_name": "Standup", "created_by_id": "alice", "created_by_display_name": "Alice",
 		"receiver_id": "bob", "ring_id": "r1", "video": strconv.FormatBool(video),
+	}
+}
+
+// PushConcurrently sends each pushes to each of workers tokens, one goroutine a token, all at once, and fails
+// t unless r recorded every one, each token's in the order sent. send sends push i to a token; index reads i
+// back from a recorded push.
+func PushConcurrently[P, A any](t *testing.T, r *Recorder[P, A], workers, each int, token func(w int) string,
+	send func(token string, i int) error, index func(P) string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if err := send(token(w), i); err != nil {
+					t.Errorf("push %d to %s: %v", i, token(w), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := r.Count(); got != workers*each {
+		t.Fatalf("Count = %d, want %d", got, workers*each)
+	}
+	for w := range workers {
+		got := r.To(token(w))
+		if len(got) != each {
+			t.Fatalf("%s got %d, want %d", token(w), len(got), each)
+		}
+		for i, p := range got {
+			if index(p) != strconv.Itoa(i) {
+				t.Fatalf("%s push %d has i=%s: out of order", token(w), i, index(p))
+			}
+		}
 	}
 }
