@@ -10,9 +10,7 @@ import (
 func TestARingAndItsStopShareOneCollapseIDOnTheWire(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
-	e.Device("bob", bobIPhone, "apn", false)
+	rulesPhone(e, "bob", true)
 
 	ringID := ringBob(t, e, "c1", 30000)
 	want := "ring-" + ringID

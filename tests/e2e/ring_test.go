@@ -14,9 +14,7 @@ var (
 func TestRingReachesEveryDeviceOnceAndAcceptStopsThem(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
-	e.Device("bob", bobIPhone, "apn", false)
+	rulesPhone(e, "bob", true)
 	e.Device("alice", "alice-android", "firebase", false)
 
 	r := e.MustCall(201, "POST", "/v1/call/default/c1", e.Token("alice"), map[string]any{

@@ -331,11 +331,28 @@ type Resp struct {
 	Status int
 	Body   map[string]any
 	Raw    []byte
+	Header http.Header
 }
 
 // Call sends a request; body is JSON-encoded unless it is a string or []byte, sent as is.
 func (e *Env) Call(method, path, token string, body any) Resp {
 	e.t.Helper()
+	return Do(e.t, e.http, method, e.URL+path, Bearer(token), body)
+}
+
+// Bearer is the Authorization header that carries token; none for no token.
+func Bearer(token string) string {
+	if token == "" {
+		return ""
+	}
+	return "Bearer " + token
+}
+
+// Do sends a request through client with exactly the given Authorization header (none when empty), failing
+// t if it cannot. body is JSON-encoded unless it is a string, []byte or io.Reader, sent as is; a reader whose
+// length is unknown (not a *bytes.Reader or *strings.Reader) goes chunked.
+func Do(t testing.TB, client *http.Client, method, url, authorization string, body any) Resp {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -343,30 +360,32 @@ func (e *Env) Call(method, path, token string, body any) Resp {
 		rd = strings.NewReader(b)
 	case []byte:
 		rd = bytes.NewReader(b)
+	case io.Reader:
+		rd = b
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
-	res, err := e.http.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	r := Resp{Status: res.StatusCode, Raw: raw}
+	r := Resp{Status: res.StatusCode, Raw: raw, Header: res.Header}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r
 }
