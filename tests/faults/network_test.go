@@ -132,20 +132,21 @@ func (p *faultProxy) Refuse() {
 }
 
 // Reset listens again if needed and resets every connection, open or new, after its first bytes.
-func (p *faultProxy) Reset() {
-	p.listen()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.reset = true
-	p.cut()
-}
+func (p *faultProxy) Reset() { p.serveAs(true) }
 
 // Pass listens again if needed and forwards every new connection to the target.
-func (p *faultProxy) Pass() {
+func (p *faultProxy) Pass() { p.serveAs(false) }
+
+// serveAs listens again if needed and sets what new connections meet: a reset after their first bytes, or
+// the target. Setting resets cuts the open connections too.
+func (p *faultProxy) serveAs(reset bool) {
 	p.listen()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.reset = false
+	p.reset = reset
+	if reset {
+		p.cut()
+	}
 }
 
 func (p *faultProxy) listen() {
