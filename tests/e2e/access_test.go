@@ -18,16 +18,7 @@ import (
 func accessList(t *testing.T, e *harness.Env, token, query string) map[string]map[string]any {
 	t.Helper()
 	r := e.MustCall(200, "GET", "/v1/calls"+query, token, nil)
-	items, ok := r.Body["calls"].([]any)
-	if !ok {
-		t.Fatalf("GET /v1/calls%s: no calls list: %s", query, r.Raw)
-	}
-	out := map[string]map[string]any{}
-	for _, it := range items {
-		m := it.(map[string]any)
-		out[m["call"].(map[string]any)["cid"].(string)] = m
-	}
-	return out
+	return r.Items(t, "calls", func(m map[string]any) string { return m["call"].(map[string]any)["cid"].(string) })
 }
 
 // accessMemberIDs is the user ids of a members list as answered.

@@ -390,6 +390,22 @@ func Do(t testing.TB, client *http.Client, method, url, authorization string, bo
 	return r
 }
 
+// Items is the objects of the answer's list field (calls, devices), by the key id reads from each; it fails
+// t when the answer has no such list.
+func (r Resp) Items(t testing.TB, field string, id func(item map[string]any) string) map[string]map[string]any {
+	t.Helper()
+	items, ok := r.Body[field].([]any)
+	if !ok {
+		t.Fatalf("answer has no %s list: %s", field, r.Raw)
+	}
+	out := map[string]map[string]any{}
+	for _, it := range items {
+		m := it.(map[string]any)
+		out[id(m)] = m
+	}
+	return out
+}
+
 // MustCall is Call that fails the test unless the status is want.
 func (e *Env) MustCall(want int, method, path, token string, body any) Resp {
 	e.t.Helper()
