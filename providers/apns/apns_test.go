@@ -74,10 +74,7 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := s.Send(fakepush.Context(t, 10*time.Second), c.push)
-			if res.Verdict != providers.Sent || res.Err != nil {
-				t.Fatalf("Send = %+v, want sent", res)
-			}
+			res := fakepush.MustSend(t, s, c.push)
 			n := fake.Only(t, c.push.Token)
 			if res.ID == "" || res.ID != n.ID {
 				t.Errorf("Result.ID = %q, want the apns-id %q", res.ID, n.ID)

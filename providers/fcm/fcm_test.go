@@ -65,10 +65,7 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := s.Send(fakepush.Context(t, 10*time.Second), c.push)
-			if res.Verdict != providers.Sent || res.Err != nil {
-				t.Fatalf("Send = %+v, want sent", res)
-			}
+			res := fakepush.MustSend(t, s, c.push)
 			m := fake.Only(t, c.push.Token)
 			if res.ID != m.Name {
 				t.Errorf("Result.ID = %q, want the message name %q", res.ID, m.Name)
@@ -109,11 +106,7 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 
 func TestRingPastItsEndGoesWithZeroTTL(t *testing.T) {
 	s, fake := newSender(t)
-	res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: "late", Kind: providers.KindRing,
-		Data: data("call.ring"), Expires: time.Now().Add(-time.Second)})
-	if res.Verdict != providers.Sent {
-		t.Fatalf("Send = %+v", res)
-	}
+	fakepush.MustSend(t, s, providers.Push{Token: "late", Kind: providers.KindRing, Data: data("call.ring"), Expires: time.Now().Add(-time.Second)})
 	m := fake.MessagesTo("late")[0]
 	if !m.HasTTL || m.TTL != 0 {
 		t.Fatalf("ttl = %v (sent %v), want 0s: a ring that is over must not linger in FCM", m.TTL, m.HasTTL)
@@ -294,17 +287,13 @@ func TestFailingTokenEndpointIsRetryNamingCredentials(t *testing.T) {
 	// Once the endpoint recovers and the hold has passed, sends go through again.
 	fake.FailTokenEndpoint(0)
 	s.sess.Load().tokens.hold = 0
-	if res := s.Send(fakepush.Context(t, 10*time.Second), push); res.Verdict != providers.Sent {
-		t.Fatalf("after recovery Send = %v %q (%v)", res.Verdict, res.Reason, res.Err)
-	}
+	fakepush.MustSend(t, s, push) // after recovery
 }
 
 func TestRevokedAccessTokenIsRetryNamingCredentials(t *testing.T) {
 	s, fake := newSender(t)
 	push := providers.Push{Token: "t1", Kind: providers.KindRing, Data: data("call.ring")}
-	if res := s.Send(fakepush.Context(t, 10*time.Second), push); res.Verdict != providers.Sent {
-		t.Fatalf("first Send = %+v", res)
-	}
+	fakepush.MustSend(t, s, push)
 	fake.RevokeAccessTokens()
 	res := s.Send(fakepush.Context(t, 10*time.Second), push)
 	if res.Verdict != providers.Retry || res.Reason != "credentials: UNAUTHENTICATED" {
@@ -315,9 +304,7 @@ func TestRevokedAccessTokenIsRetryNamingCredentials(t *testing.T) {
 	}
 	// The refused token is dropped: the next push fetches a new one and goes through.
 	asked := fake.TokenRequests()
-	if res := s.Send(fakepush.Context(t, 10*time.Second), push); res.Verdict != providers.Sent {
-		t.Fatalf("Send after the refusal = %v %q (%v), want sent with a new token", res.Verdict, res.Reason, res.Err)
-	}
+	fakepush.MustSend(t, s, push) // with a new token
 	if fake.TokenRequests() != asked+1 {
 		t.Errorf("token endpoint asked %d times after the refusal, want 1", fake.TokenRequests()-asked)
 	}

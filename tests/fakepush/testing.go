@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringer-dev/ringer/providers"
 )
 
 // What tests of a push client (providers/apns, providers/fcm) and of the fakes themselves share.
@@ -59,4 +61,14 @@ func PushConcurrently[P, A any](t *testing.T, r *Recorder[P, A], workers, each i
 			}
 		}
 	}
+}
+
+// MustSend sends p through s within 10 s and fails t unless it was sent.
+func MustSend(t testing.TB, s providers.Sender, p providers.Push) providers.Result {
+	t.Helper()
+	res := s.Send(Context(t, 10*time.Second), p)
+	if res.Verdict != providers.Sent || res.Err != nil {
+		t.Fatalf("Send to %s = %v %q (%v), want sent", p.Token, res.Verdict, res.Reason, res.Err)
+	}
+	return res
 }
