@@ -414,14 +414,5 @@ func BenchmarkSend(b *testing.B) {
 		b.Fatal(err)
 	}
 	push := providers.Push{Token: tokenN(1), VoIP: true, Kind: providers.KindRing, Data: data("call.ring"), Expires: time.Now().Add(time.Hour)}
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if res := s.Send(context.Background(), push); res.Verdict != providers.Sent {
-				b.Errorf("Send = %+v", res)
-				return
-			}
-		}
-	})
+	fakepush.BenchSend(b, s, push)
 }

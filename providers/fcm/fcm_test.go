@@ -411,14 +411,5 @@ func TestMessageJSONMatchesTheHTTPv1Shape(t *testing.T) {
 func BenchmarkSend(b *testing.B) {
 	s := senderFor(b, fakefcm.Start(b))
 	push := providers.Push{Token: "bench", Kind: providers.KindRing, Data: data("call.ring"), Expires: time.Now().Add(time.Hour)}
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if res := s.Send(context.Background(), push); res.Verdict != providers.Sent {
-				b.Errorf("Send = %+v", res)
-				return
-			}
-		}
-	})
+	fakepush.BenchSend(b, s, push)
 }

@@ -72,3 +72,17 @@ func MustSend(t testing.TB, s providers.Sender, p providers.Push) providers.Resu
 	}
 	return res
 }
+
+// BenchSend sends push through s b.N times from many goroutines at once, as the worker calls a push client.
+func BenchSend(b *testing.B, s providers.Sender, push providers.Push) {
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if res := s.Send(context.Background(), push); res.Verdict != providers.Sent {
+				b.Errorf("Send = %+v", res)
+				return
+			}
+		}
+	})
+}
