@@ -56,8 +56,7 @@ func accessFirstEventAbout(t *testing.T, s *harness.Events, cids ...string) harn
 func TestANonMemberCannotReadRingOrNotifyACall(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("bob", "alice")
 	bobEvents := e.Events(e.Token("bob"), "")
 	e.MustCall(201, "POST", rulesPath("private"), e.Token("alice"), map[string]any{"data": map[string]any{
 		"members": rulesMembers("bob"), "custom": map[string]any{"display_name": "Standup"},
@@ -129,8 +128,7 @@ func TestATeamCallIsHeardOnlyWithATokenOfItsTeam(t *testing.T) {
 	aliceBlue := e.TokenWith(api.TokenClaims{UserID: "alice", Name: "Alice", Teams: []string{"blue"}})
 	bobBlue := e.TokenWith(api.TokenClaims{UserID: "bob", Teams: []string{"blue"}})
 	bobNone := e.Token("bob")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 
 	// Refused at the source: ringer knows a user's teams only from that user's own token, so a user token
 	// adds nobody but itself to a team call, at create or later.

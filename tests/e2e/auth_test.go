@@ -122,7 +122,7 @@ func authRefused(t *testing.T, e *harness.Env, token string, status int, code st
 func TestAuthUserTokenActingForAnotherUserIs403(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.MustCall(201, "POST", "/v1/call/default/a1", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": contractMembers("alice", "bob", "mallory")},
 	})
@@ -171,8 +171,7 @@ func TestAuthServerTokenActsForTheUserItNames(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	srv := e.ServerToken()
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("bob", "alice")
 
 	r := e.MustCall(201, "POST", "/v1/call/default/s1", srv, map[string]any{
 		"ring": true, "data": map[string]any{"created_by_id": "alice", "members": contractMembers("alice", "bob")},

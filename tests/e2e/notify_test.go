@@ -32,7 +32,7 @@ func TestNotifyOnCreateSendsOneNotificationToEveryOtherMembersAlertDevices(t *te
 	e := harness.Start(t)
 	rulesPhone(e, "alice", true)
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 
 	call := notifyCreate(t, e, "huddle", true)
 	if rulesRinging(t, call) {
@@ -53,9 +53,9 @@ func TestNotifyOnCreateSendsOneNotificationToEveryOtherMembersAlertDevices(t *te
 func TestNotifyOnAnExistingCallNotifiesAgain(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("alice")
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 	notifyCreate(t, e, "huddle", true)
 	rulesFCM(t, e, "bob-android", rulesNotif)
 	rulesFCM(t, e, "carol-android", rulesNotif)
@@ -76,7 +76,7 @@ func TestGetWithNotifyNotifiesEveryOtherMember(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	e.Device("alice", harness.APNsToken("alice-iphone"), "apn", false)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesPhone(e, "carol", true)
 	notifyCreate(t, e, "huddle", false)
 

@@ -40,7 +40,7 @@ func TestARingAndItsStopShareOneCollapseIDOnTheWire(t *testing.T) {
 func TestNotificationsAndMissedCallsCarryTheConfiguredLifetimeAndRingsTheirRingsEnd(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Env: []string{"RINGER_NOTIFY_TTL=10m"}})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.Device("bob", bobIPhone, "apn", false)
 	near := func(what string, got, want time.Time) {
 		t.Helper()

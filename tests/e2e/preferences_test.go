@@ -96,7 +96,7 @@ func TestAUserWithPushesOffIsRungInTheAPIWithNoPushAndGetsTheRingAgainOnceBackOn
 func TestASnoozedUserGetsNoPushUntilTheSnoozeEnds(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 
 	until := time.Now().Add(4 * time.Second).UTC().Truncate(time.Millisecond)
 	set := e.MustCall(200, "POST", "/v1/push_preferences", e.Token("bob"), map[string]any{"disabled_until": until.Format(time.RFC3339Nano)})

@@ -119,8 +119,7 @@ func TestQueueClientStopRingingWithAcceptedSendsTheStop(t *testing.T) {
 func TestQueueClientRefusesASecondRingWhileOneIsLive(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	c, _ := qcRing(t, e, "m1", "ext-ring-1")
 	rulesFCM(t, e, "bob-android", rulesRing)
 
@@ -136,7 +135,7 @@ func TestQueueClientNotifySendsOneNotificationPerAlertDevice(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 	c := queue.NewClient(e.RDB)
 	t.Cleanup(func() { c.Close() })
 	for range 2 { // the same notify_id twice notifies once

@@ -15,7 +15,7 @@ func TestRingReachesEveryDeviceOnceAndAcceptStopsThem(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("alice")
 
 	r := e.MustCall(201, "POST", "/v1/call/default/c1", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": []map[string]any{{"user_id": "alice"}, {"user_id": "bob"}}},

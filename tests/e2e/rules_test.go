@@ -243,8 +243,7 @@ func TestRingAddsTheCreatorAsMemberAndRingsEveryOtherMember(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "alice", true)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 
 	r := e.MustCall(201, "POST", rulesPath("team"), e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": rulesMembers("bob", "carol")},
@@ -301,7 +300,7 @@ func TestAcceptStopsOtherDevicesOfTheSameMember(t *testing.T) {
 func TestStopGoesOnlyToDevicesThatGotTheRing(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesCreateRing(t, e, "alice", "c1", nil, "bob")
 	rulesFCM(t, e, "bob-android", rulesRing)
 
@@ -380,7 +379,7 @@ func rulesBobAndCarolRung(t *testing.T, cid string) (*harness.Env, string) {
 func rulesGroupRung(t *testing.T) (*harness.Env, string) {
 	t.Helper()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesPhone(e, "carol", true)
 	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
 	rulesFCM(t, e, "bob-android", rulesRing)
@@ -411,8 +410,7 @@ func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
 func TestEveryCalleeRejectingEndsTheCall(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesFCM(t, e, "carol-android", rulesRing)
@@ -528,8 +526,7 @@ func TestCallerLeavingBeforeAnyAcceptCancelsTheRing(t *testing.T) {
 func TestCancelSendsNoMissedPushToACalleeWhoAlreadyRejected(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesFCM(t, e, "carol-android", rulesRing)
@@ -676,8 +673,7 @@ func TestTimeoutMissesOnlyCalleesWhoDidNotAnswerAndKeepsAnAcceptedCall(t *testin
 func TestCalleeNotAnsweringWithinIncomingTimeoutIsMissedAloneWhileOthersRingOn(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	const incoming = 4 * time.Second
 	e.MustCall(201, "POST", rulesPath("group"), e.Token("alice"), map[string]any{"data": map[string]any{
 		"members": rulesMembers("bob", "carol"), "settings_override": rulesTimeouts(60000, int(incoming.Milliseconds())),
@@ -754,7 +750,7 @@ func TestMarkEndedStopsEveryMemberStillRingingAndEndsTheCall(t *testing.T) {
 func TestMarkEndedIsAllowedToCreatorAdminMemberAdminUserAndServer(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	for i, tc := range []struct {
 		id, who, token string
 	}{
@@ -790,7 +786,7 @@ func TestMarkEndedIsAllowedToCreatorAdminMemberAdminUserAndServer(t *testing.T) 
 func TestEndedCallAnswers409ToRingAcceptAndReject(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesCreateRing(t, e, "alice", "c1", nil, "bob", "carol")
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAct(t, e, "alice", "c1", "mark_ended", nil)
@@ -876,7 +872,7 @@ func TestRingingAMemberStillRungInTheLiveRingChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "c1", nil, "bob"))
 	rulesFCM(t, e, "bob-android", rulesRing)
 

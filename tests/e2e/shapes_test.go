@@ -75,7 +75,7 @@ func shapesAPNsStop(t *testing.T, what string, n fakeapns.Notification) {
 func TestRingPushCarriesEveryContractFieldForEachReceiver(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.Device("carol", harness.APNsToken("carol-voip"), "apn", true)
 	e.Device("dave", harness.APNsToken("dave-iphone"), "apn", false)
 
@@ -102,7 +102,7 @@ func TestRingPushCarriesEveryContractFieldForEachReceiver(t *testing.T) {
 func TestCallDisplayNameIsTheFirstStringOfDisplayNameNameTitle(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	cases := []struct {
 		id          string
 		custom      map[string]any
@@ -142,7 +142,7 @@ func TestCallDisplayNameIsTheFirstStringOfDisplayNameNameTitle(t *testing.T) {
 func TestCreatedByDisplayNameFallsBackToTheCallerID(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	nameless := e.TokenWith(api.TokenClaims{UserID: "carol"})
 	e.MustCall(201, "POST", rulesPath("c1"), nameless, map[string]any{"ring": true, "data": map[string]any{"members": rulesMembers("bob")}})
 	m := rulesFCM(t, e, "bob-android", rulesRing)[0]
@@ -182,7 +182,7 @@ func shapesCheckExpiration(t *testing.T, what string, n fakeapns.Notification, r
 func TestRingToFCMIsDataOnlyHighPriorityWithTTLOfTheRingLeft(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	ringEnd, ringFor := shapesCreateRingFor(t, e, "c1", 20000, 0)
 	m := rulesFCM(t, e, "bob-android", rulesRing)[0]
 	shapesFCMData(t, "FCM ring", m)
@@ -249,7 +249,7 @@ func TestCallerOwnDevicesGetNoPushAboutItsOwnCall(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "alice", true)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	// alice names herself among the members, rings, notifies, rings again, and ends the call.
 	e.MustCall(201, "POST", rulesPath("c1"), e.Token("alice"), map[string]any{
 		"ring": true, "notify": true, "data": map[string]any{"members": rulesMembers("alice", "bob")},

@@ -88,7 +88,7 @@ func TestRingPushHeldByAKilledWorkerIsSentAgainOnceWhileTheRingLasts(t *testing.
 func TestRingTimesOutOnTimeWithMissedPushesOnceAcrossARedisRestart(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{RedisArgs: []string{"--appendonly", "yes", "--appendfsync", "always"}})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	createdAt, _ := ringBob(t, e, "failover", 3000)
 	e.Eventually(10*time.Second, "the ring push", func() bool { return len(e.FCM.MessagesTo("bob-android")) == 1 })
 

@@ -148,8 +148,7 @@ func TestRetryAfterHoldsBackTheWholeProviderNotJustTheJob(t *testing.T) {
 	const retryAfter = 4 * time.Second
 	e := harness.Start(t)
 	carolVoIP := harness.APNsToken("carol-voip")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	e.Device("carol", carolVoIP, "apn", true)
 	quota := fakefcm.QuotaExceeded(fmt.Sprint(int(retryAfter.Seconds())))
 	// Answered 300 ms after it arrives, so the watcher surely sees the try before ringer sees the 429.

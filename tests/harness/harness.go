@@ -425,6 +425,14 @@ func (e *Env) Device(user, token, provider string, voip bool) {
 	}
 }
 
+// Android registers for each user an Android phone: FCM token "<user>-android".
+func (e *Env) Android(users ...string) {
+	e.t.Helper()
+	for _, u := range users {
+		e.Device(u, u+"-android", "firebase", false)
+	}
+}
+
 // AndroidAndVoIP registers for user an Android phone (FCM token "<name>-android") and a VoIP token
 // (APNsToken("<name>-voip")), and returns the VoIP token: the two devices a ring push goes to.
 func (e *Env) AndroidAndVoIP(user, name string) (voip string) {

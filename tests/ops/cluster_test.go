@@ -189,8 +189,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	}
 
 	// Reject: the rejecting callee stops alone; when every callee rejected, the call ends.
-	e.Device("carol", "carol-android", "firebase", false)
-	e.Device("dave", "dave-android", "firebase", false)
+	e.Android("carol", "dave")
 	ring("cl-reject", 0, "carol", "dave")
 	c.fcm("carol-android", "call.ring")
 	c.fcm("dave-android", "call.ring")
@@ -204,14 +203,14 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	}
 
 	// Cancel: the caller gives up; the callee's missed-call push is its stop.
-	e.Device("erin", "erin-android", "firebase", false)
+	e.Android("erin")
 	ring("cl-cancel", 0, "erin")
 	c.fcm("erin-android", "call.ring")
 	e.MustCall(200, "POST", "/v1/call/default/cl-cancel/reject", alice, map[string]any{"reason": "cancel"})
 	c.fcm("erin-android", "call.ring", "call.missed")
 
 	// Timeout: nobody answers in a second; the ring ends with a missed-call push and the call ends.
-	e.Device("frank", "frank-android", "firebase", false)
+	e.Android("frank")
 	ring("cl-timeout", 1000, "frank")
 	c.fcm("frank-android", "call.ring", "call.missed")
 	harness.Eventually(t, 10*time.Second, "the timed-out call to end", func() bool {
@@ -220,7 +219,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	})
 
 	// Notify: one regular push.
-	e.Device("gina", "gina-android", "firebase", false)
+	e.Android("gina")
 	e.MustCall(201, "POST", "/v1/call/default/cl-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": harness.MemberList("gina")}})
 	c.fcm("gina-android", "call.notification")
 

@@ -93,8 +93,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// carol rejects, then alice gives up while dave still rings: one rejected, one cancelled.
-	e.Device("carol", "carol-android", "firebase", false)
-	e.Device("dave", "dave-android", "firebase", false)
+	e.Android("carol", "dave")
 	e.MustCall(201, "POST", "/v1/call/default/m-cancel", alice, ringBody([]string{"carol", "dave"}, 0))
 	e.WaitFCM("carol-android", 1)
 	e.WaitFCM("dave-android", 1)
@@ -112,7 +111,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// Nobody answers erin within a second: missed.
-	e.Device("erin", "erin-android", "firebase", false)
+	e.Android("erin")
 	e.MustCall(201, "POST", "/v1/call/default/m-timeout", alice, ringBody([]string{"erin"}, 1000))
 	e.WaitFCM("erin-android", 2) // ring, then the missed-call push
 	before = checkDeltas(t, e, before, "timeout",
@@ -121,7 +120,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// mark_ended while frank rings: ended.
-	e.Device("frank", "frank-android", "firebase", false)
+	e.Android("frank")
 	e.MustCall(201, "POST", "/v1/call/default/m-end", alice, ringBody([]string{"frank"}, 0))
 	e.WaitFCM("frank-android", 1)
 	e.MustCall(200, "POST", "/v1/call/default/m-end/mark_ended", alice, nil)
@@ -133,8 +132,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// FCM refuses gina's ring once (quota)'s ring, and says hank's token is dead.
-	e.Device("gina", "gina-android", "firebase", false)
-	e.Device("hank", "hank-android", "firebase", false)
+	e.Android("gina", "hank")
 	e.FCM.Script("gina-android", fakefcm.QuotaExceeded(""))
 	e.FCM.Script("hank-android", fakefcm.Unregistered())
 	e.MustCall(201, "POST", "/v1/call/default/m-retry", alice, ringBody([]string{"gina", "hank"}, 0))
@@ -232,7 +230,7 @@ func TestARingTaskFoundPastItsRingIsDroppedNotRetried(t *testing.T) {
 	// No worker runs while the ring lasts (a deploy, a crash): its ring task is still pending when the ring
 	// ends. The worker that comes back sends no stale ring, sends the missed-call push, and drains.
 	e := harness.Start(t, harness.Options{Command: "api"})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.MustCall(201, "POST", "/v1/call/default/stale-ring", e.Token("alice"), ringBody([]string{"bob"}, 1000))
 	time.Sleep(2500 * time.Millisecond) // the ring's second and Asynq's whole-second deadline pass with no worker
 	e.StartProcess("worker")

@@ -26,7 +26,7 @@ func TestSIGTERMDrainsWithinTheShutdownTimeoutAndHandsBackTheStuckPush(t *testin
 	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_SHUTDOWN_TIMEOUT=" + timeout.String()}})
 	w := e.StartProcess("worker")
 	api := e.StartProcess("api")
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.FCM.Script("bob-android", fakefcm.Hang())      // the provider never answers this push
 	events := via(e, api).Events(e.Token("bob"), "") // an open event stream must not hold the api's drain
 	e.MustCall(201, "POST", "/v1/call/default/drain", e.Token("alice"), ringBody([]string{"bob"}, 60000))
