@@ -388,6 +388,18 @@ func rulesGroupRung(t *testing.T) (*harness.Env, string) {
 	return e, ringID
 }
 
+// rulesAndroidsRung starts ringer, gives bob and carol an Android phone each, has alice ring them in call
+// "group", and waits for the ring pushes.
+func rulesAndroidsRung(t *testing.T) *harness.Env {
+	t.Helper()
+	e := harness.Start(t)
+	e.Android("bob", "carol")
+	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
+	rulesFCM(t, e, "bob-android", rulesRing)
+	rulesFCM(t, e, "carol-android", rulesRing)
+	return e
+}
+
 func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
 	t.Parallel()
 	e, ringID := rulesBobAndCarolRung(t, "group")
@@ -409,11 +421,7 @@ func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
 
 func TestEveryCalleeRejectingEndsTheCall(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Android("bob", "carol")
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
+	e := rulesAndroidsRung(t)
 	events := e.Events(e.Token("alice"), "")
 
 	call := rulesAct(t, e, "bob", "group", "reject", map[string]any{"reason": "decline"})
@@ -525,11 +533,7 @@ func TestCallerLeavingBeforeAnyAcceptCancelsTheRing(t *testing.T) {
 
 func TestCancelSendsNoMissedPushToACalleeWhoAlreadyRejected(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Android("bob", "carol")
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
+	e := rulesAndroidsRung(t)
 
 	rulesAct(t, e, "bob", "group", "reject", map[string]any{"reason": "decline"})
 	call := rulesAct(t, e, "alice", "group", "reject", map[string]any{"reason": "cancel"})
