@@ -191,7 +191,7 @@ func Start(t testing.TB) *Server {
 	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
-		s.Recorder.Close() // releases hanging handlers, so Close does not wait for their clients
+		s.Release() // releases hanging handlers, so Close does not wait for their clients
 		s.srv.Close()
 	})
 	return s

@@ -242,7 +242,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	s.Endpoint = s.URL + "/v1"
 	s.TokenURL = s.URL + "/token"
 	t.Cleanup(func() {
-		s.Recorder.Close() // releases hanging handlers, so Close does not wait for their clients
+		s.Release() // releases hanging handlers, so Close does not wait for their clients
 		s.srv.Close()
 	})
 	return s

@@ -62,9 +62,9 @@ func (r *Recorder[P, A]) CountConnections(srv *http.Server) {
 // connections keeps this near its concurrency, not its request count.
 func (r *Recorder[P, A]) Connections() int { return int(r.connections.Load()) }
 
-// Close releases every handler waiting in Wait. The fake calls it before closing its server, so that closing
-// does not wait for the clients of hanging requests.
-func (r *Recorder[P, A]) Close() { close(r.closed) }
+// Release ends every wait in Wait and Hold, now and from now on. The fake calls it before closing its server,
+// so that closing does not wait for the clients of hanging requests.
+func (r *Recorder[P, A]) Release() { close(r.closed) }
 
 // Script queues answers for pushes to token: each push takes the next one, and once they are used up pushes
 // succeed again.
@@ -181,7 +181,7 @@ func (r *Recorder[P, A]) WaitFor(ctx context.Context, token string, n int) ([]P,
 	}
 }
 
-// Wait sleeps d (forever when d < 0) unless ctx ends or the fake closes first; it reports whether to answer.
+// Wait sleeps d (forever when d < 0) unless ctx ends or Release is called first; it reports whether to answer.
 func (r *Recorder[P, A]) Wait(ctx context.Context, d time.Duration) bool {
 	if d == 0 {
 		return true
