@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/wire"
 )
 
@@ -324,7 +325,7 @@ func TestEventsArriveFramed(t *testing.T) {
 		t.Fatalf("first frame %q, want a comment", f)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	e.calls.publish("bob", calls.Event{Type: calls.EventRing, CallCID: "default:abc",
+	e.calls.publish("bob", calls.Event{Type: queue.EventRing, CallCID: "default:abc",
 		Call: calls.Call{CID: "default:abc", Custom: map[string]any{"note": "line1\nline2"}}, User: calls.UserRef{ID: "alice"}, CreatedAt: at})
 	f := s.next()
 	if len(f) != 2 || f[0] != "event: call.ring" || !strings.HasPrefix(f[1], "data: {") {
@@ -334,7 +335,7 @@ func TestEventsArriveFramed(t *testing.T) {
 		!strings.Contains(f[1], `"user":{"id":"alice"}`) || !strings.Contains(f[1], `"created_at":"2026-01-02T03:04:05Z"`) {
 		t.Errorf("data %s", f[1])
 	}
-	e.calls.publish("bob", calls.Event{Type: calls.EventEnded, CallCID: "default:abc"})
+	e.calls.publish("bob", calls.Event{Type: queue.EventEnded, CallCID: "default:abc"})
 	if f := s.next(); f[0] != "event: call.ended" {
 		t.Errorf("frame %q", f)
 	}

@@ -134,8 +134,8 @@ func TestAnEventWithItsCallEncodedOnceIsEncodedAsEvent(t *testing.T) {
 	}
 	at := time.UnixMilli(1_800_000_000_001).UTC()
 	raw := mustJSON(t, call)
-	got := mustJSON(t, eventWire{Type: EventAccepted, CallCID: call.CID, Call: json.RawMessage(raw), User: UserRef{ID: "bob"}, CreatedAt: at})
-	want := mustJSON(t, Event{Type: EventAccepted, CallCID: call.CID, Call: call, User: UserRef{ID: "bob"}, CreatedAt: at})
+	got := mustJSON(t, eventWire{Type: queue.EventAccepted, CallCID: call.CID, Call: json.RawMessage(raw), User: UserRef{ID: "bob"}, CreatedAt: at})
+	want := mustJSON(t, Event{Type: queue.EventAccepted, CallCID: call.CID, Call: call, User: UserRef{ID: "bob"}, CreatedAt: at})
 	if got != want {
 		t.Fatalf("event encodings differ\n got %s\nwant %s", got, want)
 	}
@@ -185,7 +185,7 @@ func TestScriptsSpellNoEventOrReasonLiteral(t *testing.T) {
 	if m := literal.FindAllString(string(src), -1); len(m) > 0 {
 		t.Errorf("scripts.go spells %v", m)
 	}
-	for _, want := range []string{"local EV_RING = " + `"` + EventRing + `"`, "local REASON_BUSY = " + `"` + wire.ReasonBusy + `"`} {
+	for _, want := range []string{"local EV_RING = " + `"` + queue.EventRing + `"`, "local REASON_BUSY = " + `"` + wire.ReasonBusy + `"`} {
 		if !strings.Contains(luaPrelude, want) {
 			t.Errorf("the prelude lacks %s", want)
 		}

@@ -250,7 +250,7 @@ func (s *Store) notifyWebhooks(ctx context.Context, st State, who, notifyID stri
 		return fmt.Errorf("notify %s: encode call: %w", st.Call.CID, err)
 	}
 	now := s.now().UTC()
-	b, err := json.Marshal(eventWire{Type: EventNotification, CallCID: st.Call.CID, Call: call, User: UserRef{ID: who}, CreatedAt: now})
+	b, err := json.Marshal(eventWire{Type: queue.EventNotification, CallCID: st.Call.CID, Call: call, User: UserRef{ID: who}, CreatedAt: now})
 	if err != nil {
 		return fmt.Errorf("notify %s: encode event: %w", st.Call.CID, err)
 	}

@@ -1,6 +1,10 @@
 package calls
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringer-dev/ringer/queue"
+)
 
 // Ring outcomes, the outcome label of ringer_rings_total. Each counts callee rings, one per member rung:
 // every ring started ends in exactly one of the others (or is still ringing), so
@@ -79,23 +83,23 @@ func (m *Metrics) observe(out outcome) {
 	rejectedStop := map[string]bool{}
 	for _, st := range out.Stops {
 		switch st.Event {
-		case EventAccepted:
+		case queue.EventAccepted:
 			counts[RingAccepted]++
-		case EventRejected:
+		case queue.EventRejected:
 			counts[RingRejected]++
 			rejectedStop[st.Member] = true
-		case EventEnded:
+		case queue.EventEnded:
 			counts[RingEnded]++
 		}
 	}
 	cancelled := false
 	for _, e := range out.Events {
 		switch {
-		case e.Type == EventRejected && !rejectedStop[e.User]:
+		case e.Type == queue.EventRejected && !rejectedStop[e.User]:
 			cancelled = true
-		case e.Type == EventMissed && cancelled:
+		case e.Type == queue.EventMissed && cancelled:
 			counts[RingCancelled]++
-		case e.Type == EventMissed:
+		case e.Type == queue.EventMissed:
 			counts[RingMissed]++
 		}
 	}

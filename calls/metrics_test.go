@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ringer-dev/ringer/queue"
 )
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
@@ -31,21 +33,21 @@ func TestMetricsCountRingOutcomesFromTheTransitionOutcome(t *testing.T) {
 		out  outcome
 		want map[string]float64
 	}{
-		{"ring of two", outcome{Rung: []rung{{"bob", 1}, {"carol", 1}}, Events: evs(EventCreated, "", EventRing, "")},
+		{"ring of two", outcome{Rung: []rung{{"bob", 1}, {"carol", 1}}, Events: evs(EventCreated, "", queue.EventRing, "")},
 			map[string]float64{RingStarted: 2}},
-		{"accept", outcome{Stops: []stop{{"bob", EventAccepted}}, Events: evs(EventAccepted, "bob")},
+		{"accept", outcome{Stops: []stop{{"bob", queue.EventAccepted}}, Events: evs(queue.EventAccepted, "bob")},
 			map[string]float64{RingAccepted: 1}},
-		{"last callee rejects: the call ends", outcome{Stops: []stop{{"bob", EventRejected}}, Events: evs(EventRejected, "bob", EventEnded, "bob")},
+		{"last callee rejects: the call ends", outcome{Stops: []stop{{"bob", queue.EventRejected}}, Events: evs(queue.EventRejected, "bob", queue.EventEnded, "bob")},
 			map[string]float64{RingRejected: 1}},
 		{"caller cancels two", outcome{Missed: []string{"bob", "carol"},
-			Events: evs(EventRejected, "alice", EventMissed, "bob", EventMissed, "carol", EventEnded, "alice")},
+			Events: evs(queue.EventRejected, "alice", queue.EventMissed, "bob", queue.EventMissed, "carol", queue.EventEnded, "alice")},
 			map[string]float64{RingCancelled: 2}},
 		{"one was due before the caller cancelled", outcome{Missed: []string{"bob", "carol"},
-			Events: evs(EventMissed, "bob", EventRejected, "alice", EventMissed, "carol", EventEnded, "alice")},
+			Events: evs(queue.EventMissed, "bob", queue.EventRejected, "alice", queue.EventMissed, "carol", queue.EventEnded, "alice")},
 			map[string]float64{RingMissed: 1, RingCancelled: 1}},
-		{"timeout", outcome{Missed: []string{"bob"}, Events: evs(EventMissed, "bob", EventEnded, "alice")},
+		{"timeout", outcome{Missed: []string{"bob"}, Events: evs(queue.EventMissed, "bob", queue.EventEnded, "alice")},
 			map[string]float64{RingMissed: 1}},
-		{"mark_ended stops two", outcome{Stops: []stop{{"bob", EventEnded}, {"carol", EventEnded}}, Events: evs(EventEnded, "alice")},
+		{"mark_ended stops two", outcome{Stops: []stop{{"bob", queue.EventEnded}, {"carol", queue.EventEnded}}, Events: evs(queue.EventEnded, "alice")},
 			map[string]float64{RingEnded: 2}},
 		{"noop", outcome{Status: statusNoop}, map[string]float64{}},
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/wire"
 )
 
@@ -52,16 +51,11 @@ const (
 	ListMembers = 20
 )
 
-// Event types, also the push "type" field. Those a push carries are queue's, defined there once.
+// Event types of the events only the API carries; those a push carries too (queue.EventRing, ...) are
+// queue's, defined there once.
 const (
-	EventCreated      = "call.created"
-	EventRing         = queue.EventRing
-	EventNotification = queue.EventNotification
-	EventAccepted     = queue.EventAccepted
-	EventRejected     = queue.EventRejected
-	EventMissed       = queue.EventMissed
-	EventEnded        = queue.EventEnded
-	EventMemberAdded  = "call.member_added"
+	EventCreated     = "call.created"
+	EventMemberAdded = "call.member_added"
 	// EventRinging is a callee's acknowledgement that its device rings (POST .../ringing).
 	EventRinging = "call.ringing"
 	// EventUpdated is a change of starts_at, custom or settings (PATCH /v1/call/{type}/{id}).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/wire"
 )
 
@@ -248,8 +249,8 @@ end
 // REASON_BUSY, ...), with the values of the Go constants, so each is spelled once (model.go, and queue for the
 // events a push carries).
 var luaEvents = luaLocals(
-	"EV_CREATED", EventCreated, "EV_RING", EventRing, "EV_ACCEPTED", EventAccepted, "EV_REJECTED", EventRejected,
-	"EV_MISSED", EventMissed, "EV_ENDED", EventEnded, "EV_MEMBER_ADDED", EventMemberAdded,
+	"EV_CREATED", EventCreated, "EV_RING", queue.EventRing, "EV_ACCEPTED", queue.EventAccepted, "EV_REJECTED", queue.EventRejected,
+	"EV_MISSED", queue.EventMissed, "EV_ENDED", queue.EventEnded, "EV_MEMBER_ADDED", EventMemberAdded,
 	"EV_RINGING", EventRinging, "EV_UPDATED", EventUpdated,
 	"REASON_DECLINE", wire.ReasonDecline, "REASON_BUSY", wire.ReasonBusy, "REASON_TIMEOUT", wire.ReasonTimeout,
 )

@@ -271,7 +271,7 @@ func (s *Store) notify(ctx context.Context, a Actor, st State) error {
 	if err := s.notifyWebhooks(ctx, st, who, notifyID); err != nil {
 		return err
 	}
-	return s.publish(ctx, st, []evt{{typ: EventNotification, user: who}}, nil)
+	return s.publish(ctx, st, []evt{{typ: queue.EventNotification, user: who}}, nil)
 }
 
 // Ring rings the named members (every member but the caller when none are named). The caller is the actor,
