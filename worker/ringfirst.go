@@ -32,15 +32,17 @@ type ringFirst struct {
 	max      int
 	waiters  []chan struct{}
 
-	sched     []metrics.Sample // /sched/latencies:seconds
-	lastCount []uint64
+	sched      []metrics.Sample // /sched/latencies:seconds
+	lastCount  []uint64
+	lastAdjust time.Time
 }
 
 const (
 	// ringFirstFloor keeps notifications moving while rings run all the time, so a ring storm does not starve
 	// them.
 	ringFirstFloor = 2
-	// ringFirstTick is how often the limit follows the scheduler's latency.
+	// ringFirstTick is how often the limit follows the scheduler's latency, at most: it is adjusted as pushes
+	// come and go, so an idle worker spends nothing on it.
 	ringFirstTick = 10 * time.Millisecond
 	// ringFirstTargetWait is the run-queue wait, at the 99th percentile of a tick's samples, above which the
 	// limit shrinks: a ring's push takes several round trips, each of which waits once.
@@ -53,20 +55,6 @@ func newRingFirst(max int) *ringFirst {
 	return &ringFirst{
 		limit: max, max: max,
 		sched: []metrics.Sample{{Name: "/sched/latencies:seconds"}},
-	}
-}
-
-// run adjusts the limit to the scheduler's latency until ctx ends.
-func (r *ringFirst) run(ctx context.Context) {
-	t := time.NewTicker(ringFirstTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.adjust(r.recentWaitLong())
-		}
 	}
 }
 
@@ -95,10 +83,17 @@ func (r *ringFirst) recentWaitLong() bool {
 	return total > 0 && long*100 > total
 }
 
-// adjust shrinks the limit after a tick of long waits and grows it after a short one.
-func (r *ringFirst) adjust(long bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// followSchedulerLocked adjusts the limit to the scheduler's latency once a tick has passed since it last did.
+func (r *ringFirst) followSchedulerLocked(now time.Time) {
+	if now.Sub(r.lastAdjust) < ringFirstTick {
+		return
+	}
+	r.lastAdjust = now
+	r.adjustLocked(r.recentWaitLong())
+}
+
+// adjustLocked shrinks the limit after a tick of long waits and grows it after a short one.
+func (r *ringFirst) adjustLocked(long bool) {
 	if long {
 		r.limit = max(ringFirstFloor, r.limit*3/4)
 		return
@@ -126,6 +121,7 @@ func (r *ringFirst) track(h asynq.Handler) asynq.Handler {
 // admit waits for a notification push's slot; release gives it back. An error is ctx's.
 func (r *ringFirst) admit(ctx context.Context) (release func(), err error) {
 	r.mu.Lock()
+	r.followSchedulerLocked(time.Now())
 	if len(r.waiters) == 0 && r.inFlight < r.allowedLocked() {
 		r.inFlight++
 		r.mu.Unlock()
@@ -158,6 +154,7 @@ func (r *ringFirst) admit(ctx context.Context) (release func(), err error) {
 
 func (r *ringFirst) release() {
 	r.mu.Lock()
+	r.followSchedulerLocked(time.Now())
 	r.inFlight--
 	r.grantLocked()
 	r.mu.Unlock()

@@ -118,13 +118,13 @@ func waitFor(t *testing.T, r *ringFirst, cond func() bool) {
 func TestTheNotificationLimitShrinksWhileCoresAreBusyAndGrowsBackWithinItsBounds(t *testing.T) {
 	r := newRingFirst(64)
 	for range 100 {
-		r.adjust(true)
+		r.adjustLocked(true)
 	}
 	if r.limit != ringFirstFloor {
 		t.Fatalf("limit %d after long waits; want the floor %d", r.limit, ringFirstFloor)
 	}
 	for range 100 {
-		r.adjust(false)
+		r.adjustLocked(false)
 	}
 	if r.limit != 64 {
 		t.Fatalf("limit %d after short waits; want the maximum 64", r.limit)

@@ -148,8 +148,7 @@ type Worker struct {
 	gate   *gate.Gate
 	paused *providerPause
 	// ringFirst admits notification pushes when one process serves rings and notifications; nil otherwise.
-	ringFirst     *ringFirst
-	stopRingFirst context.CancelFunc
+	ringFirst *ringFirst
 	// recordPatience is how long a sent push's ledger record is retried (the constant; tests shorten it).
 	recordPatience time.Duration
 	// servers are the Asynq servers Start started, one per queue served.
@@ -260,11 +259,6 @@ func (w *Worker) Start() error {
 		qs = append(qs, queueServer{queue.QueueWebhook, webhookConcurrency, 100 * time.Millisecond, time.Second, w.cfg.Webhooks.RetryDelay})
 	}
 	h := w.Handler()
-	if w.ringFirst != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		w.stopRingFirst = cancel
-		go w.ringFirst.run(ctx)
-	}
 	for _, q := range qs {
 		srv := asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
 			Concurrency:              q.concurrency,
@@ -298,9 +292,6 @@ func (w *Worker) Shutdown() {
 		wg.Go(s.Shutdown)
 	}
 	wg.Wait()
-	if w.stopRingFirst != nil {
-		w.stopRingFirst()
-	}
 }
 
 func (w *Worker) taskFailed(ctx context.Context, t *asynq.Task, err error) {
