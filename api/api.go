@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Calls is what the handlers need from the call store (calls.Store).
@@ -122,14 +124,11 @@ func Ops(cfg Config) (http.Handler, error) {
 
 // newServer fills cfg's defaults.
 func newServer(cfg Config) (*server, error) {
+	// Zero (or less) takes the default.
+	cfg.RequestTimeout = cmp.Or(max(cfg.RequestTimeout, 0), DefaultRequestTimeout)
+	cfg.Heartbeat = cmp.Or(max(cfg.Heartbeat, 0), DefaultHeartbeat)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = promhttp.Handler()
@@ -215,11 +214,11 @@ func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 		for _, m := range allow {
 			w.Header().Add("Allow", m)
 		}
-		writeError(w, r, s.log, &apiError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+		writeError(w, r, s.log, &apiError{Status: http.StatusMethodNotAllowed, Code: wire.CodeMethodNotAllowed,
 			Message: r.Method + " is not allowed on " + r.URL.Path + "."})
 		return
 	}
-	writeError(w, r, s.log, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No route for " + r.URL.Path + "."})
+	writeError(w, r, s.log, &apiError{Status: http.StatusNotFound, Code: wire.CodeNotFound, Message: "No route for " + r.URL.Path + "."})
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -247,7 +246,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 			if errors.As(err, &nr) {
 				msg = nr.Part
 			}
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: CodeNotReady, Message: msg, Status: http.StatusServiceUnavailable})
+			writeJSON(w, http.StatusServiceUnavailable, wire.ErrorBody{Code: wire.CodeNotReady, Message: msg, Status: http.StatusServiceUnavailable})
 			return
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Token roles (API.md, "Authentication").
@@ -151,12 +152,12 @@ func actor(c TokenClaims, named, field string, required bool) (calls.Actor, erro
 	}
 	if named == "" {
 		if required {
-			return calls.Actor{}, fieldErr(CodeInvalidField, field, "is required with a server token, to name the user it acts for")
+			return calls.Actor{}, fieldErr(wire.CodeInvalidField, field, "is required with a server token, to name the user it acts for")
 		}
 		return calls.Actor{Server: true}, nil
 	}
 	if !userIDRe.MatchString(named) {
-		return calls.Actor{}, fieldErr(CodeInvalidField, field, "must match %s", userIDRe)
+		return calls.Actor{}, fieldErr(wire.CodeInvalidField, field, "must match %s", userIDRe)
 	}
 	return calls.Actor{UserID: named, Server: true}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 func signed(t *testing.T, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
@@ -68,7 +69,7 @@ func TestBadTokensAre401(t *testing.T) {
 				}
 				w := httptest.NewRecorder()
 				e.h.ServeHTTP(w, r)
-				wantError(t, w, http.StatusUnauthorized, CodeUnauthorized, "")
+				wantError(t, w, http.StatusUnauthorized, wire.CodeUnauthorized, "")
 			}
 		})
 	}
@@ -88,7 +89,7 @@ func TestServerTokenWithoutExpIsAccepted(t *testing.T) {
 func TestUserTokenWithoutExpIs401(t *testing.T) {
 	e := newEnv(t)
 	tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice"})
-	b := wantError(t, e.do("GET", "/v1/calls", tok, ""), http.StatusUnauthorized, CodeUnauthorized, "")
+	b := wantError(t, e.do("GET", "/v1/calls", tok, ""), http.StatusUnauthorized, wire.CodeUnauthorized, "")
 	if !strings.Contains(b.Message, "must carry exp") {
 		t.Errorf("message %q does not say the token needs exp", b.Message)
 	}
@@ -100,8 +101,8 @@ func TestUserTokenWithoutExpIs401(t *testing.T) {
 func TestUserTokenClaimingServerIs403(t *testing.T) {
 	e := newEnv(t)
 	tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice", "server": true})
-	wantError(t, e.do("GET", "/v1/calls", tok, ""), http.StatusForbidden, CodeForbidden, "")
-	wantError(t, e.do("POST", "/v1/call/default/abc", tok, `{}`), http.StatusForbidden, CodeForbidden, "")
+	wantError(t, e.do("GET", "/v1/calls", tok, ""), http.StatusForbidden, wire.CodeForbidden, "")
+	wantError(t, e.do("POST", "/v1/call/default/abc", tok, `{}`), http.StatusForbidden, wire.CodeForbidden, "")
 }
 
 func TestUserTokenActingForAnotherUserIs403(t *testing.T) {
@@ -126,7 +127,7 @@ func TestUserTokenActingForAnotherUserIs403(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+c.target, func(t *testing.T) {
-			wantError(t, e.do(c.method, c.target, alice, c.body), http.StatusForbidden, CodeForbidden, "")
+			wantError(t, e.do(c.method, c.target, alice, c.body), http.StatusForbidden, wire.CodeForbidden, "")
 		})
 	}
 }
@@ -228,7 +229,7 @@ func TestServerTokenMustNameAUserWhereOneActs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+c.target+" "+c.body, func(t *testing.T) {
-			wantError(t, e.do(c.method, c.target, srv, c.body), http.StatusBadRequest, CodeInvalidField, c.field)
+			wantError(t, e.do(c.method, c.target, srv, c.body), http.StatusBadRequest, wire.CodeInvalidField, c.field)
 		})
 	}
 }

@@ -7,15 +7,12 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // callResponse is the answer of get-or-create, get and every transition (API.md: "answer 200 with the call
 // as in get"). created is false but for a get-or-create that made the call.
-type callResponse struct {
-	Created bool           `json:"created"`
-	Call    calls.Call     `json:"call"`
-	Members []calls.Member `json:"members"`
-}
+type callResponse = wire.CallState
 
 type listResponse struct {
 	Calls []calls.ListItem `json:"calls"`
@@ -107,120 +104,74 @@ func (s *server) getCall(w http.ResponseWriter, r *http.Request, tok TokenClaims
 	if err != nil {
 		return err
 	}
+	c := callRequest{typ: typ, id: id, actor: a}
 	st, err := s.cfg.Calls.Get(r.Context(), a, typ, id, ring, notify)
-	if err != nil {
-		return fmt.Errorf("get %s:%s: %w", typ, id, err)
-	}
-	writeJSON(w, http.StatusOK, present(st, false))
-	return nil
+	return c.answer(w, "get", st, err)
 }
 
 // updateCall is PATCH /v1/call/{type}/{id}: a server token may update a call without naming anyone, as it may
 // end one.
 func (s *server) updateCall(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
-	typ, id, err := pathCall(r)
-	if err != nil {
-		return err
-	}
 	var b updateBody
-	if err := s.decodeBody(w, r, &b); err != nil {
+	var req calls.UpdateRequest
+	c, err := s.readCall(w, r, tok, &b, false, func() (err error) {
+		req, err = decodeUpdate(b)
 		return err
-	}
-	req, err := decodeUpdate(b)
+	})
 	if err != nil {
 		return err
 	}
-	a, err := actor(tok, b.UserID, "user_id", false)
-	if err != nil {
-		return err
-	}
-	st, err := s.cfg.Calls.Update(r.Context(), a, typ, id, req)
-	if err != nil {
-		return fmt.Errorf("update %s:%s: %w", typ, id, err)
-	}
-	writeJSON(w, http.StatusOK, present(st, false))
-	return nil
+	st, err := s.cfg.Calls.Update(r.Context(), c.actor, c.typ, c.id, req)
+	return c.answer(w, "update", st, err)
 }
 
-// updateMembers is POST /v1/call/{type}/{id}/members.
+// updateMembers is POST /v1/call/{type}/{id}/members. The backend may change members without naming anyone
+// (API.md: "or a server token").
 func (s *server) updateMembers(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
-	typ, id, err := pathCall(r)
-	if err != nil {
-		return err
-	}
 	var b membersBody
-	if err := s.decodeBody(w, r, &b); err != nil {
+	var in membersInput
+	c, err := s.readCall(w, r, tok, &b, false, func() (err error) {
+		in, err = decodeMembersUpdate(b)
 		return err
-	}
-	in, err := decodeMembersUpdate(b)
+	})
 	if err != nil {
 		return err
 	}
-	// The backend may change members without naming anyone (API.md: "or a server token").
-	a, err := actor(tok, b.UserID, "user_id", false)
-	if err != nil {
-		return err
-	}
-	st, err := s.cfg.Calls.UpdateMembers(r.Context(), a, typ, id, in.Update, in.Remove)
-	if err != nil {
-		return fmt.Errorf("update members of %s:%s: %w", typ, id, err)
-	}
-	writeJSON(w, http.StatusOK, present(st, false))
-	return nil
+	st, err := s.cfg.Calls.UpdateMembers(r.Context(), c.actor, c.typ, c.id, in.Update, in.Remove)
+	return c.answer(w, "update members of", st, err)
 }
 
-// ring is POST /v1/call/{type}/{id}/ring.
+// ring is POST /v1/call/{type}/{id}/ring. A server token may ring without naming a caller; calls then rings
+// the members named, or all of them.
 func (s *server) ring(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
-	typ, id, err := pathCall(r)
-	if err != nil {
-		return err
-	}
 	var b ringBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	if err := decodeUserIDs("members_ids", b.MembersIDs, MaxMembersIDs); err != nil {
-		return err
-	}
-	// A server token may ring without naming a caller; calls then rings the members named, or all of them.
-	a, err := actor(tok, b.UserID, "user_id", false)
+	c, err := s.readCall(w, r, tok, &b, false, func() error {
+		return decodeUserIDs("members_ids", b.MembersIDs, MaxMembersIDs)
+	})
 	if err != nil {
 		return err
 	}
-	st, err := s.cfg.Calls.Ring(r.Context(), a, typ, id, b.MembersIDs)
-	if err != nil {
-		return fmt.Errorf("ring %s:%s: %w", typ, id, err)
-	}
-	writeJSON(w, http.StatusOK, present(st, false))
-	return nil
+	st, err := s.cfg.Calls.Ring(r.Context(), c.actor, c.typ, c.id, b.MembersIDs)
+	return c.answer(w, "ring", st, err)
 }
 
 // reject is POST /v1/call/{type}/{id}/reject.
 func (s *server) reject(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
-	typ, id, err := pathCall(r)
-	if err != nil {
-		return err
-	}
 	var b rejectBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	if b.Reason == "" {
-		b.Reason = calls.ReasonDecline
-	}
-	if !validReason(b.Reason) {
-		return fieldErr(CodeInvalidField, "reason", "must be decline, busy, cancel or timeout, not %q", b.Reason)
-	}
-	a, err := actor(tok, b.UserID, "user_id", true)
+	c, err := s.readCall(w, r, tok, &b, true, func() error {
+		if b.Reason == "" {
+			b.Reason = wire.ReasonDecline
+		}
+		if !validReason(b.Reason) {
+			return fieldErr(wire.CodeInvalidField, "reason", "must be decline, busy, cancel or timeout, not %q", b.Reason)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	st, err := s.cfg.Calls.Reject(r.Context(), a, typ, id, b.Reason)
-	if err != nil {
-		return fmt.Errorf("reject %s:%s: %w", typ, id, err)
-	}
-	writeJSON(w, http.StatusOK, present(st, false))
-	return nil
+	st, err := s.cfg.Calls.Reject(r.Context(), c.actor, c.typ, c.id, b.Reason)
+	return c.answer(w, "reject", st, err)
 }
 
 // transition serves the transitions that only need who acts: accept, join and leave, each of which is done
@@ -240,21 +191,40 @@ func (s *server) markEnded(w http.ResponseWriter, r *http.Request, tok TokenClai
 }
 
 func (s *server) acting(w http.ResponseWriter, r *http.Request, tok TokenClaims, name string, userRequired bool, do transitionFunc) error {
+	var b actingBody
+	c, err := s.readCall(w, r, tok, &b, userRequired, nil)
+	if err != nil {
+		return err
+	}
+	st, err := do(s.cfg.Calls, r.Context(), c.actor, c.typ, c.id)
+	return c.answer(w, name, st, err)
+}
+
+// callRequest is a request on one call once read: the call its path names and who acts.
+type callRequest struct {
+	typ, id string
+	actor   calls.Actor
+}
+
+// readCall reads a request on one call with a body: the call its path names, then the body as decodeActing
+// reads it.
+func (s *server) readCall(w http.ResponseWriter, r *http.Request, tok TokenClaims, b userBody, userRequired bool, check func() error) (callRequest, error) {
 	typ, id, err := pathCall(r)
 	if err != nil {
-		return err
+		return callRequest{}, err
 	}
-	var b actingBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	a, err := actor(tok, b.UserID, "user_id", userRequired)
+	a, err := s.decodeActing(w, r, tok, b, userRequired, check)
 	if err != nil {
-		return err
+		return callRequest{}, err
 	}
-	st, err := do(s.cfg.Calls, r.Context(), a, typ, id)
+	return callRequest{typ: typ, id: id, actor: a}, nil
+}
+
+// answer answers 200 with the state an action left the call in (API.md: "answer 200 with the call as in
+// get"), or, when the action failed, says which action on which call by whom.
+func (c callRequest) answer(w http.ResponseWriter, action string, st calls.State, err error) error {
 	if err != nil {
-		return fmt.Errorf("%s %s:%s by %q: %w", name, typ, id, a.UserID, err)
+		return fmt.Errorf("%s %s:%s by %q: %w", action, c.typ, c.id, c.actor.UserID, err)
 	}
 	writeJSON(w, http.StatusOK, present(st, false))
 	return nil
@@ -265,7 +235,7 @@ func (s *server) listCalls(w http.ResponseWriter, r *http.Request, tok TokenClai
 	q := r.URL.Query()
 	state := q.Get("calling_state")
 	if state != "" && !validCallingState(state) {
-		return fieldErr(CodeInvalidField, "calling_state", "must be ringing, joined, idle or ended, not %q", state)
+		return fieldErr(wire.CodeInvalidField, "calling_state", "must be ringing, joined, idle or ended, not %q", state)
 	}
 	a, err := actor(tok, q.Get("user_id"), "user_id", true)
 	if err != nil {
@@ -283,6 +253,25 @@ func (s *server) listCalls(w http.ResponseWriter, r *http.Request, tok TokenClai
 	}
 	writeJSON(w, http.StatusOK, listResponse{Calls: out})
 	return nil
+}
+
+// userBody is a request body that may name in user_id the user a server token acts for (API.md).
+type userBody interface{ actingUser() string }
+
+// decodeActing reads what a request with a body starts with, in the order its errors are answered: the body,
+// strictly decoded into b; check, the body's own rules (nil for none), so that a malformed request is a 400
+// before anything about who acts; then who acts (actor): the token's user, or for a server token the body's
+// user_id, which userRequired makes compulsory.
+func (s *server) decodeActing(w http.ResponseWriter, r *http.Request, tok TokenClaims, b userBody, userRequired bool, check func() error) (calls.Actor, error) {
+	if err := s.decodeBody(w, r, b); err != nil {
+		return calls.Actor{}, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return calls.Actor{}, err
+		}
+	}
+	return actor(tok, b.actingUser(), "user_id", userRequired)
 }
 
 // decodeBody reads r's body and decodes it strictly into v.

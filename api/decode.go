@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // MaxBodyBytes is the largest request body (API.md, "Limits": 8 MiB).
@@ -33,20 +35,20 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
+			return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: wire.CodeUnsupportedMediaType,
 				Message: fmt.Sprintf("Content-Type: the body must be application/json, not %q.", ct)}
 		}
 	}
 	if r.ContentLength > MaxBodyBytes {
-		return nil, fieldErr(CodeLimitExceeded, "body", "is %d bytes, larger than the %d byte (8 MiB) limit", r.ContentLength, MaxBodyBytes)
+		return nil, fieldErr(wire.CodeLimitExceeded, "body", "is %d bytes, larger than the %d byte (8 MiB) limit", r.ContentLength, MaxBodyBytes)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, fieldErr(CodeLimitExceeded, "body", "is larger than the %d byte (8 MiB) limit", MaxBodyBytes)
+			return nil, fieldErr(wire.CodeLimitExceeded, "body", "is larger than the %d byte (8 MiB) limit", MaxBodyBytes)
 		}
-		return nil, fieldErr(CodeInvalidJSON, "body", "could not be read: %v", err)
+		return nil, fieldErr(wire.CodeInvalidJSON, "body", "could not be read: %v", err)
 	}
 	return checkBody(body)
 }
@@ -54,12 +56,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // checkBody applies the rules of readBody that do not need the request, so the fuzz test can reach them.
 func checkBody(body []byte) ([]byte, error) {
 	if len(body) > MaxBodyBytes {
-		return nil, fieldErr(CodeLimitExceeded, "body", "is larger than the %d byte (8 MiB) limit", MaxBodyBytes)
+		return nil, fieldErr(wire.CodeLimitExceeded, "body", "is larger than the %d byte (8 MiB) limit", MaxBodyBytes)
 	}
 	// encoding/json silently turns invalid UTF-8 into U+FFFD; refuse it instead, so what we store is what
 	// the caller meant.
 	if !utf8.Valid(body) {
-		return nil, fieldErr(CodeInvalidJSON, "body", "is not valid UTF-8")
+		return nil, fieldErr(wire.CodeInvalidJSON, "body", "is not valid UTF-8")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return []byte("{}"), nil
@@ -84,11 +86,11 @@ func decodeStrict(path string, data []byte, v any) error {
 			var se *json.SyntaxError
 			if errors.As(err, &se) {
 				if se.Offset >= int64(len(data)) && strings.HasPrefix(se.Error(), "unexpected end") {
-					return fieldErr(CodeInvalidJSON, orBody(path), "is not valid JSON: it ends too early")
+					return fieldErr(wire.CodeInvalidJSON, orBody(path), "is not valid JSON: it ends too early")
 				}
 				if se.Offset >= 1 && se.Offset <= int64(len(data)) && json.Valid(data[:se.Offset-1]) {
 					// Everything before the bad byte is one whole value: the rest is trailing data.
-					return fieldErr(CodeInvalidJSON, orBody(path), "has data after the JSON value")
+					return fieldErr(wire.CodeInvalidJSON, orBody(path), "has data after the JSON value")
 				}
 			}
 			return jsonError(path, data, err)
@@ -103,7 +105,7 @@ func decodeStrict(path string, data []byte, v any) error {
 	}
 	// Anything after the value (a second object, garbage) is refused: it is a client bug we should not hide.
 	if _, err := dec.Token(); err != io.EOF {
-		return fieldErr(CodeInvalidJSON, orBody(path), "has data after the JSON value")
+		return fieldErr(wire.CodeInvalidJSON, orBody(path), "has data after the JSON value")
 	}
 	return nil
 }
@@ -117,21 +119,21 @@ func jsonError(path string, data []byte, err error) error {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &se):
-		return fieldErr(CodeInvalidJSON, orBody(path), "is not valid JSON at byte %d: %s", se.Offset, se.Error())
+		return fieldErr(wire.CodeInvalidJSON, orBody(path), "is not valid JSON at byte %d: %s", se.Offset, se.Error())
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fieldErr(CodeInvalidJSON, orBody(path), "is not valid JSON: it ends too early")
+		return fieldErr(wire.CodeInvalidJSON, orBody(path), "is not valid JSON: it ends too early")
 	case errors.As(err, &te):
 		field := joinPath(path, te.Field)
-		return fieldErr(CodeInvalidJSON, orBody(field), "must be %s, not %s", jsonKind(te.Type.Kind().String(), te.Type.String()), te.Value)
+		return fieldErr(wire.CodeInvalidJSON, orBody(field), "must be %s, not %s", jsonKind(te.Type.Kind().String(), te.Type.String()), te.Value)
 	}
 	// encoding/json reports an unknown field only in its message: `json: unknown field "x"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		if unq, uerr := strconv.Unquote(name); uerr == nil {
 			name = unq
 		}
-		return fieldErr(CodeUnknownField, joinPath(path, name), "is not a known field")
+		return fieldErr(wire.CodeUnknownField, joinPath(path, name), "is not a known field")
 	}
-	return fieldErr(CodeInvalidJSON, orBody(path), "is not valid: %v", err)
+	return fieldErr(wire.CodeInvalidJSON, orBody(path), "is not valid: %v", err)
 }
 
 // jsonKind names a Go kind the way a JSON author would read it.
@@ -184,7 +186,7 @@ func queryBool(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		return false, fieldErr(CodeInvalidField, name, "must be true or false, not %q", s)
+		return false, fieldErr(wire.CodeInvalidField, name, "must be true or false, not %q", s)
 	}
 	return b, nil
 }
@@ -193,10 +195,10 @@ func queryBool(r *http.Request, name string) (bool, error) {
 func pathCall(r *http.Request) (typ, id string, err error) {
 	typ, id = r.PathValue("type"), r.PathValue("id")
 	if !pathNameRe.MatchString(typ) {
-		return "", "", fieldErr(CodeInvalidField, "type", "must match %s", pathNameRe)
+		return "", "", fieldErr(wire.CodeInvalidField, "type", "must match %s", pathNameRe)
 	}
 	if !pathNameRe.MatchString(id) {
-		return "", "", fieldErr(CodeInvalidField, "id", "must match %s", pathNameRe)
+		return "", "", fieldErr(wire.CodeInvalidField, "id", "must match %s", pathNameRe)
 	}
 	return typ, id, nil
 }

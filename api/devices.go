@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Devices is what the handlers need from the device registry (devices.Registry).
@@ -31,6 +32,8 @@ type deviceBody struct {
 	UserID           string `json:"user_id"`
 }
 
+func (b *deviceBody) actingUser() string { return b.UserID }
+
 type devicesResponse struct {
 	Devices []devices.Device `json:"devices"`
 }
@@ -38,10 +41,7 @@ type devicesResponse struct {
 // registerDevice is POST /v1/devices: 201 for a new token, 200 for one registered before (now this user's).
 func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
 	var b deviceBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	a, err := actor(tok, b.UserID, "user_id", true)
+	a, err := s.decodeActing(w, r, tok, &b, true, nil)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 	}
 	if s.cfg.ProviderName != nil && d.PushProviderName != "" {
 		if err := s.cfg.ProviderName(d.PushProvider, d.PushProviderName); err != nil {
-			return fieldErr(CodeInvalidField, "push_provider_name", "%v", err)
+			return fieldErr(wire.CodeInvalidField, "push_provider_name", "%v", err)
 		}
 	}
 	created, err := s.cfg.Devices.Register(r.Context(), d)
@@ -80,18 +80,28 @@ func (s *server) registerDevice(w http.ResponseWriter, r *http.Request, tok Toke
 
 // listDevices is GET /v1/devices?user_id=.
 func (s *server) listDevices(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
+	return answerForUser(w, r, tok, "list devices", func(ctx context.Context, userID string) (any, error) {
+		ds, err := s.cfg.Devices.List(ctx, userID)
+		if ds == nil {
+			ds = []devices.Device{}
+		}
+		return devicesResponse{Devices: ds}, err
+	})
+}
+
+// answerForUser answers a GET of one user's own things: it names who acts (the token's user, or for a server
+// token the query's user_id, which it must name), then answers 200 with what read finds for them. what names
+// the read in its error.
+func answerForUser(w http.ResponseWriter, r *http.Request, tok TokenClaims, what string, read func(ctx context.Context, userID string) (any, error)) error {
 	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", true)
 	if err != nil {
 		return err
 	}
-	ds, err := s.cfg.Devices.List(r.Context(), a.UserID)
+	v, err := read(r.Context(), a.UserID)
 	if err != nil {
-		return fmt.Errorf("list devices of %s: %w", a.UserID, err)
+		return fmt.Errorf("%s of %s: %w", what, a.UserID, err)
 	}
-	if ds == nil {
-		ds = []devices.Device{}
-	}
-	writeJSON(w, http.StatusOK, devicesResponse{Devices: ds})
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -100,7 +110,7 @@ func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, tok TokenC
 	q := r.URL.Query()
 	token := q.Get("id")
 	if token == "" {
-		return fieldErr(CodeInvalidField, "id", "is required: the device token to remove")
+		return fieldErr(wire.CodeInvalidField, "id", "is required: the device token to remove")
 	}
 	a, err := actor(tok, q.Get("user_id"), "user_id", true)
 	if err != nil {

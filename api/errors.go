@@ -18,33 +18,8 @@ import (
 	"github.com/ringer-dev/ringer/devices"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/ratelimit"
+	"github.com/ringer-dev/ringer/wire"
 )
-
-// Error codes of the error body. They are part of the contract callers see, so they are named once here.
-const (
-	CodeInvalidJSON          = "invalid_json"           // the body is not one well-formed JSON value of the right shape
-	CodeUnknownField         = "unknown_field"          // the body names a field the endpoint does not know
-	CodeInvalidField         = "invalid_field"          // a field's value is missing, malformed or out of range
-	CodeLimitExceeded        = "limit_exceeded"         // a size or count limit of API.md is passed
-	CodeUnsupportedMediaType = "unsupported_media_type" // a body that says it is not JSON
-	CodeUnauthorized         = "unauthorized"
-	CodeForbidden            = "forbidden"
-	CodeNotFound             = "not_found"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeConflict             = "conflict"
-	CodeUnavailable          = "unavailable"
-	CodeOverloaded           = "overloaded"   // a ring refused up front: rings cannot be delivered in time (Retry-After)
-	CodeRateLimited          = "rate_limited" // a ring refused because its caller starts rings faster than RINGER_RING_RATE (Retry-After)
-	CodeNotReady             = "not_ready"
-	CodeInternal             = "internal"
-)
-
-// errorBody is the body of every non-2xx answer (API.md, "Errors").
-type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Status  int    `json:"status"`
-}
 
 // apiError is an answer decided inside api (a bad request, a bad token): it already knows its status and code.
 type apiError struct {
@@ -62,54 +37,66 @@ func fieldErr(code, field, format string, args ...any) *apiError {
 }
 
 func unauthorized(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: fmt.Sprintf(format, args...)}
+	return &apiError{Status: http.StatusUnauthorized, Code: wire.CodeUnauthorized, Message: fmt.Sprintf(format, args...)}
 }
 
 func forbidden(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf(format, args...)}
+	return &apiError{Status: http.StatusForbidden, Code: wire.CodeForbidden, Message: fmt.Sprintf(format, args...)}
+}
+
+// sentinelAnswer pairs a sentinel error with the answer it gets.
+type sentinelAnswer struct {
+	err     error
+	code    string
+	message string
+	status  int
+}
+
+// sentinelAnswers is the answer to each sentinel error of the packages api calls, in the order toErrorBody
+// checks them with errors.Is. It is built per call, not kept in a package variable, so that no code can
+// change the mapping behind the handlers' back; only a failing request pays for it.
+func sentinelAnswers() []sentinelAnswer {
+	return []sentinelAnswer{
+		{calls.ErrNotFound, wire.CodeNotFound, "The call does not exist.", http.StatusNotFound},
+		{devices.ErrNotFound, wire.CodeNotFound, "The device is not registered.", http.StatusNotFound},
+		{calls.ErrForbidden, wire.CodeForbidden, "You are not allowed to do this on this call.", http.StatusForbidden},
+		{calls.ErrNotMember, wire.CodeForbidden, "You are not a member of this call.", http.StatusForbidden},
+		{calls.ErrEnded, wire.CodeConflict, "The call has ended.", http.StatusConflict},
+		{calls.ErrNotRung, wire.CodeConflict, "You are not being rung on this call.", http.StatusConflict},
+		{calls.ErrTooManyStreams, wire.CodeUnavailable, "This server holds its most event streams (RINGER_SSE_MAX); try again later.", http.StatusServiceUnavailable},
+		{calls.ErrRingOver, wire.CodeConflict, "The ring is over.", http.StatusConflict},
+		{queue.ErrOverloaded, wire.CodeOverloaded, "Rings cannot be delivered in time now; nothing was stored. Retry after Retry-After seconds, or tell the caller.", http.StatusServiceUnavailable},
+		{ratelimit.ErrLimited, wire.CodeRateLimited, "You start rings faster than this server allows (RINGER_RING_RATE); nothing was stored. Retry after Retry-After seconds.", http.StatusTooManyRequests},
+	}
 }
 
 // toErrorBody maps any error a handler meets to the answer's status and body. It is the one place where
 // errors become HTTP (STYLE.md): handlers never pick a status themselves.
-func toErrorBody(err error) errorBody {
+func toErrorBody(err error) wire.ErrorBody {
 	var ae *apiError
 	var fe *calls.FieldError
 	var dfe *devices.FieldError
 	switch {
 	case errors.As(err, &ae):
-		return errorBody{Code: ae.Code, Message: ae.Message, Status: ae.Status}
+		return wire.ErrorBody{Code: ae.Code, Message: ae.Message, Status: ae.Status}
 	case errors.As(err, &fe):
-		code := CodeInvalidField
+		code := wire.CodeInvalidField
 		if fe.Limit {
-			code = CodeLimitExceeded
+			code = wire.CodeLimitExceeded
 		}
-		return errorBody{Code: code, Message: fe.Error(), Status: http.StatusBadRequest}
+		return wire.ErrorBody{Code: code, Message: fe.Error(), Status: http.StatusBadRequest}
 	case errors.As(err, &dfe):
-		return errorBody{Code: CodeInvalidField, Message: dfe.Field + ": " + dfe.Message, Status: http.StatusBadRequest}
-	case errors.Is(err, calls.ErrNotFound):
-		return errorBody{Code: CodeNotFound, Message: "The call does not exist.", Status: http.StatusNotFound}
-	case errors.Is(err, devices.ErrNotFound):
-		return errorBody{Code: CodeNotFound, Message: "The device is not registered.", Status: http.StatusNotFound}
-	case errors.Is(err, calls.ErrForbidden):
-		return errorBody{Code: CodeForbidden, Message: "You are not allowed to do this on this call.", Status: http.StatusForbidden}
-	case errors.Is(err, calls.ErrNotMember):
-		return errorBody{Code: CodeForbidden, Message: "You are not a member of this call.", Status: http.StatusForbidden}
-	case errors.Is(err, calls.ErrEnded):
-		return errorBody{Code: CodeConflict, Message: "The call has ended.", Status: http.StatusConflict}
-	case errors.Is(err, calls.ErrNotRung):
-		return errorBody{Code: CodeConflict, Message: "You are not being rung on this call.", Status: http.StatusConflict}
-	case errors.Is(err, calls.ErrTooManyStreams):
-		return errorBody{Code: CodeUnavailable, Message: "This server holds its most event streams (RINGER_SSE_MAX); try again later.", Status: http.StatusServiceUnavailable}
-	case errors.Is(err, calls.ErrRingOver):
-		return errorBody{Code: CodeConflict, Message: "The ring is over.", Status: http.StatusConflict}
-	case errors.Is(err, queue.ErrOverloaded):
-		return errorBody{Code: CodeOverloaded, Message: "Rings cannot be delivered in time now; nothing was stored. Retry after Retry-After seconds, or tell the caller.", Status: http.StatusServiceUnavailable}
-	case errors.Is(err, ratelimit.ErrLimited):
-		return errorBody{Code: CodeRateLimited, Message: "You start rings faster than this server allows (RINGER_RING_RATE); nothing was stored. Retry after Retry-After seconds.", Status: http.StatusTooManyRequests}
-	case isUnavailable(err):
-		return errorBody{Code: CodeUnavailable, Message: "The service is unavailable; try again.", Status: http.StatusServiceUnavailable}
+		return wire.ErrorBody{Code: wire.CodeInvalidField, Message: dfe.Field + ": " + dfe.Message, Status: http.StatusBadRequest}
 	}
-	return errorBody{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
+	for _, s := range sentinelAnswers() {
+		if errors.Is(err, s.err) {
+			return wire.ErrorBody{Code: s.code, Message: s.message, Status: s.status}
+		}
+	}
+	if isUnavailable(err) {
+		return wire.ErrorBody{Code: wire.CodeUnavailable, Message: "The service is unavailable; try again.", Status: http.StatusServiceUnavailable}
+	}
+	return wire.ErrorBody{Code: wire.CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
 }
 
 // isUnavailable tells the errors a retry may cure: Redis or the network is down or slow, or the request ran
@@ -168,7 +155,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		// Only a programming error gets here (a value JSON cannot hold); the body stays well-formed.
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(errorBody{Code: CodeInternal, Message: "Internal error.", Status: status})
+		b, _ = json.Marshal(wire.ErrorBody{Code: wire.CodeInternal, Message: "Internal error.", Status: status})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

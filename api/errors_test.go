@@ -17,6 +17,7 @@ import (
 	"github.com/ringer-dev/ringer/devices"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/ratelimit"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 func TestErrorsMapToStatusAndCode(t *testing.T) {
@@ -27,27 +28,27 @@ func TestErrorsMapToStatusAndCode(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"field error", &calls.FieldError{Field: "data.members", Message: "too many"}, 400, CodeInvalidField},
-		{"wrapped field error", wrap(&calls.FieldError{Field: "data.custom", Message: "bad"}), 400, CodeInvalidField},
-		{"device field error", wrap(&devices.FieldError{Field: "push_provider", Message: "is bad"}), 400, CodeInvalidField},
-		{"api error", fieldErr(CodeLimitExceeded, "body", "too big"), 400, CodeLimitExceeded},
-		{"not found", wrap(calls.ErrNotFound), 404, CodeNotFound},
-		{"device not found", wrap(devices.ErrNotFound), 404, CodeNotFound},
-		{"forbidden", wrap(calls.ErrForbidden), 403, CodeForbidden},
-		{"not member", wrap(calls.ErrNotMember), 403, CodeForbidden},
-		{"ended", wrap(calls.ErrEnded), 409, CodeConflict},
-		{"not rung", wrap(calls.ErrNotRung), 409, CodeConflict},
-		{"ring over", wrap(calls.ErrRingOver), 409, CodeConflict},
-		{"overloaded", wrap(&queue.OverloadedError{Backlog: 3 * time.Second, Budget: 2 * time.Second, RetryAfter: time.Second}), 503, CodeOverloaded},
-		{"rate limited", wrap(&ratelimit.LimitedError{Rate: ratelimit.DefaultRate, RetryAfter: 1500 * time.Millisecond}), 429, CodeRateLimited},
-		{"redis closed", wrap(redis.ErrClosed), 503, CodeUnavailable},
-		{"redis pool timeout", wrap(redis.ErrPoolTimeout), 503, CodeUnavailable},
-		{"connection refused", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503, CodeUnavailable},
-		{"deadline", wrap(context.DeadlineExceeded), 503, CodeUnavailable},
-		{"redis loading", wrap(redisErr("LOADING Redis is loading the dataset in memory")), 503, CodeUnavailable},
-		{"cluster down", wrap(redisErr("CLUSTERDOWN The cluster is down")), 503, CodeUnavailable},
-		{"other", errors.New("lua script: attempt to index a nil value"), 500, CodeInternal},
-		{"wrapped other", wrap(errors.New("boom")), 500, CodeInternal},
+		{"field error", &calls.FieldError{Field: "data.members", Message: "too many"}, 400, wire.CodeInvalidField},
+		{"wrapped field error", wrap(&calls.FieldError{Field: "data.custom", Message: "bad"}), 400, wire.CodeInvalidField},
+		{"device field error", wrap(&devices.FieldError{Field: "push_provider", Message: "is bad"}), 400, wire.CodeInvalidField},
+		{"api error", fieldErr(wire.CodeLimitExceeded, "body", "too big"), 400, wire.CodeLimitExceeded},
+		{"not found", wrap(calls.ErrNotFound), 404, wire.CodeNotFound},
+		{"device not found", wrap(devices.ErrNotFound), 404, wire.CodeNotFound},
+		{"forbidden", wrap(calls.ErrForbidden), 403, wire.CodeForbidden},
+		{"not member", wrap(calls.ErrNotMember), 403, wire.CodeForbidden},
+		{"ended", wrap(calls.ErrEnded), 409, wire.CodeConflict},
+		{"not rung", wrap(calls.ErrNotRung), 409, wire.CodeConflict},
+		{"ring over", wrap(calls.ErrRingOver), 409, wire.CodeConflict},
+		{"overloaded", wrap(&queue.OverloadedError{Backlog: 3 * time.Second, Budget: 2 * time.Second, RetryAfter: time.Second}), 503, wire.CodeOverloaded},
+		{"rate limited", wrap(&ratelimit.LimitedError{Rate: ratelimit.DefaultRate, RetryAfter: 1500 * time.Millisecond}), 429, wire.CodeRateLimited},
+		{"redis closed", wrap(redis.ErrClosed), 503, wire.CodeUnavailable},
+		{"redis pool timeout", wrap(redis.ErrPoolTimeout), 503, wire.CodeUnavailable},
+		{"connection refused", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503, wire.CodeUnavailable},
+		{"deadline", wrap(context.DeadlineExceeded), 503, wire.CodeUnavailable},
+		{"redis loading", wrap(redisErr("LOADING Redis is loading the dataset in memory")), 503, wire.CodeUnavailable},
+		{"cluster down", wrap(redisErr("CLUSTERDOWN The cluster is down")), 503, wire.CodeUnavailable},
+		{"other", errors.New("lua script: attempt to index a nil value"), 500, wire.CodeInternal},
+		{"wrapped other", wrap(errors.New("boom")), 500, wire.CodeInternal},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -77,11 +78,11 @@ func TestStoreErrorsReachTheCallerMapped(t *testing.T) {
 		status int
 		code   string
 	}{
-		{calls.ErrEnded, 409, CodeConflict},
-		{calls.ErrNotMember, 403, CodeForbidden},
-		{&calls.FieldError{Field: "members_ids[0]", Message: "is not a member"}, 400, CodeInvalidField},
-		{redis.ErrClosed, 503, CodeUnavailable},
-		{errors.New("boom"), 500, CodeInternal},
+		{calls.ErrEnded, 409, wire.CodeConflict},
+		{calls.ErrNotMember, 403, wire.CodeForbidden},
+		{&calls.FieldError{Field: "members_ids[0]", Message: "is not a member"}, 400, wire.CodeInvalidField},
+		{redis.ErrClosed, 503, wire.CodeUnavailable},
+		{errors.New("boom"), 500, wire.CodeInternal},
 	} {
 		e.calls.err = c.err
 		wantError(t, e.do("POST", "/v1/call/default/abc/accept", bob, ""), c.status, c.code, "")
@@ -90,7 +91,7 @@ func TestStoreErrorsReachTheCallerMapped(t *testing.T) {
 		t.Errorf("the 500's cause was not logged:\n%s", e.logs)
 	}
 	e.calls.err = nil
-	wantError(t, e.do("POST", "/v1/call/default/nope/accept", bob, ""), 404, CodeNotFound, "")
+	wantError(t, e.do("POST", "/v1/call/default/nope/accept", bob, ""), 404, wire.CodeNotFound, "")
 }
 
 func TestRetryAfterIsWholeSecondsRoundedUpAndAtLeastOne(t *testing.T) {
@@ -107,7 +108,7 @@ func TestRetryAfterIsWholeSecondsRoundedUpAndAtLeastOne(t *testing.T) {
 func TestPanicIsAnswered500WithTheBody(t *testing.T) {
 	e := newEnv(t)
 	e.calls.panicWith = "kaboom"
-	wantError(t, e.do("GET", "/v1/calls", userToken(t, "alice"), ""), http.StatusInternalServerError, CodeInternal, "")
+	wantError(t, e.do("GET", "/v1/calls", userToken(t, "alice"), ""), http.StatusInternalServerError, wire.CodeInternal, "")
 	if !strings.Contains(e.logs.String(), "kaboom") {
 		t.Errorf("panic not logged:\n%s", e.logs)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 func TestEventsStreamEndsAtTheTokensExp(t *testing.T) {
@@ -53,7 +54,7 @@ func (refusingEvents) Subscribe(_ context.Context, user string) (<-chan calls.Ev
 func TestEventsPastTheProcessBoundAre503WithRetryAfter(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Events = refusingEvents{} })
 	w := e.do("GET", "/v1/events", userToken(t, "bob"), "")
-	b := wantError(t, w, http.StatusServiceUnavailable, CodeUnavailable, "")
+	b := wantError(t, w, http.StatusServiceUnavailable, wire.CodeUnavailable, "")
 	if !strings.Contains(b.Message, "RINGER_SSE_MAX") {
 		t.Errorf("message %q does not name RINGER_SSE_MAX", b.Message)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // memCalls is an in-memory Calls for handler tests: it keeps calls by cid, records what each method was
@@ -149,7 +150,7 @@ func (m *memCalls) List(_ context.Context, a calls.Actor, callingState string) (
 	}
 	var out []calls.ListItem
 	for _, st := range m.calls {
-		out = append(out, calls.ListItem{Call: st.Call, Members: st.Members, CallingState: calls.StateIdle, CreatedByMe: st.Call.CreatedBy.ID == a.UserID})
+		out = append(out, calls.ListItem{Call: st.Call, Members: st.Members, CallingState: wire.StateIdle, CreatedByMe: st.Call.CreatedBy.ID == a.UserID})
 	}
 	return out, nil
 }
@@ -346,7 +347,7 @@ func (e *env) do(method, target, tok, body string) *httptest.ResponseRecorder {
 
 // wantError checks an answer is the error body with status and code, and that its message starts with
 // field (a JSON path, "" to skip).
-func wantError(t testing.TB, w *httptest.ResponseRecorder, status int, code, field string) errorBody {
+func wantError(t testing.TB, w *httptest.ResponseRecorder, status int, code, field string) wire.ErrorBody {
 	t.Helper()
 	if w.Code != status {
 		t.Fatalf("status = %d, want %d; body %s", w.Code, status, w.Body)
@@ -354,7 +355,7 @@ func wantError(t testing.TB, w *httptest.ResponseRecorder, status int, code, fie
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
-	var b errorBody
+	var b wire.ErrorBody
 	dec := json.NewDecoder(strings.NewReader(w.Body.String()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // FuzzDecodeCreate feeds arbitrary bodies to get-or-create, both to the decoder alone and through the whole
@@ -68,7 +70,7 @@ func FuzzDecodeCreate(f *testing.F) {
 				t.Fatalf("handler accepted a body the decoder refused (%v)", err)
 			}
 		case w.Code >= 400 && w.Code <= 499:
-			var b errorBody
+			var b wire.ErrorBody
 			dec := json.NewDecoder(w.Body)
 			dec.DisallowUnknownFields()
 			if derr := dec.Decode(&b); derr != nil || b.Status != w.Code || b.Code == "" || b.Message == "" {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 func TestGetOrCreateAnswers201ThenWith200(t *testing.T) {
@@ -153,7 +155,7 @@ func TestDevices(t *testing.T) {
 	if len(list.Devices) != 1 || list.Devices[0].UserID != "bob" {
 		t.Errorf("bob's devices: %s", w.Body)
 	}
-	wantError(t, e.do("DELETE", "/v1/devices?id=fcm-token:1", alice, ""), 404, CodeNotFound, "")
+	wantError(t, e.do("DELETE", "/v1/devices?id=fcm-token:1", alice, ""), 404, wire.CodeNotFound, "")
 	w = e.do("DELETE", "/v1/devices?id=fcm-token%3A1", userToken(t, "bob"), "")
 	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != `{}` {
 		t.Errorf("delete: %d %s", w.Code, w.Body)
@@ -172,7 +174,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	}
 	// The answer names the part at fault, never its address; the log has the whole reason.
 	e.ready = &NotReady{Part: "redis unreachable", Err: errors.New("dial tcp 10.1.2.3:6379: connection refused")}
-	b := wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, CodeNotReady, "")
+	b := wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, wire.CodeNotReady, "")
 	if b.Message != "redis unreachable" {
 		t.Errorf("readyz message %q, want the part alone", b.Message)
 	}
@@ -180,7 +182,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Errorf("the log does not have the whole reason: %s", e.logs.String())
 	}
 	e.ready = errors.New("dial tcp 10.1.2.3:6379: connection refused")
-	if b := wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, CodeNotReady, ""); strings.Contains(b.Message, "10.1.2.3") {
+	if b := wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, wire.CodeNotReady, ""); strings.Contains(b.Message, "10.1.2.3") {
 		t.Errorf("readyz message %q shows an internal address", b.Message)
 	}
 	e.ready = nil
@@ -198,7 +200,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	}
 
 	off := newEnv(t)
-	wantError(t, off.do("GET", "/asynq/", "", ""), 404, CodeNotFound, "")
+	wantError(t, off.do("GET", "/asynq/", "", ""), 404, wire.CodeNotFound, "")
 }
 
 func TestReadyzTimesOut(t *testing.T) {
@@ -206,18 +208,18 @@ func TestReadyzTimesOut(t *testing.T) {
 		c.RequestTimeout = 20 * time.Millisecond
 		c.Ready = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	})
-	wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, CodeNotReady, "")
+	wantError(t, e.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, wire.CodeNotReady, "")
 }
 
 func TestUnknownRoutesAndMethodsAnswerTheErrorBody(t *testing.T) {
 	e := newEnv(t)
-	wantError(t, e.do("GET", "/v2/nothing", "", ""), 404, CodeNotFound, "")
+	wantError(t, e.do("GET", "/v2/nothing", "", ""), 404, wire.CodeNotFound, "")
 	w := e.do("PUT", "/v1/call/default/abc", userToken(t, "alice"), "")
-	wantError(t, w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")
+	wantError(t, w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "")
 	if allow := w.Header().Values("Allow"); strings.Join(allow, ",") != "GET,POST,PATCH" {
 		t.Errorf("Allow = %v", allow)
 	}
-	wantError(t, e.do("GET", "/v1/call/default/abc/accept", "", ""), http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")
+	wantError(t, e.do("GET", "/v1/call/default/abc/accept", "", ""), http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "")
 }
 
 func TestNewRefusesAnIncompleteConfig(t *testing.T) {
@@ -323,7 +325,7 @@ func TestEventsArriveFramed(t *testing.T) {
 		t.Fatalf("first frame %q, want a comment", f)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	e.calls.publish("bob", calls.Event{Type: calls.EventRing, CallCID: "default:abc",
+	e.calls.publish("bob", calls.Event{Type: queue.EventRing, CallCID: "default:abc",
 		Call: calls.Call{CID: "default:abc", Custom: map[string]any{"note": "line1\nline2"}}, User: calls.UserRef{ID: "alice"}, CreatedAt: at})
 	f := s.next()
 	if len(f) != 2 || f[0] != "event: call.ring" || !strings.HasPrefix(f[1], "data: {") {
@@ -333,7 +335,7 @@ func TestEventsArriveFramed(t *testing.T) {
 		!strings.Contains(f[1], `"user":{"id":"alice"}`) || !strings.Contains(f[1], `"created_at":"2026-01-02T03:04:05Z"`) {
 		t.Errorf("data %s", f[1])
 	}
-	e.calls.publish("bob", calls.Event{Type: calls.EventEnded, CallCID: "default:abc"})
+	e.calls.publish("bob", calls.Event{Type: queue.EventEnded, CallCID: "default:abc"})
 	if f := s.next(); f[0] != "event: call.ended" {
 		t.Errorf("frame %q", f)
 	}
@@ -394,5 +396,5 @@ func (c closingCalls) Subscribe(context.Context, string) (<-chan calls.Event, er
 func TestEventsSubscribeFailureIsTheErrorBody(t *testing.T) {
 	e := newEnv(t)
 	e.calls.err = errors.New("dial tcp: connection refused")
-	wantError(t, e.do("GET", "/v1/events", userToken(t, "bob"), ""), 500, CodeInternal, "")
+	wantError(t, e.do("GET", "/v1/events", userToken(t, "bob"), ""), 500, wire.CodeInternal, "")
 }

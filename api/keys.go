@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // checkKeys walks one JSON value with a token decoder before it is decoded into a value of type t, and
@@ -47,7 +49,7 @@ func (w *keyWalker) at() string { return strings.Join(w.path, "") }
 
 func (w *keyWalker) push(seg string) error {
 	if len(w.path) > maxKeyDepth {
-		return fieldErr(CodeInvalidJSON, orBody(w.path[0]), "is nested deeper than %d levels", maxKeyDepth)
+		return fieldErr(wire.CodeInvalidJSON, orBody(w.path[0]), "is nested deeper than %d levels", maxKeyDepth)
 	}
 	w.path = append(w.path, seg)
 	return nil
@@ -133,7 +135,7 @@ func (w *keyWalker) object(t reflect.Type) error {
 			return err
 		}
 		if seen[key] {
-			return fieldErr(CodeInvalidJSON, w.at(), "is given twice in one object; give each key once")
+			return fieldErr(wire.CodeInvalidJSON, w.at(), "is given twice in one object; give each key once")
 		}
 		seen[key] = true
 		ft := elem
@@ -155,10 +157,10 @@ func (w *keyWalker) object(t reflect.Type) error {
 func unknownKey(at, key string, fields map[string]reflect.Type) error {
 	for name := range fields {
 		if strings.EqualFold(name, key) {
-			return fieldErr(CodeUnknownField, at, "is not a known field (field names are case-sensitive: did you mean %q?)", name)
+			return fieldErr(wire.CodeUnknownField, at, "is not a known field (field names are case-sensitive: did you mean %q?)", name)
 		}
 	}
-	return fieldErr(CodeUnknownField, at, "is not a known field")
+	return fieldErr(wire.CodeUnknownField, at, "is not a known field")
 }
 
 // jsonFields lists the JSON names of a struct's fields as encoding/json sees them (tag name, else the Go

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 func TestKeysMustMatchFieldNamesExactlyAndAppearOnce(t *testing.T) {
@@ -14,21 +15,21 @@ func TestKeysMustMatchFieldNamesExactlyAndAppearOnce(t *testing.T) {
 		name, target, body string
 		code, field        string
 	}{
-		{"upper-case ring", "/v1/call/default/k1", `{"RING":true,"data":{"members":[{"user_id":"alice"},{"user_id":"bob"}]}}`, CodeUnknownField, "RING"},
-		{"capitalised data", "/v1/call/default/k1", `{"Data":{"members":[{"user_id":"alice"}]}}`, CodeUnknownField, "Data"},
-		{"member key case", "/v1/call/default/k1", `{"data":{"members":[{"User_ID":"bob"}]}}`, CodeUnknownField, "data.members[0].User_ID"},
-		{"settings key case", "/v1/call/default/k1", `{"data":{"settings_override":{"ring":{"Auto_Cancel_Timeout_Ms":5000}}}}`, CodeUnknownField, "data.settings_override.ring.Auto_Cancel_Timeout_Ms"},
-		{"ring twice", "/v1/call/default/k1", `{"ring":false,"ring":true,"data":{"members":[{"user_id":"alice"},{"user_id":"bob"}]}}`, CodeInvalidJSON, "ring"},
-		{"data twice", "/v1/call/default/k1", `{"data":{},"data":{}}`, CodeInvalidJSON, "data"},
-		{"member user_id twice", "/v1/call/default/k1", `{"data":{"members":[{"user_id":"alice","user_id":"bob"}]}}`, CodeInvalidJSON, "data.members[0].user_id"},
-		{"custom key twice", "/v1/call/default/k1", `{"data":{"custom":{"a":1,"a":2}}}`, CodeInvalidJSON, "data.custom.a"},
-		{"nested custom key twice", "/v1/call/default/k1", `{"data":{"custom":{"a":[{"b":{"c":1,"c":1}}]}}}`, CodeInvalidJSON, "data.custom.a[0].b.c"},
-		{"escaped duplicate", "/v1/call/default/k1", `{"ring":true,"r\u0069ng":false}`, CodeInvalidJSON, "ring"},
-		{"device key case", "/v1/devices", `{"ID":"` + strings.Repeat("a", 64) + `","push_provider":"apn"}`, CodeUnknownField, "ID"},
-		{"members body twice", "/v1/call/default/abc/members", `{"remove_members":["bob"],"remove_members":["carol"]}`, CodeInvalidJSON, "remove_members"},
-		{"ring ids case", "/v1/call/default/abc/ring", `{"Members_IDs":["bob"]}`, CodeUnknownField, "Members_IDs"},
-		{"nested past the limit", "/v1/devices", `{"id":` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `,"push_provider":"firebase"}`, CodeInvalidJSON, "body"},
-		{"objects nested past the limit", "/v1/devices", `{"id":` + strings.Repeat(`{"a":`, 100_000) + "1" + strings.Repeat("}", 100_000) + `}`, CodeInvalidJSON, "body"},
+		{"upper-case ring", "/v1/call/default/k1", `{"RING":true,"data":{"members":[{"user_id":"alice"},{"user_id":"bob"}]}}`, wire.CodeUnknownField, "RING"},
+		{"capitalised data", "/v1/call/default/k1", `{"Data":{"members":[{"user_id":"alice"}]}}`, wire.CodeUnknownField, "Data"},
+		{"member key case", "/v1/call/default/k1", `{"data":{"members":[{"User_ID":"bob"}]}}`, wire.CodeUnknownField, "data.members[0].User_ID"},
+		{"settings key case", "/v1/call/default/k1", `{"data":{"settings_override":{"ring":{"Auto_Cancel_Timeout_Ms":5000}}}}`, wire.CodeUnknownField, "data.settings_override.ring.Auto_Cancel_Timeout_Ms"},
+		{"ring twice", "/v1/call/default/k1", `{"ring":false,"ring":true,"data":{"members":[{"user_id":"alice"},{"user_id":"bob"}]}}`, wire.CodeInvalidJSON, "ring"},
+		{"data twice", "/v1/call/default/k1", `{"data":{},"data":{}}`, wire.CodeInvalidJSON, "data"},
+		{"member user_id twice", "/v1/call/default/k1", `{"data":{"members":[{"user_id":"alice","user_id":"bob"}]}}`, wire.CodeInvalidJSON, "data.members[0].user_id"},
+		{"custom key twice", "/v1/call/default/k1", `{"data":{"custom":{"a":1,"a":2}}}`, wire.CodeInvalidJSON, "data.custom.a"},
+		{"nested custom key twice", "/v1/call/default/k1", `{"data":{"custom":{"a":[{"b":{"c":1,"c":1}}]}}}`, wire.CodeInvalidJSON, "data.custom.a[0].b.c"},
+		{"escaped duplicate", "/v1/call/default/k1", `{"ring":true,"r\u0069ng":false}`, wire.CodeInvalidJSON, "ring"},
+		{"device key case", "/v1/devices", `{"ID":"` + strings.Repeat("a", 64) + `","push_provider":"apn"}`, wire.CodeUnknownField, "ID"},
+		{"members body twice", "/v1/call/default/abc/members", `{"remove_members":["bob"],"remove_members":["carol"]}`, wire.CodeInvalidJSON, "remove_members"},
+		{"ring ids case", "/v1/call/default/abc/ring", `{"Members_IDs":["bob"]}`, wire.CodeUnknownField, "Members_IDs"},
+		{"nested past the limit", "/v1/devices", `{"id":` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `,"push_provider":"firebase"}`, wire.CodeInvalidJSON, "body"},
+		{"objects nested past the limit", "/v1/devices", `{"id":` + strings.Repeat(`{"a":`, 100_000) + "1" + strings.Repeat("}", 100_000) + `}`, wire.CodeInvalidJSON, "body"},
 	}
 	e := newEnv(t)
 	e.calls.put("default", "abc", "alice", "alice", "bob")
@@ -39,7 +40,7 @@ func TestKeysMustMatchFieldNamesExactlyAndAppearOnce(t *testing.T) {
 		})
 	}
 	// A wrong-case key says which name was meant.
-	if b := wantError(t, e.do("POST", "/v1/call/default/k1", alice, `{"RING":true}`), 400, CodeUnknownField, "RING"); !strings.Contains(b.Message, `"ring"`) {
+	if b := wantError(t, e.do("POST", "/v1/call/default/k1", alice, `{"RING":true}`), 400, wire.CodeUnknownField, "RING"); !strings.Contains(b.Message, `"ring"`) {
 		t.Errorf("message %q does not name the field meant", b.Message)
 	}
 }
@@ -64,7 +65,7 @@ func TestCustomIsMeasuredAsSentBeforeDecoding(t *testing.T) {
 		{"/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob","custom":` + escaped + `}]}`, "update_members[0].custom"},
 	} {
 		e.calls.put("default", "abc", "alice", "alice", "bob")
-		b := wantError(t, e.do("POST", c.target, alice, c.body), 400, CodeLimitExceeded, c.field)
+		b := wantError(t, e.do("POST", c.target, alice, c.body), 400, wire.CodeLimitExceeded, c.field)
 		if !strings.Contains(b.Message, "as sent") {
 			t.Errorf("%s: message %q does not say the size as sent counts", c.field, b.Message)
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // statusWriter remembers the status and size of an answer for the request log and metrics. Unwrap lets
@@ -80,7 +82,7 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 			s.log.ErrorContext(r.Context(), "panic in handler", "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if sw.status == 0 {
-				writeJSON(sw, http.StatusInternalServerError, errorBody{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
+				writeJSON(sw, http.StatusInternalServerError, wire.ErrorBody{Code: wire.CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
 			}
 		}()
 		next.ServeHTTP(sw, r)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // A process without the API (a worker) answers the operations endpoints exactly as the API does, and nothing
@@ -27,13 +29,13 @@ func TestOpsServesTheOperationsEndpointsAloneAsTheAPIDoes(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || body["status"] != "ok" {
 		t.Errorf("/healthz: %d %v", code, body)
 	}
-	if code, body := get("/readyz"); code != 503 || body["code"] != CodeNotReady || body["message"] != ready.Part {
-		t.Errorf("/readyz: %d %v, want 503 %s naming the cause", code, body, CodeNotReady)
+	if code, body := get("/readyz"); code != 503 || body["code"] != wire.CodeNotReady || body["message"] != ready.Part {
+		t.Errorf("/readyz: %d %v, want 503 %s naming the cause", code, body, wire.CodeNotReady)
 	}
 	if code, _ := get("/metrics"); code != 200 {
 		t.Errorf("/metrics: %d", code)
 	}
-	if code, body := get("/v1/calls"); code != 404 || body["code"] != CodeNotFound {
+	if code, body := get("/v1/calls"); code != 404 || body["code"] != wire.CodeNotFound {
 		t.Errorf("/v1/calls on an ops-only handler: %d %v, want 404 in the error body", code, body)
 	}
 }

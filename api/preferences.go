@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // preferencesBody is POST /v1/push_preferences. The body replaces what is stored: a field left out takes its
@@ -16,13 +18,12 @@ type preferencesBody struct {
 	UserID        string  `json:"user_id"`
 }
 
+func (b *preferencesBody) actingUser() string { return b.UserID }
+
 // setPreferences is POST /v1/push_preferences: 200 with the preferences as stored.
 func (s *server) setPreferences(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
 	var b preferencesBody
-	if err := s.decodeBody(w, r, &b); err != nil {
-		return err
-	}
-	a, err := actor(tok, b.UserID, "user_id", true)
+	a, err := s.decodeActing(w, r, tok, &b, true, nil)
 	if err != nil {
 		return err
 	}
@@ -33,7 +34,7 @@ func (s *server) setPreferences(w http.ResponseWriter, r *http.Request, tok Toke
 	if b.DisabledUntil != nil {
 		t, err := time.Parse(time.RFC3339, *b.DisabledUntil)
 		if err != nil {
-			return fieldErr(CodeInvalidField, "disabled_until", "must be an RFC 3339 time like 2026-12-01T10:00:00Z or null, not %q", *b.DisabledUntil)
+			return fieldErr(wire.CodeInvalidField, "disabled_until", "must be an RFC 3339 time like 2026-12-01T10:00:00Z or null, not %q", *b.DisabledUntil)
 		}
 		p.DisabledUntil = &t
 	}
@@ -50,14 +51,7 @@ func (s *server) setPreferences(w http.ResponseWriter, r *http.Request, tok Toke
 
 // getPreferences is GET /v1/push_preferences?user_id=.
 func (s *server) getPreferences(w http.ResponseWriter, r *http.Request, tok TokenClaims) error {
-	a, err := actor(tok, r.URL.Query().Get("user_id"), "user_id", true)
-	if err != nil {
-		return err
-	}
-	p, err := s.cfg.Devices.GetPreferences(r.Context(), a.UserID)
-	if err != nil {
-		return fmt.Errorf("get push preferences of %s: %w", a.UserID, err)
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return answerForUser(w, r, tok, "get push preferences", func(ctx context.Context, userID string) (any, error) {
+		return s.cfg.Devices.GetPreferences(ctx, userID)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 func TestPushPreferencesRefuseBadInputNamingTheField(t *testing.T) {
@@ -16,18 +17,18 @@ func TestPushPreferencesRefuseBadInputNamingTheField(t *testing.T) {
 		status          int
 		code, field     string
 	}{
-		{"unknown call_level", bob, `{"call_level":"quiet"}`, 400, CodeInvalidField, "call_level"},
-		{"call_level not a string", bob, `{"call_level":0}`, 400, CodeInvalidJSON, "call_level"},
-		{"disabled_until not RFC 3339", bob, `{"disabled_until":"tonight"}`, 400, CodeInvalidField, "disabled_until"},
-		{"unknown field", bob, `{"call_level":"none","level":"none"}`, 400, CodeUnknownField, "level"},
-		{"a user naming another", bob, `{"call_level":"none","user_id":"alice"}`, 403, CodeForbidden, ""},
-		{"a server token naming nobody", serverToken(t), `{"call_level":"none"}`, 400, CodeInvalidField, "user_id"},
+		{"unknown call_level", bob, `{"call_level":"quiet"}`, 400, wire.CodeInvalidField, "call_level"},
+		{"call_level not a string", bob, `{"call_level":0}`, 400, wire.CodeInvalidJSON, "call_level"},
+		{"disabled_until not RFC 3339", bob, `{"disabled_until":"tonight"}`, 400, wire.CodeInvalidField, "disabled_until"},
+		{"unknown field", bob, `{"call_level":"none","level":"none"}`, 400, wire.CodeUnknownField, "level"},
+		{"a user naming another", bob, `{"call_level":"none","user_id":"alice"}`, 403, wire.CodeForbidden, ""},
+		{"a server token naming nobody", serverToken(t), `{"call_level":"none"}`, 400, wire.CodeInvalidField, "user_id"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			wantError(t, e.do("POST", "/v1/push_preferences", c.tok, c.body), c.status, c.code, c.field)
 		})
 	}
-	wantError(t, e.do("GET", "/v1/push_preferences", serverToken(t), ""), 400, CodeInvalidField, "user_id")
+	wantError(t, e.do("GET", "/v1/push_preferences", serverToken(t), ""), 400, wire.CodeInvalidField, "user_id")
 }
 
 func TestPushPreferencesAnswerWhatIsStoredAndLeftOutFieldsTakeTheirDefaults(t *testing.T) {

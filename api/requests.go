@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Limits api enforces beyond those of calls' model.
@@ -20,7 +21,7 @@ const (
 // validReason tells the reasons a reject may give, API.md.
 func validReason(r string) bool {
 	switch r {
-	case calls.ReasonDecline, calls.ReasonBusy, calls.ReasonCancel, calls.ReasonTimeout:
+	case wire.ReasonDecline, wire.ReasonBusy, wire.ReasonCancel, wire.ReasonTimeout:
 		return true
 	}
 	return false
@@ -29,7 +30,7 @@ func validReason(r string) bool {
 // validCallingState tells the calling states GET /v1/calls filters on, API.md.
 func validCallingState(s string) bool {
 	switch s {
-	case calls.StateRinging, calls.StateJoined, calls.StateIdle, calls.StateEnded:
+	case wire.StateRinging, wire.StateJoined, wire.StateIdle, wire.StateEnded:
 		return true
 	}
 	return false
@@ -71,10 +72,10 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 	in := createInput{Actor: a, Req: calls.CreateRequest{Ring: top.Ring, Notify: top.Notify, Team: data.Team}}
 
 	if len(data.Members) > calls.MaxMembers {
-		return createInput{}, fieldErr(CodeLimitExceeded, "data.members", "has %d members, more than the limit of %d", len(data.Members), calls.MaxMembers)
+		return createInput{}, fieldErr(wire.CodeLimitExceeded, "data.members", "has %d members, more than the limit of %d", len(data.Members), calls.MaxMembers)
 	}
 	if top.Ring && len(data.Members) == 0 {
-		return createInput{}, fieldErr(CodeInvalidField, "data.members", "is required when ring is true: name the members to ring")
+		return createInput{}, fieldErr(wire.CodeInvalidField, "data.members", "is required when ring is true: name the members to ring")
 	}
 	if in.Req.Members, err = decodeMembers("data.members", data.Members); err != nil {
 		return createInput{}, err
@@ -88,7 +89,7 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 			}
 		}
 		if callees > calls.MaxRingMembers {
-			return createInput{}, fieldErr(CodeLimitExceeded, "data.members", "would ring %d members, more than the limit of %d at once", callees, calls.MaxRingMembers)
+			return createInput{}, fieldErr(wire.CodeLimitExceeded, "data.members", "would ring %d members, more than the limit of %d at once", callees, calls.MaxRingMembers)
 		}
 	}
 	if in.Req.Custom, err = decodeCustom("data.custom", data.Custom); err != nil {
@@ -105,7 +106,7 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 		in.Req.StartsAt = &t
 	}
 	if len(data.Team) > maxTeamBytes {
-		return createInput{}, fieldErr(CodeInvalidField, "data.team", "is longer than %d bytes", maxTeamBytes)
+		return createInput{}, fieldErr(wire.CodeInvalidField, "data.team", "is longer than %d bytes", maxTeamBytes)
 	}
 	return in, nil
 }
@@ -114,7 +115,7 @@ func decodeCreate(body []byte, tok TokenClaims) (createInput, error) {
 func parseStartsAt(path, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, fieldErr(CodeInvalidField, path, "must be an RFC 3339 time like 2026-12-01T10:00:00Z, not %q", v)
+		return time.Time{}, fieldErr(wire.CodeInvalidField, path, "must be an RFC 3339 time like 2026-12-01T10:00:00Z, not %q", v)
 	}
 	return t, nil
 }
@@ -171,7 +172,7 @@ func decodeMembers(path string, raws []json.RawMessage) ([]calls.MemberInput, er
 			return nil, err
 		}
 		if j, dup := seen[m.UserID]; dup {
-			return nil, fieldErr(CodeInvalidField, at+".user_id", "%q is already named by %s[%d]", m.UserID, path, j)
+			return nil, fieldErr(wire.CodeInvalidField, at+".user_id", "%q is already named by %s[%d]", m.UserID, path, j)
 		}
 		seen[m.UserID] = i
 		out = append(out, m)
@@ -181,7 +182,7 @@ func decodeMembers(path string, raws []json.RawMessage) ([]calls.MemberInput, er
 
 func decodeMember(path string, raw json.RawMessage) (calls.MemberInput, error) {
 	if isNull(raw) {
-		return calls.MemberInput{}, fieldErr(CodeInvalidField, path, "must be a member object, not null")
+		return calls.MemberInput{}, fieldErr(wire.CodeInvalidField, path, "must be a member object, not null")
 	}
 	var m struct {
 		UserID string          `json:"user_id"`
@@ -192,13 +193,13 @@ func decodeMember(path string, raw json.RawMessage) (calls.MemberInput, error) {
 		return calls.MemberInput{}, err
 	}
 	if m.UserID == "" {
-		return calls.MemberInput{}, fieldErr(CodeInvalidField, path+".user_id", "is required")
+		return calls.MemberInput{}, fieldErr(wire.CodeInvalidField, path+".user_id", "is required")
 	}
 	if !userIDRe.MatchString(m.UserID) {
-		return calls.MemberInput{}, fieldErr(CodeInvalidField, path+".user_id", "must match %s", userIDRe)
+		return calls.MemberInput{}, fieldErr(wire.CodeInvalidField, path+".user_id", "must match %s", userIDRe)
 	}
 	if m.Role != "" && !roleRe.MatchString(m.Role) {
-		return calls.MemberInput{}, fieldErr(CodeInvalidField, path+".role", "must match %s", roleRe)
+		return calls.MemberInput{}, fieldErr(wire.CodeInvalidField, path+".role", "must match %s", roleRe)
 	}
 	custom, err := decodeCustom(path+".custom", m.Custom)
 	if err != nil {
@@ -216,10 +217,10 @@ func decodeCustom(path string, raw json.RawMessage) (map[string]any, error) {
 	// Measured before decoding: decoding a big object into a map costs far more CPU and memory than its
 	// bytes, so an oversized custom is refused unread.
 	if len(raw) > calls.MaxCustomBytes {
-		return nil, fieldErr(CodeLimitExceeded, path, "is %d bytes as sent, larger than the limit of %d (5 KiB)", len(raw), calls.MaxCustomBytes)
+		return nil, fieldErr(wire.CodeLimitExceeded, path, "is %d bytes as sent, larger than the limit of %d (5 KiB)", len(raw), calls.MaxCustomBytes)
 	}
 	if t := strings.TrimSpace(string(raw)); !strings.HasPrefix(t, "{") {
-		return nil, fieldErr(CodeInvalidJSON, path, "must be an object")
+		return nil, fieldErr(wire.CodeInvalidJSON, path, "must be an object")
 	}
 	var m map[string]any
 	if err := decodeStrict(path, raw, &m); err != nil {
@@ -227,10 +228,10 @@ func decodeCustom(path string, raw json.RawMessage) (map[string]any, error) {
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return nil, fieldErr(CodeInvalidField, path, "cannot be stored: %v", err)
+		return nil, fieldErr(wire.CodeInvalidField, path, "cannot be stored: %v", err)
 	}
 	if len(b) > calls.MaxCustomBytes {
-		return nil, fieldErr(CodeLimitExceeded, path, "is %d bytes, larger than the limit of %d (5 KiB)", len(b), calls.MaxCustomBytes)
+		return nil, fieldErr(wire.CodeLimitExceeded, path, "is %d bytes, larger than the limit of %d (5 KiB)", len(b), calls.MaxCustomBytes)
 	}
 	return m, nil
 }
@@ -262,7 +263,7 @@ func decodeSettingsOverride(path string, raw json.RawMessage) (*calls.SettingsOv
 	} {
 		field, v := f.name, f.v
 		if v != 0 && (v < calls.MinRingTimeoutMs || v > calls.MaxRingTimeoutMs) {
-			return nil, fieldErr(CodeInvalidField, path+".ring."+field, "must be %d to %d ms, not %d", calls.MinRingTimeoutMs, calls.MaxRingTimeoutMs, v)
+			return nil, fieldErr(wire.CodeInvalidField, path+".ring."+field, "must be %d to %d ms, not %d", calls.MinRingTimeoutMs, calls.MaxRingTimeoutMs, v)
 		}
 	}
 	return &calls.SettingsOverride{Ring: &ring}, nil
@@ -271,16 +272,16 @@ func decodeSettingsOverride(path string, raw json.RawMessage) (*calls.SettingsOv
 // decodeUserIDs decodes a list of user ids at path (members_ids, remove_members), refusing bad and repeated ids.
 func decodeUserIDs(path string, ids []string, limit int) error {
 	if len(ids) > limit {
-		return fieldErr(CodeLimitExceeded, path, "has %d ids, more than the limit of %d", len(ids), limit)
+		return fieldErr(wire.CodeLimitExceeded, path, "has %d ids, more than the limit of %d", len(ids), limit)
 	}
 	seen := make(map[string]int, len(ids))
 	for i, id := range ids {
 		at := fmt.Sprintf("%s[%d]", path, i)
 		if !userIDRe.MatchString(id) {
-			return fieldErr(CodeInvalidField, at, "must match %s", userIDRe)
+			return fieldErr(wire.CodeInvalidField, at, "must match %s", userIDRe)
 		}
 		if j, dup := seen[id]; dup {
-			return fieldErr(CodeInvalidField, at, "%q is already named by %s[%d]", id, path, j)
+			return fieldErr(wire.CodeInvalidField, at, "%q is already named by %s[%d]", id, path, j)
 		}
 		seen[id] = i
 	}
@@ -291,6 +292,12 @@ func decodeUserIDs(path string, ids []string, limit int) error {
 type actingBody struct {
 	UserID string `json:"user_id"`
 }
+
+func (b *actingBody) actingUser() string  { return b.UserID }
+func (b *updateBody) actingUser() string  { return b.UserID }
+func (b *ringBody) actingUser() string    { return b.UserID }
+func (b *rejectBody) actingUser() string  { return b.UserID }
+func (b *membersBody) actingUser() string { return b.UserID }
 
 type ringBody struct {
 	MembersIDs []string `json:"members_ids"`
@@ -316,7 +323,7 @@ type membersInput struct {
 
 func decodeMembersUpdate(b membersBody) (membersInput, error) {
 	if len(b.UpdateMembers) > calls.MaxMembers {
-		return membersInput{}, fieldErr(CodeLimitExceeded, "update_members", "has %d members, more than the limit of %d", len(b.UpdateMembers), calls.MaxMembers)
+		return membersInput{}, fieldErr(wire.CodeLimitExceeded, "update_members", "has %d members, more than the limit of %d", len(b.UpdateMembers), calls.MaxMembers)
 	}
 	update, err := decodeMembers("update_members", b.UpdateMembers)
 	if err != nil {
@@ -332,7 +339,7 @@ func decodeMembersUpdate(b membersBody) (membersInput, error) {
 	}
 	for i, id := range b.RemoveMembers {
 		if updating[id] {
-			return membersInput{}, fieldErr(CodeInvalidField, fmt.Sprintf("remove_members[%d]", i), "%q is also in update_members", id)
+			return membersInput{}, fieldErr(wire.CodeInvalidField, fmt.Sprintf("remove_members[%d]", i), "%q is also in update_members", id)
 		}
 	}
 	return membersInput{Update: update, Remove: b.RemoveMembers}, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // members builds a JSON members array of n users u0..u(n-1), with the caller first when caller != "".
@@ -48,43 +49,43 @@ func TestGetOrCreateRefusesBadInput(t *testing.T) {
 		status             int
 		code, field        string
 	}{
-		{"bad type", "/v1/call/de.fault/abc", `{}`, 400, CodeInvalidField, "type"},
-		{"bad id", "/v1/call/default/a%20b", `{}`, 400, CodeInvalidField, "id"},
-		{"id too long", "/v1/call/default/" + strings.Repeat("a", 65), `{}`, 400, CodeInvalidField, "id"},
-		{"malformed JSON", "", `{"ring":`, 400, CodeInvalidJSON, "body"},
-		{"not an object", "", `[1,2]`, 400, CodeInvalidJSON, "body"},
-		{"trailing garbage", "", `{} x`, 400, CodeInvalidJSON, "body"},
-		{"two objects", "", `{}{}`, 400, CodeInvalidJSON, "body"},
-		{"invalid UTF-8", "", "{\"data\":{\"custom\":{\"a\":\"\xff\"}}}", 400, CodeInvalidJSON, "body"},
-		{"unknown top field", "", `{"rings":true}`, 400, CodeUnknownField, "rings"},
-		{"unknown data field", "", `{"data":{"memberz":[]}}`, 400, CodeUnknownField, "data.memberz"},
-		{"unknown member field", "", `{"data":{"members":[{"user_id":"bob"},{"user_id":"carol","nick":"c"}]}}`, 400, CodeUnknownField, "data.members[1].nick"},
-		{"unknown ring setting", "", `{"data":{"settings_override":{"ring":{"timeout":5}}}}`, 400, CodeUnknownField, "data.settings_override.ring.timeout"},
-		{"ring not a bool", "", `{"ring":"yes"}`, 400, CodeInvalidJSON, "ring"},
-		{"members not a list", "", `{"data":{"members":{"user_id":"bob"}}}`, 400, CodeInvalidJSON, "data.members"},
-		{"member user_id not a string", "", `{"data":{"members":[{"user_id":5}]}}`, 400, CodeInvalidJSON, "data.members[0].user_id"},
-		{"member null", "", `{"data":{"members":[null]}}`, 400, CodeInvalidField, "data.members[0]"},
-		{"member without user_id", "", `{"data":{"members":[{"user_id":"bob"},{"role":"admin"}]}}`, 400, CodeInvalidField, "data.members[1].user_id"},
-		{"member bad user_id", "", `{"data":{"members":[{"user_id":"bob"},{"user_id":"carol"},{"user_id":"c d"}]}}`, 400, CodeInvalidField, "data.members[2].user_id"},
-		{"member user_id too long", "", `{"data":{"members":[{"user_id":"` + strings.Repeat("a", 129) + `"}]}}`, 400, CodeInvalidField, "data.members[0].user_id"},
-		{"duplicate member", "", `{"data":{"members":[{"user_id":"bob"},{"user_id":"carol"},{"user_id":"bob"}]}}`, 400, CodeInvalidField, "data.members[2].user_id"},
-		{"bad member role", "", `{"data":{"members":[{"user_id":"bob","role":"a b"}]}}`, 400, CodeInvalidField, "data.members[0].role"},
-		{"member custom not an object", "", `{"data":{"members":[{"user_id":"bob","custom":[1]}]}}`, 400, CodeInvalidJSON, "data.members[0].custom"},
-		{"member custom too big", "", `{"data":{"members":[{"user_id":"bob","custom":` + bigCustom(calls.MaxCustomBytes+1) + `}]}}`, 400, CodeLimitExceeded, "data.members[0].custom"},
-		{"custom not an object", "", `{"data":{"custom":"topic"}}`, 400, CodeInvalidJSON, "data.custom"},
-		{"custom too big", "", `{"data":{"custom":` + bigCustom(calls.MaxCustomBytes+1) + `}}`, 400, CodeLimitExceeded, "data.custom"},
-		{"ring without members", "", `{"ring":true}`, 400, CodeInvalidField, "data.members"},
-		{"ring with empty members", "", `{"ring":true,"data":{"members":[]}}`, 400, CodeInvalidField, "data.members"},
-		{"too many members", "", `{"data":{"members":` + members("", calls.MaxMembers+1) + `}}`, 400, CodeLimitExceeded, "data.members"},
-		{"too many to ring", "", `{"ring":true,"data":{"members":` + members("alice", calls.MaxRingMembers+1) + `}}`, 400, CodeLimitExceeded, "data.members"},
-		{"auto cancel too short", "", `{"data":{"settings_override":{"ring":{"auto_cancel_timeout_ms":999}}}}`, 400, CodeInvalidField, "data.settings_override.ring.auto_cancel_timeout_ms"},
-		{"auto cancel too long", "", `{"data":{"settings_override":{"ring":{"auto_cancel_timeout_ms":180001}}}}`, 400, CodeInvalidField, "data.settings_override.ring.auto_cancel_timeout_ms"},
-		{"incoming negative", "", `{"data":{"settings_override":{"ring":{"incoming_call_timeout_ms":-5}}}}`, 400, CodeInvalidField, "data.settings_override.ring.incoming_call_timeout_ms"},
-		{"incoming not an integer", "", `{"data":{"settings_override":{"ring":{"incoming_call_timeout_ms":1500.5}}}}`, 400, CodeInvalidJSON, "data.settings_override.ring.incoming_call_timeout_ms"},
-		{"unknown settings", "", `{"data":{"settings_override":{"video":{}}}}`, 400, CodeUnknownField, "data.settings_override.video"},
-		{"starts_at not RFC 3339", "", `{"data":{"starts_at":"tomorrow"}}`, 400, CodeInvalidField, "data.starts_at"},
-		{"starts_at not a string", "", `{"data":{"starts_at":12}}`, 400, CodeInvalidJSON, "data.starts_at"},
-		{"team too long", "", `{"data":{"team":"` + strings.Repeat("t", 129) + `"}}`, 400, CodeInvalidField, "data.team"},
+		{"bad type", "/v1/call/de.fault/abc", `{}`, 400, wire.CodeInvalidField, "type"},
+		{"bad id", "/v1/call/default/a%20b", `{}`, 400, wire.CodeInvalidField, "id"},
+		{"id too long", "/v1/call/default/" + strings.Repeat("a", 65), `{}`, 400, wire.CodeInvalidField, "id"},
+		{"malformed JSON", "", `{"ring":`, 400, wire.CodeInvalidJSON, "body"},
+		{"not an object", "", `[1,2]`, 400, wire.CodeInvalidJSON, "body"},
+		{"trailing garbage", "", `{} x`, 400, wire.CodeInvalidJSON, "body"},
+		{"two objects", "", `{}{}`, 400, wire.CodeInvalidJSON, "body"},
+		{"invalid UTF-8", "", "{\"data\":{\"custom\":{\"a\":\"\xff\"}}}", 400, wire.CodeInvalidJSON, "body"},
+		{"unknown top field", "", `{"rings":true}`, 400, wire.CodeUnknownField, "rings"},
+		{"unknown data field", "", `{"data":{"memberz":[]}}`, 400, wire.CodeUnknownField, "data.memberz"},
+		{"unknown member field", "", `{"data":{"members":[{"user_id":"bob"},{"user_id":"carol","nick":"c"}]}}`, 400, wire.CodeUnknownField, "data.members[1].nick"},
+		{"unknown ring setting", "", `{"data":{"settings_override":{"ring":{"timeout":5}}}}`, 400, wire.CodeUnknownField, "data.settings_override.ring.timeout"},
+		{"ring not a bool", "", `{"ring":"yes"}`, 400, wire.CodeInvalidJSON, "ring"},
+		{"members not a list", "", `{"data":{"members":{"user_id":"bob"}}}`, 400, wire.CodeInvalidJSON, "data.members"},
+		{"member user_id not a string", "", `{"data":{"members":[{"user_id":5}]}}`, 400, wire.CodeInvalidJSON, "data.members[0].user_id"},
+		{"member null", "", `{"data":{"members":[null]}}`, 400, wire.CodeInvalidField, "data.members[0]"},
+		{"member without user_id", "", `{"data":{"members":[{"user_id":"bob"},{"role":"admin"}]}}`, 400, wire.CodeInvalidField, "data.members[1].user_id"},
+		{"member bad user_id", "", `{"data":{"members":[{"user_id":"bob"},{"user_id":"carol"},{"user_id":"c d"}]}}`, 400, wire.CodeInvalidField, "data.members[2].user_id"},
+		{"member user_id too long", "", `{"data":{"members":[{"user_id":"` + strings.Repeat("a", 129) + `"}]}}`, 400, wire.CodeInvalidField, "data.members[0].user_id"},
+		{"duplicate member", "", `{"data":{"members":[{"user_id":"bob"},{"user_id":"carol"},{"user_id":"bob"}]}}`, 400, wire.CodeInvalidField, "data.members[2].user_id"},
+		{"bad member role", "", `{"data":{"members":[{"user_id":"bob","role":"a b"}]}}`, 400, wire.CodeInvalidField, "data.members[0].role"},
+		{"member custom not an object", "", `{"data":{"members":[{"user_id":"bob","custom":[1]}]}}`, 400, wire.CodeInvalidJSON, "data.members[0].custom"},
+		{"member custom too big", "", `{"data":{"members":[{"user_id":"bob","custom":` + bigCustom(calls.MaxCustomBytes+1) + `}]}}`, 400, wire.CodeLimitExceeded, "data.members[0].custom"},
+		{"custom not an object", "", `{"data":{"custom":"topic"}}`, 400, wire.CodeInvalidJSON, "data.custom"},
+		{"custom too big", "", `{"data":{"custom":` + bigCustom(calls.MaxCustomBytes+1) + `}}`, 400, wire.CodeLimitExceeded, "data.custom"},
+		{"ring without members", "", `{"ring":true}`, 400, wire.CodeInvalidField, "data.members"},
+		{"ring with empty members", "", `{"ring":true,"data":{"members":[]}}`, 400, wire.CodeInvalidField, "data.members"},
+		{"too many members", "", `{"data":{"members":` + members("", calls.MaxMembers+1) + `}}`, 400, wire.CodeLimitExceeded, "data.members"},
+		{"too many to ring", "", `{"ring":true,"data":{"members":` + members("alice", calls.MaxRingMembers+1) + `}}`, 400, wire.CodeLimitExceeded, "data.members"},
+		{"auto cancel too short", "", `{"data":{"settings_override":{"ring":{"auto_cancel_timeout_ms":999}}}}`, 400, wire.CodeInvalidField, "data.settings_override.ring.auto_cancel_timeout_ms"},
+		{"auto cancel too long", "", `{"data":{"settings_override":{"ring":{"auto_cancel_timeout_ms":180001}}}}`, 400, wire.CodeInvalidField, "data.settings_override.ring.auto_cancel_timeout_ms"},
+		{"incoming negative", "", `{"data":{"settings_override":{"ring":{"incoming_call_timeout_ms":-5}}}}`, 400, wire.CodeInvalidField, "data.settings_override.ring.incoming_call_timeout_ms"},
+		{"incoming not an integer", "", `{"data":{"settings_override":{"ring":{"incoming_call_timeout_ms":1500.5}}}}`, 400, wire.CodeInvalidJSON, "data.settings_override.ring.incoming_call_timeout_ms"},
+		{"unknown settings", "", `{"data":{"settings_override":{"video":{}}}}`, 400, wire.CodeUnknownField, "data.settings_override.video"},
+		{"starts_at not RFC 3339", "", `{"data":{"starts_at":"tomorrow"}}`, 400, wire.CodeInvalidField, "data.starts_at"},
+		{"starts_at not a string", "", `{"data":{"starts_at":12}}`, 400, wire.CodeInvalidJSON, "data.starts_at"},
+		{"team too long", "", `{"data":{"team":"` + strings.Repeat("t", 129) + `"}}`, 400, wire.CodeInvalidField, "data.team"},
 	}
 	e := newEnv(t)
 	alice := userToken(t, "alice")
@@ -141,7 +142,7 @@ func TestGetOrCreateKeepsLargeNumbersInCustom(t *testing.T) {
 func TestBodyOverTheLimitIs400NamingBody(t *testing.T) {
 	e := newEnv(t)
 	body := `{"data":{"custom":{"a":"` + strings.Repeat("x", MaxBodyBytes) + `"}}}`
-	wantError(t, e.do("POST", "/v1/call/default/abc", userToken(t, "alice"), body), 400, CodeLimitExceeded, "body")
+	wantError(t, e.do("POST", "/v1/call/default/abc", userToken(t, "alice"), body), 400, wire.CodeLimitExceeded, "body")
 
 	// Without a Content-Length the limit still holds while reading.
 	r := httptest.NewRequest("POST", "/v1/call/default/abc", struct{ *strings.Reader }{strings.NewReader(body)})
@@ -149,7 +150,7 @@ func TestBodyOverTheLimitIs400NamingBody(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer "+userToken(t, "alice"))
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
-	wantError(t, w, 400, CodeLimitExceeded, "body")
+	wantError(t, w, 400, wire.CodeLimitExceeded, "body")
 }
 
 func TestNonJSONContentTypeIs415(t *testing.T) {
@@ -159,7 +160,7 @@ func TestNonJSONContentTypeIs415(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer "+userToken(t, "alice"))
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
-	wantError(t, w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type")
+	wantError(t, w, http.StatusUnsupportedMediaType, wire.CodeUnsupportedMediaType, "Content-Type")
 
 	// application/json with a charset is JSON.
 	r = httptest.NewRequest("POST", "/v1/call/default/abc", strings.NewReader(`{}`))
@@ -178,34 +179,34 @@ func TestOtherEndpointsRefuseBadInput(t *testing.T) {
 		status                     int
 		code, field                string
 	}{
-		{"get ring not a bool", "GET", "/v1/call/default/abc?ring=yes", "", 400, CodeInvalidField, "ring"},
-		{"get notify not a bool", "GET", "/v1/call/default/abc?notify=2", "", 400, CodeInvalidField, "notify"},
-		{"get bad id", "GET", "/v1/call/default/a.b", "", 400, CodeInvalidField, "id"},
-		{"members unknown field", "POST", "/v1/call/default/abc/members", `{"add":[]}`, 400, CodeUnknownField, "add"},
-		{"members bad update", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob"},{"user_id":"!"}]}`, 400, CodeInvalidField, "update_members[1].user_id"},
-		{"members duplicate update", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob"},{"user_id":"bob"}]}`, 400, CodeInvalidField, "update_members[1].user_id"},
-		{"members bad remove", "POST", "/v1/call/default/abc/members", `{"remove_members":["bob","x y"]}`, 400, CodeInvalidField, "remove_members[1]"},
-		{"members duplicate remove", "POST", "/v1/call/default/abc/members", `{"remove_members":["bob","bob"]}`, 400, CodeInvalidField, "remove_members[1]"},
-		{"members add and remove", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob"}],"remove_members":["carol","bob"]}`, 400, CodeInvalidField, "remove_members[1]"},
-		{"members custom too big", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob","custom":` + bigCustom(calls.MaxCustomBytes+1) + `}]}`, 400, CodeLimitExceeded, "update_members[0].custom"},
-		{"members too many", "POST", "/v1/call/default/abc/members", `{"update_members":` + members("", calls.MaxMembers+1) + `}`, 400, CodeLimitExceeded, "update_members"},
-		{"ring too many", "POST", "/v1/call/default/abc/ring", `{"members_ids":` + ids(MaxMembersIDs+1) + `}`, 400, CodeLimitExceeded, "members_ids"},
-		{"ring bad id", "POST", "/v1/call/default/abc/ring", `{"members_ids":["bob",""]}`, 400, CodeInvalidField, "members_ids[1]"},
-		{"ring duplicate", "POST", "/v1/call/default/abc/ring", `{"members_ids":["bob","bob"]}`, 400, CodeInvalidField, "members_ids[1]"},
-		{"ring ids not strings", "POST", "/v1/call/default/abc/ring", `{"members_ids":[1]}`, 400, CodeInvalidJSON, "members_ids"},
-		{"reject bad reason", "POST", "/v1/call/default/abc/reject", `{"reason":"nope"}`, 400, CodeInvalidField, "reason"},
-		{"accept unknown field", "POST", "/v1/call/default/abc/accept", `{"video":true}`, 400, CodeUnknownField, "video"},
-		{"join garbage", "POST", "/v1/call/default/abc/join", `{}]`, 400, CodeInvalidJSON, "body"},
-		{"leave not JSON", "POST", "/v1/call/default/abc/leave", `nope`, 400, CodeInvalidJSON, "body"},
-		{"mark_ended array", "POST", "/v1/call/default/abc/mark_ended", `[]`, 400, CodeInvalidJSON, "body"},
-		{"calls bad state", "GET", "/v1/calls?calling_state=busy", "", 400, CodeInvalidField, "calling_state"},
-		{"device without id", "POST", "/v1/devices", `{"push_provider":"firebase"}`, 400, CodeInvalidField, "id"},
-		{"device bad provider", "POST", "/v1/devices", `{"id":"t","push_provider":"huawei"}`, 400, CodeInvalidField, "push_provider"},
-		{"device voip on firebase", "POST", "/v1/devices", `{"id":"fcm-token-1","push_provider":"firebase","voip_token":true}`, 400, CodeInvalidField, "voip_token"},
-		{"device token too long", "POST", "/v1/devices", `{"id":"` + strings.Repeat("t", 4097) + `","push_provider":"apn"}`, 400, CodeInvalidField, "id"},
-		{"device unknown field", "POST", "/v1/devices", `{"id":"t","push_provider":"apn","platform":"ios"}`, 400, CodeUnknownField, "platform"},
-		{"device voip not a bool", "POST", "/v1/devices", `{"id":"t","push_provider":"apn","voip_token":"yes"}`, 400, CodeInvalidJSON, "voip_token"},
-		{"delete without id", "DELETE", "/v1/devices", "", 400, CodeInvalidField, "id"},
+		{"get ring not a bool", "GET", "/v1/call/default/abc?ring=yes", "", 400, wire.CodeInvalidField, "ring"},
+		{"get notify not a bool", "GET", "/v1/call/default/abc?notify=2", "", 400, wire.CodeInvalidField, "notify"},
+		{"get bad id", "GET", "/v1/call/default/a.b", "", 400, wire.CodeInvalidField, "id"},
+		{"members unknown field", "POST", "/v1/call/default/abc/members", `{"add":[]}`, 400, wire.CodeUnknownField, "add"},
+		{"members bad update", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob"},{"user_id":"!"}]}`, 400, wire.CodeInvalidField, "update_members[1].user_id"},
+		{"members duplicate update", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob"},{"user_id":"bob"}]}`, 400, wire.CodeInvalidField, "update_members[1].user_id"},
+		{"members bad remove", "POST", "/v1/call/default/abc/members", `{"remove_members":["bob","x y"]}`, 400, wire.CodeInvalidField, "remove_members[1]"},
+		{"members duplicate remove", "POST", "/v1/call/default/abc/members", `{"remove_members":["bob","bob"]}`, 400, wire.CodeInvalidField, "remove_members[1]"},
+		{"members add and remove", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob"}],"remove_members":["carol","bob"]}`, 400, wire.CodeInvalidField, "remove_members[1]"},
+		{"members custom too big", "POST", "/v1/call/default/abc/members", `{"update_members":[{"user_id":"bob","custom":` + bigCustom(calls.MaxCustomBytes+1) + `}]}`, 400, wire.CodeLimitExceeded, "update_members[0].custom"},
+		{"members too many", "POST", "/v1/call/default/abc/members", `{"update_members":` + members("", calls.MaxMembers+1) + `}`, 400, wire.CodeLimitExceeded, "update_members"},
+		{"ring too many", "POST", "/v1/call/default/abc/ring", `{"members_ids":` + ids(MaxMembersIDs+1) + `}`, 400, wire.CodeLimitExceeded, "members_ids"},
+		{"ring bad id", "POST", "/v1/call/default/abc/ring", `{"members_ids":["bob",""]}`, 400, wire.CodeInvalidField, "members_ids[1]"},
+		{"ring duplicate", "POST", "/v1/call/default/abc/ring", `{"members_ids":["bob","bob"]}`, 400, wire.CodeInvalidField, "members_ids[1]"},
+		{"ring ids not strings", "POST", "/v1/call/default/abc/ring", `{"members_ids":[1]}`, 400, wire.CodeInvalidJSON, "members_ids"},
+		{"reject bad reason", "POST", "/v1/call/default/abc/reject", `{"reason":"nope"}`, 400, wire.CodeInvalidField, "reason"},
+		{"accept unknown field", "POST", "/v1/call/default/abc/accept", `{"video":true}`, 400, wire.CodeUnknownField, "video"},
+		{"join garbage", "POST", "/v1/call/default/abc/join", `{}]`, 400, wire.CodeInvalidJSON, "body"},
+		{"leave not JSON", "POST", "/v1/call/default/abc/leave", `nope`, 400, wire.CodeInvalidJSON, "body"},
+		{"mark_ended array", "POST", "/v1/call/default/abc/mark_ended", `[]`, 400, wire.CodeInvalidJSON, "body"},
+		{"calls bad state", "GET", "/v1/calls?calling_state=busy", "", 400, wire.CodeInvalidField, "calling_state"},
+		{"device without id", "POST", "/v1/devices", `{"push_provider":"firebase"}`, 400, wire.CodeInvalidField, "id"},
+		{"device bad provider", "POST", "/v1/devices", `{"id":"t","push_provider":"huawei"}`, 400, wire.CodeInvalidField, "push_provider"},
+		{"device voip on firebase", "POST", "/v1/devices", `{"id":"fcm-token-1","push_provider":"firebase","voip_token":true}`, 400, wire.CodeInvalidField, "voip_token"},
+		{"device token too long", "POST", "/v1/devices", `{"id":"` + strings.Repeat("t", 4097) + `","push_provider":"apn"}`, 400, wire.CodeInvalidField, "id"},
+		{"device unknown field", "POST", "/v1/devices", `{"id":"t","push_provider":"apn","platform":"ios"}`, 400, wire.CodeUnknownField, "platform"},
+		{"device voip not a bool", "POST", "/v1/devices", `{"id":"t","push_provider":"apn","voip_token":"yes"}`, 400, wire.CodeInvalidJSON, "voip_token"},
+		{"delete without id", "DELETE", "/v1/devices", "", 400, wire.CodeInvalidField, "id"},
 	}
 	e := newEnv(t)
 	e.calls.put("default", "abc", "alice", "alice", "bob")

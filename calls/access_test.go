@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -86,7 +87,7 @@ func TestUpdateMembersScriptStoresNothingOfARefusedUpdate(t *testing.T) {
 		{"another user into a team call", "team", spec("alice", 100, "alice", "bob"), ErrForbidden},
 	} {
 		cid := CID("default", c.id)
-		out, _, err := s.run(ctx, updateMembersScript, cid, c.spec)
+		out, _, err := s.run(ctx, Actor{}, updateMembersScript, cid, c.spec)
 		var fe *FieldError
 		switch {
 		case c.want != nil && !errors.Is(err, c.want):
@@ -100,10 +101,10 @@ func TestUpdateMembersScriptStoresNothingOfARefusedUpdate(t *testing.T) {
 		}
 	}
 	// Within the limit, and by the backend into the team call, the same updates are stored.
-	if _, _, err := s.run(ctx, updateMembersScript, CID("default", "plain"), spec("", 3, "bob", "carol", "dave")); err != nil {
+	if _, _, err := s.run(ctx, Actor{}, updateMembersScript, CID("default", "plain"), spec("", 3, "bob", "carol", "dave")); err != nil {
 		t.Errorf("three for one within a limit of 3: %v", err)
 	}
-	if _, _, err := s.run(ctx, updateMembersScript, CID("default", "team"), spec("", 100, "bob")); err != nil {
+	if _, _, err := s.run(ctx, Actor{}, updateMembersScript, CID("default", "team"), spec("", 100, "bob")); err != nil {
 		t.Errorf("the backend adding bob to the team call: %v", err)
 	}
 }
@@ -135,5 +136,77 @@ func TestReadNeedsMembershipTheBackendOrAnAdminToken(t *testing.T) {
 				t.Errorf("%s by %s: err %v, want ErrNotMember", what, c.name, err)
 			}
 		}
+	}
+}
+
+// The ring script works out who may ring whom on the call as it is: the team rule, the caller's membership,
+// the members named, and the most callees; a refused ring rings nobody.
+func TestRingChecksWhoMayRingWhomInItsScript(t *testing.T) {
+	s, _ := newAccessStore(t)
+	ctx := context.Background()
+	alice := Actor{UserID: "alice", Teams: []string{"blue"}}
+	if _, _, err := s.GetOrCreate(ctx, alice, "default", "t", CreateRequest{Team: "blue"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateMembers(ctx, Actor{Server: true}, "default", "t", []MemberInput{{UserID: "bob"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var fe *FieldError
+	for _, c := range []struct {
+		name  string
+		a     Actor
+		named []string
+		check func(error) bool
+	}{
+		{"a token without the team", Actor{UserID: "alice"}, nil, func(err error) bool { return errors.Is(err, ErrForbidden) }},
+		{"a non-member", Actor{UserID: "eve", Teams: []string{"blue"}}, nil, func(err error) bool { return errors.Is(err, ErrNotMember) }},
+		{"naming a non-member", alice, []string{"bob", "eve"}, func(err error) bool {
+			return errors.As(err, &fe) && fe.Field == "members_ids[1]" && fe.Message == `"eve" is not a member of the call` && !fe.Limit
+		}},
+		{"no such call", alice, nil, func(err error) bool { return errors.Is(err, ErrNotFound) }},
+	} {
+		id := "t"
+		if c.name == "no such call" {
+			id = "none"
+		}
+		if _, err := s.Ring(ctx, c.a, "default", id, c.named); !c.check(err) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	snap, err := s.read(ctx, CID("default", "t"))
+	if err != nil || snap.Call.Ringing || len(snap.ringing) != 0 {
+		t.Fatalf("a refused ring rang: ringing=%v %v (err %v)", snap.Call.Ringing, snap.ringing, err)
+	}
+	st, err := s.Ring(ctx, Actor{Server: true}, "default", "t", nil)
+	if err != nil || !st.Call.Ringing {
+		t.Fatalf("the backend naming nobody: ringing=%v err %v", st.Call.Ringing, err)
+	}
+	if snap, _ := s.read(ctx, CID("default", "t")); snap.ringCaller != "alice" || len(snap.ringing) != 1 || snap.ringing["bob"] == 0 {
+		t.Fatalf("the backend naming nobody rings bob as the creator: caller %q, ringing %v", snap.ringCaller, snap.ringing)
+	}
+}
+
+// More callees than MaxRingMembers is a limit error, named or not, and rings nobody.
+func TestRingOfMoreThanMaxRingMembersIsRefused(t *testing.T) {
+	s, _ := newAccessStore(t)
+	ctx := context.Background()
+	members := make([]MemberInput, MaxRingMembers+1)
+	named := make([]string, len(members))
+	for i := range members {
+		members[i] = MemberInput{UserID: "m" + strconv.Itoa(i)}
+		named[i] = members[i].UserID
+	}
+	a := Actor{UserID: "boss"}
+	if _, _, err := s.GetOrCreate(ctx, a, "default", "big", CreateRequest{Members: members}); err != nil {
+		t.Fatal(err)
+	}
+	for what, ids := range map[string][]string{"every member": nil, "named": named} {
+		var fe *FieldError
+		if _, err := s.Ring(ctx, a, "default", "big", ids); !errors.As(err, &fe) || !fe.Limit || fe.Field != "members_ids" {
+			t.Errorf("%s: %v, want a limit error on members_ids", what, err)
+		}
+	}
+	if snap, err := s.read(ctx, CID("default", "big")); err != nil || len(snap.ringing) != 0 {
+		t.Fatalf("a refused ring rang %d (err %v)", len(snap.ringing), err)
 	}
 }

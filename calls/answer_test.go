@@ -3,11 +3,16 @@ package calls
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // The answer and the effects of a transition come from the state its script returns (done in scripts.go),
@@ -25,7 +30,7 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 
 	check := func(step string, out outcome, got snapshot) {
 		t.Helper()
-		if out.Status == "not_found" {
+		if out.Status == statusNotFound {
 			t.Fatalf("%s: not found", step)
 		}
 		want, err := s.read(ctx, cid)
@@ -68,8 +73,8 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 	if gj, wj := mustJSON(t, st), mustJSON(t, want.State); gj != wj {
 		t.Fatalf("create: the answer differs from the read\n got %s\nwant %s", gj, wj)
 	}
-	out, snap, err := s.run(ctx, createScript, cid, `{}`) // exists: the script answers the call untouched
-	if err != nil || out.Status != "exists" {
+	out, snap, err := s.run(ctx, Actor{}, createScript, cid, `{}`) // exists: the script answers the call untouched
+	if err != nil || out.Status != statusExists {
 		t.Fatalf("create again: %s %v", out.Status, err)
 	}
 	check("exists", out, snap)
@@ -78,18 +83,23 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 		name string
 		do   func() (outcome, snapshot, error)
 	}{
-		{"accept", func() (outcome, snapshot, error) { return s.run(ctx, acceptScript, cid, bob.UserID) }},
-		{"decline", func() (outcome, snapshot, error) { return s.run(ctx, rejectScript, cid, carol.UserID, ReasonDecline) }},
-		{"busy", func() (outcome, snapshot, error) { return s.run(ctx, rejectScript, cid, dave.UserID, ReasonBusy) }},
-		{"join", func() (outcome, snapshot, error) { return s.run(ctx, joinScript, cid, bob.UserID) }},
+		{"accept", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, acceptScript, cid, bob.UserID) }},
+		{"decline", func() (outcome, snapshot, error) {
+			return s.run(ctx, Actor{}, rejectScript, cid, carol.UserID, wire.ReasonDecline)
+		}},
+		{"busy", func() (outcome, snapshot, error) {
+			return s.run(ctx, Actor{}, rejectScript, cid, dave.UserID, wire.ReasonBusy)
+		}},
+		{"join", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, joinScript, cid, bob.UserID) }},
 		{"ring again", func() (outcome, snapshot, error) {
-			return s.run(ctx, ringScript, cid, newID(), alice.UserID, alice.Name, carol.UserID)
+			spec := ringSpec{RingID: newID(), User: alice.UserID, Name: alice.Name, Teams: []string{}, Members: []string{carol.UserID}, Max: MaxRingMembers}
+			return s.run(ctx, Actor{}, ringScript, cid, mustJSON(t, spec))
 		}},
 		{"members", func() (outcome, snapshot, error) {
-			return s.run(ctx, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"],"adder":"","max":100000}`)
+			return s.run(ctx, Actor{}, updateMembersScript, cid, `{"update":["erin","{\"role\":\"user\",\"custom\":{},\"created_at\":\"2026-01-02T03:04:05.678Z\"}"],"remove":["dave"],"adder":"","max":100000}`)
 		}},
-		{"leave", func() (outcome, snapshot, error) { return s.run(ctx, leaveScript, cid, bob.UserID) }},
-		{"end", func() (outcome, snapshot, error) { return s.run(ctx, markEndedScript, cid, alice.UserID) }},
+		{"leave", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, leaveScript, cid, bob.UserID) }},
+		{"end", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, markEndedScript, cid, alice.UserID) }},
 	}
 	for _, st := range steps {
 		out, snap, err := st.do()
@@ -124,9 +134,60 @@ func TestAnEventWithItsCallEncodedOnceIsEncodedAsEvent(t *testing.T) {
 	}
 	at := time.UnixMilli(1_800_000_000_001).UTC()
 	raw := mustJSON(t, call)
-	got := mustJSON(t, eventWire{Type: EventAccepted, CallCID: call.CID, Call: json.RawMessage(raw), User: UserRef{ID: "bob"}, CreatedAt: at})
-	want := mustJSON(t, Event{Type: EventAccepted, CallCID: call.CID, Call: call, User: UserRef{ID: "bob"}, CreatedAt: at})
+	got := mustJSON(t, eventWire{Type: queue.EventAccepted, CallCID: call.CID, Call: json.RawMessage(raw), User: UserRef{ID: "bob"}, CreatedAt: at})
+	want := mustJSON(t, Event{Type: queue.EventAccepted, CallCID: call.CID, Call: call, User: UserRef{ID: "bob"}, CreatedAt: at})
 	if got != want {
 		t.Fatalf("event encodings differ\n got %s\nwant %s", got, want)
+	}
+}
+
+// Every status a script can answer parses to its constant, and each maps to one error (or none).
+func TestEveryScriptStatusParsesAndMapsToOneError(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want error
+	}{
+		{"ok", nil}, {"exists", nil}, {"noop", nil}, {"not_found", ErrNotFound}, {"ended", ErrEnded},
+		{"not_rung", ErrNotRung}, {"ring_over", ErrRingOver}, {"forbidden", ErrForbidden}, {"too_many", nil},
+	} {
+		var out outcome
+		if err := json.Unmarshal([]byte(`{"status":"`+c.name+`"}`), &out); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if out.Status.String() != c.name {
+			t.Errorf("%s parsed as %s", c.name, out.Status)
+		}
+		err := out.Status.err("default:x", out)
+		var fe *FieldError
+		switch {
+		case c.name == "too_many":
+			if !errors.As(err, &fe) || !fe.Limit {
+				t.Errorf("too_many: %v, want a limit FieldError", err)
+			}
+		case c.want == nil && err != nil, c.want != nil && !errors.Is(err, c.want):
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	var out outcome
+	if err := json.Unmarshal([]byte(`{"status":"maybe"}`), &out); err == nil {
+		t.Error("an unknown status parsed")
+	}
+}
+
+// The scripts spell no event name or reject reason of their own: they use the Lua locals that luaEvents
+// makes from the Go constants, so a renamed constant cannot leave a script writing the old name.
+func TestScriptsSpellNoEventOrReasonLiteral(t *testing.T) {
+	src, err := os.ReadFile("scripts.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	literal := regexp.MustCompile(`'(call\.[a-z_]+|decline|busy|cancel|timeout)'`)
+	if m := literal.FindAllString(string(src), -1); len(m) > 0 {
+		t.Errorf("scripts.go spells %v", m)
+	}
+	for _, want := range []string{"local EV_RING = " + `"` + queue.EventRing + `"`, "local REASON_BUSY = " + `"` + wire.ReasonBusy + `"`} {
+		if !strings.Contains(luaPrelude, want) {
+			t.Errorf("the prelude lacks %s", want)
+		}
 	}
 }

@@ -5,12 +5,16 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // The transitions as the API runs them: the call's Lua script, the read back, and the effects it owes
@@ -74,7 +78,7 @@ func BenchmarkAccept(b *testing.B) {
 // BenchmarkReject is the only callee declining: the reject script ends the call.
 func BenchmarkReject(b *testing.B) {
 	benchTransition(b, func(s *calls.Store, a calls.Actor, id string) error {
-		_, err := s.Reject(context.Background(), a, "bench", id, calls.ReasonDecline)
+		_, err := s.Reject(context.Background(), a, "bench", id, wire.ReasonDecline)
 		return err
 	})
 }
@@ -168,4 +172,59 @@ func BenchmarkCreateBigCall(b *testing.B) {
 		longest = max(longest, l.Duration)
 	}
 	b.ReportMetric(float64(longest.Microseconds())/1000, "longest-cmd-ms")
+}
+
+// roundTrips counts the commands and pipelines a client sends: each is one round trip to Redis.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// BenchmarkRing is POST .../ring by the caller of a call of two that is not ringing: the checks of who may
+// ring whom, the ring script, and the ring and timeout tasks it owes. It reports the Redis round trips the
+// store makes per ring (the queue's enqueues included).
+func BenchmarkRing(b *testing.B) {
+	rdb := testredis.Start(b).Client(b)
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
+	s := calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.StopTimer()
+	var trips int64
+	const batch = 2000
+	for done := 0; done < b.N; {
+		n := min(batch, b.N-done)
+		callers := make([]calls.Actor, n)
+		for j := range n {
+			req := twoMembers(done + j)
+			req.Ring = false
+			callers[j] = calls.Actor{UserID: req.Members[0].UserID}
+			if _, _, err := s.GetOrCreate(ctx, callers[j], "bench", "r"+strconv.Itoa(done+j), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		before := rt.n.Load()
+		b.StartTimer()
+		for j, a := range callers {
+			if _, err := s.Ring(ctx, a, "bench", "r"+strconv.Itoa(done+j), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		trips += rt.n.Load() - before
+		done += n
+	}
+	b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/op")
 }

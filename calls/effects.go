@@ -26,8 +26,8 @@ type evt struct {
 // finish carries out what a transition owes, given its outcome and the call as its script left it: ring
 // pushes and their timeouts, stop and missed-call pushes, events, and the call lists of members it added
 // (index). The transition has already happened; an error here is returned so the client can retry, and the
-// deterministic task ids keep a retried effect single.
-func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) (State, error) {
+// deterministic task ids keep a retried effect single. Only runKeys calls it.
+func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) error {
 	cid := snap.Call.CID
 	info := callInfo(snap.Call, snap.ringCaller, snap.ringCallerName)
 	if err := s.enqueueEffects(ctx, cid, info, snap, out); err != nil {
@@ -36,27 +36,22 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 		if ierr := s.publish(ctx, snap.State, nil, index); ierr != nil {
 			s.log.Error("call lists not written", "cid", cid, "err", ierr)
 		}
-		return snap.State, fmt.Errorf("call %s: effects: %w", cid, err)
+		return fmt.Errorf("call %s: effects: %w", cid, err)
 	}
-	s.waitForRingSends(ctx, cid, out.StopRingID, append(slices.Clone([]string(out.StopMembers)), out.Missed...))
-	evs := make([]evt, len(out.EventTypes))
-	for i, t := range out.EventTypes {
-		u := ""
-		if i < len(out.EventUsers) {
-			u = out.EventUsers[i]
-		}
+	stopped := slices.Clone([]string(out.Missed))
+	for _, st := range out.Stops {
+		stopped = append(stopped, st.Member)
+	}
+	s.waitForRingSends(ctx, cid, out.StopRingID, stopped)
+	evs := make([]evt, len(out.Events))
+	for i, e := range out.Events {
+		u := e.User
 		if u == "" {
 			u = a.UserID
 		}
-		evs[i] = evt{typ: t, user: u, at: time.UnixMilli(out.Now)}
-		if i < len(out.EventSeqs) {
-			evs[i].seq = out.EventSeqs[i]
-		}
+		evs[i] = evt{typ: e.Type, user: u, seq: e.Seq, at: time.UnixMilli(out.Now)}
 	}
-	if err := s.publish(ctx, snap.State, evs, index); err != nil {
-		return snap.State, err
-	}
-	return snap.State, nil
+	return s.publish(ctx, snap.State, evs, index)
 }
 
 // waitForRingSends returns once no worker is still sending a ring push of ringID to members, or after
@@ -70,8 +65,8 @@ func (s *Store) waitForRingSends(ctx context.Context, cid, ringID string, member
 func (s *Store) enqueueEffects(ctx context.Context, cid string, info queue.CallInfo, snap snapshot, out outcome) error {
 	// Stops first: a phone must stop ringing before anything else is sent.
 	byEvent := map[string][]string{}
-	for i, m := range out.StopMembers {
-		byEvent[out.StopEvents[i]] = append(byEvent[out.StopEvents[i]], m)
+	for _, st := range out.Stops {
+		byEvent[st.Event] = append(byEvent[st.Event], st.Member)
 	}
 	if len(out.Missed) > 0 {
 		byEvent[queue.EventMissed] = append(byEvent[queue.EventMissed], out.Missed...)
@@ -81,16 +76,16 @@ func (s *Store) enqueueEffects(ctx context.Context, cid string, info queue.CallI
 			return err
 		}
 	}
-	if len(out.RungMembers) == 0 {
+	if len(out.Rung) == 0 {
 		return nil
 	}
-	members := make([]queue.RingMember, len(out.RungMembers))
+	members := make([]queue.RingMember, len(out.Rung))
 	// Members rung by one script share its now, so their deadlines take at most two values (now plus the
 	// incoming timeout, or the ring's end).
 	var deadlines []int64
-	for i, m := range out.RungMembers {
-		d := int64(out.RungDeadlines[i])
-		members[i] = queue.RingMember{UserID: m, EndsAt: time.UnixMilli(d)}
+	for i, r := range out.Rung {
+		d := r.Deadline
+		members[i] = queue.RingMember{UserID: r.Member, EndsAt: time.UnixMilli(d)}
 		if !slices.Contains(deadlines, d) {
 			deadlines = append(deadlines, d)
 		}
@@ -255,7 +250,7 @@ func (s *Store) notifyWebhooks(ctx context.Context, st State, who, notifyID stri
 		return fmt.Errorf("notify %s: encode call: %w", st.Call.CID, err)
 	}
 	now := s.now().UTC()
-	b, err := json.Marshal(eventWire{Type: EventNotification, CallCID: st.Call.CID, Call: call, User: UserRef{ID: who}, CreatedAt: now})
+	b, err := json.Marshal(eventWire{Type: queue.EventNotification, CallCID: st.Call.CID, Call: call, User: UserRef{ID: who}, CreatedAt: now})
 	if err != nil {
 		return fmt.Errorf("notify %s: encode event: %w", st.Call.CID, err)
 	}

@@ -1,6 +1,7 @@
 package calls
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,15 +100,10 @@ type stream struct {
 
 // NewHub returns a hub on rdb; it opens no connection until the first stream.
 func NewHub(rdb redis.UniversalClient, cfg HubConfig) (*Hub, error) {
-	if cfg.PerUser <= 0 {
-		cfg.PerUser = DefaultStreamsPerUser
-	}
-	if cfg.Max <= 0 {
-		cfg.Max = DefaultMaxStreams
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	// Zero (or less) takes the default.
+	cfg.PerUser = cmp.Or(max(cfg.PerUser, 0), DefaultStreamsPerUser)
+	cfg.Max = cmp.Or(max(cfg.Max, 0), DefaultMaxStreams)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	h := &Hub{rdb: rdb, perUser: cfg.PerUser, max: cfg.Max, replay: cfg.Replay, log: cfg.Logger}
 	if cfg.Registerer != nil {
 		m, err := newHubMetrics(cfg.Registerer)

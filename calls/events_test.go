@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
@@ -47,7 +48,7 @@ func subscribe(t *testing.T, h *calls.Hub, user string) (<-chan calls.Event, con
 
 func publish(t *testing.T, rdb *redis.Client, user, cid string) {
 	t.Helper()
-	b, _ := json.Marshal(calls.Event{Type: calls.EventRing, CallCID: cid})
+	b, _ := json.Marshal(calls.Event{Type: queue.EventRing, CallCID: cid})
 	if err := rdb.Publish(t.Context(), calls.EventChannel(user), b).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package calls
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringer-dev/ringer/queue"
+)
 
 // Ring outcomes, the outcome label of ringer_rings_total. Each counts callee rings, one per member rung:
 // every ring started ends in exactly one of the others (or is still ringing), so
@@ -75,33 +79,27 @@ func (m *Metrics) observe(out outcome) {
 	if m == nil {
 		return
 	}
-	counts := map[string]int{RingStarted: len(out.RungMembers)}
+	counts := map[string]int{RingStarted: len(out.Rung)}
 	rejectedStop := map[string]bool{}
-	for i, ev := range out.StopEvents {
-		switch ev {
-		case EventAccepted:
+	for _, st := range out.Stops {
+		switch st.Event {
+		case queue.EventAccepted:
 			counts[RingAccepted]++
-		case EventRejected:
+		case queue.EventRejected:
 			counts[RingRejected]++
-			if i < len(out.StopMembers) {
-				rejectedStop[out.StopMembers[i]] = true
-			}
-		case EventEnded:
+			rejectedStop[st.Member] = true
+		case queue.EventEnded:
 			counts[RingEnded]++
 		}
 	}
 	cancelled := false
-	for i, ev := range out.EventTypes {
-		user := ""
-		if i < len(out.EventUsers) {
-			user = out.EventUsers[i]
-		}
+	for _, e := range out.Events {
 		switch {
-		case ev == EventRejected && !rejectedStop[user]:
+		case e.Type == queue.EventRejected && !rejectedStop[e.User]:
 			cancelled = true
-		case ev == EventMissed && cancelled:
+		case e.Type == queue.EventMissed && cancelled:
 			counts[RingCancelled]++
-		case ev == EventMissed:
+		case e.Type == queue.EventMissed:
 			counts[RingMissed]++
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Sentinel errors; api maps them to HTTP status codes in one place.
@@ -51,101 +51,38 @@ const (
 	ListMembers = 20
 )
 
-// Ring reasons for reject.
+// Event types of the events only the API carries; those a push carries too (queue.EventRing, ...) are
+// queue's, defined there once.
 const (
-	ReasonDecline = "decline"
-	ReasonBusy    = "busy"
-	ReasonCancel  = "cancel"
-	ReasonTimeout = "timeout"
-)
-
-// Calling states of GET /v1/calls.
-const (
-	StateRinging = "ringing"
-	StateJoined  = "joined"
-	StateIdle    = "idle"
-	StateEnded   = "ended"
-)
-
-// Event types, also the push "type" field. Those a push carries are queue's, defined there once.
-const (
-	EventCreated      = "call.created"
-	EventRing         = queue.EventRing
-	EventNotification = queue.EventNotification
-	EventAccepted     = queue.EventAccepted
-	EventRejected     = queue.EventRejected
-	EventMissed       = queue.EventMissed
-	EventEnded        = queue.EventEnded
-	EventMemberAdded  = "call.member_added"
+	EventCreated     = "call.created"
+	EventMemberAdded = "call.member_added"
 	// EventRinging is a callee's acknowledgement that its device rings (POST .../ringing).
 	EventRinging = "call.ringing"
 	// EventUpdated is a change of starts_at, custom or settings (PATCH /v1/call/{type}/{id}).
 	EventUpdated = "call.updated"
 )
 
-type UserRef struct {
-	ID    string `json:"id"`
-	Name  string `json:"name,omitempty"`
-	Image string `json:"image,omitempty"`
-}
-
-type RingSettings struct {
-	AutoCancelTimeoutMs   int `json:"auto_cancel_timeout_ms"`
-	IncomingCallTimeoutMs int `json:"incoming_call_timeout_ms"`
-}
-
-type Settings struct {
-	Ring RingSettings `json:"ring"`
-}
+// The call's JSON shapes are the API's, defined once in wire for the server and the Go client.
+type (
+	UserRef      = wire.UserRef
+	RingSettings = wire.RingSettings
+	Settings     = wire.Settings
+	Participant  = wire.Participant
+	Session      = wire.Session
+	Call         = wire.Call
+	Member       = wire.Member
+	// MemberInput is a member as a request names it.
+	MemberInput = wire.MemberRequest
+	// ListItem is one entry of GET /v1/calls. Members holds at most ListMembers of the call's members, the
+	// acting user's own among them; MemberCount is how many the call has.
+	ListItem = wire.ListItem
+	// Event is what SSE clients receive: API.md "Events". ID is its id in its user's replay stream.
+	Event = wire.Event
+)
 
 // SettingsOverride is the optional settings_override of get-or-create; zero fields keep the defaults.
 type SettingsOverride struct {
 	Ring *RingSettings `json:"ring,omitempty"`
-}
-
-type Participant struct {
-	UserID   string    `json:"user_id"`
-	JoinedAt time.Time `json:"joined_at"`
-}
-
-type Session struct {
-	AcceptedBy map[string]time.Time `json:"accepted_by"`
-	RejectedBy map[string]time.Time `json:"rejected_by"`
-	MissedBy   map[string]time.Time `json:"missed_by"`
-	// RingingBy holds, for the current ring, when each callee first acknowledged that its device rings.
-	RingingBy    map[string]time.Time `json:"ringing_by"`
-	Participants []Participant        `json:"participants"`
-}
-
-// Call is the call as API.md answers it.
-type Call struct {
-	CID       string         `json:"cid"`
-	Type      string         `json:"type"`
-	ID        string         `json:"id"`
-	CreatedBy UserRef        `json:"created_by"`
-	CreatedAt time.Time      `json:"created_at"`
-	Custom    map[string]any `json:"custom"`
-	Settings  Settings       `json:"settings"`
-	StartsAt  *time.Time     `json:"starts_at"`
-	Team      string         `json:"team"`
-	Ringing   bool           `json:"ringing"`
-	RingID    string         `json:"ring_id,omitempty"`
-	EndedAt   *time.Time     `json:"ended_at"`
-	Session   Session        `json:"session"`
-}
-
-type Member struct {
-	UserID    string         `json:"user_id"`
-	Role      string         `json:"role"`
-	Custom    map[string]any `json:"custom"`
-	CreatedAt time.Time      `json:"created_at"`
-}
-
-// MemberInput is a member as a request names it.
-type MemberInput struct {
-	UserID string         `json:"user_id"`
-	Role   string         `json:"role,omitempty"`
-	Custom map[string]any `json:"custom,omitempty"`
 }
 
 // State is a call with its members: the answer of get, get-or-create and every transition.
@@ -175,25 +112,4 @@ type UpdateRequest struct {
 	Custom map[string]any
 	// SettingsOverride changes the ring timeouts it gives (non-zero), for the rings that start after it.
 	SettingsOverride *SettingsOverride
-}
-
-// ListItem is one entry of GET /v1/calls. Members holds at most ListMembers of the call's members, the
-// acting user's own among them; MemberCount is how many the call has.
-type ListItem struct {
-	Call         Call     `json:"call"`
-	Members      []Member `json:"members"`
-	MemberCount  int      `json:"member_count"`
-	CallingState string   `json:"calling_state"`
-	CreatedByMe  bool     `json:"created_by_me"`
-}
-
-// Event is what SSE clients receive: API.md "Events".
-type Event struct {
-	// ID is the event's id in its user's replay stream (SSE id:), "" when events are not kept.
-	ID        string    `json:"-"`
-	Type      string    `json:"type"`
-	CallCID   string    `json:"call_cid"`
-	Call      Call      `json:"call"`
-	User      UserRef   `json:"user"`
-	CreatedAt time.Time `json:"created_at"`
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // race runs a and b at the same instant and returns their errors.
@@ -95,8 +96,8 @@ func TestRejectRacingCancelEndsTheCallOnce(t *testing.T) {
 		id := fmt.Sprintf("reject-cancel-%d", i)
 		ring(t, s, id, "bob")
 		errReject, errCancel := race(
-			func() error { _, err := s.Reject(ctx, bob, "default", id, calls.ReasonDecline); return err },
-			func() error { _, err := s.Reject(ctx, alice, "default", id, calls.ReasonCancel); return err },
+			func() error { _, err := s.Reject(ctx, bob, "default", id, wire.ReasonDecline); return err },
+			func() error { _, err := s.Reject(ctx, alice, "default", id, wire.ReasonCancel); return err },
 		)
 		if errReject != nil && errCancel != nil {
 			t.Fatalf("round %d: both failed: %v / %v", i, errReject, errCancel)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // snapshot is a call as read back, with the ring details the answer does not show.
@@ -47,7 +48,8 @@ type readCmds struct {
 }
 
 // membersScript answers a call's member hash, or only its size when the call has more than inlineMembers
-// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis for tens of ms.
+// members, which are then read in chunks (scanMembers): one big HGETALL would hold Redis, and every ring
+// behind it, for long.
 //
 // KEYS[1] -> ringer:{<cid>}:members
 var membersScript = redis.NewScript(luaMembers + "return members(KEYS[1])")
@@ -241,7 +243,7 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 	live := false
 	for _, z := range c.ringing {
 		snap.ringing[z.member] = z.endsAt
-		if z.endsAt > now.UnixMilli() {
+		if ringsAt(z.endsAt, now) {
 			live = true
 		}
 	}
@@ -298,23 +300,28 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 	return snap, nil
 }
 
+// ringsAt tells whether a member whose ring ends at endsAt (unix ms) is still rung at now. It is how a read
+// shows a ring whose time passed before any transition settled it (begin in scripts.go): as over, as the
+// next transition will make it.
+func ringsAt(endsAt int64, now time.Time) bool { return endsAt > now.UnixMilli() }
+
 // callingState is what a user's app shows for the call (useCalls): ringing for an incoming or outgoing ring,
 // joined, idle or ended.
 func (snap snapshot) callingState(user string, now time.Time) string {
 	switch {
 	case snap.Call.EndedAt != nil:
-		return StateEnded
-	case snap.ringing[user] > now.UnixMilli():
-		return StateRinging
+		return wire.StateEnded
+	case ringsAt(snap.ringing[user], now):
+		return wire.StateRinging
 	case user == snap.ringCaller && snap.Call.Ringing && !snap.ringAccepted:
-		return StateRinging
+		return wire.StateRinging
 	}
 	for _, p := range snap.Call.Session.Participants {
 		if p.UserID == user {
-			return StateJoined
+			return wire.StateJoined
 		}
 	}
-	return StateIdle
+	return wire.StateIdle
 }
 
 // List returns the actor's calls, newest first, at most 100, filtered by calling state when one is given.

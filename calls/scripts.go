@@ -1,9 +1,14 @@
 package calls
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Every transition script runs on one call's keys, all under the hash tag {cid} (one Cluster slot), in this
@@ -26,7 +31,7 @@ import (
 // ARGV[1] -> "<now>:<retention>:<max age>": now, unix ms; how long the call's keys live once it ended, and
 //            while it has not, after its last transition, ms (keep below)
 //
-// Each returns (done, below) an array: first the JSON outcome decoded by outcome in store.go (a status, the
+// Each returns (done, below) an array: first the JSON outcome decoded by outcome in answer.go (a status, the
 // members newly rung, the stop and missed-call pushes owed, and the events to publish, so the Go side applies
 // every effect the same way), then the call as the script left it, read in the same atomic step, so that the
 // answer and the effects need no read-back round trip and show exactly this transition's result:
@@ -37,34 +42,30 @@ import (
 // (KEYS[5], the rung set, is the scripts' own bookkeeping and is not returned.) A call with more than
 // inlineMembers members answers [3] as HLEN KEYS[2] instead, and the store reads the members in chunks.
 
-// luaPrelude holds what every transition shares. expire_due runs first in each script: a member whose ring
-// time has passed is missed before anything else happens, so the ring ends on time even when the timeout
-// task runs late.
-var luaPrelude = luaMembers + `
+// luaPrelude holds what every transition shares. begin runs first in each script but create's: it settles
+// ring timeouts (expire_due), so a member whose ring time has passed is missed before anything else happens
+// and the ring ends on time even when the timeout task runs late.
+var luaPrelude = luaMembers + luaEvents + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_OUTBOX = KEYS[10]
 local now, retention_ms, max_age_ms = string.match(ARGV[1], '^(%d+):(%d+):(%d+)$')
 now, retention_ms, max_age_ms = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms)
 local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
-  rung_members = {}, rung_deadlines = {}, stop_members = {}, stop_events = {}, missed = {},
-  event_types = {}, event_users = {}, event_seqs = {}, now = now, ended = false, first_accept = false,
+  rung = {}, stops = {}, missed = {}, events = {}, now = now, ended = false, first_accept = false,
   new_ring = false}
 
 -- event records an event the transition owes, in the outcome and in the outbox. Its sequence number, one
 -- counter per call, names it for webhooks (queue.WebhookID) whoever delivers it.
 local function event(typ, user)
   local seq = redis.call('HINCRBY', K_CALL, 'evseq', 1)
-  out.event_types[#out.event_types + 1] = typ
-  out.event_users[#out.event_users + 1] = user or ''
-  out.event_seqs[#out.event_seqs + 1] = seq
+  out.events[#out.events + 1] = {type = typ, user = user or '', seq = seq}
   redis.call('HSET', K_OUTBOX, seq, cjson.encode({type = typ, user = user or '', at = now}))
   redis.call('PEXPIRE', K_OUTBOX, ` + strconv.FormatInt(outboxTTL.Milliseconds(), 10) + `)
 end
 
 local function stop(member, typ)
-  out.stop_members[#out.stop_members + 1] = member
-  out.stop_events[#out.stop_events + 1] = typ
+  out.stops[#out.stops + 1] = {member = member, event = typ}
 end
 
 local function ended()
@@ -74,12 +75,12 @@ end
 local function end_call(by)
   redis.call('HSET', K_CALL, 'ended_at', now)
   for _, m in ipairs(redis.call('ZRANGE', K_RINGING, 0, -1)) do
-    stop(m, 'call.ended')
+    stop(m, EV_ENDED)
   end
   redis.call('DEL', K_RINGING)
   redis.call('HSET', K_RING, 'live', '0')
   out.ended = true
-  event('call.ended', by)
+  event(EV_ENDED, by)
 end
 
 -- settle closes a ring whose gate emptied; a ring that closes with no callee having accepted ends the call.
@@ -97,7 +98,7 @@ local function miss(m)
   redis.call('ZREM', K_RINGING, m)
   redis.call('HSET', K_MISSED, m, now)
   out.missed[#out.missed + 1] = m
-  event('call.missed', m)
+  event(EV_MISSED, m)
 end
 
 local function expire_due()
@@ -110,10 +111,41 @@ local function expire_due()
   end
 end
 
+-- begin is every transition's first step but create's, and the one place a ring timeout is settled: a call
+-- that does not exist answers not_found (begin returns false); else every member whose ring time has passed
+-- is missed (expire_due) before anything else happens, so the ring ends on time whichever comes first, the
+-- timeout task (expireScript), the watchdog (which runs expireScript too) or any other transition.
+local function begin()
+  if redis.call('EXISTS', K_CALL) == 0 then
+    out.status = 'not_found'
+    return false
+  end
+  expire_due()
+  return true
+end
+
+-- begin_live is begin for a transition that needs the call not to have ended (status ended).
+local function begin_live()
+  if not begin() then return false end
+  if ended() then
+    out.status = 'ended'
+    return false
+  end
+  return true
+end
+
+-- being_rung tells whether user is being rung; when not, the status says whether the user answered so before
+-- (noop: answered_key, accepted or rejected, holds the user) or never was (not_rung).
+local function being_rung(user, answered_key)
+  if redis.call('ZSCORE', K_RINGING, user) then return true end
+  if redis.call('HEXISTS', answered_key, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
+  return false
+end
+
 local function accept(user)
   redis.call('ZREM', K_RINGING, user)
   redis.call('HSET', K_ACCEPTED, user, now)
-  stop(user, 'call.accepted')
+  stop(user, EV_ACCEPTED)
   if redis.call('HGET', K_RING, 'accepted') ~= '1' then
     redis.call('HSET', K_RING, 'accepted', '1')
     out.first_accept = true
@@ -122,22 +154,22 @@ local function accept(user)
       redis.call('HSET', K_JOINED, caller, now)
     end
   end
-  event('call.accepted', user)
+  event(EV_ACCEPTED, user)
 end
 
 local function reject(user, reason)
   redis.call('ZREM', K_RINGING, user)
   redis.call('HSET', K_REJECTED, user, now)
-  if reason == 'busy' or reason == 'timeout' then
+  if reason == REASON_BUSY or reason == REASON_TIMEOUT then
     redis.call('HSET', K_MISSED, user, now)
   end
-  stop(user, 'call.rejected')
-  event('call.rejected', user)
+  stop(user, EV_REJECTED)
+  event(EV_REJECTED, user)
 end
 
 -- cancel is the caller giving up before any accept: every callee still ringing is missed, the call ends.
 local function cancel(by)
-  event('call.rejected', by)
+  event(EV_REJECTED, by)
   for _, m in ipairs(redis.call('ZRANGE', K_RINGING, 0, -1)) do
     miss(m)
   end
@@ -170,15 +202,14 @@ local function ring_members(new_id, caller, caller_name, callees)
       redis.call('HDEL', K_ACCEPTED, c)
       redis.call('HDEL', K_REJECTED, c)
       redis.call('HDEL', K_MISSED, c)
-      out.rung_members[#out.rung_members + 1] = c
-      out.rung_deadlines[#out.rung_deadlines + 1] = deadline
+      out.rung[#out.rung + 1] = {member = c, deadline = deadline}
     end
   end
-  if out.new_ring and #out.rung_members == 0 then
+  if out.new_ring and #out.rung == 0 then
     redis.call('HSET', K_RING, 'live', '0')
   end
-  if #out.rung_members > 0 then
-    event('call.ring', caller)
+  if #out.rung > 0 then
+    event(EV_RING, caller)
   end
 end
 
@@ -214,6 +245,26 @@ local function done()
 end
 `
 
+// luaEvents names the events the scripts write and the reject reasons they read as Lua locals (EV_RING,
+// REASON_BUSY, ...), with the values of the Go constants, so each is spelled once (model.go, and queue for the
+// events a push carries).
+var luaEvents = luaLocals(
+	"EV_CREATED", EventCreated, "EV_RING", queue.EventRing, "EV_ACCEPTED", queue.EventAccepted, "EV_REJECTED", queue.EventRejected,
+	"EV_MISSED", queue.EventMissed, "EV_ENDED", queue.EventEnded, "EV_MEMBER_ADDED", EventMemberAdded,
+	"EV_RINGING", EventRinging, "EV_UPDATED", EventUpdated,
+	"REASON_DECLINE", wire.ReasonDecline, "REASON_BUSY", wire.ReasonBusy, "REASON_TIMEOUT", wire.ReasonTimeout,
+)
+
+// luaLocals is Lua declaring each name as a local string of its value, given as name, value, ....
+func luaLocals(nameValue ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(nameValue); i += 2 {
+		// strconv.Quote of these plain ASCII names is a valid Lua string literal.
+		fmt.Fprintf(&b, "\nlocal %s = %s", nameValue[i], strconv.Quote(nameValue[i+1]))
+	}
+	return b.String() + "\n"
+}
+
 // luaMembers answers a call's member hash (KEYS[2] of a transition), or only its size when it is too big to
 // answer in one command; the store then reads the members by HSCAN (scanMembers).
 var luaMembers = `
@@ -230,7 +281,7 @@ func script(body string) *redis.Script { return redis.NewScript(luaPrelude + bod
 //
 // KEYS[11] -> optional: ringer:{<cid>}:members:staged:<id>, the members written beforehand (stageMembers in
 //
-//	store.go), renamed into KEYS[2] in O(1) so that a big call's create never holds Redis for long
+//	big.go), renamed into KEYS[2] in O(1) so that a big call's create never holds Redis for long
 //
 // ARGV[2] -> JSON {fields: [k, v, ...], members: [user, member JSON, ...], ring, ring_id, caller,
 //
@@ -256,28 +307,65 @@ end
 for i = 1, #spec.members, 2 do
   redis.call('HSET', K_MEMBERS, spec.members[i], spec.members[i + 1])
 end
-event('call.created', spec.caller)
+event(EV_CREATED, spec.caller)
 if spec.ring then
   ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees)
 end
 return done()
 `)
 
-// ringScript rings callees of an existing call: into the live ring, or a new ring.
+// ringScript rings members of an existing call: into the live ring, or a new ring. It works out who may ring
+// whom on the call as it is, in the same step as the ring, so a ring needs no read before it: the team rule
+// (checkTeam), the caller's membership (but for the backend naming nobody, who rings as the creator), the
+// members named, or every member but the caller when none are, each of whom must be a member, and at most
+// spec.max of them.
 //
-// ARGV[2] -> new ring id (used when no ring is live)
-// ARGV[3] -> caller user id
-// ARGV[4] -> caller display name
-// ARGV[5..] -> callees
+// ARGV[2] -> JSON {ring_id: the new ring's id (used when no ring is live), user: the actor ("" for the
 //
-// status: ok, not_found, ended.
+//	backend naming nobody), name: the actor's display name, server: whether the actor is the backend,
+//	teams: [team, ...] of the actor's token, members: [user, ...] named, max: the most callees}
+//
+// status: ok, not_found, ended, forbidden (the team rule), not_member (the actor),
+// callee_not_member (out.callee is the first named user who is no member, out.callee_at its index),
+// too_many_callees.
 var ringScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin() then return done() end
+local spec = cjson.decode(ARGV[2])
+local team = redis.call('HGET', K_CALL, 'team') or ''
+if team ~= '' and not spec.server then
+  local mine = false
+  for _, t in ipairs(spec.teams) do
+    if t == team then mine = true end
+  end
+  if not mine then out.status = 'forbidden' return done() end
+end
+local caller, caller_name = spec.user, spec.name
+if caller == '' and spec.server then
+  caller = redis.call('HGET', K_CALL, 'created_by')
+  caller_name = redis.call('HGET', K_CALL, 'created_by_name') or ''
+elseif redis.call('HEXISTS', K_MEMBERS, caller) == 0 then
+  out.status = 'not_member'
+  return done()
+end
 local callees = {}
-for i = 5, #ARGV do callees[#callees + 1] = ARGV[i] end
-ring_members(ARGV[2], ARGV[3], ARGV[4], callees)
+if #spec.members == 0 then
+  local n = redis.call('HLEN', K_MEMBERS) - redis.call('HEXISTS', K_MEMBERS, caller)
+  if n > spec.max then out.status = 'too_many_callees' return done() end
+  for _, m in ipairs(redis.call('HKEYS', K_MEMBERS)) do
+    if m ~= caller then callees[#callees + 1] = m end
+  end
+else
+  for i, u in ipairs(spec.members) do
+    if redis.call('HEXISTS', K_MEMBERS, u) == 0 then
+      out.status, out.callee, out.callee_at = 'callee_not_member', u, i - 1
+      return done()
+    end
+    if u ~= caller then callees[#callees + 1] = u end
+  end
+  if #callees > spec.max then out.status = 'too_many_callees' return done() end
+end
+if ended() then out.status = 'ended' return done() end
+ring_members(spec.ring_id, caller, caller_name, callees)
 return done()
 `)
 
@@ -287,14 +375,9 @@ return done()
 //
 // status: ok, noop (accepted before), not_rung, not_found, ended.
 var acceptScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
-if not redis.call('ZSCORE', K_RINGING, user) then
-  if redis.call('HEXISTS', K_ACCEPTED, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
-  return done()
-end
+if not being_rung(user, K_ACCEPTED) then return done() end
 accept(user)
 settle(user)
 return done()
@@ -307,9 +390,7 @@ return done()
 //
 // status: ok, noop (rejected before), not_rung, ring_over, not_found, ended.
 var rejectScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
 if user == redis.call('HGET', K_RING, 'caller') then
   if redis.call('HGET', K_RING, 'live') == '1' and redis.call('HGET', K_RING, 'accepted') ~= '1' then
@@ -319,10 +400,7 @@ if user == redis.call('HGET', K_RING, 'caller') then
   end
   return done()
 end
-if not redis.call('ZSCORE', K_RINGING, user) then
-  if redis.call('HEXISTS', K_REJECTED, user) == 1 then out.status = 'noop' else out.status = 'not_rung' end
-  return done()
-end
+if not being_rung(user, K_REJECTED) then return done() end
 reject(user, ARGV[3])
 settle(user)
 return done()
@@ -334,9 +412,7 @@ return done()
 //
 // status: ok, not_found, ended.
 var joinScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
 if redis.call('ZSCORE', K_RINGING, user) then
   accept(user)
@@ -355,8 +431,7 @@ return done()
 //
 // status: ok, not_found, noop (the call had ended).
 var leaveScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
+if not begin() then return done() end
 local user = ARGV[2]
 if ended() then
   redis.call('HDEL', K_JOINED, user)
@@ -367,7 +442,7 @@ if user == redis.call('HGET', K_RING, 'caller') and redis.call('HGET', K_RING, '
    and redis.call('HGET', K_RING, 'accepted') ~= '1' then
   cancel(user)
 elseif redis.call('ZSCORE', K_RINGING, user) then
-  reject(user, 'decline')
+  reject(user, REASON_DECLINE)
   settle(user)
 end
 redis.call('HDEL', K_JOINED, user)
@@ -380,22 +455,20 @@ return done()
 //
 // status: ok, not_found, ended (already).
 var markEndedScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 end_call(ARGV[2])
 return done()
 `)
 
-// expireScript is the timeout task: it misses the members of ring ARGV[2] whose ring time has passed.
+// expireScript is the transition of the timeout task and of the watchdog: nothing but begin, which misses the
+// members whose ring time has passed, whichever ring they are in.
 //
-// ARGV[2] -> ring id
+// ARGV[2] -> ring id the task was scheduled for
 //
 // status: ok, noop (another ring is current), not_found.
 var expireScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-if redis.call('HGET', K_RING, 'id') ~= ARGV[2] then out.status = 'noop' return done() end
-expire_due()
+if not begin() then return done() end
+if redis.call('HGET', K_RING, 'id') ~= ARGV[2] then out.status = 'noop' end
 return done()
 `)
 
@@ -410,9 +483,7 @@ return done()
 // status: ok, not_found, ended, forbidden (a user token adding another user to a team call), too_many (the
 // call would pass max members; members_after says how many it would have had).
 var updateMembersScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local spec = cjson.decode(ARGV[2])
 local team = redis.call('HGET', K_CALL, 'team') or ''
 local count = redis.call('HLEN', K_MEMBERS)
@@ -442,13 +513,13 @@ if count > spec.max then
 end
 for i = 1, #spec.update, 2 do
   if redis.call('HSET', K_MEMBERS, spec.update[i], spec.update[i + 1]) == 1 then
-    event('call.member_added', spec.update[i])
+    event(EV_MEMBER_ADDED, spec.update[i])
   end
 end
 for _, m in ipairs(spec.remove) do
   redis.call('HDEL', K_MEMBERS, m)
   if redis.call('ZREM', K_RINGING, m) == 1 then
-    stop(m, 'call.ended')
+    stop(m, EV_ENDED)
   end
 end
 settle('')
@@ -462,14 +533,12 @@ return done()
 //
 // status: ok, noop (acknowledged before), not_rung, not_found, ended.
 var ringingScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local user = ARGV[2]
 if not redis.call('ZSCORE', K_RINGING, user) then out.status = 'not_rung' return done() end
 if redis.call('HEXISTS', K_RING, 'ack:' .. user) == 1 then out.status = 'noop' return done() end
 redis.call('HSET', K_RING, 'ack:' .. user, now)
-event('call.ringing', user)
+event(EV_RINGING, user)
 return done()
 `)
 
@@ -486,9 +555,7 @@ return done()
 //
 // status: ok, noop (nothing changed), not_found, ended.
 var updateScript = script(`
-if redis.call('EXISTS', K_CALL) == 0 then out.status = 'not_found' return done() end
-expire_due()
-if ended() then out.status = 'ended' return done() end
+if not begin_live() then return done() end
 local spec = cjson.decode(ARGV[2])
 local changed = false
 for i = 1, #spec.fields, 2 do
@@ -500,6 +567,6 @@ for i = 1, #spec.fields, 2 do
   end
 end
 if not changed then out.status = 'noop' return done() end
-event('call.updated', ARGV[3])
+event(EV_UPDATED, ARGV[3])
 return done()
 `)

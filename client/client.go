@@ -1,6 +1,7 @@
 // Package client is a Go client of ringer's HTTP API (docs/API.md): devices, calls and their actions, and the
-// event stream, which it reconnects. It uses only the standard library, so a service can import it without
-// taking on ringer's server dependencies.
+// event stream, which it reconnects. It imports only the standard library and two packages of ringer that do
+// the same (wire, the API's JSON shapes, which the server answers with; providers, for the provider names), so
+// a service can import it without taking on ringer's server dependencies (TestClientImportsNoServerDependency).
 //
 //	c := client.New("http://127.0.0.1:8080", token)
 //	st, err := c.GetOrCreateCall(ctx, "default", "abc", client.GetOrCreate{Ring: true,
@@ -19,6 +20,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Client calls one ringer with one token. It is safe for concurrent use.
@@ -48,11 +52,11 @@ type Error struct {
 
 // Overloaded is the code of a 503 to a request that would start a ring while rings cannot be delivered in
 // time: nothing was stored; retry after Error.RetryAfter or tell the caller.
-const Overloaded = "overloaded"
+const Overloaded = wire.CodeOverloaded
 
 // RateLimited is the code of a 429 to a request that would start a ring by a user past RINGER_RING_RATE:
 // nothing was stored; retry after Error.RetryAfter.
-const RateLimited = "rate_limited"
+const RateLimited = wire.CodeRateLimited
 
 // retryAfter reads a Retry-After of whole seconds; 0 when absent or of another form.
 func retryAfter(h http.Header) time.Duration {
@@ -72,20 +76,13 @@ func IsStatus(err error, status int) bool {
 }
 
 // Device is a registered push token.
-type Device struct {
-	ID               string    `json:"id"`
-	PushProvider     string    `json:"push_provider"`
-	VoIPToken        bool      `json:"voip_token"`
-	PushProviderName string    `json:"push_provider_name,omitempty"`
-	Locale           string    `json:"locale,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
-	UserID           string    `json:"user_id"`
-}
+type Device = wire.Device
 
-// Provider names of a device.
+// Provider names of a device: the providers package's, named here too so that a client's user need not
+// import providers to spell them.
 const (
-	Firebase = "firebase"
-	APN      = "apn"
+	Firebase = providers.Firebase
+	APN      = providers.APN
 )
 
 // DeviceRequest registers a token; UserID only with a server token.
@@ -99,74 +96,32 @@ type DeviceRequest struct {
 }
 
 // UserRef names a user.
-type UserRef struct {
-	ID    string `json:"id"`
-	Name  string `json:"name,omitempty"`
-	Image string `json:"image,omitempty"`
-}
+type UserRef = wire.UserRef
 
-// RingSettings are a call's ring timeouts in ms.
+// RingSettings are a call's ring timeouts in ms as a request sends them: a zero field is left out, so the
+// call keeps its default. An answer carries them as wire.RingSettings (Call.Settings.Ring).
 type RingSettings struct {
 	AutoCancelTimeoutMs   int `json:"auto_cancel_timeout_ms,omitempty"`
 	IncomingCallTimeoutMs int `json:"incoming_call_timeout_ms,omitempty"`
 }
 
 // Participant is a user in the call.
-type Participant struct {
-	UserID   string    `json:"user_id"`
-	JoinedAt time.Time `json:"joined_at"`
-}
+type Participant = wire.Participant
 
 // Session is who accepted, rejected, missed and joined.
-type Session struct {
-	AcceptedBy map[string]time.Time `json:"accepted_by"`
-	RejectedBy map[string]time.Time `json:"rejected_by"`
-	MissedBy   map[string]time.Time `json:"missed_by"`
-	// RingingBy holds, for the current ring, when each callee's device first acknowledged ringing (Ringing).
-	RingingBy    map[string]time.Time `json:"ringing_by"`
-	Participants []Participant        `json:"participants"`
-}
+type Session = wire.Session
 
 // Call is a call as the API answers it.
-type Call struct {
-	CID       string         `json:"cid"`
-	Type      string         `json:"type"`
-	ID        string         `json:"id"`
-	CreatedBy UserRef        `json:"created_by"`
-	CreatedAt time.Time      `json:"created_at"`
-	Custom    map[string]any `json:"custom"`
-	Settings  struct {
-		Ring RingSettings `json:"ring"`
-	} `json:"settings"`
-	StartsAt *time.Time `json:"starts_at"`
-	Team     string     `json:"team"`
-	Ringing  bool       `json:"ringing"`
-	RingID   string     `json:"ring_id,omitempty"`
-	EndedAt  *time.Time `json:"ended_at"`
-	Session  Session    `json:"session"`
-}
+type Call = wire.Call
 
 // Member is a member of a call.
-type Member struct {
-	UserID    string         `json:"user_id"`
-	Role      string         `json:"role"`
-	Custom    map[string]any `json:"custom"`
-	CreatedAt time.Time      `json:"created_at"`
-}
+type Member = wire.Member
 
 // CallState is the answer of get-or-create, get and every action.
-type CallState struct {
-	Created bool     `json:"created"`
-	Call    Call     `json:"call"`
-	Members []Member `json:"members"`
-}
+type CallState = wire.CallState
 
 // MemberRequest names a member in a request.
-type MemberRequest struct {
-	UserID string         `json:"user_id"`
-	Role   string         `json:"role,omitempty"`
-	Custom map[string]any `json:"custom,omitempty"`
-}
+type MemberRequest = wire.MemberRequest
 
 // CallData is the data of a get-or-create.
 type CallData struct {
@@ -206,28 +161,22 @@ type CallUpdate struct {
 }
 
 // ListItem is one call of ListCalls.
-type ListItem struct {
-	Call         Call     `json:"call"`
-	Members      []Member `json:"members"` // at most 20, the user's own among them
-	MemberCount  int      `json:"member_count"`
-	CallingState string   `json:"calling_state"`
-	CreatedByMe  bool     `json:"created_by_me"`
-}
+type ListItem = wire.ListItem
 
 // Reject reasons.
 const (
-	ReasonDecline = "decline"
-	ReasonBusy    = "busy"
-	ReasonCancel  = "cancel"
-	ReasonTimeout = "timeout"
+	ReasonDecline = wire.ReasonDecline
+	ReasonBusy    = wire.ReasonBusy
+	ReasonCancel  = wire.ReasonCancel
+	ReasonTimeout = wire.ReasonTimeout
 )
 
 // Calling states of ListCalls.
 const (
-	StateRinging = "ringing"
-	StateJoined  = "joined"
-	StateIdle    = "idle"
-	StateEnded   = "ended"
+	StateRinging = wire.StateRinging
+	StateJoined  = wire.StateJoined
+	StateIdle    = wire.StateIdle
+	StateEnded   = wire.StateEnded
 )
 
 // As returns a client that acts for userID with this client's server token: the user_id every request

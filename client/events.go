@@ -9,19 +9,13 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ringer-dev/ringer/wire"
 )
 
-// Event is one event of the stream (docs/API.md, "Events").
-type Event struct {
-	// ID is the event's SSE id: (a Redis stream id such as "1733480000000-0"), "" when the server keeps no
-	// events for replay. The stream sends the last one it saw as Last-Event-ID when it reconnects.
-	ID        string    `json:"-"`
-	Type      string    `json:"type"`
-	CallCID   string    `json:"call_cid"`
-	Call      Call      `json:"call"`
-	User      UserRef   `json:"user"`
-	CreatedAt time.Time `json:"created_at"`
-}
+// Event is one event of the stream (docs/API.md, "Events"). Its ID is the event's SSE id; the stream sends
+// the last one it saw as Last-Event-ID when it reconnects.
+type Event = wire.Event
 
 // Events is a followed event stream. It reconnects whenever the stream ends or fails, waiting between
 // attempts (from MinBackoff, doubling to MaxBackoff), until its context ends. A reconnect sends the id of the

@@ -8,29 +8,20 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // TestEventsReconnectAfterTheServerEndsTheStream serves one event per connection and then ends the stream,
 // as an API process that restarts does: the client must come back by itself and get the next one.
 func TestEventsReconnectAfterTheServerEndsTheStream(t *testing.T) {
 	var conns atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	evs, ctx, cancel := openStream(t, "tok", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tok" {
 			http.Error(w, `{"code":"unauthorized","message":"no","status":401}`, http.StatusUnauthorized)
 			return
 		}
-		n := conns.Add(1)
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, ": connected\n\n")
-		fmt.Fprintf(w, "event: call.ring\ndata: {\"type\":\"call.ring\",\"call_cid\":\"default:c%d\",\"user\":{\"id\":\"alice\"}}\n\n", n)
+		serveRing(w, "", conns.Add(1))
 		w.(http.Flusher).Flush()
-	}))
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	evs := New(srv.URL, "tok").Events(ctx)
+	})
 	for want := 1; want <= 3; want++ {
 		select {
 		case ev := <-evs.C:
@@ -50,15 +41,9 @@ func TestEventsReconnectAfterTheServerEndsTheStream(t *testing.T) {
 }
 
 func TestEventsStopOnARefusedToken(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"code":"unauthorized","message":"The token is not valid.","status":401}`)
-	}))
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	evs := New(srv.URL, "bad").Events(ctx)
+	evs, ctx, _ := openStream(t, "bad", func(w http.ResponseWriter, r *http.Request) {
+		answerError(w, http.StatusUnauthorized, "unauthorized", "The token is not valid.")
+	})
 	for range evs.C {
 	}
 	if !IsStatus(evs.Err(), http.StatusUnauthorized) || ctx.Err() != nil {
@@ -68,9 +53,7 @@ func TestEventsStopOnARefusedToken(t *testing.T) {
 
 func TestAnErrorAnswerIsATypedError(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusConflict)
-		fmt.Fprint(w, `{"code":"conflict","message":"The call has ended.","status":409}`)
+		answerError(w, http.StatusConflict, "conflict", "The call has ended.")
 	}))
 	defer srv.Close()
 	_, err := New(srv.URL, "tok").Accept(context.Background(), "default", "abc")

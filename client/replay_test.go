@@ -1,13 +1,10 @@
 package client
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // TestAReconnectSendsTheIDOfTheLastEventAsLastEventID serves one event with an id per connection and then ends
@@ -15,24 +12,17 @@ import (
 func TestAReconnectSendsTheIDOfTheLastEventAsLastEventID(t *testing.T) {
 	var conns atomic.Int32
 	sentIDs := make(chan string, 16)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	evs, ctx, cancel := openStream(t, "tok", func(w http.ResponseWriter, r *http.Request) {
 		n := conns.Add(1)
 		select {
 		case sentIDs <- r.Header.Get("Last-Event-ID"):
 		default:
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, ": connected\n\n")
-		fmt.Fprintf(w, "id: 17334800000%02d-0\nevent: call.ring\ndata: {\"type\":\"call.ring\",\"call_cid\":\"default:c%d\",\"user\":{\"id\":\"alice\"}}\n\n", n, n)
+		serveRing(w, fmt.Sprintf("17334800000%02d-0", n), n)
 		// A comment after the event must not clear the id the client keeps.
 		fmt.Fprint(w, ": heartbeat\n\n")
 		w.(http.Flusher).Flush()
-	}))
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	evs := New(srv.URL, "tok").Events(ctx)
+	})
 	for want := 1; want <= 3; want++ {
 		select {
 		case ev := <-evs.C:
@@ -57,24 +47,15 @@ func TestAReconnectSendsTheIDOfTheLastEventAsLastEventID(t *testing.T) {
 // after it cannot be had, not that the stream is wrong, so the client reconnects without it.
 func TestAnIDTheServerRefusesIsDroppedAndTheStreamGoesOn(t *testing.T) {
 	var conns atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	evs, ctx, _ := openStream(t, "tok", func(w http.ResponseWriter, r *http.Request) {
 		n := conns.Add(1)
 		if r.Header.Get("Last-Event-ID") != "" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"code":"invalid_field","message":"Last-Event-ID: is not an event id this stream sent","status":400}`)
+			answerError(w, http.StatusBadRequest, "invalid_field", "Last-Event-ID: is not an event id this stream sent")
 			return
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, ": connected\n\n")
-		fmt.Fprintf(w, "id: %d-0\nevent: call.ring\ndata: {\"type\":\"call.ring\",\"call_cid\":\"default:c%d\",\"user\":{\"id\":\"alice\"}}\n\n", n, n)
+		serveRing(w, fmt.Sprintf("%d-0", n), n)
 		w.(http.Flusher).Flush()
-	}))
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	evs := New(srv.URL, "tok").Events(ctx)
+	})
 	for got := 0; got < 2; got++ {
 		select {
 		case ev, ok := <-evs.C:

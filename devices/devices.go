@@ -45,6 +45,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // Provider names as API.md spells a device's push_provider: the providers package's, named here too so that
@@ -85,18 +86,9 @@ var ErrNotFound = errors.New("device not found")
 // userIDPattern is API.md's user_id. The registry checks it too because user ids are part of its keys.
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9@._-]{1,128}$`)
 
-// Device is one push token of one user.
-type Device struct {
-	ID               string `json:"id"`
-	PushProvider     string `json:"push_provider"`
-	VoIPToken        bool   `json:"voip_token"`
-	PushProviderName string `json:"push_provider_name,omitempty"`
-	// Locale is the language the device's user reads (BCP 47, e.g. de-AT), which picks the push text; empty
-	// for the default.
-	Locale    string    `json:"locale,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UserID    string    `json:"user_id"`
-}
+// Device is one push token of one user: the shape the device endpoints answer with (package wire, which the
+// Go client decodes too), and the record the registry keeps.
+type Device = wire.Device
 
 // FieldError is a device field that fails validation; the API layer answers 400 naming Field.
 type FieldError struct {

@@ -22,6 +22,16 @@ func newRegistry(t *testing.T) *devices.Registry {
 	return devices.New(testredis.Start(t).Client(t))
 }
 
+// prune prunes user's token as a provider's verdict does (since: when the token became invalid) and fails t
+// unless the answer is wantPruned.
+func prune(t *testing.T, r *devices.Registry, user, token string, since time.Time, wantPruned bool) {
+	t.Helper()
+	pruned, err := r.Prune(context.Background(), user, token, since)
+	if err != nil || pruned != wantPruned {
+		t.Errorf("prune = %v, %v; want %v, nil", pruned, err, wantPruned)
+	}
+}
+
 func register(t *testing.T, r *devices.Registry, d devices.Device) bool {
 	t.Helper()
 	created, err := r.Register(context.Background(), d)
@@ -184,10 +194,7 @@ func TestPruneRemovesATokenRegisteredBeforeItBecameInvalid(t *testing.T) {
 			tok := apnTok("tok-1")
 			register(t, r, devices.Device{ID: tok, PushProvider: "apn", UserID: "alice"})
 			since := list(t, r, "alice")[0].CreatedAt.Add(after)
-			pruned, err := r.Prune(context.Background(), "alice", tok, since)
-			if err != nil || !pruned {
-				t.Errorf("prune = %v, %v; want true, nil", pruned, err)
-			}
+			prune(t, r, "alice", tok, since, true)
 			if ds := list(t, r, "alice"); len(ds) != 0 {
 				t.Errorf("after prune: %+v, want none", ds)
 			}
@@ -201,10 +208,7 @@ func TestPruneKeepsATokenRegisteredAgainAfterItBecameInvalid(t *testing.T) {
 	register(t, r, devices.Device{ID: tok, PushProvider: "apn", UserID: "alice"})
 	invalidSince := list(t, r, "alice")[0].CreatedAt
 	register(t, r, devices.Device{ID: tok, PushProvider: "apn", UserID: "alice"})
-	pruned, err := r.Prune(context.Background(), "alice", tok, invalidSince)
-	if err != nil || pruned {
-		t.Errorf("prune = %v, %v; want false, nil", pruned, err)
-	}
+	prune(t, r, "alice", tok, invalidSince, false)
 	if got := ids(list(t, r, "alice")); len(got) != 1 {
 		t.Errorf("after prune: %v, want the token kept", got)
 	}
@@ -214,10 +218,7 @@ func TestPruneWithoutATimeAlwaysRemoves(t *testing.T) {
 	r := newRegistry(t)
 	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"})
 	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "alice"})
-	pruned, err := r.Prune(context.Background(), "alice", "fcm-tok-1", time.Time{})
-	if err != nil || !pruned {
-		t.Errorf("prune = %v, %v; want true, nil", pruned, err)
-	}
+	prune(t, r, "alice", "fcm-tok-1", time.Time{}, true)
 	if ds := list(t, r, "alice"); len(ds) != 0 {
 		t.Errorf("after prune: %+v, want none", ds)
 	}
@@ -229,10 +230,7 @@ func TestPruneWithoutATimeAlwaysRemoves(t *testing.T) {
 func TestPruneOfATokenTheUserDoesNotHaveDoesNothing(t *testing.T) {
 	r := newRegistry(t)
 	register(t, r, devices.Device{ID: "fcm-tok-1", PushProvider: "firebase", UserID: "bob"})
-	pruned, err := r.Prune(context.Background(), "alice", "fcm-tok-1", time.Time{})
-	if err != nil || pruned {
-		t.Errorf("prune = %v, %v; want false, nil", pruned, err)
-	}
+	prune(t, r, "alice", "fcm-tok-1", time.Time{}, false)
 	if got := ids(list(t, r, "bob")); len(got) != 1 {
 		t.Errorf("bob's devices = %v, want the token kept", got)
 	}

@@ -11,13 +11,11 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/ringer-dev/ringer/queue"
-	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
 func TestAdmissionRefusesRingsOnceTheOldestPendingRingPushWaitedPastTheBudget(t *testing.T) {
-	rdb := testredis.Start(t).Client(t)
+	c, rdb := newClient(t)
 	ctx := context.Background()
-	c := queue.NewClient(rdb)
 	if b, err := c.RingBacklog(ctx); err != nil || b != 0 {
 		t.Fatalf("backlog of an empty ring queue: %v, %v", b, err)
 	}
@@ -66,9 +64,9 @@ func TestAdmissionRefusesRingsOnceTheOldestPendingRingPushWaitedPastTheBudget(t 
 // The check stands in front of every ring request, so it must cost a request nothing but a lock: Redis is
 // asked at most once per AdmissionFreshness, however many requests ask.
 func TestAdmissionReadsTheBacklogAtMostOncePerFreshness(t *testing.T) {
-	rdb := testredis.Start(t).Client(t)
+	c, rdb := newClient(t)
 	ctx := context.Background()
-	adm := queue.NewAdmission(queue.NewClient(rdb), time.Second)
+	adm := queue.NewAdmission(c, time.Second)
 	scripts := func() int64 {
 		t.Helper()
 		info, err := rdb.Info(ctx, "commandstats").Result()
@@ -97,5 +95,40 @@ func TestAdmissionReadsTheBacklogAtMostOncePerFreshness(t *testing.T) {
 	reads := scripts() - before
 	if most := int64(took/queue.AdmissionFreshness) + 2; reads > most {
 		t.Fatalf("%d asks in %v read the backlog %d times, want at most %d", asks, took, reads, most)
+	}
+}
+
+// Once the admission refuses, it lets rings in again only when the backlog is down to half the budget, so the
+// queue drains instead of sitting at the budget with every accepted ring waiting all of it.
+func TestAdmissionRefusingAdmitsAgainOnlyBelowHalfTheBudget(t *testing.T) {
+	c, rdb := newClient(t)
+	ctx := context.Background()
+	if err := c.EnqueueRing(ctx, queue.CallInfo{CID: "default:wm"}, "r1", []queue.RingMember{{UserID: "bob", EndsAt: time.Now().Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	adm := queue.NewAdmission(c, 2*time.Second)
+	adm.SetFreshness(0) // read the backlog on every ask
+	// waited sets how long the one pending ring push has waited, through the field Asynq keeps it in.
+	waited := func(d time.Duration) {
+		t.Helper()
+		key := queue.AsynqTaskKey(queue.QueueRing, queue.RingTaskID("r1", "bob"))
+		if err := rdb.HSet(ctx, key, "pending_since", strconv.FormatInt(time.Now().Add(-d).UnixNano(), 10)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		waited time.Duration
+		admit  bool
+	}{
+		{1500 * time.Millisecond, true},  // under the budget
+		{3 * time.Second, false},         // past it: refuse
+		{1500 * time.Millisecond, false}, // back under the budget, not under half of it: still refuse
+		{500 * time.Millisecond, true},   // under half: admit
+		{1500 * time.Millisecond, true},  // and keep admitting up to the budget
+	} {
+		waited(step.waited)
+		if err := adm.AdmitRing(ctx); (err == nil) != step.admit {
+			t.Fatalf("backlog %v: admission answered %v, want admitted=%v", step.waited, err, step.admit)
+		}
 	}
 }

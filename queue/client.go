@@ -158,9 +158,10 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 }
 
 // EnqueueStop enqueues one stop task per member; the gate is already closed for them. Their pending ring
-// tasks are left in the queue on purpose: Inspector.DeleteTask scans the whole pending list (an LREM, about
-// 0.7 ms of Redis per member under load, BENCHMARKS.md) while a ring task that runs anyway finds its member
-// out of the gate and revokes itself at once (ARCHITECTURE.md, invariants 4 and 8).
+// tasks are left in the queue on purpose: Inspector.DeleteTask scans the whole pending list (an LREM, whose
+// cost grows with the backlog and is paid per member, on the Redis every ring shares; BENCHMARKS.md, "an
+// O(backlog) delete per accept", has the figure) while a ring task that runs anyway finds its member out of
+// the gate and revokes itself at once (ARCHITECTURE.md, invariants 4 and 8).
 func (c *Client) EnqueueStop(ctx context.Context, call CallInfo, ringID, event string, members []string) error {
 	return c.fanOut(ctx, len(members), func(ctx context.Context, i int) error {
 		m := members[i]
@@ -195,7 +196,7 @@ func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event stri
 
 // WatchInterval is the period of a ring's watchdog while a push is undelivered. One second: Asynq keeps
 // scheduled tasks by whole seconds (a task's score is its Unix second) and moves them all at the start of
-// it, so ticks 500 ms apart ran together, twice the work for no earlier rescue.
+// it, so ticks less than a second apart would come due together: more work for no earlier rescue.
 const WatchInterval = time.Second
 
 // ScheduleWatch schedules the ring's watchdog tick that follows `after`.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
 )
 
@@ -34,8 +36,8 @@ func BenchmarkRender(b *testing.B) {
 		name string
 		data templates.Data
 	}{{"typical", typical}, {"worst", worst}} {
-		for _, ev := range []string{templates.EventNotification, templates.EventMissed, templates.EventRing} {
-			for _, pl := range []string{templates.Firebase, templates.APN} {
+		for _, ev := range []string{queue.EventNotification, queue.EventMissed, queue.EventRing} {
+			for _, pl := range []string{providers.Firebase, providers.APN} {
 				b.Run(tc.name+"/"+ev+"/"+pl, func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {

@@ -60,14 +60,18 @@ func customKeys(t *template.Template) *trie {
 	return root
 }
 
+// walkEach walks each of a node's children.
+func walkEach[N parse.Node](nodes []N, root *trie) {
+	for _, c := range nodes {
+		walk(c, root)
+	}
+}
+
 func walk(n parse.Node, root *trie) {
 	switch n := n.(type) {
 	case *parse.ListNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Nodes {
-			walk(c, root)
+		if n != nil {
+			walkEach(n.Nodes, root)
 		}
 	case *parse.ActionNode:
 		walk(n.Pipe, root)
@@ -80,16 +84,11 @@ func walk(n parse.Node, root *trie) {
 	case *parse.TemplateNode:
 		walk(n.Pipe, root)
 	case *parse.PipeNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Cmds {
-			walk(c, root)
+		if n != nil {
+			walkEach(n.Cmds, root)
 		}
 	case *parse.CommandNode:
-		for _, a := range n.Args {
-			walk(a, root)
-		}
+		walkEach(n.Args, root)
 	case *parse.ChainNode:
 		walk(n.Node, root)
 	case *parse.FieldNode:

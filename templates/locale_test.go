@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
 )
 
@@ -11,9 +13,9 @@ func TestAGermanDeviceGetsGermanTextForEveryEventAndPlatform(t *testing.T) {
 	s := load(t, "")
 	d := templates.Data{CallerID: "alice", CallerName: "Alice", CallDisplayName: "Standup", Locale: "de"}
 	want := map[string]templates.Rendered{
-		templates.EventRing:         {"Eingehender Anruf von Alice", "Standup"},
-		templates.EventNotification: {"Alice hat einen Anruf gestartet", "Standup beitreten"},
-		templates.EventMissed:       {"Verpasster Anruf von Alice", "Standup · Audioanruf"},
+		queue.EventRing:         {"Eingehender Anruf von Alice", "Standup"},
+		queue.EventNotification: {"Alice hat einen Anruf gestartet", "Standup beitreten"},
+		queue.EventMissed:       {"Verpasster Anruf von Alice", "Standup · Audioanruf"},
 	}
 	wantEverywhere(t, s, d, want)
 }
@@ -28,7 +30,7 @@ func TestALocaleFallsBackToItsLanguageThenToEnglish(t *testing.T) {
 		"xx-YY":      "Missed call from Alice", // well formed, unknown
 		"":           "Missed call from Alice",
 	} {
-		got := render(t, s, templates.EventMissed, templates.APN, templates.Data{CallerName: "Alice", Locale: locale})
+		got := render(t, s, queue.EventMissed, providers.APN, templates.Data{CallerName: "Alice", Locale: locale})
 		if got.Title != title {
 			t.Errorf("locale %q: title %q, want %q", locale, got.Title, title)
 		}
@@ -47,11 +49,11 @@ func TestALocaleOverrideWinsOverItsLanguageAndAddsNewLocales(t *testing.T) {
 		"de":    {"Verpasster Anruf von Alice", "Audioanruf"},
 		"fr-CA": {"Appel manqué de Alice", "Appel audio"},
 	} {
-		if got := render(t, s, templates.EventMissed, templates.APN, templates.Data{CallerName: "Alice", Locale: locale}); got != want {
+		if got := render(t, s, queue.EventMissed, providers.APN, templates.Data{CallerName: "Alice", Locale: locale}); got != want {
 			t.Errorf("locale %s = %+v, want %+v", locale, got, want)
 		}
 	}
-	if got := render(t, s, templates.EventMissed, templates.Firebase, templates.Data{CallerName: "Alice", Locale: "fr"}); got.Title != "Missed call from Alice" {
+	if got := render(t, s, queue.EventMissed, providers.Firebase, templates.Data{CallerName: "Alice", Locale: "fr"}); got.Title != "Missed call from Alice" {
 		t.Errorf("fr on firebase = %q, want the default: the override is for apn only", got.Title)
 	}
 }
@@ -85,6 +87,6 @@ func TestTheReminderHasEnglishAndGermanTextOnEveryPlatform(t *testing.T) {
 		"de-DE": {"Standup beginnt gleich", "Audioanruf mit Alice: zum Beitreten tippen"},
 	} {
 		d.Locale = locale
-		wantEverywhere(t, s, d, map[string]templates.Rendered{templates.EventReminder: want})
+		wantEverywhere(t, s, d, map[string]templates.Rendered{queue.EventReminder: want})
 	}
 }

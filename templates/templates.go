@@ -64,20 +64,9 @@ import (
 	"text/template"
 
 	"golang.org/x/text/language"
-)
 
-// Events that carry text.
-const (
-	EventRing         = "call.ring"
-	EventNotification = "call.notification"
-	EventMissed       = "call.missed"
-	EventReminder     = "call.reminder"
-)
-
-// Platforms, as API.md spells a device's push_provider.
-const (
-	Firebase = "firebase"
-	APN      = "apn"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
 )
 
 const (
@@ -112,11 +101,11 @@ var defaultFiles embed.FS
 // platform.
 func PayloadLimit(platform string, voip bool) int {
 	switch {
-	case platform == APN && voip:
+	case platform == providers.APN && voip:
 		return APNsVoIPLimit
-	case platform == APN:
+	case platform == providers.APN:
 		return APNsLimit
-	case platform == Firebase:
+	case platform == providers.Firebase:
 		return FCMLimit
 	}
 	return 0
@@ -173,10 +162,13 @@ type tmpl struct {
 	fallback *tmpl
 }
 
+// events are the push types that carry text; their names are queue's, the owner of the push "type" field.
 func events() []string {
-	return []string{EventRing, EventNotification, EventMissed, EventReminder}
+	return []string{queue.EventRing, queue.EventNotification, queue.EventMissed, queue.EventReminder}
 }
-func platforms() []string { return []string{Firebase, APN} }
+
+// platforms are the providers a device names in push_provider; their names are providers'.
+func platforms() []string { return []string{providers.Firebase, providers.APN} }
 
 func fileName(k key, part string) string {
 	if k.locale == "" {

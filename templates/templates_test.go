@@ -9,12 +9,14 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/templates"
 )
 
 var (
-	allEvents    = []string{templates.EventRing, templates.EventNotification, templates.EventMissed, templates.EventReminder}
-	allPlatforms = []string{templates.Firebase, templates.APN}
+	allEvents    = []string{queue.EventRing, queue.EventNotification, queue.EventMissed, queue.EventReminder}
+	allPlatforms = []string{providers.Firebase, providers.APN}
 )
 
 func load(t testing.TB, dir string) *templates.Set {
@@ -60,10 +62,10 @@ func TestDefaultsRenderForEveryEventAndPlatform(t *testing.T) {
 		CallerID: "alice", CallerName: "Alice", ReceiverID: "bob", Custom: map[string]any{"topic": "q3"},
 	}
 	want := map[string]templates.Rendered{
-		templates.EventRing:         {"Incoming audio call from Alice", "Standup"},
-		templates.EventNotification: {"Alice started a call", "Join Standup"},
-		templates.EventMissed:       {"Missed call from Alice", "Standup · Audio call"},
-		templates.EventReminder:     {"Standup starts soon", "Audio call with Alice: tap to join"},
+		queue.EventRing:         {"Incoming audio call from Alice", "Standup"},
+		queue.EventNotification: {"Alice started a call", "Join Standup"},
+		queue.EventMissed:       {"Missed call from Alice", "Standup · Audio call"},
+		queue.EventReminder:     {"Standup starts soon", "Audio call with Alice: tap to join"},
 	}
 	wantEverywhere(t, s, d, want)
 }
@@ -83,10 +85,10 @@ func wantEverywhere(t *testing.T, s *templates.Set, d templates.Data, want map[s
 func TestDefaultsReadWellWithEmptyFields(t *testing.T) {
 	s := load(t, "")
 	want := map[string]templates.Rendered{
-		templates.EventRing:         {"Incoming video call from alice", "Tap to answer"},
-		templates.EventNotification: {"alice started a video call", "Tap to join"},
-		templates.EventMissed:       {"Missed video call from alice", "Video call"},
-		templates.EventReminder:     {"A call with alice starts soon", "Video call with alice: tap to join"},
+		queue.EventRing:         {"Incoming video call from alice", "Tap to answer"},
+		queue.EventNotification: {"alice started a video call", "Tap to join"},
+		queue.EventMissed:       {"Missed video call from alice", "Video call"},
+		queue.EventReminder:     {"A call with alice starts soon", "Video call with alice: tap to join"},
 	}
 	for _, ev := range allEvents {
 		for _, pl := range allPlatforms {
@@ -111,10 +113,10 @@ func TestAnOverrideReplacesOneTemplateAndKeepsTheRest(t *testing.T) {
 	})
 	s := load(t, dir)
 	d := templates.Data{CallerID: "alice", CallerName: "Alice", Custom: map[string]any{"topic": "q3"}}
-	if got := render(t, s, templates.EventMissed, templates.APN, d); got.Title != "You missed Alice (q3)" || got.Body != "Audio call" {
+	if got := render(t, s, queue.EventMissed, providers.APN, d); got.Title != "You missed Alice (q3)" || got.Body != "Audio call" {
 		t.Errorf("overridden = %+v, want the new title (trimmed) and the default body", got)
 	}
-	if got := render(t, s, templates.EventMissed, templates.Firebase, d); got.Title != "Missed call from Alice" {
+	if got := render(t, s, queue.EventMissed, providers.Firebase, d); got.Title != "Missed call from Alice" {
 		t.Errorf("other platform's title = %q, want the default", got.Title)
 	}
 }
@@ -130,13 +132,13 @@ func TestMissingOrNullCustomKeysRenderEmpty(t *testing.T) {
 		{"topic": nil, "a": nil, "n": nil, "flag": nil},
 		{"a": map[string]any{}},
 	} {
-		got := render(t, s, templates.EventNotification, templates.Firebase, templates.Data{Custom: c})
+		got := render(t, s, queue.EventNotification, providers.Firebase, templates.Data{Custom: c})
 		if got.Title != "[|||]" {
 			t.Errorf("custom %v: title %q, want [|||]", c, got.Title)
 		}
 	}
 	c := map[string]any{"topic": "t", "a": map[string]any{"b": 2.5}, "n": true, "flag": true}
-	if got := render(t, s, templates.EventNotification, templates.Firebase, templates.Data{Custom: c}); got.Title != "[t|2.5|true|flag]" {
+	if got := render(t, s, queue.EventNotification, providers.Firebase, templates.Data{Custom: c}); got.Title != "[t|2.5|true|flag]" {
 		t.Errorf("custom %v: title %q", c, got.Title)
 	}
 	if _, ok := c["missing"]; ok || len(c) != 4 {
@@ -239,7 +241,7 @@ func TestLoadSkipsHiddenEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := load(t, dir)
-	if got := render(t, s, templates.EventMissed, templates.Firebase, templates.Data{CallerName: "Al"}); got.Title != "Missed: Al" {
+	if got := render(t, s, queue.EventMissed, providers.Firebase, templates.Data{CallerName: "Al"}); got.Title != "Missed: Al" {
 		t.Errorf("title = %q, want the linked override", got.Title)
 	}
 }
@@ -256,7 +258,7 @@ func TestRenderOfAnUnknownEventOrPlatformFails(t *testing.T) {
 func TestAnOverrideThatFailsOnTheDataFallsBackToTheDefault(t *testing.T) {
 	// Load checks with topic as an object; a call whose topic is a string makes .topic.name fail.
 	s := load(t, overrideDir(t, map[string]string{"call.missed.apn.body.tmpl": "{{.Custom.topic.name}}"}))
-	got := render(t, s, templates.EventMissed, templates.APN, templates.Data{Custom: map[string]any{"topic": "plain"}})
+	got := render(t, s, queue.EventMissed, providers.APN, templates.Data{Custom: map[string]any{"topic": "plain"}})
 	if got.Body != "Audio call" {
 		t.Errorf("body = %q, want the default's", got.Body)
 	}
@@ -267,7 +269,7 @@ func TestRenderCutsTitleAndBodyToTheBudgetOnAUTF8Boundary(t *testing.T) {
 	long := strings.Repeat("日本語🎉<", 200)
 	d := templates.Data{CallerName: long, CallDisplayName: long, Custom: map[string]any{"topic": long, "meta": map[string]any{"note": long}}}
 	for _, pl := range allPlatforms {
-		got := render(t, s, templates.EventNotification, pl, d)
+		got := render(t, s, queue.EventNotification, pl, d)
 		// Together they are cut to the budget, not below it by more than one rune and the ellipsis.
 		if n := wireLen(got.Title) + wireLen(got.Body); n > templates.Budget(pl) || n < templates.Budget(pl)-12 {
 			t.Errorf("%s: title and body take %d bytes, budget %d", pl, n, templates.Budget(pl))
@@ -316,16 +318,16 @@ func TestPayloadLimits(t *testing.T) {
 		voip     bool
 		limit    int
 	}{
-		{templates.APN, false, 4096},
-		{templates.APN, true, 5120},
-		{templates.Firebase, false, 4096},
+		{providers.APN, false, 4096},
+		{providers.APN, true, 5120},
+		{providers.Firebase, false, 4096},
 		{"gcm", false, 0},
 	} {
 		if got := templates.PayloadLimit(tt.platform, tt.voip); got != tt.limit {
 			t.Errorf("PayloadLimit(%s, %v) = %d, want %d", tt.platform, tt.voip, got, tt.limit)
 		}
 	}
-	if got := templates.Budget(templates.APN); got != 4096-templates.DataReserve {
+	if got := templates.Budget(providers.APN); got != 4096-templates.DataReserve {
 		t.Errorf("Budget(apn) = %d", got)
 	}
 }

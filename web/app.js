@@ -3,7 +3,7 @@
 // docs do: an incoming ring is a call card with a ringtone, Accept and Reject; an outgoing ring says "Calling…"
 // until the callee's phone acknowledges it, then "Ringing…", with Cancel; a joined call has Leave and, with
 // the right, End.
-import { RingerClient, CallingState } from './ringer.js';
+import { RingerClient, CallingState, EventType } from './ringer.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -114,7 +114,7 @@ class Session {
       // A phone acknowledges a ring when it shows the incoming call; this page's device does so on arrival.
       const cid = p.data?.call_cid || '';
       const colon = cid.indexOf(':');
-      if (p.type === 'call.ring' && colon > 0) {
+      if (p.type === EventType.RING && colon > 0) {
         this.client.ringing(cid.slice(0, colon), cid.slice(colon + 1)).catch(() => {});
       }
     });
@@ -578,12 +578,12 @@ function pushTitle(p) {
   const from = p.data?.created_by_display_name || p.data?.created_by_id || 'someone';
   const what = p.data?.video === 'true' ? 'video call' : 'call';
   switch (p.type) {
-    case 'call.ring': return `Incoming ${what} from ${from}: the phone rings`;
-    case 'call.notification': return `${from} started a ${what}: the phone shows a notification`;
-    case 'call.missed': return 'The ringing stops; the phone shows a missed call';
-    case 'call.accepted': return 'Answered: the ringing stops';
-    case 'call.rejected': return 'Declined: the ringing stops';
-    case 'call.ended': return 'Call ended: the ringing stops';
+    case EventType.RING: return `Incoming ${what} from ${from}: the phone rings`;
+    case EventType.NOTIFICATION: return `${from} started a ${what}: the phone shows a notification`;
+    case EventType.MISSED: return 'The ringing stops; the phone shows a missed call';
+    case EventType.ACCEPTED: return 'Answered: the ringing stops';
+    case EventType.REJECTED: return 'Declined: the ringing stops';
+    case EventType.ENDED: return 'Call ended: the ringing stops';
     default: return p.type;
   }
 }

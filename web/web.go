@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 // static is the page: plain HTML, CSS and ES modules, served as they are (no build step).
@@ -77,13 +79,6 @@ type tokenAnswer struct {
 	Token  string `json:"token"`
 }
 
-// errorBody is API.md's error body, so the page reads every error alike.
-type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Status  int    `json:"status"`
-}
-
 type handler struct {
 	cfg Config
 	mux *http.ServeMux
@@ -129,7 +124,7 @@ func Handler(cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("GET /demo/token", h.token)
 	h.mux.HandleFunc("GET /demo/pushes", h.pushes)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "No route for "+r.URL.Path+".")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "No route for "+r.URL.Path+".")
 	})
 	return h.mux, nil
 }
@@ -159,7 +154,7 @@ func (h *handler) config(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, pageConfig{
 		Users: h.cfg.Users, Pushes: h.cfg.Pushes != nil, PushesOff: off,
-		PushProvider: "firebase", TokenPrefix: DeviceTokenPrefix,
+		PushProvider: providers.Firebase, TokenPrefix: DeviceTokenPrefix,
 	})
 }
 
@@ -167,7 +162,7 @@ func (h *handler) config(w http.ResponseWriter, r *http.Request) {
 func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("user")
 	if !slices.Contains(h.cfg.Users, user) {
-		writeError(w, http.StatusBadRequest, "invalid_field",
+		writeError(w, http.StatusBadRequest, wire.CodeInvalidField,
 			fmt.Sprintf("user: must be one of the demo users %s, not %q.", strings.Join(h.cfg.Users, ", "), user))
 		return
 	}
@@ -203,11 +198,11 @@ var deviceToken = regexp.MustCompile(`^` + DeviceTokenPrefix + `[A-Za-z0-9_-]{8,
 func (h *handler) pushes(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
 	if !deviceToken.MatchString(token) {
-		writeError(w, http.StatusBadRequest, "invalid_field", "token: must be a browser device token like "+DeviceTokenPrefix+"<8 to 64 letters or digits>.")
+		writeError(w, http.StatusBadRequest, wire.CodeInvalidField, "token: must be a browser device token like "+DeviceTokenPrefix+"<8 to 64 letters or digits>.")
 		return
 	}
 	if h.cfg.Pushes == nil {
-		writeError(w, http.StatusNotFound, "not_found", h.cfg.PushesOff)
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, h.cfg.PushesOff)
 		return
 	}
 	var after uint64
@@ -269,5 +264,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, errorBody{Code: code, Message: message, Status: status})
+	writeJSON(w, status, wire.ErrorBody{Code: code, Message: message, Status: status})
 }

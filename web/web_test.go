@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/wire"
 )
 
 var secret = []byte("web-test-secret")
@@ -27,17 +28,28 @@ func ring(token, cid string) providers.Push {
 		Data: map[string]string{"type": "call.ring", "call_cid": cid, "receiver_id": "bob"}}
 }
 
-func TestHubKeepsPushesOfBrowserDevicesOnly(t *testing.T) {
+// hubWith is a Firebase hub that was handed pushes, in order.
+func hubWith(pushes ...providers.Push) *Hub {
 	h := NewHub(providers.Firebase)
-	h.Deliver(ring("bob-android", "default:a"))
-	h.Deliver(ring("web-bob12345", "default:b"))
-	backlog, _, cancel := h.Subscribe("bob-android", 0)
+	for _, p := range pushes {
+		h.Deliver(p)
+	}
+	return h
+}
+
+// kept is what a page following token gets first: the pushes the hub keeps for it after seq after.
+func kept(h *Hub, token string, after uint64) []PushEvent {
+	pushes, _, cancel := h.Subscribe(token, after)
 	cancel()
-	if len(backlog) != 0 {
+	return pushes
+}
+
+func TestHubKeepsPushesOfBrowserDevicesOnly(t *testing.T) {
+	h := hubWith(ring("bob-android", "default:a"), ring("web-bob12345", "default:b"))
+	if backlog := kept(h, "bob-android", 0); len(backlog) != 0 {
 		t.Fatalf("a phone's token got %d pushes kept; only browser devices' are", len(backlog))
 	}
-	backlog, _, cancel = h.Subscribe("web-bob12345", 0)
-	cancel()
+	backlog := kept(h, "web-bob12345", 0)
 	if len(backlog) != 1 || backlog[0].Type != "call.ring" || backlog[0].Kind != "ring" || backlog[0].Data["call_cid"] != "default:b" ||
 		backlog[0].Provider != providers.Firebase || backlog[0].Expires == nil || backlog[0].Seq == 0 {
 		t.Fatalf("backlog = %+v", backlog)
@@ -49,19 +61,15 @@ func TestHubCopiesThePushData(t *testing.T) {
 	p := ring("web-bob12345", "default:a")
 	h.Deliver(p)
 	p.Data["type"] = "changed by the caller"
-	backlog, _, cancel := h.Subscribe("web-bob12345", 0)
-	cancel()
+	backlog := kept(h, "web-bob12345", 0)
 	if backlog[0].Data["type"] != "call.ring" {
 		t.Fatalf("the hub kept the caller's map: %v", backlog[0].Data)
 	}
 }
 
 func TestHubSendsNewPushesAndReplaysOnlyThoseAfterTheLastSeen(t *testing.T) {
-	h := NewHub(providers.Firebase)
-	h.Deliver(ring("web-bob12345", "default:a"))
-	h.Deliver(ring("web-bob12345", "default:b"))
-	first, _, cancel := h.Subscribe("web-bob12345", 0)
-	cancel()
+	h := hubWith(ring("web-bob12345", "default:a"), ring("web-bob12345", "default:b"))
+	first := kept(h, "web-bob12345", 0)
 	backlog, ch, cancel := h.Subscribe("web-bob12345", first[0].Seq)
 	defer cancel()
 	if len(backlog) != 1 || backlog[0].Data["call_cid"] != "default:b" {
@@ -100,9 +108,7 @@ func TestHubNeverBlocksOnASlowPage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Deliver blocked on a subscriber that does not read")
 	}
-	backlog, _, cancel2 := h.Subscribe("web-bob12345", 0)
-	cancel2()
-	if len(backlog) != recentPerDevice {
+	if backlog := kept(h, "web-bob12345", 0); len(backlog) != recentPerDevice {
 		t.Fatalf("backlog holds %d pushes, want the last %d", len(backlog), recentPerDevice)
 	}
 }
@@ -123,9 +129,7 @@ func TestHubForgetsTheLeastRecentlyUsedIdleDevice(t *testing.T) {
 	if n > maxDevices || first || !last {
 		t.Fatalf("devices = %d (max %d), oldest kept %v, newest kept %v", n, maxDevices, first, last)
 	}
-	backlog, _, cancel2 := h.Subscribe("web-followed0", 0)
-	cancel2()
-	if len(backlog) != 1 {
+	if backlog := kept(h, "web-followed0", 0); len(backlog) != 1 {
 		t.Fatalf("a followed device was forgotten: %+v", backlog)
 	}
 }
@@ -175,7 +179,7 @@ func TestTokenIsAUserTokenOfADemoUser(t *testing.T) {
 		t.Fatalf("claims = %v", claims)
 	}
 	for _, user := range []string{"", "mallory", "alice ", "ALICE"} {
-		var e errorBody
+		var e wire.ErrorBody
 		if status := getJSON(t, s.URL+"/demo/token?user="+url.QueryEscape(user), &e); status != 400 || e.Code != "invalid_field" || e.Status != 400 {
 			t.Errorf("GET /demo/token?user=%q: %d %+v, want 400", user, status, e)
 		}
@@ -224,7 +228,7 @@ func TestConfigSaysWhyThereIsNoDevicePanel(t *testing.T) {
 	if c.Pushes || c.PushesOff != "FCM is configured." || len(c.Users) != 2 || c.TokenPrefix != DeviceTokenPrefix {
 		t.Errorf("config without a hub = %+v", c)
 	}
-	var e errorBody
+	var e wire.ErrorBody
 	if status := getJSON(t, off.URL+"/demo/pushes?token=web-bob12345", &e); status != 404 || e.Message != "FCM is configured." {
 		t.Errorf("GET /demo/pushes without a hub: %d %+v", status, e)
 	}
@@ -297,7 +301,7 @@ func TestPushStreamCarriesTheDevicesPushesAndResumesAfterLastEventID(t *testing.
 func TestPushStreamRefusesATokenThatIsNoBrowserDevice(t *testing.T) {
 	s := newServer(t, Config{Pushes: NewHub(providers.Firebase)})
 	for _, tok := range []string{"", "bob-android", "web-short", "web-" + strings.Repeat("a", 65), "web-abc/defgh"} {
-		var e errorBody
+		var e wire.ErrorBody
 		if status := getJSON(t, s.URL+"/demo/pushes?token="+url.QueryEscape(tok), &e); status != 400 {
 			t.Errorf("token %q: %d %+v, want 400", tok, status, e)
 		}

@@ -7,7 +7,7 @@ import (
 
 // providerPause remembers a provider's request to slow down (429 with Retry-After, or 503 with it): until
 // then no push to that provider leaves this worker, so the wait applies to the provider as a whole rather than
-// to the one job that heard it while a thousand others keep hammering.
+// to the one job that heard it while every other job keeps hammering.
 type providerPause struct {
 	mu    sync.Mutex
 	until map[string]time.Time

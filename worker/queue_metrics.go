@@ -31,6 +31,10 @@ var queueStates = []string{"pending", "active", "scheduled", "retry", "archived"
 // NewQueueCollector returns a collector of the ring, watch, notify and webhook queues on rdb; register it on the
 // registry that /metrics serves.
 func NewQueueCollector(rdb redis.UniversalClient) *QueueCollector {
+	// Every series but ringer_queue_tasks has one label, the queue.
+	perQueue := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"queue"}, nil)
+	}
 	return &QueueCollector{
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		queues:    []string{queue.QueueRing, queue.QueueWatch, queue.QueueNotify, queue.QueueWebhook},
@@ -38,18 +42,14 @@ func NewQueueCollector(rdb redis.UniversalClient) *QueueCollector {
 		tasks: prometheus.NewDesc("ringer_queue_tasks",
 			"Tasks in an Asynq queue by state (pending, active, scheduled, retry, archived, completed).",
 			[]string{"queue", "state"}, nil),
-		latency: prometheus.NewDesc("ringer_queue_latency_seconds",
-			"How long the oldest pending task of a queue has waited (0 when none waits).",
-			[]string{"queue"}, nil),
-		processed: prometheus.NewDesc("ringer_queue_processed_total",
-			"Tasks a queue's workers have finished, succeeded or failed, since the queue was created.",
-			[]string{"queue"}, nil),
-		failed: prometheus.NewDesc("ringer_queue_failed_total",
-			"Task runs of a queue that failed (each retry counts), since the queue was created.",
-			[]string{"queue"}, nil),
-		up: prometheus.NewDesc("ringer_queue_up",
-			"1 when the queue's numbers were read from Redis at this scrape, 0 when Redis did not answer in time.",
-			[]string{"queue"}, nil),
+		latency: perQueue("ringer_queue_latency_seconds",
+			"How long the oldest pending task of a queue has waited (0 when none waits)."),
+		processed: perQueue("ringer_queue_processed_total",
+			"Tasks a queue's workers have finished, succeeded or failed, since the queue was created."),
+		failed: perQueue("ringer_queue_failed_total",
+			"Task runs of a queue that failed (each retry counts), since the queue was created."),
+		up: perQueue("ringer_queue_up",
+			"1 when the queue's numbers were read from Redis at this scrape, 0 when Redis did not answer in time."),
 	}
 }
 

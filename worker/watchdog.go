@@ -20,7 +20,7 @@ const rescueAfter = 1500 * time.Millisecond
 //   - schedules the next before it acts, so a worker dying during this one does not end the watch: the next
 //     WatchInterval while a member's push is undelivered, else the first tick at or after the earliest end
 //     of a member's ring (with every push delivered there is nothing to rescue, and a tick every second for
-//     each of hundreds of live rings came due in bursts that new ring pushes queued behind);
+//     every live ring came due in bursts that new ring pushes queued behind: BENCHMARKS.md, "Ring under load");
 //   - settles members whose ring time has passed, in case the timeout task died with its worker;
 //   - re-enqueues the ring push of every member still ringing whose push is undelivered, whose lease has
 //     lapsed (no live worker is sending it, none is waiting to retry it) and who was rung at least

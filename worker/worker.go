@@ -1,6 +1,13 @@
 // Package worker runs ringer's Asynq handlers: it delivers ring, stop, missed-call and notification pushes to
 // every device of a member, checks the ring gate before every ring push, records each delivery in a per-device
 // ledger, and acts on provider verdicts (ARCHITECTURE.md, invariants 4, 5, 7, 9).
+//
+// Its files, by concern: worker.go the configuration, the Asynq servers and their lifecycle; handlers.go the
+// handlers, which decode a task, name its call and ring in the log and ask the rest; targets.go which device
+// gets which push (API.md's table), as pure functions; push.go what a push carries (payload fields, text,
+// lifetime, collapse id); deliver.go the delivery engine, the ledger, and the one place each kind of push
+// leaves for its provider; retry.go the retry policy; suppress.go push preferences; watchdog.go the ring
+// watchdog; pause.go a provider's back-off; metrics.go and queue_metrics.go the Prometheus series.
 package worker
 
 import (
@@ -8,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -126,8 +132,6 @@ const (
 	// sendTimeout bounds one push, the SDK's own retries included, so a provider that never answers holds no
 	// worker slot for long.
 	sendTimeout = 15 * time.Second
-	// maxRingRetryDelay caps the quick backoff of ring and stop retries.
-	maxRingRetryDelay = 2 * time.Second
 	// DefaultLedgerTTL keeps a push's ledger past every retry of it.
 	DefaultLedgerTTL = 48 * time.Hour
 	// MinLedgerTTL keeps a push's ledger through its task's quick retries, and a ring's past the ring's end
@@ -143,15 +147,20 @@ type Worker struct {
 	log    *slog.Logger
 	gate   *gate.Gate
 	paused *providerPause
+	// ringFirst admits notification pushes when one process serves rings and notifications; nil otherwise.
+	ringFirst *ringFirst
+	// recordPatience is how long a sent push's ledger record is retried (the constant; tests shorten it).
+	recordPatience time.Duration
 	// servers are the Asynq servers Start started, one per queue served.
 	servers []*asynq.Server
 }
 
 // The watch server's settings. Ticks are due on whole seconds (Asynq keeps scheduled tasks by the second) and
 // rescue a ring push after seconds, so a tenth of a second more does not matter. Serving the watch queue from
-// the ring server instead (StrictPriority below ring) gave rings the same latency in the bench but doubled an
-// idle worker's Redis commands (figures in BENCHMARKS.md, "Ring under load"): Asynq polls each queue with its
-// own script. Its own few slots keep a burst of ticks from taking a ring push's slot or much of the CPU at once.
+// the ring server instead (StrictPriority below ring) gave rings the same latency in the bench but cost an
+// idle worker a second Redis script on every poll of the ring server (figures in BENCHMARKS.md, "Ring under
+// load"): Asynq polls each queue with its own script. Its own few slots keep a burst of ticks from taking a
+// ring push's slot or much of the CPU at once.
 const (
 	watchConcurrency     = 4
 	watchPollInterval    = 50 * time.Millisecond
@@ -186,29 +195,26 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	if cfg.RingConcurrency <= 0 {
-		cfg.RingConcurrency = DefaultRingConcurrency
-	}
-	if cfg.NotifyConcurrency <= 0 {
-		cfg.NotifyConcurrency = DefaultNotifyConcurrency
-	}
-	if cfg.RingPollInterval <= 0 {
-		cfg.RingPollInterval = DefaultRingPollInterval
-	}
-	if cfg.DelayedCheckInterval <= 0 {
-		cfg.DelayedCheckInterval = DefaultDelayedCheckInterval
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if cfg.NotifyTTL <= 0 {
-		cfg.NotifyTTL = DefaultNotifyTTL
-	}
-	if cfg.LedgerTTL <= 0 {
-		cfg.LedgerTTL = DefaultLedgerTTL
-	}
+	orDefault(&cfg.RingConcurrency, DefaultRingConcurrency)
+	orDefault(&cfg.NotifyConcurrency, DefaultNotifyConcurrency)
+	orDefault(&cfg.RingPollInterval, DefaultRingPollInterval)
+	orDefault(&cfg.DelayedCheckInterval, DefaultDelayedCheckInterval)
+	orDefault(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	orDefault(&cfg.NotifyTTL, DefaultNotifyTTL)
+	orDefault(&cfg.LedgerTTL, DefaultLedgerTTL)
 	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
-	return &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause()}, nil
+	w := &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause(), recordPatience: recordPatience}
+	if !cfg.SkipRing && !cfg.SkipNotify {
+		w.ringFirst = newRingFirst(cfg.NotifyConcurrency * deliverParallel)
+	}
+	return w, nil
+}
+
+// orDefault sets *v to def when it is zero or less: Config's zero values ask for the defaults.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Handler routes ringer's task types to their handlers.
@@ -266,7 +272,11 @@ func (w *Worker) Start() error {
 			LogLevel:                 asynq.WarnLevel,
 			ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
 		})
-		if err := srv.Start(h); err != nil {
+		handler := h
+		if w.ringFirst != nil && (q.queue == queue.QueueRing || q.queue == queue.QueueWatch) {
+			handler = w.ringFirst.track(h)
+		}
+		if err := srv.Start(handler); err != nil {
 			w.Shutdown() // the servers started so far
 			return fmt.Errorf("start %s server: %w", q.queue, err)
 		}
@@ -292,62 +302,6 @@ func (w *Worker) taskFailed(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	id, _ := asynq.GetTaskID(ctx)
 	w.log.Warn("task failed", "task", t.Type(), "task_id", id, "retried", retried, "err", err)
-}
-
-// errWaitForRing is a stop that found its member's ring push still in flight: it runs again shortly, so it
-// sees every device the ring reached.
-var errWaitForRing = errors.New("ring push in flight")
-
-// retryAfterError carries a provider's Retry-After to the retry delay.
-type retryAfterError struct {
-	after time.Duration
-	err   error
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
-
-func isFailure(err error) bool { return !errors.Is(err, errWaitForRing) }
-
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
-}
-
-// ringRetryDelay is quick: a ring lasts seconds, and the handler has already retried quickly itself. It
-// honours Retry-After.
-func ringRetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	if errors.Is(err, errWaitForRing) {
-		return 20 * time.Millisecond
-	}
-	d := jitter(min(100*time.Millisecond<<min(n, 5), maxRingRetryDelay))
-	var ra *retryAfterError
-	if errors.As(err, &ra) && ra.after > d {
-		return toWholeSecond(ra.after)
-	}
-	return d
-}
-
-// notifyRetryDelay is Asynq's exponential backoff with jitter, at least the provider's Retry-After.
-func notifyRetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	d := asynq.DefaultRetryDelayFunc(n, err, t)
-	if n == 0 {
-		d = jitter(2 * time.Second)
-	}
-	var ra *retryAfterError
-	if errors.As(err, &ra) && ra.after > d {
-		d = ra.after
-	}
-	return toWholeSecond(d)
-}
-
-// toWholeSecond lengthens d so that now+d falls on a whole second. Asynq keeps retry times in whole seconds,
-// truncated: without this a Retry-After would be cut short by up to a second.
-func toWholeSecond(d time.Duration) time.Duration {
-	at := time.Now().Add(d)
-	if r := at.Truncate(time.Second); r.Before(at) {
-		at = r.Add(time.Second)
-	}
-	return time.Until(at)
 }
 
 // asynqLogger sends Asynq's own logs to slog.

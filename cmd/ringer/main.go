@@ -39,9 +39,6 @@ func main() {
 	// go-redis has one logger per process (its reconnect and pool messages, many a second while Redis is
 	// down), plain text on stderr by default; main owns process-wide state, so main routes it into slog.
 	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), os.Stderr)
-	if len(os.Args) > 1 && os.Args[1] == notifyChildCommand {
-		rlog = rlog.With("process", "notify-child")
-	}
 	redis.SetLogger(redisLog{rlog})
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if errors.Is(err, errUsage) {
@@ -95,8 +92,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runService(ctx, getenv, stderr, roles{worker: true})
 	case "dashboard":
 		return runService(ctx, getenv, stderr, roles{dashboard: true})
-	case notifyChildCommand: // run by `ringer worker` itself, not by people
-		return runNotifyChild(ctx, getenv, stderr)
 	case "token":
 		return runToken(args[1:], getenv, stdout)
 	case "push":

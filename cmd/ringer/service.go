@@ -32,9 +32,8 @@ func version() string {
 	return "dev"
 }
 
-// roles says which parts a process runs. child is the notify worker a two-queue worker runs beside itself
-// (notifychild.go).
-type roles struct{ api, worker, dashboard, child bool }
+// roles says which parts a process runs.
+type roles struct{ api, worker, dashboard bool }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
 	if format == "text" {
@@ -52,10 +51,10 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 		return errors.New("REDIS_URL is not set (or REDIS_CLUSTER_ADDRS for a cluster); `ringer dev` starts its own Redis")
 	}
 	log := newLogger(cfg.LogFormat, stderr)
-	if r.child {
-		log = log.With("process", "notify-child")
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
 	}
-	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr})
+	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1"})
 }
 
 // hooks lets `ringer dev` see the parts serve builds.
@@ -63,19 +62,11 @@ type hooks struct {
 	listening func(addr string)
 	// demo serves the demo page (web) at / and /demo/: `ringer dev`, or RINGER_DEMO=1.
 	demo bool
-	// stderr takes the notify child's logs; childEnv is set in its environment on top of this process's.
-	stderr   io.Writer
-	childEnv []string
 }
 
 // serve runs the roles until ctx ends, then drains (app.Run: the components stop in the order the app
 // package documents).
 func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
-	if r.child {
-		var stop context.CancelFunc
-		ctx, stop = untilParentGone(ctx)
-		defer stop()
-	}
 	rdb, err := cfg.redisClient()
 	if err != nil {
 		return err
@@ -88,12 +79,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	cancel()
 
 	reg := prometheus.NewRegistry()
-	// The child's series carry a label, so the parent can serve them beside its own.
-	var registerer prometheus.Registerer = reg
-	if r.child {
-		registerer = prometheus.WrapRegistererWith(prometheus.Labels{childMetricLabel: "notify"}, reg)
-	}
-	registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
@@ -106,29 +92,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return err
 		}
 	}
-	var components []app.Component
-	listening := make(chan struct{})
-	var gather prometheus.Gatherer = reg
-	var child *notifyChild
-	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
-	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
-		if child, err = newNotifyChild(h.childEnv, h.stderr, log); err != nil {
-			return err
-		}
-		gather = prometheus.Gatherers{reg, child}
-		ownReady := ready
-		ready = func(ctx context.Context) error {
-			if err := ownReady(ctx); err != nil {
-				return err
-			}
-			if err := child.ready(); err != nil {
-				return &api.NotReady{Part: "notify worker process down", Err: err}
-			}
-			return nil
-		}
-		components = append(components, &childComponent{c: child, after: listening, grace: cfg.ShutdownTimeout + 5*time.Second})
-	}
-	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 
 	var dash http.Handler
 	if r.dashboard && cfg.DashboardUser != "" {
@@ -146,22 +110,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 
 	a, err := app.Build(app.Config{
-		Redis: rdb, Logger: log, Providers: provs, Registerer: registerer,
-		API: r.api, Worker: r.worker, NotifyChild: r.child,
+		Redis: rdb, Logger: log, Providers: provs, Registerer: reg,
+		API: r.api, Worker: r.worker,
 		Secret: []byte(cfg.Secret), SSEPerUser: cfg.SSEPerUser, SSEMax: cfg.SSEMax,
 		Ready: ready, Metrics: metrics, Dashboard: dash, Demo: demo,
 		CallRetention: cfg.CallRetention, CallMaxAge: cfg.CallMaxAge, RingQueueBudget: cfg.RingQueueBudget,
 		WebhookURLs: cfg.WebhookURLs, EventsReplay: cfg.EventsReplay, RingRate: cfg.RingRate, ReminderLead: cfg.ReminderLead,
 		TemplatesDir: cfg.TemplatesDir, RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 		RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
+		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify,
 		WebhookSecret: cfg.WebhookSecret, WebhookTimeout: cfg.WebhookTimeout, WebhookRetryBase: cfg.WebhookRetryBase,
 		NotifyTTL: cfg.NotifyTTL, Version: version(),
 	})
 	if err != nil {
 		return err
 	}
-	components = append(components, a.Components()...)
+	components := a.Components()
 	// The event stream clears its own write deadline (api/events.go); the read deadline ends once a request's
 	// body is read, so streams outlive both timeouts.
 	components = append(components, &app.HTTPServer{
@@ -171,19 +135,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		OnListen: func(addr string) {
-			if r.child {
-				// Not "listening": tools that start ringer take the first such line as the address of what they started.
-				log.Info("notify child listening", "addr", addr)
-				if err := reportAddrToParent(addr); err != nil {
-					log.Error("could not tell the parent worker where this process listens", "err", err)
-				}
-			} else {
-				log.Info("listening", "addr", addr, "api", r.api, "worker", r.worker, "dashboard", dash != nil)
-			}
+			log.Info("listening", "addr", addr, "api", r.api, "worker", r.worker, "dashboard", dash != nil)
 			if h != nil && h.listening != nil {
 				h.listening(addr)
 			}
-			close(listening)
 		},
 	})
 	return app.Run(ctx, log, cfg.ShutdownTimeout, components...)

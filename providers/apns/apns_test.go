@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/tests/fakeapns"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 const topic = "dev.ringer.app"
@@ -31,19 +32,7 @@ func newSender(t *testing.T) (*Sender, *fakeapns.Server) {
 	return s, fake
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func data(typ string) map[string]string {
-	return map[string]string{
-		"sender": "ringer", "type": typ, "call_cid": "default:abc", "call_type": "default", "call_id": "abc",
-		"call_display_name": "Standup", "created_by_id": "alice", "created_by_display_name": "Alice",
-		"receiver_id": "bob", "ring_id": "r1", "video": "true",
-	}
-}
+func data(typ string) map[string]string { return fakepush.CallData(typ, true) }
 
 // tokenN is a device token in APNs' form: 64 hex digits.
 func tokenN(n int) string { return fmt.Sprintf("%064x", n+1) }
@@ -85,15 +74,8 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := s.Send(ctxTimeout(t, 10*time.Second), c.push)
-			if res.Verdict != providers.Sent || res.Err != nil {
-				t.Fatalf("Send = %+v, want sent", res)
-			}
-			got := fake.NotificationsTo(c.push.Token)
-			if len(got) != 1 {
-				t.Fatalf("fake got %d pushes, want 1", len(got))
-			}
-			n := got[0]
+			res := fakepush.MustSend(t, s, c.push)
+			n := fake.Only(t, c.push.Token)
 			if res.ID == "" || res.ID != n.ID {
 				t.Errorf("Result.ID = %q, want the apns-id %q", res.ID, n.ID)
 			}
@@ -136,7 +118,7 @@ func jsonOf(t *testing.T, v any) string {
 func TestVoIPTokenTakesOnlyRings(t *testing.T) {
 	s, fake := newSender(t)
 	for _, kind := range []providers.Kind{providers.KindAlert, providers.KindStop} {
-		res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tokenN(9), VoIP: true, Kind: kind, Data: data("call.missed")})
+		res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tokenN(9), VoIP: true, Kind: kind, Data: data("call.missed")})
 		if res.Verdict != providers.Rejected {
 			t.Errorf("%s to a VoIP token = %v, want rejected", kind, res.Verdict)
 		}
@@ -177,7 +159,7 @@ func TestVerdictForEveryScriptedAPNsError(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tok := tokenN(100 + i)
 			fake.Script(tok, c.answer)
-			res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tok, VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
+			res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tok, VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
 			if res.Verdict != c.verdict || res.Reason != c.reason || !res.InvalidSince.Equal(c.invalidSince) {
 				t.Errorf("Send = %v %q since %v; want %v %q since %v",
 					res.Verdict, res.Reason, res.InvalidSince, c.verdict, c.reason, c.invalidSince)
@@ -273,7 +255,7 @@ func TestKeyAPNsDoesNotKnowIsRetryNamingCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tokenN(1), Kind: providers.KindAlert, Data: data("call.missed")})
+	res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tokenN(1), Kind: providers.KindAlert, Data: data("call.missed")})
 	if res.Verdict != providers.Retry || res.Reason != "credentials: InvalidProviderToken" {
 		t.Fatalf("Send = %v %q, want retry credentials: InvalidProviderToken", res.Verdict, res.Reason)
 	}
@@ -283,7 +265,7 @@ func TestPayloadOverAPNsLimitIsRejected(t *testing.T) {
 	s, fake := newSender(t)
 	d := data("call.notification")
 	d["call_display_name"] = strings.Repeat("x", 4200)
-	res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tokenN(1), Kind: providers.KindAlert, Data: d})
+	res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tokenN(1), Kind: providers.KindAlert, Data: d})
 	if res.Verdict != providers.Rejected || res.Reason != "PayloadTooLarge" {
 		t.Fatalf("Send = %v %q, want rejected PayloadTooLarge", res.Verdict, res.Reason)
 	}
@@ -295,12 +277,12 @@ func TestPayloadOverAPNsLimitIsRejected(t *testing.T) {
 func TestHangAndDropAreRetry(t *testing.T) {
 	s, fake := newSender(t)
 	fake.Script(tokenN(1), fakeapns.Hang())
-	res := s.Send(ctxTimeout(t, 200*time.Millisecond), providers.Push{Token: tokenN(1), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
+	res := s.Send(fakepush.Context(t, 200*time.Millisecond), providers.Push{Token: tokenN(1), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
 	if res.Verdict != providers.Retry || res.Reason != "Timeout" {
 		t.Errorf("hung push = %v %q (%v), want retry Timeout", res.Verdict, res.Reason, res.Err)
 	}
 	fake.Script(tokenN(2), fakeapns.Drop())
-	res = s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tokenN(2), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
+	res = s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tokenN(2), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
 	if res.Verdict != providers.Retry || res.Reason != "Network" {
 		t.Errorf("dropped push = %v %q (%v), want retry Network", res.Verdict, res.Reason, res.Err)
 	}
@@ -308,14 +290,14 @@ func TestHangAndDropAreRetry(t *testing.T) {
 		t.Errorf("failed pushes were recorded as delivered")
 	}
 	// The connection survives a reset stream: the next push goes through.
-	if res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tokenN(2), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")}); res.Verdict != providers.Sent {
+	if res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tokenN(2), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")}); res.Verdict != providers.Sent {
 		t.Errorf("push after a drop = %+v", res)
 	}
 }
 
 func TestTokenThatCouldChangeThePathStaysInItsSegment(t *testing.T) {
 	s, fake := newSender(t)
-	res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: "../../x?y", Kind: providers.KindAlert, Data: data("call.missed")})
+	res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: "../../x?y", Kind: providers.KindAlert, Data: data("call.missed")})
 	if res.Verdict != providers.Unregistered || res.Reason != "BadDeviceToken" {
 		t.Fatalf("Send = %v %q, want APNs' BadDeviceToken", res.Verdict, res.Reason)
 	}
@@ -334,7 +316,7 @@ func TestPushesShareHTTP2Connections(t *testing.T) {
 		for w := range workers {
 			wg.Go(func() {
 				for range rounds {
-					res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: tokenN(w), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
+					res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: tokenN(w), VoIP: true, Kind: providers.KindRing, Data: data("call.ring")})
 					if res.Verdict != providers.Sent {
 						t.Errorf("Send = %+v", res)
 						return
@@ -432,14 +414,5 @@ func BenchmarkSend(b *testing.B) {
 		b.Fatal(err)
 	}
 	push := providers.Push{Token: tokenN(1), VoIP: true, Kind: providers.KindRing, Data: data("call.ring"), Expires: time.Now().Add(time.Hour)}
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if res := s.Send(context.Background(), push); res.Verdict != providers.Sent {
-				b.Errorf("Send = %+v", res)
-				return
-			}
-		}
-	})
+	fakepush.BenchSend(b, s, push)
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // Not parallel: it sets the process environment that Application Default Credentials read.
@@ -22,10 +22,7 @@ func TestWithoutACredentialsFileApplicationDefaultCredentialsAreUsed(t *testing.
 	if s.ProjectID() != fake.ProjectID {
 		t.Errorf("project = %q, want the ADC file's %q", s.ProjectID(), fake.ProjectID)
 	}
-	res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: "adc-token", Kind: providers.KindRing, Data: data("call.ring")})
-	if res.Verdict != providers.Sent {
-		t.Fatalf("push with ADC: %v %s %v", res.Verdict, res.Reason, res.Err)
-	}
+	fakepush.MustSend(t, s, providers.Push{Token: "adc-token", Kind: providers.KindRing, Data: data("call.ring")})
 	if got := len(fake.MessagesTo("adc-token")); got != 1 || fake.TokenRequests() == 0 {
 		t.Errorf("fake FCM got %d messages and %d token requests; want 1 message sent with an ADC token", got, fake.TokenRequests())
 	}

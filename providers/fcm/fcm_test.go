@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // newSender starts a fake FCM, serving as FCM does (TLS, HTTP/2), and a Sender pointed at it.
@@ -32,19 +33,7 @@ func senderFor(t testing.TB, fake *fakefcm.Server) *Sender {
 	return s
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func data(typ string) map[string]string {
-	return map[string]string{
-		"sender": "ringer", "type": typ, "call_cid": "default:abc", "call_type": "default", "call_id": "abc",
-		"call_display_name": "Standup", "created_by_id": "alice", "created_by_display_name": "Alice",
-		"receiver_id": "bob", "ring_id": "r1", "video": "false",
-	}
-}
+func data(typ string) map[string]string { return fakepush.CallData(typ, false) }
 
 func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 	s, fake := newSender(t)
@@ -76,15 +65,8 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := s.Send(ctxTimeout(t, 10*time.Second), c.push)
-			if res.Verdict != providers.Sent || res.Err != nil {
-				t.Fatalf("Send = %+v, want sent", res)
-			}
-			got := fake.MessagesTo(c.push.Token)
-			if len(got) != 1 {
-				t.Fatalf("fake got %d messages, want 1", len(got))
-			}
-			m := got[0]
+			res := fakepush.MustSend(t, s, c.push)
+			m := fake.Only(t, c.push.Token)
 			if res.ID != m.Name {
 				t.Errorf("Result.ID = %q, want the message name %q", res.ID, m.Name)
 			}
@@ -124,11 +106,7 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 
 func TestRingPastItsEndGoesWithZeroTTL(t *testing.T) {
 	s, fake := newSender(t)
-	res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: "late", Kind: providers.KindRing,
-		Data: data("call.ring"), Expires: time.Now().Add(-time.Second)})
-	if res.Verdict != providers.Sent {
-		t.Fatalf("Send = %+v", res)
-	}
+	fakepush.MustSend(t, s, providers.Push{Token: "late", Kind: providers.KindRing, Data: data("call.ring"), Expires: time.Now().Add(-time.Second)})
 	m := fake.MessagesTo("late")[0]
 	if !m.HasTTL || m.TTL != 0 {
 		t.Fatalf("ttl = %v (sent %v), want 0s: a ring that is over must not linger in FCM", m.TTL, m.HasTTL)
@@ -194,7 +172,7 @@ func TestVerdictForEveryFCMError(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			token := "tok-" + string(rune('a'+i))
 			fake.Script(token, c.script...)
-			res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{Token: token, Kind: providers.KindRing, Data: data("call.ring")})
+			res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{Token: token, Kind: providers.KindRing, Data: data("call.ring")})
 			if res.Verdict != c.verdict || res.Reason != c.reason {
 				t.Errorf("verdict %v %q, want %v %q (err %v)", res.Verdict, res.Reason, c.verdict, c.reason, res.Err)
 			}
@@ -255,10 +233,10 @@ func TestSendThatHangsEndsWithTheContextAsRetry(t *testing.T) {
 	s, fake := newSender(t)
 	fake.Script("slow", fakefcm.Hang())
 	// The token first, on a loaded machine a TLS handshake and an RSA signature: the short deadline is the send's.
-	if err := s.Check(ctxTimeout(t, 10*time.Second)); err != nil {
+	if err := s.Check(fakepush.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	res := s.Send(ctxTimeout(t, 200*time.Millisecond), providers.Push{Token: "slow", Kind: providers.KindRing, Data: data("call.ring")})
+	res := s.Send(fakepush.Context(t, 200*time.Millisecond), providers.Push{Token: "slow", Kind: providers.KindRing, Data: data("call.ring")})
 	if res.Verdict != providers.Retry || res.Reason != "DEADLINE_EXCEEDED" {
 		t.Fatalf("Send = %v %q (%v), want retry DEADLINE_EXCEEDED", res.Verdict, res.Reason, res.Err)
 	}
@@ -271,7 +249,7 @@ func TestUnreachableFCMIsRetry(t *testing.T) {
 	t.Parallel()
 	s, fake := newSender(t)
 	fake.Script("gone", fakefcm.Drop(), fakefcm.Drop(), fakefcm.Drop(), fakefcm.Drop(), fakefcm.Drop())
-	res := s.Send(ctxTimeout(t, 30*time.Second), providers.Push{Token: "gone", Kind: providers.KindStop, Data: data("call.ended")})
+	res := s.Send(fakepush.Context(t, 30*time.Second), providers.Push{Token: "gone", Kind: providers.KindStop, Data: data("call.ended")})
 	if res.Verdict != providers.Retry || res.Err == nil {
 		t.Fatalf("Send = %v %q (%v), want retry", res.Verdict, res.Reason, res.Err)
 	}
@@ -285,19 +263,19 @@ func TestFailingTokenEndpointIsRetryNamingCredentials(t *testing.T) {
 	fake.FailTokenEndpoint(http.StatusUnauthorized)
 	push := providers.Push{Token: "t1", Kind: providers.KindRing, Data: data("call.ring")}
 
-	res := s.Send(ctxTimeout(t, 10*time.Second), push)
+	res := s.Send(fakepush.Context(t, 10*time.Second), push)
 	if res.Verdict != providers.Retry || !strings.HasPrefix(res.Reason, "credentials") {
 		t.Fatalf("Send = %v %q, want retry naming credentials", res.Verdict, res.Reason)
 	}
 	if !strings.Contains(res.Reason, "401") {
 		t.Errorf("Reason %q does not say what the token endpoint answered", res.Reason)
 	}
-	if err := s.Check(ctxTimeout(t, 10*time.Second)); err == nil {
+	if err := s.Check(fakepush.Context(t, 10*time.Second)); err == nil {
 		t.Errorf("Check passed with a failing token endpoint")
 	}
 	asked := fake.TokenRequests()
 	for range 50 {
-		s.Send(ctxTimeout(t, 10*time.Second), push)
+		s.Send(fakepush.Context(t, 10*time.Second), push)
 	}
 	if got := fake.TokenRequests(); got != asked {
 		t.Errorf("token endpoint asked %d more times within the hold; a broken endpoint must not be hammered", got-asked)
@@ -309,34 +287,28 @@ func TestFailingTokenEndpointIsRetryNamingCredentials(t *testing.T) {
 	// Once the endpoint recovers and the hold has passed, sends go through again.
 	fake.FailTokenEndpoint(0)
 	s.sess.Load().tokens.hold = 0
-	if res := s.Send(ctxTimeout(t, 10*time.Second), push); res.Verdict != providers.Sent {
-		t.Fatalf("after recovery Send = %v %q (%v)", res.Verdict, res.Reason, res.Err)
-	}
+	fakepush.MustSend(t, s, push) // after recovery
 }
 
 func TestRevokedAccessTokenIsRetryNamingCredentials(t *testing.T) {
 	s, fake := newSender(t)
 	push := providers.Push{Token: "t1", Kind: providers.KindRing, Data: data("call.ring")}
-	if res := s.Send(ctxTimeout(t, 10*time.Second), push); res.Verdict != providers.Sent {
-		t.Fatalf("first Send = %+v", res)
-	}
+	fakepush.MustSend(t, s, push)
 	fake.RevokeAccessTokens()
-	res := s.Send(ctxTimeout(t, 10*time.Second), push)
+	res := s.Send(fakepush.Context(t, 10*time.Second), push)
 	if res.Verdict != providers.Retry || res.Reason != "credentials: UNAUTHENTICATED" {
 		t.Fatalf("Send = %v %q, want retry credentials: UNAUTHENTICATED", res.Verdict, res.Reason)
 	}
-	if err := s.Check(ctxTimeout(t, 10*time.Second)); err == nil {
+	if err := s.Check(fakepush.Context(t, 10*time.Second)); err == nil {
 		t.Fatal("Check passed while FCM refuses our access token")
 	}
 	// The refused token is dropped: the next push fetches a new one and goes through.
 	asked := fake.TokenRequests()
-	if res := s.Send(ctxTimeout(t, 10*time.Second), push); res.Verdict != providers.Sent {
-		t.Fatalf("Send after the refusal = %v %q (%v), want sent with a new token", res.Verdict, res.Reason, res.Err)
-	}
+	fakepush.MustSend(t, s, push) // with a new token
 	if fake.TokenRequests() != asked+1 {
 		t.Errorf("token endpoint asked %d times after the refusal, want 1", fake.TokenRequests()-asked)
 	}
-	if err := s.Check(ctxTimeout(t, 10*time.Second)); err != nil {
+	if err := s.Check(fakepush.Context(t, 10*time.Second)); err != nil {
 		t.Fatalf("Check after a push was accepted again: %v", err)
 	}
 }
@@ -344,7 +316,7 @@ func TestRevokedAccessTokenIsRetryNamingCredentials(t *testing.T) {
 func TestCheckFetchesATokenOnceAndReusesIt(t *testing.T) {
 	s, fake := newSender(t)
 	for range 3 {
-		if err := s.Check(ctxTimeout(t, 10*time.Second)); err != nil {
+		if err := s.Check(fakepush.Context(t, 10*time.Second)); err != nil {
 			t.Fatalf("Check: %v", err)
 		}
 	}
@@ -395,7 +367,7 @@ func TestSendsReuseConnections(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				res := s.Send(ctxTimeout(t, 10*time.Second), providers.Push{
+				res := s.Send(fakepush.Context(t, 10*time.Second), providers.Push{
 					Token: "tok-" + string(rune('A'+w)), Kind: providers.KindRing, Data: map[string]string{"i": string(rune('a' + i%26))}})
 				if res.Verdict != providers.Sent {
 					t.Errorf("Send = %+v", res)
@@ -439,14 +411,5 @@ func TestMessageJSONMatchesTheHTTPv1Shape(t *testing.T) {
 func BenchmarkSend(b *testing.B) {
 	s := senderFor(b, fakefcm.Start(b))
 	push := providers.Push{Token: "bench", Kind: providers.KindRing, Data: data("call.ring"), Expires: time.Now().Add(time.Hour)}
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if res := s.Send(context.Background(), push); res.Verdict != providers.Sent {
-				b.Errorf("Send = %+v", res)
-				return
-			}
-		}
-	})
+	fakepush.BenchSend(b, s, push)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // burst sends n ring pushes to distinct tokens at once, and fails the test unless fake got them all and every
@@ -17,7 +18,7 @@ func burst(t *testing.T, s *Sender, fake *fakefcm.Server, n, protoMajor int) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			res := s.Send(ctxTimeout(t, 20*time.Second), providers.Push{Token: fmt.Sprintf("tok-%d", i), Kind: providers.KindRing,
+			res := s.Send(fakepush.Context(t, 20*time.Second), providers.Push{Token: fmt.Sprintf("tok-%d", i), Kind: providers.KindRing,
 				Data: data("call.ring")})
 			if res.Verdict != providers.Sent {
 				t.Errorf("push %d: %v %s %v", i, res.Verdict, res.Reason, res.Err)

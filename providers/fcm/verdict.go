@@ -181,27 +181,26 @@ func (a answer) aboutToken(err error) bool {
 	return strings.Contains(strings.ToLower(msg), "registration token")
 }
 
-// platformCode names the SDK's google.rpc code for an error that carries no readable body (transport errors).
+// platformCode names the SDK's google.rpc code for an error that carries no readable body (transport errors):
+// the first code whose errorutils predicate holds, "" for none.
 func platformCode(err error) string {
-	switch {
-	case errorutils.IsDeadlineExceeded(err):
-		return "DEADLINE_EXCEEDED"
-	case errorutils.IsUnavailable(err):
-		return "UNAVAILABLE"
-	case errorutils.IsInternal(err):
-		return "INTERNAL"
-	case errorutils.IsInvalidArgument(err):
-		return "INVALID_ARGUMENT"
-	case errorutils.IsUnauthenticated(err):
-		return "UNAUTHENTICATED"
-	case errorutils.IsPermissionDenied(err):
-		return "PERMISSION_DENIED"
-	case errorutils.IsNotFound(err):
-		return "NOT_FOUND"
-	case errorutils.IsResourceExhausted(err):
-		return "RESOURCE_EXHAUSTED"
-	case errorutils.IsUnknown(err):
-		return "UNKNOWN"
+	for _, c := range []struct {
+		is   func(error) bool
+		code string
+	}{
+		{errorutils.IsDeadlineExceeded, "DEADLINE_EXCEEDED"},
+		{errorutils.IsUnavailable, "UNAVAILABLE"},
+		{errorutils.IsInternal, "INTERNAL"},
+		{errorutils.IsInvalidArgument, "INVALID_ARGUMENT"},
+		{errorutils.IsUnauthenticated, "UNAUTHENTICATED"},
+		{errorutils.IsPermissionDenied, "PERMISSION_DENIED"},
+		{errorutils.IsNotFound, "NOT_FOUND"},
+		{errorutils.IsResourceExhausted, "RESOURCE_EXHAUSTED"},
+		{errorutils.IsUnknown, "UNKNOWN"},
+	} {
+		if c.is(err) {
+			return c.code
+		}
 	}
 	return ""
 }

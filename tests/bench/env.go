@@ -682,14 +682,7 @@ func deviceToken(user, kind string, j int) string {
 
 // quiet waits until the ring and notify queues have nothing pending, active or to retry, or d passes.
 func (e *env) quiet(d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if e.queued() == 0 {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
+	return harness.Poll(d, 20*time.Millisecond, func() bool { return e.queued() == 0 })
 }
 
 // queued is how many tasks of the ring and notify queues are pending, active or waiting for a retry.

@@ -17,35 +17,43 @@ import (
 	"github.com/ringer-dev/ringer/worker"
 )
 
+// yardstickConcurrency is the concurrency of the bare no-op server whose drain rate every fan-out figure is
+// compared with (issue 17's yardstick), whatever the worker's own notify concurrency.
+const yardstickConcurrency = 50
+
 // runCeiling measures what Asynq itself can do on this machine and Redis: N tasks enqueued 32 at a time (as
-// queue.Client's fan-out does), then drained by a server with a no-op handler at the worker's notify
-// concurrency. "bare" is Asynq's defaults; "ringer options" adds what ringer's notify tasks carry (a task id,
-// 15 minutes' retention, MaxRetry), which costs Redis work per task.
+// queue.Client's fan-out does), then drained by a server with a no-op handler. "bare" is Asynq's defaults at
+// yardstickConcurrency, the ceiling of the fan-out table; "bare" and "ringer options" at the worker's notify
+// concurrency follow, the latter with what ringer's notify tasks carry (a task id, 15 minutes' retention,
+// MaxRetry), which costs Redis work per task.
 func runCeiling(cfg *config, st *state) (*table, error) {
 	t := &table{
-		title:  fmt.Sprintf("ceiling: no-op Asynq handler, %d tasks, concurrency %d", cfg.ceilingN, notifyConcurrency(cfg)),
-		header: []string{"variant", "enqueue (32 at a time)", "enqueue tasks/s", "drain", "drain tasks/s", "Redis B/queued task", "Redis per task", "CPU redis/bench/others"},
+		title:  fmt.Sprintf("ceiling: no-op Asynq handler, %d tasks", cfg.ceilingN),
+		header: []string{"variant", "concurrency", "enqueue (32 at a time)", "enqueue tasks/s", "drain", "drain tasks/s", "Redis B/queued task", "Redis per task", "CPU redis/bench/others"},
 	}
 	err := guard("ceiling", func(tb *tb) {
 		e := newEnv(tb, cfg, 0)
-		for _, withOpts := range []bool{false, true} {
+		for i, v := range []struct {
+			withOpts    bool
+			concurrency int
+		}{{false, yardstickConcurrency}, {false, notifyConcurrency(cfg)}, {true, notifyConcurrency(cfg)}} {
 			name := "bare"
-			if withOpts {
+			if v.withOpts {
 				name = "ringer options"
 			}
-			rate, row := ceilingOnce(e, cfg, withOpts)
-			if !withOpts {
+			rate, row := ceilingOnce(e, cfg, v.withOpts, v.concurrency)
+			if i == 0 {
 				st.ceiling = rate
 			}
-			t.add(append([]string{name}, row...)...)
+			t.add(append([]string{name, strconv.Itoa(v.concurrency)}, row...)...)
 			e.rdb.FlushAll(context.Background())
 		}
 	})
-	t.note("The ceiling every fan-out figure is compared with is the bare drain rate: %.0f tasks/s.", st.ceiling)
+	t.note("The ceiling every fan-out figure is compared with is the bare drain rate at concurrency %d: %.0f tasks/s.", yardstickConcurrency, st.ceiling)
 	return t, err
 }
 
-func ceilingOnce(e *env, cfg *config, withOpts bool) (float64, []string) {
+func ceilingOnce(e *env, cfg *config, withOpts bool, concurrency int) (float64, []string) {
 	n := cfg.ceilingN
 	ctx := context.Background()
 	client := asynq.NewClientFromRedisClient(e.rdb)
@@ -90,7 +98,7 @@ func ceilingOnce(e *env, cfg *config, withOpts bool) (float64, []string) {
 	var done atomic.Int64
 	finished := make(chan time.Time, 1)
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
-		Concurrency:       notifyConcurrency(cfg),
+		Concurrency:       concurrency,
 		Queues:            map[string]int{queue.QueueNotify: 1},
 		TaskCheckInterval: 100 * time.Millisecond, // as ringer's notify server
 		LogLevel:          asynq.ErrorLevel,

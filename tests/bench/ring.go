@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/harness"
 )
 
 // pushesTo is the types of the pushes the fakes delivered to token for call cid, and when each arrived.
@@ -29,17 +30,16 @@ func (e *env) pushesTo(token, cid string) (types []string, at []time.Time) {
 
 // waitPush waits up to d for a push of typ to token for cid and returns when the fake got it.
 func (e *env) waitPush(token, cid, typ string, d time.Duration) (time.Time, bool) {
-	deadline := time.Now().Add(d)
-	for {
+	var got time.Time
+	ok := harness.Poll(d, 500*time.Microsecond, func() bool {
 		types, at := e.pushesTo(token, cid)
-		if i := slices.Index(types, typ); i >= 0 {
-			return at[i], true
+		i := slices.Index(types, typ)
+		if i >= 0 {
+			got = at[i]
 		}
-		if time.Now().After(deadline) {
-			return time.Time{}, false
-		}
-		time.Sleep(500 * time.Microsecond)
-	}
+		return i >= 0
+	})
+	return got, ok
 }
 
 // latencies summarises samples.

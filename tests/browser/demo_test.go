@@ -13,16 +13,11 @@ import (
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
+// get is GET url with no token: its status and JSON body.
 func get(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var body map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&body)
-	return res.StatusCode, body
+	r := harness.Do(t, http.DefaultClient, "GET", url, "", nil)
+	return r.Status, r.Body
 }
 
 // TestServeHasNoDemoPageWithoutRingerDemo: tokens are minted by `ringer dev` or under RINGER_DEMO=1 only.

@@ -71,6 +71,12 @@ func aliceRingsBob(t *testing.T, video bool) (alice, bob *page, cid string) {
 	return alice, bob, ringBob(t, alice, bob, video)
 }
 
+// ringGone waits until the ring of cid is gone from both pages: bob's incoming card and alice's outgoing one.
+func ringGone(alice, bob *page, cid string) {
+	bob.waitFor(waitLong, "the incoming ring to go", absent(incoming(cid)))
+	alice.waitFor(waitLong, "the outgoing ring to go", absent(outgoing(cid)))
+}
+
 // TestNewcomerRingsBobFromAliceWithRingerDev is the issue's definition of done: `ringer dev`, the printed URL
 // in two windows, alice rings bob, bob accepts, both are in the call; then bob leaves and alice ends it.
 func TestNewcomerRingsBobFromAliceWithRingerDev(t *testing.T) {
@@ -87,8 +93,7 @@ func TestNewcomerRingsBobFromAliceWithRingerDev(t *testing.T) {
 	bob.click("Accept", incoming(cid)+" [data-testid=accept]")
 	bob.waitFor(waitLong, "bob to be in the call", present(joined(cid)))
 	alice.waitFor(waitLong, "alice to be in the call", present(joined(cid)))
-	bob.waitFor(waitLong, "the incoming ring to go", absent(incoming(cid)))
-	alice.waitFor(waitLong, "the outgoing ring to go", absent(outgoing(cid)))
+	ringGone(alice, bob, cid)
 	// Accepting on one device stops the ring on the user's other devices: this one got the stop push too.
 	bob.waitFor(waitLong, "the call.accepted stop push", present(push("call.accepted", cid)))
 	if got := alice.text(joined(cid) + " .who"); got != "With Bob" {
@@ -118,8 +123,7 @@ func TestAliceCancelsAndBobsPageShowsTheMissedCall(t *testing.T) {
 	t.Parallel()
 	alice, bob, cid := aliceRingsBob(t, false)
 	alice.click("Cancel", outgoing(cid)+" [data-testid=cancel]")
-	alice.waitFor(waitLong, "the outgoing ring to go", absent(outgoing(cid)))
-	bob.waitFor(waitLong, "the incoming ring to go", absent(incoming(cid)))
+	ringGone(alice, bob, cid)
 	bob.waitFor(waitLong, "the call.missed push", present(push("call.missed", cid)))
 	bob.waitFor(waitLong, "the missed call in bob's calls", fmt.Sprintf(
 		`(document.querySelector(%q)?.textContent ?? '').includes('Missed call from Alice')`, row(cid)))
@@ -139,8 +143,7 @@ func TestBobRejectsAndAlicesPageShowsTheDecline(t *testing.T) {
 	t.Parallel()
 	alice, bob, cid := aliceRingsBob(t, false)
 	bob.click("Reject", incoming(cid)+" [data-testid=reject]")
-	bob.waitFor(waitLong, "the incoming ring to go", absent(incoming(cid)))
-	alice.waitFor(waitLong, "the outgoing ring to go", absent(outgoing(cid)))
+	ringGone(alice, bob, cid)
 	alice.waitFor(waitLong, "the declined call in alice's calls", present(row(cid)+`[data-state=ended]`)+fmt.Sprintf(
 		` && document.querySelector(%q).textContent.includes('Declined by Bob')`, row(cid)))
 	bob.waitFor(waitLong, "the call.rejected stop push", present(push("call.rejected", cid)))

@@ -18,16 +18,7 @@ import (
 func accessList(t *testing.T, e *harness.Env, token, query string) map[string]map[string]any {
 	t.Helper()
 	r := e.MustCall(200, "GET", "/v1/calls"+query, token, nil)
-	items, ok := r.Body["calls"].([]any)
-	if !ok {
-		t.Fatalf("GET /v1/calls%s: no calls list: %s", query, r.Raw)
-	}
-	out := map[string]map[string]any{}
-	for _, it := range items {
-		m := it.(map[string]any)
-		out[m["call"].(map[string]any)["cid"].(string)] = m
-	}
-	return out
+	return r.Items(t, "calls", func(m map[string]any) string { return m["call"].(map[string]any)["cid"].(string) })
 }
 
 // accessMemberIDs is the user ids of a members list as answered.
@@ -48,25 +39,24 @@ func accessMemberIDs(t *testing.T, v any) []string {
 // about another call published before comes first.
 func accessFirstEventAbout(t *testing.T, s *harness.Events, cids ...string) harness.Event {
 	t.Helper()
-	deadline := time.Now().Add(eventsWait)
-	for {
-		ev, ok := s.Next(time.Until(deadline))
-		if !ok {
-			t.Fatalf("no event about %v within %s", cids, eventsWait)
-		}
+	seen, ok := s.Await(eventsWait, func(ev harness.Event) bool {
 		for _, c := range cids {
 			if ev.Data["call_cid"] == c {
-				return ev
+				return true
 			}
 		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("no event about %v within %s", cids, eventsWait)
 	}
+	return seen[len(seen)-1]
 }
 
 func TestANonMemberCannotReadRingOrNotifyACall(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("bob", "alice")
 	bobEvents := e.Events(e.Token("bob"), "")
 	e.MustCall(201, "POST", rulesPath("private"), e.Token("alice"), map[string]any{"data": map[string]any{
 		"members": rulesMembers("bob"), "custom": map[string]any{"display_name": "Standup"},
@@ -138,8 +128,7 @@ func TestATeamCallIsHeardOnlyWithATokenOfItsTeam(t *testing.T) {
 	aliceBlue := e.TokenWith(api.TokenClaims{UserID: "alice", Name: "Alice", Teams: []string{"blue"}})
 	bobBlue := e.TokenWith(api.TokenClaims{UserID: "bob", Teams: []string{"blue"}})
 	bobNone := e.Token("bob")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 
 	// Refused at the source: ringer knows a user's teams only from that user's own token, so a user token
 	// adds nobody but itself to a team call, at create or later.

@@ -102,20 +102,33 @@ func authTamper(t testing.TB, tok string) string {
 	return parts[0] + "." + strings.Split(forged, ".")[1] + "." + parts[2]
 }
 
+// authCase is a request that names in field what the token may not do.
+type authCase struct {
+	method, path string
+	body         any
+	field        string
+}
+
+// authRefused sends each request with token and fails t unless each is refused with status and the error
+// body of code naming its field.
+func authRefused(t *testing.T, e *harness.Env, token string, status int, code string, cases []authCase) {
+	t.Helper()
+	for _, c := range cases {
+		r := e.Call(c.method, c.path, token, c.body)
+		contractErr(t, c.method+" "+c.path, r, status, code, c.field)
+	}
+}
+
 func TestAuthUserTokenActingForAnotherUserIs403(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.MustCall(201, "POST", "/v1/call/default/a1", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": contractMembers("alice", "bob", "mallory")},
 	})
 	mallory := e.Token("mallory")
 	asBob := map[string]any{"user_id": "bob"}
-	cases := []struct {
-		method, path string
-		body         any
-		field        string
-	}{
+	authRefused(t, e, mallory, 403, "forbidden", []authCase{
 		{"POST", "/v1/devices", map[string]any{"id": "m1", "push_provider": "firebase", "user_id": "bob"}, "user_id"},
 		{"GET", "/v1/devices?user_id=bob", nil, "user_id"},
 		{"DELETE", "/v1/devices?id=bob-android&user_id=bob", nil, "user_id"},
@@ -129,11 +142,7 @@ func TestAuthUserTokenActingForAnotherUserIs403(t *testing.T) {
 		{"POST", "/v1/call/default/a1/mark_ended", asBob, "user_id"},
 		{"GET", "/v1/calls?user_id=bob", nil, "user_id"},
 		{"GET", "/v1/events?user_id=bob", nil, "user_id"},
-	}
-	for _, c := range cases {
-		r := e.Call(c.method, c.path, mallory, c.body)
-		contractErr(t, c.method+" "+c.path, r, 403, "forbidden", c.field)
-	}
+	})
 	// Nothing happened in bob's name.
 	c := contractCall(t, e.MustCall(200, "GET", "/v1/call/default/a1", e.Token("bob"), nil))
 	s, _ := c["session"].(map[string]any)
@@ -162,8 +171,7 @@ func TestAuthServerTokenActsForTheUserItNames(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	srv := e.ServerToken()
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("bob", "alice")
 
 	r := e.MustCall(201, "POST", "/v1/call/default/s1", srv, map[string]any{
 		"ring": true, "data": map[string]any{"created_by_id": "alice", "members": contractMembers("alice", "bob")},
@@ -204,11 +212,7 @@ func TestAuthServerTokenMustNameTheUser(t *testing.T) {
 	e := harness.Start(t)
 	srv := e.ServerToken()
 	e.MustCall(201, "POST", "/v1/call/default/exists", e.Token("alice"), map[string]any{"data": map[string]any{"members": contractMembers("alice", "bob")}})
-	cases := []struct {
-		method, path string
-		body         any
-		field        string
-	}{
+	authRefused(t, e, srv, 400, "invalid_field", []authCase{
 		{"POST", "/v1/call/default/n1", nil, "data.created_by_id"},
 		{"POST", "/v1/call/default/n2", map[string]any{"data": map[string]any{"members": contractMembers("alice", "bob")}}, "data.created_by_id"},
 		{"POST", "/v1/call/default/n3", map[string]any{"ring": true, "data": map[string]any{"members": contractMembers("alice", "bob")}}, "data.created_by_id"},
@@ -218,11 +222,7 @@ func TestAuthServerTokenMustNameTheUser(t *testing.T) {
 		{"POST", "/v1/call/default/exists/accept", nil, "user_id"},
 		{"GET", "/v1/calls", nil, "user_id"},
 		{"GET", "/v1/events", nil, "user_id"},
-	}
-	for _, c := range cases {
-		r := e.Call(c.method, c.path, srv, c.body)
-		contractErr(t, c.method+" "+c.path, r, 400, "invalid_field", c.field)
-	}
+	})
 	for _, id := range []string{"n1", "n2", "n3"} {
 		e.MustCall(404, "GET", "/v1/call/default/"+id, srv, nil)
 	}

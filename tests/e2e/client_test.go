@@ -22,20 +22,14 @@ func clientFor(e *harness.Env, token string) *client.Client {
 // clientNext returns the next event about cid from evs, failing the test after eventsWait.
 func clientNext(t *testing.T, evs *client.Events, cid string) client.Event {
 	t.Helper()
-	deadline := time.After(eventsWait)
-	for {
-		select {
-		case ev, ok := <-evs.C:
-			if !ok {
-				t.Fatalf("event stream closed: %v", evs.Err())
-			}
-			if ev.CallCID == cid {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no event about %s within %s", cid, eventsWait)
-		}
+	seen, err := harness.Await(evs.C, eventsWait, func(ev client.Event) bool { return ev.CallCID == cid })
+	switch {
+	case errors.Is(err, harness.ErrClosed):
+		t.Fatalf("event stream closed: %v", evs.Err())
+	case err != nil:
+		t.Fatalf("no event about %s within %s", cid, eventsWait)
 	}
+	return seen[len(seen)-1]
 }
 
 func TestTheGoClientRingsAcceptsAndFollowsEvents(t *testing.T) {

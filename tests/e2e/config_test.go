@@ -232,7 +232,7 @@ func TestTemplatesDirOverridesTheNotificationTitle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := harness.Start(t, harness.Options{Env: []string{"RINGER_TEMPLATES_DIR=" + dir}})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.MustCall(201, "POST", "/v1/call/default/huddle", e.Token("alice"), map[string]any{
 		"notify": true, "data": map[string]any{"members": contractMembers("alice", "bob"), "custom": map[string]any{"topic": "standup"}},
 	})
@@ -302,7 +302,7 @@ func TestReadyzIs503WhenFCMCredentialsFail(t *testing.T) {
 func TestMetricsCountPushes(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.MustCall(201, "POST", "/v1/call/default/m1", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": contractMembers("alice", "bob")},
 	})

@@ -15,16 +15,7 @@ import (
 func devicesList(t testing.TB, e *harness.Env, user string) map[string]map[string]any {
 	t.Helper()
 	r := e.MustCall(200, "GET", "/v1/devices", e.Token(user), nil)
-	raw, ok := r.Body["devices"].([]any)
-	if !ok {
-		t.Fatalf("GET /v1/devices of %s: no devices list: %s", user, r.Raw)
-	}
-	out := map[string]map[string]any{}
-	for _, d := range raw {
-		d := d.(map[string]any)
-		out[d["id"].(string)] = d
-	}
-	return out
+	return r.Items(t, "devices", func(d map[string]any) string { return d["id"].(string) })
 }
 
 // devicesRegister registers a device as user and returns the answer, wanting status.

@@ -40,20 +40,17 @@ func eventsCheck(t testing.TB, ev harness.Event, name, cid, user string) {
 func eventsUntil(t testing.TB, s *harness.Events, want, cid string) []harness.Event {
 	t.Helper()
 	var about []harness.Event
-	deadline := time.Now().Add(eventsWait)
-	for {
-		ev, ok := s.Next(time.Until(deadline))
-		if !ok {
-			t.Fatalf("no %s event about %s within %s; saw %v", want, cid, eventsWait, eventsNames(about))
-		}
+	_, ok := s.Await(eventsWait, func(ev harness.Event) bool {
 		if ev.Data["call_cid"] != cid {
-			continue
+			return false
 		}
 		about = append(about, ev)
-		if ev.Name == want {
-			return about
-		}
+		return ev.Name == want
+	})
+	if !ok {
+		t.Fatalf("no %s event about %s within %s; saw %v", want, cid, eventsWait, eventsNames(about))
 	}
+	return about
 }
 
 func eventsNames(evs []harness.Event) []string {
@@ -129,17 +126,13 @@ func TestEventsDoNotReachNonMembers(t *testing.T) {
 	e.MustCall(201, "POST", "/v1/call/default/with-dave", alice, map[string]any{
 		"ring": true, "data": map[string]any{"members": contractMembers("alice", "dave")},
 	})
-	deadline := time.Now().Add(eventsWait)
-	for {
-		ev, ok := dave.Next(time.Until(deadline))
-		if !ok {
-			t.Fatalf("dave got no call.ring for his own call within %s", eventsWait)
-		}
+	_, ok := dave.Await(eventsWait, func(ev harness.Event) bool {
 		if ev.Data["call_cid"] != "default:with-dave" {
 			t.Fatalf("dave, not a member, got %s about %v", ev.Name, ev.Data["call_cid"])
 		}
-		if ev.Name == "call.ring" {
-			break
-		}
+		return ev.Name == "call.ring"
+	})
+	if !ok {
+		t.Fatalf("dave got no call.ring for his own call within %s", eventsWait)
 	}
 }

@@ -26,7 +26,7 @@ func TestAGermanDeviceGetsGermanTextAndAnUnknownLocaleGetsEnglish(t *testing.T) 
 	localeDevice(t, e, "bob", harness.APNsToken("bob-iphone"), "apn", "de")
 	localeDevice(t, e, "carol", "carol-android", "firebase", "xx-YY")
 	localeDevice(t, e, "carol", harness.APNsToken("carol-iphone"), "apn", "fr-FR")
-	e.Device("dave", "dave-android", "firebase", false)
+	e.Android("dave")
 
 	list := e.MustCall(200, "GET", "/v1/devices", e.Token("bob"), nil)
 	for _, d := range list.Body["devices"].([]any) {

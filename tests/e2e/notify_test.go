@@ -32,7 +32,7 @@ func TestNotifyOnCreateSendsOneNotificationToEveryOtherMembersAlertDevices(t *te
 	e := harness.Start(t)
 	rulesPhone(e, "alice", true)
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 
 	call := notifyCreate(t, e, "huddle", true)
 	if rulesRinging(t, call) {
@@ -47,17 +47,15 @@ func TestNotifyOnCreateSendsOneNotificationToEveryOtherMembersAlertDevices(t *te
 	rulesFields(t, "bob's APNs notification", apns.Data(), notifyWant("huddle", "bob"))
 	rulesAPNs(t, e, "bob-voip") // a VoIP push must show a call: never a notification
 	rulesFields(t, "carol's FCM notification", rulesFCM(t, e, "carol-android", rulesNotif)[0].Data, notifyWant("huddle", "carol"))
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }
 
 func TestNotifyOnAnExistingCallNotifiesAgain(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("alice", "alice-android", "firebase", false)
+	e.Android("alice")
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 	notifyCreate(t, e, "huddle", true)
 	rulesFCM(t, e, "bob-android", rulesNotif)
 	rulesFCM(t, e, "carol-android", rulesNotif)
@@ -78,7 +76,7 @@ func TestGetWithNotifyNotifiesEveryOtherMember(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	e.Device("alice", harness.APNsToken("alice-iphone"), "apn", false)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesPhone(e, "carol", true)
 	notifyCreate(t, e, "huddle", false)
 
@@ -98,8 +96,7 @@ func TestGetWithNotifyNotifiesEveryOtherMember(t *testing.T) {
 func TestGetWithRingAndNotifyBothRingsAndNotifies(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", harness.APNsToken("bob-voip"), "apn", true)
+	e.AndroidAndVoIP("bob", "bob")
 	e.MustCall(201, "POST", rulesPath("c1"), e.Token("alice"), map[string]any{"data": map[string]any{"members": rulesMembers("bob")}})
 
 	// API.md: the query's ring=true and notify=true act as in the get-or-create body, where both act.

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,48 +12,15 @@ import (
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
-// rawAnswer is an answer with its headers, which harness.Resp does not keep.
-type rawAnswer struct {
-	status int
-	header http.Header
-	body   map[string]any
-}
-
-func rawCall(t *testing.T, e *harness.Env, method, path, token string, body any) rawAnswer {
+func rawCall(t *testing.T, e *harness.Env, method, path, token string, body any) harness.Resp {
 	t.Helper()
 	return rawCallWith(t, http.DefaultClient, e, method, path, token, body)
 }
 
 // rawCallWith is rawCall through client (e.HTTP() checks the exchange against openapi.yaml).
-func rawCallWith(t *testing.T, client *http.Client, e *harness.Env, method, path, token string, body any) rawAnswer {
+func rawCallWith(t *testing.T, client *http.Client, e *harness.Env, method, path, token string, body any) harness.Resp {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	a := rawAnswer{status: res.StatusCode, header: res.Header}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return harness.Do(t, client, method, e.URL+path, harness.Bearer(token), body)
 }
 
 // callKeys lists every key under a call's hash tag.
@@ -73,13 +38,13 @@ func callKeys(t *testing.T, e *harness.Env, cid string) []string {
 }
 
 // checkOverloaded fails unless a is the 503 overloaded answer with a Retry-After of whole seconds.
-func checkOverloaded(t *testing.T, what string, a rawAnswer) {
+func checkOverloaded(t *testing.T, what string, a harness.Resp) {
 	t.Helper()
-	if a.status != http.StatusServiceUnavailable || a.body["code"] != "overloaded" {
-		t.Fatalf("%s: %d %v, want 503 overloaded", what, a.status, a.body)
+	if a.Status != http.StatusServiceUnavailable || a.Body["code"] != "overloaded" {
+		t.Fatalf("%s: %d %v, want 503 overloaded", what, a.Status, a.Body)
 	}
-	if n, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || n < 1 {
-		t.Fatalf("%s: Retry-After %q, want whole seconds, at least 1", what, a.header.Get("Retry-After"))
+	if n, err := strconv.Atoi(a.Header.Get("Retry-After")); err != nil || n < 1 {
+		t.Fatalf("%s: Retry-After %q, want whole seconds, at least 1", what, a.Header.Get("Retry-After"))
 	}
 }
 
@@ -90,17 +55,17 @@ func TestARingThatCannotBeDeliveredInTimeIsRefusedWith503AndNothingIsStored(t *t
 	alice := e.Token("alice")
 	e.MustCall(201, "POST", "/v1/call/default/first", alice, map[string]any{"ring": true, "data": map[string]any{"members": harness.MemberList("alice", "bob")}})
 
-	var refused rawAnswer
+	var refused harness.Resp
 	n := 0
 	e.Eventually(10*time.Second, "a ring refused while the ring queue is behind", func() bool {
 		n++
 		refused = rawCall(t, e, "POST", fmt.Sprintf("/v1/call/default/try%d", n), alice,
 			map[string]any{"ring": true, "data": map[string]any{"members": harness.MemberList("alice", "carol")}})
-		if refused.status == 201 {
+		if refused.Status == 201 {
 			// Let in before the backlog passed the budget: end it so only the refusal matters below.
 			e.MustCall(200, "POST", fmt.Sprintf("/v1/call/default/try%d/mark_ended", n), alice, nil)
 		}
-		return refused.status != 201
+		return refused.Status != 201
 	})
 	checkOverloaded(t, "get-or-create with ring", refused)
 	cid := fmt.Sprintf("default:try%d", n)

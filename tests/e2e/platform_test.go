@@ -10,9 +10,7 @@ import (
 func TestARingAndItsStopShareOneCollapseIDOnTheWire(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
-	e.Device("bob", bobIPhone, "apn", false)
+	rulesPhone(e, "bob", true)
 
 	ringID := ringBob(t, e, "c1", 30000)
 	want := "ring-" + ringID
@@ -42,7 +40,7 @@ func TestARingAndItsStopShareOneCollapseIDOnTheWire(t *testing.T) {
 func TestNotificationsAndMissedCallsCarryTheConfiguredLifetimeAndRingsTheirRingsEnd(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Env: []string{"RINGER_NOTIFY_TTL=10m"}})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.Device("bob", bobIPhone, "apn", false)
 	near := func(what string, got, want time.Time) {
 		t.Helper()

@@ -39,9 +39,7 @@ func missedBy(e *harness.Env, id, user string) bool {
 func TestAUserWithPushesOffIsRungInTheAPIWithNoPushAndGetsTheRingAgainOnceBackOn(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
-	e.Device("bob", bobIPhone, "apn", false)
+	rulesPhone(e, "bob", true)
 
 	bad := e.MustCall(400, "POST", "/v1/push_preferences", e.Token("bob"), map[string]any{"call_level": "some"})
 	if bad.Body["code"] != "invalid_field" || !strings.HasPrefix(bad.Body["message"].(string), "call_level") {
@@ -98,7 +96,7 @@ func TestAUserWithPushesOffIsRungInTheAPIWithNoPushAndGetsTheRingAgainOnceBackOn
 func TestASnoozedUserGetsNoPushUntilTheSnoozeEnds(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 
 	until := time.Now().Add(4 * time.Second).UTC().Truncate(time.Millisecond)
 	set := e.MustCall(200, "POST", "/v1/push_preferences", e.Token("bob"), map[string]any{"disabled_until": until.Format(time.RFC3339Nano)})
@@ -130,9 +128,7 @@ func TestASnoozedUserGetsNoPushUntilTheSnoozeEnds(t *testing.T) {
 func TestARingThatStartedBeforePushesWentOffStillGetsItsStop(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
-	e.Device("bob", bobIPhone, "apn", false)
+	rulesPhone(e, "bob", true)
 
 	ringBob(t, e, "c1", 30000)
 	e.WaitFCM("bob-android", 1)

@@ -47,11 +47,19 @@ func qcRing(t *testing.T, e *harness.Env, id, ringID string) (*queue.Client, tim
 	return c, end
 }
 
-func TestQueueClientRingsAMemberRegisteredThroughTheAPI(t *testing.T) {
-	t.Parallel()
+// qcBobRung starts ringer, gives bob a phone with a VoIP token (rulesPhone) and rings him through a
+// queue.Client in call m1, ring ext-ring-1 (qcRing). It returns the env, the client and the ring's end.
+func qcBobRung(t *testing.T) (*harness.Env, *queue.Client, time.Time) {
+	t.Helper()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
-	_, end := qcRing(t, e, "m1", "ext-ring-1")
+	c, end := qcRing(t, e, "m1", "ext-ring-1")
+	return e, c, end
+}
+
+func TestQueueClientRingsAMemberRegisteredThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	e, _, end := qcBobRung(t)
 
 	fcm := rulesFCM(t, e, "bob-android", rulesRing)[0]
 	shapesFCMData(t, "FCM ring", fcm)
@@ -66,9 +74,7 @@ func TestQueueClientRingsAMemberRegisteredThroughTheAPI(t *testing.T) {
 
 func TestQueueClientRingingTheSameRingTwiceSendsOnePushPerDevice(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	rulesPhone(e, "bob", true)
-	c, end := qcRing(t, e, "m1", "ext-ring-1")
+	e, c, end := qcBobRung(t)
 	again := func() {
 		t.Helper()
 		if err := c.Ring(e.Context(), qcInfo("m1"), "ext-ring-1", []queue.RingMember{{UserID: "bob", EndsAt: end}}); err != nil {
@@ -87,9 +93,7 @@ func TestQueueClientRingingTheSameRingTwiceSendsOnePushPerDevice(t *testing.T) {
 
 func TestQueueClientStopRingingWithAcceptedSendsTheStop(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	rulesPhone(e, "bob", true)
-	c, _ := qcRing(t, e, "m1", "ext-ring-1")
+	e, c, _ := qcBobRung(t)
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 
@@ -115,8 +119,7 @@ func TestQueueClientStopRingingWithAcceptedSendsTheStop(t *testing.T) {
 func TestQueueClientRefusesASecondRingWhileOneIsLive(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	c, _ := qcRing(t, e, "m1", "ext-ring-1")
 	rulesFCM(t, e, "bob-android", rulesRing)
 
@@ -132,7 +135,7 @@ func TestQueueClientNotifySendsOneNotificationPerAlertDevice(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 	c := queue.NewClient(e.RDB)
 	t.Cleanup(func() { c.Close() })
 	for range 2 { // the same notify_id twice notifies once

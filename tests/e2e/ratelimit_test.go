@@ -9,20 +9,20 @@ import (
 )
 
 // checkedCall is rawCall through the harness's checked client: the answer must match openapi.yaml.
-func checkedCall(t *testing.T, e *harness.Env, method, path, token string, body any) rawAnswer {
+func checkedCall(t *testing.T, e *harness.Env, method, path, token string, body any) harness.Resp {
 	t.Helper()
 	return rawCallWith(t, e.HTTP(), e, method, path, token, body)
 }
 
 // checkRateLimited fails unless a is the 429 rate_limited answer with a Retry-After of whole seconds.
-func checkRateLimited(t *testing.T, what string, a rawAnswer) {
+func checkRateLimited(t *testing.T, what string, a harness.Resp) {
 	t.Helper()
-	if a.status != http.StatusTooManyRequests || a.body["code"] != "rate_limited" {
-		t.Fatalf("%s: %d %v, want 429 rate_limited", what, a.status, a.body)
+	if a.Status != http.StatusTooManyRequests || a.Body["code"] != "rate_limited" {
+		t.Fatalf("%s: %d %v, want 429 rate_limited", what, a.Status, a.Body)
 	}
 	// A 2/m rate gives a ring back every 30 s.
-	if n, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || n < 1 || n > 30 {
-		t.Fatalf("%s: Retry-After %q, want whole seconds from 1 to 30", what, a.header.Get("Retry-After"))
+	if n, err := strconv.Atoi(a.Header.Get("Retry-After")); err != nil || n < 1 || n > 30 {
+		t.Fatalf("%s: Retry-After %q, want whole seconds from 1 to 30", what, a.Header.Get("Retry-After"))
 	}
 }
 
@@ -30,12 +30,12 @@ func TestAUserPastTheRingRateIsRefused429WithRetryAfterAndNothingIsStored(t *tes
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Env: []string{"RINGER_RING_RATE=2/m"}})
 	alice := e.Token("alice")
-	ring := func(id string) rawAnswer {
+	ring := func(id string) harness.Resp {
 		return checkedCall(t, e, "POST", "/v1/call/default/"+id, alice, map[string]any{"ring": true, "data": map[string]any{"members": harness.MemberList("alice", "bob")}})
 	}
 	for _, id := range []string{"c1", "c2"} {
-		if a := ring(id); a.status != http.StatusCreated {
-			t.Fatalf("ring %s within the rate: %d %v", id, a.status, a.body)
+		if a := ring(id); a.Status != http.StatusCreated {
+			t.Fatalf("ring %s within the rate: %d %v", id, a.Status, a.Body)
 		}
 	}
 	checkRateLimited(t, "get-or-create with ring past the rate", ring("c3"))

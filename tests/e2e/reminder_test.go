@@ -35,7 +35,7 @@ func reminderCreate(t *testing.T, e *harness.Env, id string, starts time.Time, m
 func reminderBob(t *testing.T, id string) (*harness.Env, time.Time) {
 	t.Helper()
 	e := reminderEnv(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	starts := time.Now().Add(8 * time.Second).Truncate(time.Millisecond)
 	reminderCreate(t, e, id, starts, "bob")
 	return e, starts
@@ -57,11 +57,10 @@ func reminderRan(t *testing.T, e *harness.Env, id string, starts time.Time) {
 func TestAScheduledCallRemindsEveryMemberButTheCreatorWhoHasNotJoined(t *testing.T) {
 	t.Parallel()
 	e := reminderEnv(t)
-	e.Device("alice", "alice-android", "firebase", false)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("alice", "bob")
 	e.Device("carol", harness.APNsToken("carol-iphone"), "apn", false)
 	e.Device("carol", harness.APNsToken("carol-voip"), "apn", true)
-	e.Device("dave", "dave-android", "firebase", false)
+	e.Android("dave")
 	created := time.Now()
 	starts := created.Add(8 * time.Second).Truncate(time.Millisecond)
 	reminderCreate(t, e, "rem1", starts, "bob", "carol", "dave")
@@ -126,7 +125,7 @@ func TestAMovedStartsAtMovesTheReminder(t *testing.T) {
 func TestAReminderScheduledWhileNoWorkerRunsIsSentByAWorkerStartedLater(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_REMINDER_LEAD=5s"}})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	starts := time.Now().Add(8 * time.Second).Truncate(time.Millisecond)
 	reminderCreate(t, e, "rem4", starts, "bob")
 	e.StartProcess("worker", "RINGER_REMINDER_LEAD=5s")

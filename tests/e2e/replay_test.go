@@ -1,9 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,15 +11,9 @@ import (
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
-// sseEvent is one event frame with its id.
-type sseEvent struct {
-	ID, Name string
-	Data     map[string]any
-}
-
 // openStream opens GET /v1/events with lastID as Last-Event-ID (none when ""), and returns its status and
 // events.
-func openStream(t *testing.T, e *harness.Env, token, lastID string) (int, <-chan sseEvent, context.CancelFunc) {
+func openStream(t *testing.T, e *harness.Env, token, lastID string) (int, <-chan harness.Event, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -33,7 +26,7 @@ func openStream(t *testing.T, e *harness.Env, token, lastID string) (int, <-chan
 	if err != nil {
 		t.Fatalf("open events: %v", err)
 	}
-	ch := make(chan sseEvent, 256)
+	ch := make(chan harness.Event, 256)
 	if res.StatusCode != 200 {
 		res.Body.Close()
 		close(ch)
@@ -42,46 +35,22 @@ func openStream(t *testing.T, e *harness.Env, token, lastID string) (int, <-chan
 	go func() {
 		defer res.Body.Close()
 		defer close(ch)
-		sc := bufio.NewScanner(res.Body)
-		sc.Buffer(make([]byte, 1<<20), 8<<20)
-		var ev sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "id:"):
-				ev.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
-			case strings.HasPrefix(line, "event:"):
-				ev.Name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-			case strings.HasPrefix(line, "data:"):
-				_ = json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(line, "data:"))), &ev.Data)
-			case line == "" && ev.Name != "":
-				ch <- ev
-				ev = sseEvent{}
-			}
-		}
+		harness.ReadEvents(res.Body, func(ev harness.Event) { ch <- ev })
 	}()
 	return res.StatusCode, ch, cancel
 }
 
 // until reads events up to and including the first named want.
-func until(t *testing.T, ch <-chan sseEvent, want string) []sseEvent {
+func until(t *testing.T, ch <-chan harness.Event, want string) []harness.Event {
 	t.Helper()
-	var seen []sseEvent
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatalf("stream ended before %s; saw %v", want, seen)
-			}
-			seen = append(seen, ev)
-			if ev.Name == want {
-				return seen
-			}
-		case <-deadline:
-			t.Fatalf("no %s within 10s; saw %v", want, seen)
-		}
+	seen, err := harness.Await(ch, 10*time.Second, func(ev harness.Event) bool { return ev.Name == want })
+	switch {
+	case errors.Is(err, harness.ErrClosed):
+		t.Fatalf("stream ended before %s; saw %v", want, seen)
+	case err != nil:
+		t.Fatalf("no %s within 10s; saw %v", want, seen)
 	}
+	return seen
 }
 
 func TestAStreamReconnectingWithLastEventIDGetsTheEventsItMissedOnceThenLiveOnes(t *testing.T) {

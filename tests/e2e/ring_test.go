@@ -14,10 +14,8 @@ var (
 func TestRingReachesEveryDeviceOnceAndAcceptStopsThem(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
-	e.Device("bob", bobIPhone, "apn", false)
-	e.Device("alice", "alice-android", "firebase", false)
+	rulesPhone(e, "bob", true)
+	e.Android("alice")
 
 	r := e.MustCall(201, "POST", "/v1/call/default/c1", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": []map[string]any{{"user_id": "alice"}, {"user_id": "bob"}}},

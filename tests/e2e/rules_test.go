@@ -12,6 +12,7 @@ import (
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/tests/fakeapns"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
@@ -178,40 +179,29 @@ func rulesTime(t *testing.T, v any) time.Time {
 // queues are quiet, and returns them. With no want it checks the token got nothing.
 func rulesFCM(t *testing.T, e *harness.Env, token string, want ...string) []fakefcm.Message {
 	t.Helper()
-	var got []fakefcm.Message
-	if len(want) == 0 {
-		e.Quiet()
-		got = e.FCM.MessagesTo(token)
-	} else {
-		got = e.WaitFCM(token, len(want))
-	}
-	types := make([]string, len(got))
-	for i, m := range got {
-		types[i] = m.Data["type"]
-	}
-	if !slices.Equal(types, want) {
-		t.Fatalf("FCM %s got %v, want %v", token, types, want)
-	}
-	return got
+	return rulesPushes(t, e, "FCM", token, token, e.FCM.To, e.WaitFCM, want)
 }
 
 // rulesAPNs is rulesFCM for the APNs token of the device called name (harness.APNsToken(name)).
 func rulesAPNs(t *testing.T, e *harness.Env, name string, want ...string) []fakeapns.Notification {
 	t.Helper()
-	token := harness.APNsToken(name)
-	var got []fakeapns.Notification
+	return rulesPushes(t, e, "APNs", name, harness.APNsToken(name), e.APNs.To, e.WaitAPNs, want)
+}
+
+// rulesPushes is rulesFCM and rulesAPNs: to is what the fake recorded for a token, wait is e.WaitFCM or
+// e.WaitAPNs, and name is how a failure names the device.
+func rulesPushes[P fakepush.Typed](t *testing.T, e *harness.Env, provider, name, token string,
+	to func(string) []P, wait func(string, int) []P, want []string) []P {
+	t.Helper()
+	var got []P
 	if len(want) == 0 {
 		e.Quiet()
-		got = e.APNs.NotificationsTo(token)
+		got = to(token)
 	} else {
-		got = e.WaitAPNs(token, len(want))
+		got = wait(token, len(want))
 	}
-	types := make([]string, len(got))
-	for i, n := range got {
-		types[i] = n.Data()["type"]
-	}
-	if !slices.Equal(types, want) {
-		t.Fatalf("APNs %s got %v, want %v", name, types, want)
+	if types := fakepush.Types(got); !slices.Equal(types, want) {
+		t.Fatalf("%s %s got %v, want %v", provider, name, types, want)
 	}
 	return got
 }
@@ -224,6 +214,14 @@ func rulesPhone(e *harness.Env, user string, voip bool) {
 		e.Device(user, harness.APNsToken(user+"-voip"), "apn", true)
 	}
 	e.Device(user, harness.APNsToken(user+"-iphone"), "apn", false)
+}
+
+// rulesPhoneGotNothing checks that none of the devices of rulesPhone(e, user, true) got a push.
+func rulesPhoneGotNothing(t *testing.T, e *harness.Env, user string) {
+	t.Helper()
+	rulesFCM(t, e, user+"-android")
+	rulesAPNs(t, e, user+"-voip")
+	rulesAPNs(t, e, user+"-iphone")
 }
 
 // rulesFields fails unless a push's string fields hold every field of API.md and the values want names.
@@ -245,8 +243,7 @@ func TestRingAddsTheCreatorAsMemberAndRingsEveryOtherMember(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "alice", true)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 
 	r := e.MustCall(201, "POST", rulesPath("team"), e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": rulesMembers("bob", "carol")},
@@ -272,9 +269,7 @@ func TestRingAddsTheCreatorAsMemberAndRingsEveryOtherMember(t *testing.T) {
 		m := rulesFCM(t, e, u+"-android", rulesRing)[0]
 		rulesFields(t, u+" ring", m.Data, map[string]string{"ring_id": ringID, "receiver_id": u, "created_by_id": "alice"})
 	}
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }
 
 func TestAcceptStopsOtherDevicesOfTheSameMember(t *testing.T) {
@@ -305,7 +300,7 @@ func TestAcceptStopsOtherDevicesOfTheSameMember(t *testing.T) {
 func TestStopGoesOnlyToDevicesThatGotTheRing(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesCreateRing(t, e, "alice", "c1", nil, "bob")
 	rulesFCM(t, e, "bob-android", rulesRing)
 
@@ -321,13 +316,7 @@ func TestStopGoesOnlyToDevicesThatGotTheRing(t *testing.T) {
 
 func TestFirstAcceptJoinsTheCallerAndOtherCalleesKeepRinging(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	rulesPhone(e, "carol", true)
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-voip", rulesRing)
+	e, _ := rulesGroupRung(t)
 
 	call := rulesAct(t, e, "bob", "group", "accept", nil)
 	rulesWantUsers(t, call, "participants", "alice")
@@ -368,16 +357,52 @@ func TestAcceptingAgainAnswers200AndSendsNoSecondStop(t *testing.T) {
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 }
 
-func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
-	t.Parallel()
+// rulesBobAndCarolRung starts ringer, gives bob a phone with a VoIP token and carol one without, has alice
+// ring them in call cid, and waits for the ring pushes: bob's Android phone and VoIP token, carol's Android
+// phone and iPhone (no VoIP token: the regular token rings). It returns the ring_id.
+func rulesBobAndCarolRung(t *testing.T, cid string) (*harness.Env, string) {
+	t.Helper()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
 	rulesPhone(e, "carol", false)
-	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
+	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", cid, nil, "bob", "carol"))
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-iphone", rulesRing) // no VoIP token: the regular token rings
+	rulesAPNs(t, e, "carol-iphone", rulesRing)
+	return e, ringID
+}
+
+// rulesGroupRung starts ringer, gives bob an Android phone and carol a phone with a VoIP token, has alice
+// ring them in call "group", and waits for the ring pushes to bob's phone and to carol's Android phone and
+// VoIP token. It returns the ring_id.
+func rulesGroupRung(t *testing.T) (*harness.Env, string) {
+	t.Helper()
+	e := harness.Start(t)
+	e.Android("bob")
+	rulesPhone(e, "carol", true)
+	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
+	rulesFCM(t, e, "bob-android", rulesRing)
+	rulesFCM(t, e, "carol-android", rulesRing)
+	rulesAPNs(t, e, "carol-voip", rulesRing)
+	return e, ringID
+}
+
+// rulesAndroidsRung starts ringer, gives bob and carol an Android phone each, has alice ring them in call
+// "group", and waits for the ring pushes.
+func rulesAndroidsRung(t *testing.T) *harness.Env {
+	t.Helper()
+	e := harness.Start(t)
+	e.Android("bob", "carol")
+	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
+	rulesFCM(t, e, "bob-android", rulesRing)
+	rulesFCM(t, e, "carol-android", rulesRing)
+	return e
+}
+
+func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
+	t.Parallel()
+	e, ringID := rulesBobAndCarolRung(t, "group")
 
 	call := rulesAct(t, e, "bob", "group", "reject", map[string]any{"reason": "decline"})
 	if rulesHasEnded(call) || !rulesRinging(t, call) {
@@ -396,12 +421,7 @@ func TestRejectStopsOnlyTheRejectingCalleeAndOthersRingOn(t *testing.T) {
 
 func TestEveryCalleeRejectingEndsTheCall(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
+	e := rulesAndroidsRung(t)
 	events := e.Events(e.Token("alice"), "")
 
 	call := rulesAct(t, e, "bob", "group", "reject", map[string]any{"reason": "decline"})
@@ -492,9 +512,7 @@ func rulesCancelScenario(t *testing.T, cancel func(e *harness.Env) map[string]an
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 	shapesAPNsAlert(t, "carol-iphone missed", rulesAPNs(t, e, "carol-iphone", rulesRing, rulesMissed)[1])
 	// The caller hears nothing by push.
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 	// The call is over: nobody can pick up any more.
 	e.MustCall(409, "POST", rulesPath("c1", "accept"), e.Token("bob"), nil)
 }
@@ -515,12 +533,7 @@ func TestCallerLeavingBeforeAnyAcceptCancelsTheRing(t *testing.T) {
 
 func TestCancelSendsNoMissedPushToACalleeWhoAlreadyRejected(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
+	e := rulesAndroidsRung(t)
 
 	rulesAct(t, e, "bob", "group", "reject", map[string]any{"reason": "decline"})
 	call := rulesAct(t, e, "alice", "group", "reject", map[string]any{"reason": "cancel"})
@@ -664,8 +677,7 @@ func TestTimeoutMissesOnlyCalleesWhoDidNotAnswerAndKeepsAnAcceptedCall(t *testin
 func TestCalleeNotAnsweringWithinIncomingTimeoutIsMissedAloneWhileOthersRingOn(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	const incoming = 4 * time.Second
 	e.MustCall(201, "POST", rulesPath("group"), e.Token("alice"), map[string]any{"data": map[string]any{
 		"members": rulesMembers("bob", "carol"), "settings_override": rulesTimeouts(60000, int(incoming.Milliseconds())),
@@ -742,7 +754,7 @@ func TestMarkEndedStopsEveryMemberStillRingingAndEndsTheCall(t *testing.T) {
 func TestMarkEndedIsAllowedToCreatorAdminMemberAdminUserAndServer(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	for i, tc := range []struct {
 		id, who, token string
 	}{
@@ -778,7 +790,7 @@ func TestMarkEndedIsAllowedToCreatorAdminMemberAdminUserAndServer(t *testing.T) 
 func TestEndedCallAnswers409ToRingAcceptAndReject(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	rulesCreateRing(t, e, "alice", "c1", nil, "bob", "carol")
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAct(t, e, "alice", "c1", "mark_ended", nil)
@@ -809,13 +821,7 @@ func TestEndedCallAnswers409ToRingAcceptAndReject(t *testing.T) {
 
 func TestCallerLeavingAfterAnAcceptDoesNotStopOthersStillRinging(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	rulesPhone(e, "carol", true)
-	rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol")
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-voip", rulesRing)
+	e, _ := rulesGroupRung(t)
 	rulesAct(t, e, "bob", "group", "accept", nil)
 
 	call := rulesAct(t, e, "alice", "group", "leave", nil)
@@ -833,13 +839,7 @@ func TestCallerLeavingAfterAnAcceptDoesNotStopOthersStillRinging(t *testing.T) {
 
 func TestRingAfterTheRingIsOverStartsANewRing(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	rulesPhone(e, "carol", true)
-	first := rulesRingID(t, rulesCreateRing(t, e, "alice", "group", nil, "bob", "carol"))
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-voip", rulesRing)
+	e, first := rulesGroupRung(t)
 	rulesAct(t, e, "bob", "group", "accept", nil)
 	rulesAct(t, e, "carol", "group", "reject", map[string]any{"reason": "decline"})
 	call := rulesGet(t, e, "alice", "group")
@@ -876,7 +876,7 @@ func TestRingingAMemberStillRungInTheLiveRingChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "bob", true)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("carol")
 	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "c1", nil, "bob"))
 	rulesFCM(t, e, "bob-android", rulesRing)
 
@@ -926,9 +926,7 @@ func TestGetOrCreateWithRingOnAnExistingCallRingsNobody(t *testing.T) {
 	rulesFCM(t, e, "bob-android", rulesRing)
 	rulesAPNs(t, e, "bob-voip", rulesRing)
 	rulesAPNs(t, e, "bob-iphone")
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }
 
 // rulesList is GET /v1/calls as user (query like "?calling_state=ringing"): each call's cid, calling_state

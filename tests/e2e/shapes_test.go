@@ -75,7 +75,7 @@ func shapesAPNsStop(t *testing.T, what string, n fakeapns.Notification) {
 func TestRingPushCarriesEveryContractFieldForEachReceiver(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.Device("carol", harness.APNsToken("carol-voip"), "apn", true)
 	e.Device("dave", harness.APNsToken("dave-iphone"), "apn", false)
 
@@ -102,7 +102,7 @@ func TestRingPushCarriesEveryContractFieldForEachReceiver(t *testing.T) {
 func TestCallDisplayNameIsTheFirstStringOfDisplayNameNameTitle(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	cases := []struct {
 		id          string
 		custom      map[string]any
@@ -142,7 +142,7 @@ func TestCallDisplayNameIsTheFirstStringOfDisplayNameNameTitle(t *testing.T) {
 func TestCreatedByDisplayNameFallsBackToTheCallerID(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	nameless := e.TokenWith(api.TokenClaims{UserID: "carol"})
 	e.MustCall(201, "POST", rulesPath("c1"), nameless, map[string]any{"ring": true, "data": map[string]any{"members": rulesMembers("bob")}})
 	m := rulesFCM(t, e, "bob-android", rulesRing)[0]
@@ -182,7 +182,7 @@ func shapesCheckExpiration(t *testing.T, what string, n fakeapns.Notification, r
 func TestRingToFCMIsDataOnlyHighPriorityWithTTLOfTheRingLeft(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	ringEnd, ringFor := shapesCreateRingFor(t, e, "c1", 20000, 0)
 	m := rulesFCM(t, e, "bob-android", rulesRing)[0]
 	shapesFCMData(t, "FCM ring", m)
@@ -202,8 +202,7 @@ func TestRingToVoIPTokenIsAVoIPPushExpiringAtTheRingEnd(t *testing.T) {
 func TestRingPushLivesOnlyAsLongAsTheMembersIncomingTimeout(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", harness.APNsToken("bob-voip"), "apn", true)
+	e.AndroidAndVoIP("bob", "bob")
 	ringEnd, ringFor := shapesCreateRingFor(t, e, "c1", 60000, 10000)
 	shapesCheckTTL(t, "FCM ring", rulesFCM(t, e, "bob-android", rulesRing)[0], ringEnd, ringFor)
 	shapesCheckExpiration(t, "VoIP ring", rulesAPNs(t, e, "bob-voip", rulesRing)[0], ringEnd)
@@ -224,14 +223,7 @@ func TestRingToRegularAPNsTokenIsAnAlertOnlyWhenTheUserHasNoVoIPToken(t *testing
 
 func TestStopPushIsSilentDataOnFCMAndBackgroundOnAPNs(t *testing.T) {
 	t.Parallel()
-	e := harness.Start(t)
-	rulesPhone(e, "bob", true)
-	rulesPhone(e, "carol", false)
-	ringID := rulesRingID(t, rulesCreateRing(t, e, "alice", "c1", nil, "bob", "carol"))
-	rulesFCM(t, e, "bob-android", rulesRing)
-	rulesAPNs(t, e, "bob-voip", rulesRing)
-	rulesFCM(t, e, "carol-android", rulesRing)
-	rulesAPNs(t, e, "carol-iphone", rulesRing)
+	e, ringID := rulesBobAndCarolRung(t, "c1")
 	rulesAct(t, e, "bob", "c1", "reject", map[string]any{"reason": "decline"})
 	rulesAct(t, e, "carol", "c1", "accept", nil)
 
@@ -257,7 +249,7 @@ func TestCallerOwnDevicesGetNoPushAboutItsOwnCall(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
 	rulesPhone(e, "alice", true)
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	// alice names herself among the members, rings, notifies, rings again, and ends the call.
 	e.MustCall(201, "POST", rulesPath("c1"), e.Token("alice"), map[string]any{
 		"ring": true, "notify": true, "data": map[string]any{"members": rulesMembers("alice", "bob")},
@@ -276,7 +268,5 @@ func TestCallerOwnDevicesGetNoPushAboutItsOwnCall(t *testing.T) {
 		t.Errorf("bob's last pushes: %v, want call.notification, call.accepted", e.FCMTypes("bob-android"))
 	}
 
-	rulesFCM(t, e, "alice-android")
-	rulesAPNs(t, e, "alice-voip")
-	rulesAPNs(t, e, "alice-iphone")
+	rulesPhoneGotNothing(t, e, "alice")
 }

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -63,25 +61,7 @@ func contractCall(t testing.TB, r harness.Resp) map[string]any {
 // body whose length is unknown (not a *bytes.Reader or *strings.Reader) goes chunked.
 func contractRaw(t testing.TB, e *harness.Env, method, path, authorization string, body io.Reader) harness.Resp {
 	t.Helper()
-	req, err := http.NewRequest(method, e.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	res, err := e.HTTP().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := harness.Resp{Status: res.StatusCode, Raw: raw}
-	_ = json.Unmarshal(raw, &r.Body)
-	return r
+	return harness.Do(t, e.HTTP(), method, e.URL+path, authorization, body)
 }
 
 type validationCase struct {

@@ -7,7 +7,6 @@
 package fakeapns
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,11 +25,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // Apple's payload limits: 4 KB for a regular push, 5 KB for VoIP.
@@ -80,6 +79,9 @@ func (n Notification) Data() map[string]string {
 	return out
 }
 
+// Type is the push's type field (API.md: "call.ring", "call.missed"...).
+func (n Notification) Type() string { return n.Data()["type"] }
+
 // Answer is one scripted reply to a push to a token. The zero Answer is success.
 type Answer struct {
 	// Status is the HTTP status; 0 means 200 and a delivered push.
@@ -88,12 +90,8 @@ type Answer struct {
 	Reason string
 	// Timestamp, with 410, is when the token stopped being valid (sent in milliseconds).
 	Timestamp time.Time
-	// Delay waits this long before answering (on top of SetLatency).
-	Delay time.Duration
-	// Hang never answers: the handler waits until the request's context ends.
-	Hang bool
-	// Drop resets the stream without an answer: a network error for the client.
-	Drop bool
+	// Timing is Delay, Hang or Drop.
+	fakepush.Timing
 }
 
 // Apple's real errors, as "Handling notification responses from APNs" lists them.
@@ -136,13 +134,13 @@ func InvalidProviderToken() Answer { return Answer{Status: 403, Reason: "Invalid
 func ExpiredProviderToken() Answer { return Answer{Status: 403, Reason: "ExpiredProviderToken"} }
 
 // Hang never answers; the client sees its own context end.
-func Hang() Answer { return Answer{Hang: true} }
+func Hang() Answer { return Answer{Timing: fakepush.Timing{Hang: true}} }
 
 // Delay answers success after d.
-func Delay(d time.Duration) Answer { return Answer{Delay: d} }
+func Delay(d time.Duration) Answer { return Answer{Timing: fakepush.Timing{Delay: d}} }
 
 // Drop resets the stream without answering.
-func Drop() Answer { return Answer{Drop: true} }
+func Drop() Answer { return Answer{Timing: fakepush.Timing{Drop: true}} }
 
 // Server is a running fake APNs. Its fields are fixed once Start returns.
 type Server struct {
@@ -151,36 +149,29 @@ type Server struct {
 	// TeamID is the team every key WriteKey makes belongs to.
 	TeamID string
 
-	t           testing.TB
-	srv         *httptest.Server
-	closed      chan struct{}
-	connections atomic.Int64
+	// The Recorder holds the delivered pushes and the scripted answers: Script, SetLatency, Attempts (a
+	// scripted or authentication failure counts there and not in Notifications), Count, WaitFor and
+	// Connections are its.
+	*fakepush.Recorder[Notification, Answer]
 
-	mu            sync.Mutex
-	keys          map[string]*ecdsa.PublicKey // by key id
-	verified      map[string]time.Time        // bearer → its iat, so each token's signature is checked once
-	latency       time.Duration
-	scripts       map[string][]Answer
-	attempts      map[string]int
-	notifications []Notification
-	byToken       map[string][]int
-	changed       chan struct{}
-	nextID        uint64
+	t   testing.TB
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	keys     map[string]*ecdsa.PublicKey // by key id
+	verified map[string]time.Time        // bearer → its iat, so each token's signature is checked once
+	nextID   uint64
 }
 
 // Start runs a fake APNs on 127.0.0.1 until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{
+		Recorder: fakepush.New[Notification, Answer]("fakeapns", "pushes"),
 		TeamID:   randomID(),
 		t:        t,
-		closed:   make(chan struct{}),
 		keys:     map[string]*ecdsa.PublicKey{},
 		verified: map[string]time.Time{},
-		scripts:  map[string][]Answer{},
-		attempts: map[string]int{},
-		byToken:  map[string][]int{},
-		changed:  make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/3/device/{token}", s.handleDevice)
@@ -196,15 +187,11 @@ func Start(t testing.TB) *Server {
 	s.srv.EnableHTTP2 = true
 	s.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 1000} // what APNs grants an authenticated connection
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			s.connections.Add(1)
-		}
-	}
+	s.CountConnections(s.srv.Config)
 	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
-		close(s.closed) // releases hanging handlers, so Close does not wait for their clients
+		s.Release() // releases hanging handlers, so Close does not wait for their clients
 		s.srv.Close()
 	})
 	return s
@@ -252,86 +239,11 @@ func (s *Server) WriteKey(dir string) (path, keyID, teamID string) {
 	return path, keyID, s.TeamID
 }
 
-// Connections is how many TCP connections clients have opened to the server: a client that reuses its
-// connections keeps this near its concurrency, not its request count.
-func (s *Server) Connections() int { return int(s.connections.Load()) }
-
-// Script queues answers for pushes to token: each push takes the next one, and once they are used up pushes
-// succeed again.
-func (s *Server) Script(token string, answers ...Answer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[token] = append(s.scripts[token], answers...)
-}
-
-// SetLatency delays every answer by d.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
-
-// Attempts is how many requests for token reached the fake, whatever they were answered: a scripted or
-// authentication failure counts here and not in Notifications.
-func (s *Server) Attempts(token string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts[token]
-}
-
 // Notifications is every delivered push, in the order accepted.
-func (s *Server) Notifications() []Notification {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Notification(nil), s.notifications...)
-}
+func (s *Server) Notifications() []Notification { return s.All() }
 
 // NotificationsTo is every push delivered to token, in order.
-func (s *Server) NotificationsTo(token string) []Notification {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.notificationsTo(token)
-}
-
-func (s *Server) notificationsTo(token string) []Notification {
-	idx := s.byToken[token]
-	out := make([]Notification, len(idx))
-	for i, j := range idx {
-		out[i] = s.notifications[j]
-	}
-	return out
-}
-
-// Count is how many pushes were delivered, to any token.
-func (s *Server) Count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.notifications)
-}
-
-// WaitFor waits until token has at least n delivered pushes and returns them all, or returns ctx's error.
-// An empty token waits for n pushes to any token.
-func (s *Server) WaitFor(ctx context.Context, token string, n int) ([]Notification, error) {
-	for {
-		s.mu.Lock()
-		var got []Notification
-		if token == "" {
-			got = append([]Notification(nil), s.notifications...)
-		} else {
-			got = s.notificationsTo(token)
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		if len(got) >= n {
-			return got, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return got, fmt.Errorf("fakeapns: %d of %d pushes to %q: %w", len(got), n, token, ctx.Err())
-		}
-	}
-}
+func (s *Server) NotificationsTo(token string) []Notification { return s.To(token) }
 
 var (
 	uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -343,10 +255,8 @@ var (
 // hidden behind a script.
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	tok := r.PathValue("token")
-	s.mu.Lock()
-	s.attempts[tok]++
-	latency := s.latency
-	s.mu.Unlock()
+	s.Attempt(tok)
+	latency := s.Latency()
 
 	id := r.Header.Get("apns-id")
 	if id != "" && !uuidPattern.MatchString(id) {
@@ -394,33 +304,17 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	var scripted Answer
-	if q := s.scripts[tok]; len(q) > 0 {
-		scripted, s.scripts[tok] = q[0], q[1:]
-	}
-	s.mu.Unlock()
-	if !s.wait(r.Context(), latency+scripted.Delay) {
+	scripted := s.Next(tok)
+	if !s.Hold(r.Context(), latency, scripted.Timing) {
 		return
 	}
-	switch {
-	case scripted.Hang:
-		s.wait(r.Context(), -1)
-		return
-	case scripted.Drop:
-		panic(http.ErrAbortHandler) // net/http resets the stream without logging
-	case scripted.Status != 0 && scripted.Status != http.StatusOK:
+	if scripted.Status != 0 && scripted.Status != http.StatusOK {
 		apnsError(w, id, scripted)
 		return
 	}
 
 	n.At = time.Now()
-	s.mu.Lock()
-	s.byToken[tok] = append(s.byToken[tok], len(s.notifications))
-	s.notifications = append(s.notifications, n)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	s.Record(tok, func(int) Notification { return n })
 	w.Header().Set("apns-id", id)
 	w.WriteHeader(http.StatusOK)
 }
@@ -517,26 +411,6 @@ func (s *Server) checkProviderToken(header string) Answer {
 		return ExpiredProviderToken()
 	}
 	return Answer{}
-}
-
-// wait sleeps d (forever when d < 0) unless the request or the server ends first; it reports whether to answer.
-func (s *Server) wait(ctx context.Context, d time.Duration) bool {
-	if d == 0 {
-		return true
-	}
-	var timer <-chan time.Time
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-timer:
-		return true
-	case <-ctx.Done():
-	case <-s.closed:
-	}
-	return false
 }
 
 // apnsError writes APNs' error answer: {"reason":"BadDeviceToken"}, and for 410 {"reason":..,"timestamp":ms}.

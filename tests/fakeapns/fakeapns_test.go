@@ -1,14 +1,12 @@
 package fakeapns_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/sideshow/apns2/token"
 
 	"github.com/ringer-dev/ringer/tests/fakeapns"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 const topic = "dev.ringer.app"
@@ -42,19 +41,13 @@ func h2Transport(pool *x509.CertPool) *http.Transport {
 	return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Protocols: p, ForceAttemptHTTP2: true, MaxConnsPerHost: 1}
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func tokenN(n int) string { return fmt.Sprintf("%064x", n+1) }
 
 func TestRealClientPushIsRecordedWithItsHeaders(t *testing.T) {
 	fake := fakeapns.Start(t)
 	c := client(t, fake, fake.CertPool())
 	exp := time.Now().Add(time.Minute).Truncate(time.Second)
-	res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{
+	res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{
 		DeviceToken: tokenN(1), Topic: topic + ".voip", PushType: apns2.PushTypeVOIP, Priority: 10,
 		Expiration: exp, CollapseID: "ring-1", ApnsID: "123e4567-e89b-12d3-a456-426614174000",
 		Payload: []byte(`{"aps":{},"type":"call.ring","call_cid":"default:abc"}`),
@@ -62,11 +55,7 @@ func TestRealClientPushIsRecordedWithItsHeaders(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("push = %+v, %v", res, err)
 	}
-	got := fake.NotificationsTo(tokenN(1))
-	if len(got) != 1 {
-		t.Fatalf("recorded %d, want 1", len(got))
-	}
-	n := got[0]
+	n := fake.Only(t, tokenN(1))
 	if n.PushType != "voip" || n.Topic != topic+".voip" || n.Priority != 10 || !n.Expiration.Equal(exp) ||
 		n.CollapseID != "ring-1" || n.APNsID != "123e4567-e89b-12d3-a456-426614174000" {
 		t.Errorf("headers recorded as %+v", n)
@@ -91,7 +80,7 @@ func TestRealClientPushIsRecordedWithItsHeaders(t *testing.T) {
 func TestWithoutApnsIDTheFakeAssignsOne(t *testing.T) {
 	fake := fakeapns.Start(t)
 	c := client(t, fake, fake.CertPool())
-	res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{
+	res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{
 		DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{"alert":"hi"}}`})
 	if err != nil || res.StatusCode != 200 || res.ApnsID == "" {
 		t.Fatalf("push = %+v, %v", res, err)
@@ -123,7 +112,7 @@ func TestRealClientReadsScriptedErrorsAsApples(t *testing.T) {
 		t.Run(a.Reason, func(t *testing.T) {
 			tok := tokenN(10 + i)
 			fake.Script(tok, a)
-			res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{DeviceToken: tok, Topic: topic, Payload: `{"aps":{}}`})
+			res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{DeviceToken: tok, Topic: topic, Payload: `{"aps":{}}`})
 			if err != nil {
 				t.Fatalf("push: %v", err)
 			}
@@ -137,7 +126,7 @@ func TestRealClientReadsScriptedErrorsAsApples(t *testing.T) {
 				t.Errorf("attempts %d, delivered %d; want 1 and 0", fake.Attempts(tok), len(fake.NotificationsTo(tok)))
 			}
 			// The script is used up: the next push is delivered.
-			res, err = c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{DeviceToken: tok, Topic: topic, Payload: `{"aps":{}}`})
+			res, err = c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{DeviceToken: tok, Topic: topic, Payload: `{"aps":{}}`})
 			if err != nil || res.StatusCode != 200 {
 				t.Errorf("push after the script = %+v, %v", res, err)
 			}
@@ -149,7 +138,7 @@ func TestFakeChecksProviderTokens(t *testing.T) {
 	fake := fakeapns.Start(t)
 	push := func(c *apns2.Client) *apns2.Response {
 		t.Helper()
-		res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{}}`})
+		res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{}}`})
 		if err != nil {
 			t.Fatalf("push: %v", err)
 		}
@@ -219,7 +208,7 @@ func TestFakeRefusesWhatAPNsRefuses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &tc.n)
+			res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &tc.n)
 			if err != nil {
 				t.Fatalf("push: %v", err)
 			}
@@ -229,7 +218,7 @@ func TestFakeRefusesWhatAPNsRefuses(t *testing.T) {
 		})
 	}
 	// A VoIP payload may be 5 KB.
-	res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(2), Topic: topic + ".voip",
+	res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(2), Topic: topic + ".voip",
 		PushType: apns2.PushTypeVOIP, Payload: `{"x":"` + strings.Repeat("a", 5000) + `"}`})
 	if err != nil || res.StatusCode != 200 {
 		t.Errorf("5 KB VoIP push = %+v, %v", res, err)
@@ -285,13 +274,13 @@ func TestWriteCAFileTrustsTheServer(t *testing.T) {
 		t.Fatalf("CA file holds no certificate")
 	}
 	c := client(t, fake, pool)
-	res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{}}`})
+	res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{}}`})
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("push trusting the CA file = %+v, %v", res, err)
 	}
 	// And without it the server is not trusted.
 	untrusted := client(t, fake, x509.NewCertPool())
-	if _, err := untrusted.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{}}`}); err == nil {
+	if _, err := untrusted.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{DeviceToken: tokenN(1), Topic: topic, Payload: `{"aps":{}}`}); err == nil {
 		t.Fatalf("a client without the CA trusted the fake")
 	}
 }
@@ -303,11 +292,11 @@ func TestHangDropDelayAndLatency(t *testing.T) {
 		return &apns2.Notification{DeviceToken: tok, Topic: topic, Payload: `{"aps":{}}`}
 	}
 	fake.Script(tokenN(1), fakeapns.Hang())
-	if _, err := c.PushWithContext(ctxTimeout(t, 200*time.Millisecond), n(tokenN(1))); err == nil {
+	if _, err := c.PushWithContext(fakepush.Context(t, 200*time.Millisecond), n(tokenN(1))); err == nil {
 		t.Errorf("a hung push returned without error")
 	}
 	fake.Script(tokenN(2), fakeapns.Drop())
-	if _, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), n(tokenN(2))); err == nil {
+	if _, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), n(tokenN(2))); err == nil {
 		t.Errorf("a dropped push returned without error")
 	}
 	if fake.Count() != 0 {
@@ -316,7 +305,7 @@ func TestHangDropDelayAndLatency(t *testing.T) {
 	fake.SetLatency(50 * time.Millisecond)
 	fake.Script(tokenN(3), fakeapns.Delay(50*time.Millisecond))
 	start := time.Now()
-	if res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), n(tokenN(3))); err != nil || res.StatusCode != 200 {
+	if res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), n(tokenN(3))); err != nil || res.StatusCode != 200 {
 		t.Fatalf("delayed push = %+v, %v", res, err)
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
@@ -328,42 +317,22 @@ func TestConcurrentPushesAreAllRecordedInOrderPerToken(t *testing.T) {
 	fake := fakeapns.Start(t)
 	c := client(t, fake, fake.CertPool())
 	const workers, each = 50, 40
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				res, err := c.PushWithContext(ctxTimeout(t, 10*time.Second), &apns2.Notification{
-					DeviceToken: tokenN(w), Topic: topic, Payload: fmt.Sprintf(`{"aps":{},"i":"%d"}`, i)})
-				if err != nil || res.StatusCode != 200 {
-					t.Errorf("push = %+v, %v", res, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if got := fake.Count(); got != workers*each {
-		t.Fatalf("Count = %d, want %d", got, workers*each)
-	}
-	for w := range workers {
-		got := fake.NotificationsTo(tokenN(w))
-		if len(got) != each {
-			t.Fatalf("token %d got %d, want %d", w, len(got), each)
+	fakepush.PushConcurrently(t, fake.Recorder, workers, each, tokenN, func(token string, i int) error {
+		res, err := c.PushWithContext(fakepush.Context(t, 10*time.Second), &apns2.Notification{
+			DeviceToken: token, Topic: topic, Payload: fmt.Sprintf(`{"aps":{},"i":"%d"}`, i)})
+		if err == nil && res.StatusCode != 200 {
+			err = fmt.Errorf("answered %+v", res)
 		}
-		for i, n := range got {
-			if n.Data()["i"] != fmt.Sprint(i) {
-				t.Fatalf("token %d push %d has i=%s: out of order", w, i, n.Data()["i"])
-			}
-		}
-	}
+		return err
+	}, func(n fakeapns.Notification) string { return n.Data()["i"] })
 	if fake.Connections() != 1 {
 		t.Errorf("%d connections for one apns2 client, want 1", fake.Connections())
 	}
-	got, err := fake.WaitFor(ctxTimeout(t, time.Second), "", workers*each)
+	got, err := fake.WaitFor(fakepush.Context(t, time.Second), "", workers*each)
 	if err != nil || len(got) != workers*each {
 		t.Errorf("WaitFor all = %d, %v", len(got), err)
 	}
-	if _, err := fake.WaitFor(ctxTimeout(t, 50*time.Millisecond), tokenN(999), 1); err == nil {
+	if _, err := fake.WaitFor(fakepush.Context(t, 50*time.Millisecond), tokenN(999), 1); err == nil {
 		t.Errorf("WaitFor a token that gets nothing returned no error")
 	}
 }

@@ -10,7 +10,6 @@ package fakefcm
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -22,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,6 +33,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // Scopes that let a token send messages (FCM HTTP v1 accepts either).
@@ -68,6 +68,9 @@ type Message struct {
 	At time.Time
 }
 
+// Type is the message's type field (API.md: "call.ring", "call.missed"...).
+func (m Message) Type() string { return m.Data["type"] }
+
 // Notification is a message's notification block.
 type Notification struct {
 	Title, Body string
@@ -87,12 +90,8 @@ type Answer struct {
 	FieldViolation string
 	// RetryAfter is sent as the Retry-After header.
 	RetryAfter string
-	// Delay waits this long before answering (on top of SetLatency).
-	Delay time.Duration
-	// Hang never answers: the handler waits until the request's context ends.
-	Hang bool
-	// Drop closes the connection without an answer: a network error for the client.
-	Drop bool
+	// Timing is Delay, Hang or Drop.
+	fakepush.Timing
 }
 
 // The real errors FCM answers (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode), as FCM words them.
@@ -142,13 +141,13 @@ func ThirdPartyAuthError() Answer {
 }
 
 // Hang never answers; the client sees its own context end.
-func Hang() Answer { return Answer{Hang: true} }
+func Hang() Answer { return Answer{Timing: fakepush.Timing{Hang: true}} }
 
 // Delay answers success after d.
-func Delay(d time.Duration) Answer { return Answer{Delay: d} }
+func Delay(d time.Duration) Answer { return Answer{Timing: fakepush.Timing{Delay: d}} }
 
 // Drop closes the connection without answering.
-func Drop() Answer { return Answer{Drop: true} }
+func Drop() Answer { return Answer{Timing: fakepush.Timing{Drop: true}} }
 
 // Server is a running fake FCM. Its fields are fixed once Start returns.
 type Server struct {
@@ -161,25 +160,21 @@ type Server struct {
 	// ProjectID is the project every credentials file names and messages must be sent to.
 	ProjectID string
 
-	t           testing.TB
-	srv         *httptest.Server
-	closed      chan struct{}
-	connections atomic.Int64
-	requestsH1  atomic.Int64
-	requestsH2  atomic.Int64
+	// The Recorder holds the delivered messages and the scripted answers: Script, SetLatency (of token and
+	// send answers), Attempts (authenticated sends; a scripted failure counts there and not in Messages),
+	// Count, WaitFor and Connections are its.
+	*fakepush.Recorder[Message, Answer]
+
+	t          testing.TB
+	srv        *httptest.Server
+	requestsH1 atomic.Int64
+	requestsH2 atomic.Int64
 
 	mu             sync.Mutex
 	accounts       map[string]account // by client_email
 	accessTokens   map[string]time.Time
 	tokenFail      int
 	tokenRequests  int
-	latency        time.Duration
-	scripts        map[string][]Answer
-	attempts       map[string]int
-	messages       []Message
-	byToken        map[string][]int
-	changed        chan struct{}
-	nextMessage    int
 	nextCredential int
 }
 
@@ -211,15 +206,11 @@ func Start(t testing.TB) *Server {
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	s := &Server{
+		Recorder:     fakepush.New[Message, Answer]("fakefcm", "messages"),
 		ProjectID:    "ringer-test",
 		t:            t,
-		closed:       make(chan struct{}),
 		accounts:     map[string]account{},
 		accessTokens: map[string]time.Time{},
-		scripts:      map[string][]Answer{},
-		attempts:     map[string]int{},
-		byToken:      map[string][]int{},
-		changed:      make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.handleToken)
@@ -234,11 +225,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	}))
 	// Clients that hang up mid-request are part of the tests; their noise is not.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			s.connections.Add(1)
-		}
-	}
+	s.CountConnections(s.srv.Config)
 	switch {
 	case o.Plain:
 		s.srv.Start()
@@ -255,7 +242,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	s.Endpoint = s.URL + "/v1"
 	s.TokenURL = s.URL + "/token"
 	t.Cleanup(func() {
-		close(s.closed) // releases hanging handlers, so Close does not wait for their clients
+		s.Release() // releases hanging handlers, so Close does not wait for their clients
 		s.srv.Close()
 	})
 	return s
@@ -343,25 +330,6 @@ func (s *Server) WriteCredentials(dir string) string {
 	return path
 }
 
-// Connections is how many TCP connections clients have opened to the server: a client that reuses its
-// connections keeps this near its concurrency, not its request count.
-func (s *Server) Connections() int { return int(s.connections.Load()) }
-
-// Script queues answers for sends to token: each send takes the next one, and once they are used up sends
-// succeed again.
-func (s *Server) Script(token string, answers ...Answer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[token] = append(s.scripts[token], answers...)
-}
-
-// SetLatency delays every answer (token and send) by d.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
-
 // FailTokenEndpoint makes the OAuth token endpoint answer status (401: bad client, 400: bad grant, 5xx: down)
 // until it is called again with 0.
 func (s *Server) FailTokenEndpoint(status int) {
@@ -384,75 +352,19 @@ func (s *Server) TokenRequests() int {
 	return s.tokenRequests
 }
 
-// Attempts is how many authenticated sends to token reached the fake, whatever they were answered: a scripted
-// failure counts here and not in Messages.
-func (s *Server) Attempts(token string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts[token]
-}
-
 // Messages is every delivered message, in the order accepted. Scripted failures are not messages.
-func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Message(nil), s.messages...)
-}
+func (s *Server) Messages() []Message { return s.All() }
 
 // MessagesTo is every message delivered to token, in order.
-func (s *Server) MessagesTo(token string) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.messagesTo(token)
-}
-
-func (s *Server) messagesTo(token string) []Message {
-	idx := s.byToken[token]
-	out := make([]Message, len(idx))
-	for i, j := range idx {
-		out[i] = s.messages[j]
-	}
-	return out
-}
-
-// Count is how many messages were delivered, to any token.
-func (s *Server) Count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.messages)
-}
-
-// WaitFor waits until token has at least n delivered messages and returns them all, or returns ctx's error.
-// An empty token waits for n messages to any token.
-func (s *Server) WaitFor(ctx context.Context, token string, n int) ([]Message, error) {
-	for {
-		s.mu.Lock()
-		var got []Message
-		if token == "" {
-			got = append([]Message(nil), s.messages...)
-		} else {
-			got = s.messagesTo(token)
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		if len(got) >= n {
-			return got, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return got, fmt.Errorf("fakefcm: %d of %d messages to %q: %w", len(got), n, token, ctx.Err())
-		}
-	}
-}
+func (s *Server) MessagesTo(token string) []Message { return s.To(token) }
 
 // handleToken is Google's OAuth2 token endpoint for the JWT-bearer grant (RFC 7523).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.tokenRequests++
-	fail, latency := s.tokenFail, s.latency
+	fail := s.tokenFail
 	s.mu.Unlock()
-	if !s.wait(r.Context(), latency) {
+	if !s.Wait(r.Context(), s.Latency()) {
 		return
 	}
 	if fail != 0 {
@@ -550,8 +462,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
 	exp, known := s.accessTokens[auth]
-	latency := s.latency
 	s.mu.Unlock()
+	latency := s.Latency()
 	if !ok || !known || time.Now().After(exp) {
 		fcmError(w, Answer{Status: 401, Message: "Request had invalid authentication credentials. Expected OAuth 2 " +
 			"access token, login cookie or other valid authentication credential."})
@@ -579,24 +491,12 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	s.attempts[m.Token]++
-	var scripted Answer
-	if q := s.scripts[m.Token]; len(q) > 0 {
-		scripted, s.scripts[m.Token] = q[0], q[1:]
-	}
-	s.mu.Unlock()
-
-	if !s.wait(r.Context(), latency+scripted.Delay) {
+	s.Attempt(m.Token)
+	scripted := s.Next(m.Token)
+	if !s.Hold(r.Context(), latency, scripted.Timing) {
 		return
 	}
-	switch {
-	case scripted.Hang:
-		s.wait(r.Context(), -1)
-		return
-	case scripted.Drop:
-		panic(http.ErrAbortHandler) // net/http closes the connection without logging
-	case scripted.Status != 0 && scripted.Status != http.StatusOK:
+	if scripted.Status != 0 && scripted.Status != http.StatusOK {
 		fcmError(w, scripted)
 		return
 	}
@@ -621,14 +521,10 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			msg.HasTTL = true
 		}
 	}
-	s.mu.Lock()
-	s.nextMessage++
-	msg.Name = fmt.Sprintf("projects/%s/messages/%d", s.ProjectID, s.nextMessage)
-	s.byToken[m.Token] = append(s.byToken[m.Token], len(s.messages))
-	s.messages = append(s.messages, msg)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	msg = s.Record(m.Token, func(seq int) Message {
+		msg.Name = fmt.Sprintf("projects/%s/messages/%d", s.ProjectID, seq)
+		return msg
+	})
 	writeJSON(w, 200, map[string]string{"name": msg.Name})
 }
 
@@ -659,26 +555,6 @@ func validate(m *wireMessage) Answer {
 		}
 	}
 	return Answer{}
-}
-
-// wait sleeps d (forever when d < 0) unless the request or the server ends first; it reports whether to answer.
-func (s *Server) wait(ctx context.Context, d time.Duration) bool {
-	if d == 0 {
-		return true
-	}
-	var timer <-chan time.Time
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-timer:
-		return true
-	case <-ctx.Done():
-	case <-s.closed:
-	}
-	return false
 }
 
 // fcmError writes FCM's error JSON:

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 )
 
 // sdkClient is the real Firebase Admin SDK messaging client on a service-account file and an endpoint, with
@@ -52,17 +52,11 @@ func sdkClient(t *testing.T, fake *fakefcm.Server, credentialsFile string) *mess
 	return c
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestRealSDKMessageIsRecordedAsSent(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
 	ttl := 25 * time.Second
-	name, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{
+	name, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{
 		Token:        "device-1",
 		Data:         map[string]string{"type": "call.ring", "call_cid": "default:abc"},
 		Notification: &messaging.Notification{Title: "Alice", Body: "is calling"},
@@ -71,11 +65,7 @@ func TestRealSDKMessageIsRecordedAsSent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := fake.MessagesTo("device-1")
-	if len(got) != 1 {
-		t.Fatalf("recorded %d messages, want 1", len(got))
-	}
-	m := got[0]
+	m := fake.Only(t, "device-1")
 	if m.Name != name || name != "projects/"+fake.ProjectID+"/messages/1" {
 		t.Errorf("name = %q, recorded %q", name, m.Name)
 	}
@@ -121,7 +111,7 @@ func TestRealSDKReadsScriptedErrorsAsFCMs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			token := "device-" + strconv.Itoa(i)
 			fake.Script(token, tc.answer)
-			_, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: token, Data: map[string]string{"a": "b"}})
+			_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: token, Data: map[string]string{"a": "b"}})
 			if err == nil || !tc.is(err) {
 				t.Fatalf("Send error = %v, not recognised by the SDK as %s", err, tc.name)
 			}
@@ -142,7 +132,7 @@ func TestRealSDKReadsScriptedErrorsAsFCMs(t *testing.T) {
 				t.Errorf("attempts = %d, want 1", n)
 			}
 			// The script is used up: the next send is delivered.
-			if _, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: token}); err != nil {
+			if _, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: token}); err != nil {
 				t.Fatalf("send after the script: %v", err)
 			}
 			if n := len(fake.MessagesTo(token)); n != 1 {
@@ -158,7 +148,7 @@ func TestScriptedAnswersAreConsumedInOrder(t *testing.T) {
 	fake.Script("d", fakefcm.Internal())
 	fake.Script("d", fakefcm.Unregistered())
 	send := func() error {
-		_, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: "d"})
+		_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: "d"})
 		return err
 	}
 	if err := send(); !messaging.IsInternal(err) {
@@ -179,7 +169,7 @@ func TestHangWaitsForTheClientToGiveUp(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
 	fake.Script("h", fakefcm.Hang())
-	_, err := c.Send(ctxTimeout(t, 200*time.Millisecond), &messaging.Message{Token: "h"})
+	_, err := c.Send(fakepush.Context(t, 200*time.Millisecond), &messaging.Message{Token: "h"})
 	if err == nil {
 		t.Fatalf("a hung send succeeded")
 	}
@@ -191,13 +181,13 @@ func TestHangWaitsForTheClientToGiveUp(t *testing.T) {
 func TestLatencyAndDelayHoldTheAnswer(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
-	if _, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: "warm"}); err != nil {
+	if _, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: "warm"}); err != nil {
 		t.Fatal(err) // fetch the OAuth token before timing
 	}
 	fake.SetLatency(50 * time.Millisecond)
 	fake.Script("x", fakefcm.Delay(50*time.Millisecond))
 	start := time.Now()
-	if _, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{Token: "x"}); err != nil {
+	if _, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
@@ -230,11 +220,11 @@ func TestTokenEndpointRefusesAnAssertionSignedByAnotherKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := creds.Token(ctxTimeout(t, 10*time.Second)); err == nil {
+	if _, err := creds.Token(fakepush.Context(t, 10*time.Second)); err == nil {
 		t.Fatalf("token endpoint issued a token for a forged assertion")
 	}
 	c := sdkClient(t, fake, path)
-	if _, err := c.Send(ctxTimeout(t, 500*time.Millisecond), &messaging.Message{Token: "d"}); err == nil {
+	if _, err := c.Send(fakepush.Context(t, 500*time.Millisecond), &messaging.Message{Token: "d"}); err == nil {
 		t.Fatalf("send with forged credentials succeeded")
 	}
 	if fake.Attempts("d") != 0 {
@@ -251,7 +241,7 @@ func TestFailTokenEndpointAndRevokeAccessTokens(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		tok, err := creds.Token(ctxTimeout(t, 10*time.Second))
+		tok, err := creds.Token(fakepush.Context(t, 10*time.Second))
 		if err != nil {
 			return "", err
 		}
@@ -303,7 +293,7 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := creds.Token(ctxTimeout(t, 10*time.Second))
+	tok, err := creds.Token(fakepush.Context(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,35 +342,11 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 func TestConcurrentSendsAreAllRecordedInOrderPerToken(t *testing.T) {
 	fake := fakefcm.Start(t)
 	c := sdkClient(t, fake, fake.WriteCredentials(t.TempDir()))
-	const workers, each = 32, 40
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				_, err := c.Send(ctxTimeout(t, 10*time.Second), &messaging.Message{
-					Token: fmt.Sprintf("device-%d", w), Data: map[string]string{"i": strconv.Itoa(i)}})
-				if err != nil {
-					t.Errorf("send: %v", err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if got := fake.Count(); got != workers*each {
-		t.Fatalf("Count = %d, want %d", got, workers*each)
-	}
-	for w := range workers {
-		got := fake.MessagesTo(fmt.Sprintf("device-%d", w))
-		if len(got) != each {
-			t.Fatalf("device-%d got %d messages, want %d", w, len(got), each)
-		}
-		for i, m := range got {
-			if m.Data["i"] != strconv.Itoa(i) {
-				t.Fatalf("device-%d message %d has i=%s: out of order", w, i, m.Data["i"])
-			}
-		}
-	}
+	device := func(w int) string { return fmt.Sprintf("device-%d", w) }
+	fakepush.PushConcurrently(t, fake.Recorder, 32, 40, device, func(token string, i int) error {
+		_, err := c.Send(fakepush.Context(t, 10*time.Second), &messaging.Message{Token: token, Data: map[string]string{"i": strconv.Itoa(i)}})
+		return err
+	}, func(m fakefcm.Message) string { return m.Data["i"] })
 }
 
 func TestWaitForReturnsOnceMessagesArrive(t *testing.T) {
@@ -391,11 +357,11 @@ func TestWaitForReturnsOnceMessagesArrive(t *testing.T) {
 			_, _ = c.Send(context.Background(), &messaging.Message{Token: "w"})
 		}
 	}()
-	got, err := fake.WaitFor(ctxTimeout(t, 10*time.Second), "w", 3)
+	got, err := fake.WaitFor(fakepush.Context(t, 10*time.Second), "w", 3)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("WaitFor = %d messages, %v", len(got), err)
 	}
-	if _, err := fake.WaitFor(ctxTimeout(t, 50*time.Millisecond), "never", 1); err == nil {
+	if _, err := fake.WaitFor(fakepush.Context(t, 50*time.Millisecond), "never", 1); err == nil {
 		t.Fatalf("WaitFor for a token that gets nothing returned no error")
 	}
 }

@@ -37,9 +37,7 @@ func ringBob(t *testing.T, e *harness.Env, id string, timeoutMs int) (createdAt 
 func TestRingPushHeldByAKilledWorkerIsSentAgainOnceWhileTheRingLasts(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
-	voip := harness.APNsToken("bob-voip")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", voip, "apn", true)
+	voip := e.AndroidAndVoIP("bob", "bob")
 	e.FCM.Script("bob-android", fakefcm.Hang())
 	doomed := e.StartProcess("worker")
 
@@ -90,7 +88,7 @@ func TestRingPushHeldByAKilledWorkerIsSentAgainOnceWhileTheRingLasts(t *testing.
 func TestRingTimesOutOnTimeWithMissedPushesOnceAcrossARedisRestart(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{RedisArgs: []string{"--appendonly", "yes", "--appendfsync", "always"}})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	createdAt, _ := ringBob(t, e, "failover", 3000)
 	e.Eventually(10*time.Second, "the ring push", func() bool { return len(e.FCM.MessagesTo("bob-android")) == 1 })
 

@@ -19,16 +19,15 @@ import (
 
 // Helpers shared by this package's tests. They fail the test only from the test's own goroutine.
 
-// waitFor polls cond every few milliseconds until it holds, failing the test after d.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+// readyzNaming polls base's /readyz for up to 10 s until it answers 503 naming provider, and returns its last
+// answer.
+func readyzNaming(t testing.TB, base, provider string) (code int, body string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	harness.Poll(10*time.Second, 100*time.Millisecond, func() bool {
+		code, body = status(t, base+"/readyz")
+		return code == 503 && strings.Contains(strings.ToLower(body), provider)
+	})
+	return code, body
 }
 
 // users is n user ids with the prefix, numbered so that they sort.

@@ -132,20 +132,21 @@ func (p *faultProxy) Refuse() {
 }
 
 // Reset listens again if needed and resets every connection, open or new, after its first bytes.
-func (p *faultProxy) Reset() {
-	p.listen()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.reset = true
-	p.cut()
-}
+func (p *faultProxy) Reset() { p.serveAs(true) }
 
 // Pass listens again if needed and forwards every new connection to the target.
-func (p *faultProxy) Pass() {
+func (p *faultProxy) Pass() { p.serveAs(false) }
+
+// serveAs listens again if needed and sets what new connections meet: a reset after their first bytes, or
+// the target. Setting resets cuts the open connections too.
+func (p *faultProxy) serveAs(reset bool) {
 	p.listen()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.reset = false
+	p.reset = reset
+	if reset {
+		p.cut()
+	}
 }
 
 func (p *faultProxy) listen() {
@@ -232,7 +233,7 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	}
 	delivered := func(what string, ms ...member) {
 		t.Helper()
-		waitFor(t, 60*time.Second, what, func() bool {
+		harness.Eventually(t, 60*time.Second, what, func() bool {
 			for _, m := range ms {
 				if len(e.FCM.MessagesTo(m.android)) == 0 || len(e.APNs.NotificationsTo(m.iphone)) == 0 {
 					return false
@@ -255,14 +256,14 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	p1 := mk("refused1")
 	ring("refused1", p1)
 	// FCM's SDK retries a network error four times itself (over 7 s) before ringer sees it.
-	waitFor(t, 30*time.Second, "ringer to retry FCM pushes refused a connection", func() bool { return retryLogged(w, "firebase", "refused") })
-	waitFor(t, 30*time.Second, "ringer to retry APNs pushes whose connection was reset", func() bool { return retryLogged(w, "apn", "reset", "eof") })
+	harness.Eventually(t, 30*time.Second, "ringer to retry FCM pushes refused a connection", func() bool { return retryLogged(w, "firebase", "refused") })
+	harness.Eventually(t, 30*time.Second, "ringer to retry APNs pushes whose connection was reset", func() bool { return retryLogged(w, "apn", "reset", "eof") })
 	fcmP.Reset()
 	apnsP.Refuse()
 	p2 := mk("refused2")
 	ring("refused2", p2)
-	waitFor(t, 30*time.Second, "ringer to retry FCM pushes whose connection was reset", func() bool { return retryLogged(w, "firebase", "reset", "eof") })
-	waitFor(t, 30*time.Second, "ringer to retry APNs pushes refused a connection", func() bool { return retryLogged(w, "apn", "refused") })
+	harness.Eventually(t, 30*time.Second, "ringer to retry FCM pushes whose connection was reset", func() bool { return retryLogged(w, "firebase", "reset", "eof") })
+	harness.Eventually(t, 30*time.Second, "ringer to retry APNs pushes refused a connection", func() bool { return retryLogged(w, "apn", "refused") })
 	t.Logf("the proxies reset %d FCM and %d APNs connections", fcmP.resets.Load(), apnsP.resets.Load())
 	fcmP.Pass()
 	apnsP.Pass()
@@ -282,7 +283,7 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	e.APNs.Script(h2.iphone, fakeapns.Hang())
 	notify("hung1", h1)
 	notify("hung2", h2)
-	waitFor(t, 30*time.Second, "both slots to hang", func() bool {
+	harness.Eventually(t, 30*time.Second, "both slots to hang", func() bool {
 		return e.FCM.Attempts(h1.android) == 1 && e.APNs.Attempts(h2.iphone) == 1
 	})
 	hungAt := time.Now()
@@ -323,14 +324,10 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 	// push account for a few more than before.
 	const slack = 12
 	var after int
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	harness.Poll(30*time.Second, 100*time.Millisecond, func() bool {
 		after = goroutines(t, base)
-		if after <= before+slack || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return after <= before+slack
+	})
 	t.Logf("worker goroutines: %d before the faults, %d after", before, after)
 	if after > before+slack {
 		t.Errorf("worker runs %d goroutines after the faults, %d before: a leak", after, before)
@@ -347,20 +344,18 @@ func TestNetworkFaultsAreRetriedWithoutLeakingGoroutinesOrHoldingSlots(t *testin
 func TestAPNsTLSFailureIsRetriedAndNamedInTheLog(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api", FCM: fakefcm.Options{Plain: true}})
-	voip := harness.APNsToken("tls-voip")
-	e.Device("bob", "tls-android", "firebase", false)
-	e.Device("bob", voip, "apn", true)
+	voip := e.AndroidAndVoIP("bob", "tls")
 	bad := e.StartProcess("worker", "SSL_CERT_FILE=/dev/null", "SSL_CERT_DIR=/nonexistent")
 	badBase := "http://" + bad.Addr
 	e.MustCall(201, "POST", "/v1/call/default/tls", e.Token("alice"), ringBody(60_000, "bob"))
 
-	waitFor(t, 30*time.Second, "the FCM ring push", func() bool { return len(e.FCM.MessagesTo("tls-android")) == 1 })
-	waitFor(t, 30*time.Second, "a retry naming the certificate", func() bool { return retryLogged(bad, "apn", "certificate", "x509", "tls") })
+	harness.Eventually(t, 30*time.Second, "the FCM ring push", func() bool { return len(e.FCM.MessagesTo("tls-android")) == 1 })
+	harness.Eventually(t, 30*time.Second, "a retry naming the certificate", func() bool { return retryLogged(bad, "apn", "certificate", "x509", "tls") })
 	retries := func() float64 {
 		return harness.Scrape(t, badBase).Get("ringer_pushes_total", "provider", "apn", "type", "call.ring", "outcome", "retry")
 	}
 	first, g1 := retries(), goroutines(t, badBase)
-	waitFor(t, 40*time.Second, "ten more failed handshakes", func() bool { return retries() >= first+10 })
+	harness.Eventually(t, 40*time.Second, "ten more failed handshakes", func() bool { return retries() >= first+10 })
 	g2 := goroutines(t, badBase)
 	t.Logf("untrusting worker: goroutines %d after the first failed handshake, %d after %v more", g1, g2, retries()-first)
 	if g2 > g1+10 {
@@ -373,16 +368,7 @@ func TestAPNsTLSFailureIsRetriedAndNamedInTheLog(t *testing.T) {
 	if archived, _ := in.ListArchivedTasks(queue.QueueRing); len(archived) != 0 {
 		t.Errorf("ring tasks archived on a TLS failure: %v", taskIDs(archived))
 	}
-	var code int
-	var body string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body = status(t, badBase+"/readyz")
-		if code == 503 && strings.Contains(strings.ToLower(body), "apns") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	code, body := readyzNaming(t, badBase, "apns")
 	t.Logf("/readyz of the worker that cannot reach APNs over TLS: %d %s", code, strings.TrimSpace(body))
 	if code != 503 || !strings.Contains(strings.ToLower(body), "apns") {
 		t.Errorf("/readyz of a worker that cannot reach APNs over TLS: %d, want 503 naming apns", code)
@@ -393,7 +379,7 @@ func TestAPNsTLSFailureIsRetriedAndNamedInTheLog(t *testing.T) {
 		t.Fatalf("the untrusting worker did not exit within 30 s of SIGTERM")
 	}
 	e.StartProcess("worker")
-	waitFor(t, 30*time.Second, "the VoIP ring push", func() bool { return len(e.APNs.NotificationsTo(voip)) >= 1 })
+	harness.Eventually(t, 30*time.Second, "the VoIP ring push", func() bool { return len(e.APNs.NotificationsTo(voip)) >= 1 })
 	if got := apnsTypes(e, voip); !same(got, "call.ring") {
 		t.Errorf("VoIP token got %v, want one call.ring", got)
 	}

@@ -106,7 +106,7 @@ func TestKilledWorkerDuringA5000MemberNotifyLosesNothing(t *testing.T) {
 	doomed := e.StartProcess("worker")
 	e.StartProcess("worker")
 
-	waitFor(t, 120*time.Second, "a fifth of the fan-out", func() bool { return e.FCM.Count() >= members/5 })
+	harness.Eventually(t, 120*time.Second, "a fifth of the fan-out", func() bool { return e.FCM.Count() >= members/5 })
 	inFlight, sentBefore := f.inFlight(), e.FCM.Count()
 	doomed.Kill()
 	killedAt := time.Now()
@@ -118,7 +118,7 @@ func TestKilledWorkerDuringA5000MemberNotifyLosesNothing(t *testing.T) {
 	}
 	e.FCM.SetLatency(0)
 
-	waitFor(t, 240*time.Second, "every member's notification", func() bool { return f.reached() == members })
+	harness.Eventually(t, 240*time.Second, "every member's notification", func() bool { return f.reached() == members })
 	done := f.lastFirstPush()
 	e.QuietWithin(60 * time.Second)
 	missing, dups, most := f.tally(t)
@@ -159,7 +159,7 @@ func TestSIGTERMDuringAFanOutFinishesOrHandsBackEveryPushAndExitsIn30s(t *testin
 	e.StartProcess("worker")
 	f.notify(t, "town-hall")
 
-	waitFor(t, 120*time.Second, "a fifth of the fan-out", func() bool { return e.FCM.Count() >= members/5 })
+	harness.Eventually(t, 120*time.Second, "a fifth of the fan-out", func() bool { return e.FCM.Count() >= members/5 })
 	inFlight := f.inFlight()
 	start := time.Now()
 	exited := stopping.Stop(35 * time.Second)
@@ -178,7 +178,7 @@ func TestSIGTERMDuringAFanOutFinishesOrHandsBackEveryPushAndExitsIn30s(t *testin
 		}
 	}
 	e.FCM.SetLatency(0)
-	waitFor(t, 120*time.Second, "every member's notification", func() bool { return f.reached() == members })
+	harness.Eventually(t, 120*time.Second, "every member's notification", func() bool { return f.reached() == members })
 	e.QuietWithin(60 * time.Second)
 	missing, dups, _ := f.tally(t)
 	if len(missing) > 0 || dups > 0 {
@@ -202,7 +202,7 @@ func TestRedisDownForTenSecondsLosesNoAcceptedRequest(t *testing.T) {
 	after := newFanOut(t, e, "ra", 20)
 	e.FCM.SetLatency(time.Second)
 	f.notify(t, "before-outage")
-	waitFor(t, 60*time.Second, "the first pushes", func() bool { return e.FCM.Count() >= 40 })
+	harness.Eventually(t, 60*time.Second, "the first pushes", func() bool { return e.FCM.Count() >= 40 })
 
 	inFlight := f.inFlight()
 	e.Redis.Stop()
@@ -236,14 +236,14 @@ func TestRedisDownForTenSecondsLosesNoAcceptedRequest(t *testing.T) {
 	outage := restartedAt.Sub(stoppedAt)
 	e.FCM.SetLatency(0)
 	var apiBack time.Duration
-	waitFor(t, 60*time.Second, "the API to accept a request again", func() bool {
+	harness.Eventually(t, 60*time.Second, "the API to accept a request again", func() bool {
 		r := e.Call("POST", "/v1/call/default/after-outage", e.Token("alice"), notifyBody(after.users...))
 		apiBack = time.Since(restartedAt)
 		return r.Status == 201
 	})
-	waitFor(t, 10*time.Second, "/readyz to pass", func() bool { code, _ := status(t, e.URL+"/readyz"); return code == 200 })
+	harness.Eventually(t, 10*time.Second, "/readyz to pass", func() bool { code, _ := status(t, e.URL+"/readyz"); return code == 200 })
 	var firstPush time.Duration
-	waitFor(t, 60*time.Second, "the worker to push again", func() bool {
+	harness.Eventually(t, 60*time.Second, "the worker to push again", func() bool {
 		for _, m := range e.FCM.Messages() {
 			if m.At.After(restartedAt) {
 				firstPush = m.At.Sub(restartedAt)
@@ -252,7 +252,7 @@ func TestRedisDownForTenSecondsLosesNoAcceptedRequest(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, 180*time.Second, "every member's notification", func() bool { return f.reached() == members && after.reached() == len(after.users) })
+	harness.Eventually(t, 180*time.Second, "every member's notification", func() bool { return f.reached() == members && after.reached() == len(after.users) })
 	everyone := f.lastFirstPush().Sub(restartedAt)
 	e.QuietWithin(120 * time.Second)
 	missing, dups, most := f.tally(t)
@@ -287,7 +287,7 @@ func TestTwoWorkersNeverSendTheSameRingPushTwice(t *testing.T) {
 	e.MustCall(200, "POST", "/v1/call/default/two-workers", alice, ringBody(60_000, callees...))
 	e.MustCall(200, "POST", "/v1/call/default/two-workers/ring", alice, map[string]any{"members_ids": callees})
 
-	waitFor(t, 60*time.Second, "every ring push", func() bool {
+	harness.Eventually(t, 60*time.Second, "every ring push", func() bool {
 		for _, u := range callees {
 			if len(e.FCM.MessagesTo(u+"-android")) == 0 {
 				return false
@@ -297,7 +297,7 @@ func TestTwoWorkersNeverSendTheSameRingPushTwice(t *testing.T) {
 	})
 	e.FCM.SetLatency(0)
 	e.MustCall(200, "POST", "/v1/call/default/two-workers/reject", alice, map[string]any{"reason": "cancel"})
-	waitFor(t, 60*time.Second, "every missed-call push", func() bool {
+	harness.Eventually(t, 60*time.Second, "every missed-call push", func() bool {
 		for _, u := range callees {
 			if len(e.FCM.MessagesTo(u+"-android")) < 2 {
 				return false

@@ -148,8 +148,7 @@ func TestRetryAfterHoldsBackTheWholeProviderNotJustTheJob(t *testing.T) {
 	const retryAfter = 4 * time.Second
 	e := harness.Start(t)
 	carolVoIP := harness.APNsToken("carol-voip")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("carol", "carol-android", "firebase", false)
+	e.Android("bob", "carol")
 	e.Device("carol", carolVoIP, "apn", true)
 	quota := fakefcm.QuotaExceeded(fmt.Sprint(int(retryAfter.Seconds())))
 	// Answered 300 ms after it arrives, so the watcher surely sees the try before ringer sees the 429.
@@ -158,7 +157,7 @@ func TestRetryAfterHoldsBackTheWholeProviderNotJustTheJob(t *testing.T) {
 	clock := watchAttempts(t, e.FCM.Attempts, "bob-android", "carol-android")
 
 	e.MustCall(201, "POST", "/v1/call/default/quota-bob", e.Token("alice"), ringBody(60_000, "bob"))
-	waitFor(t, 20*time.Second, "the 429 to reach ringer", func() bool {
+	harness.Eventually(t, 20*time.Second, "the 429 to reach ringer", func() bool {
 		return harness.Scrape(t, e.URL).Get("ringer_pushes_total", "provider", "firebase", "outcome", "retry") >= 1
 	})
 	t429 := clock.times("bob-android")[0]
@@ -211,7 +210,7 @@ func TestPayloadRejectedForItsContentFailsTheJobVisiblyWithoutRetry(t *testing.T
 	e.WaitFCM("rej-good-android", 1)
 	in := asynq.NewInspectorFromRedisClient(e.RDB)
 	var archived []*asynq.TaskInfo
-	waitFor(t, 30*time.Second, "the notify task to be archived", func() bool {
+	harness.Eventually(t, 30*time.Second, "the notify task to be archived", func() bool {
 		archived, _ = in.ListArchivedTasks(queue.QueueNotify)
 		return len(archived) > 0
 	})
@@ -329,9 +328,7 @@ func TestRingWhoseRetriesOutlastTheRingIsDroppedNotDeliveredLate(t *testing.T) {
 func TestBadProviderCredentialsRetryJobsAndSayWhichProvider(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api"})
-	voip := harness.APNsToken("cred-voip")
-	e.Device("bob", "cred-android", "firebase", false)
-	e.Device("bob", voip, "apn", true)
+	voip := e.AndroidAndVoIP("bob", "cred")
 	e.FCM.FailTokenEndpoint(401)
 	unknownKey := writeUnknownAPNsKey(t)
 	w := e.StartProcess("worker", "APNS_KEY_FILE="+unknownKey, "APNS_KEY_ID=UNKNOWN123") // no OAuth token cached yet
@@ -345,7 +342,7 @@ func TestBadProviderCredentialsRetryJobsAndSayWhichProvider(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"firebase", "apn"} {
-		waitFor(t, 30*time.Second, "a log line naming "+p+"'s credentials", func() bool { _, ok := findLog(w, credLog(p)); return ok })
+		harness.Eventually(t, 30*time.Second, "a log line naming "+p+"'s credentials", func() bool { _, ok := findLog(w, credLog(p)); return ok })
 		rec, _ := findLog(w, credLog(p))
 		t.Logf("%s: %s %q", p, str(rec, "msg"), str(rec, "reason"))
 	}
@@ -362,19 +359,10 @@ func TestBadProviderCredentialsRetryJobsAndSayWhichProvider(t *testing.T) {
 	}
 
 	e.FCM.FailTokenEndpoint(0)
-	waitFor(t, 30*time.Second, "the FCM ring push once FCM takes the credentials", func() bool { return len(e.FCM.MessagesTo("cred-android")) >= 1 })
+	harness.Eventually(t, 30*time.Second, "the FCM ring push once FCM takes the credentials", func() bool { return len(e.FCM.MessagesTo("cred-android")) >= 1 })
 	// Now only APNs refuses: /readyz must say so.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := status(t, base+"/readyz")
-		if code == 503 && strings.Contains(strings.ToLower(body), "apns") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("worker /readyz while APNs answers 403 InvalidProviderToken: %d %q, want 503 naming apns", code, strings.TrimSpace(body))
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if code, body := readyzNaming(t, base, "apns"); code != 503 || !strings.Contains(strings.ToLower(body), "apns") {
+		t.Errorf("worker /readyz while APNs answers 403 InvalidProviderToken: %d %q, want 503 naming apns", code, strings.TrimSpace(body))
 	}
 	if n := e.APNs.Attempts(voip); n < 2 {
 		t.Errorf("VoIP ring push tried %d times with a refused key, want it retried", n)
@@ -385,7 +373,7 @@ func TestBadProviderCredentialsRetryJobsAndSayWhichProvider(t *testing.T) {
 		t.Fatalf("the worker did not exit within 30 s of SIGTERM")
 	}
 	e.StartProcess("worker")
-	waitFor(t, 30*time.Second, "the VoIP ring push with the right key", func() bool { return len(e.APNs.NotificationsTo(voip)) >= 1 })
+	harness.Eventually(t, 30*time.Second, "the VoIP ring push with the right key", func() bool { return len(e.APNs.NotificationsTo(voip)) >= 1 })
 	e.Quiet()
 	if got := fcmTypes(e, "cred-android"); !same(got, "call.ring") {
 		t.Errorf("cred-android got %v, want one call.ring", got)
@@ -428,10 +416,7 @@ func TestFCMAccessTokenRefusedLaterIsReplaced(t *testing.T) {
 	tokens := e.FCM.TokenRequests()
 	e.FCM.RevokeAccessTokens()
 	e.MustCall(201, "POST", "/v1/call/default/revoke-2", e.Token("alice"), ringBody(60_000, "bob"))
-	deadline := time.Now().Add(30 * time.Second)
-	for len(e.FCM.MessagesTo("revoked-android")) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	harness.Poll(30*time.Second, 10*time.Millisecond, func() bool { return len(e.FCM.MessagesTo("revoked-android")) > 0 })
 	if n := len(e.FCM.MessagesTo("revoked-android")); n != 1 {
 		t.Fatalf("30 s after FCM refused the access token: bob got %d ring pushes, want 1; token endpoint asked %d times since (want a new token)",
 			n, e.FCM.TokenRequests()-tokens)

@@ -138,7 +138,7 @@ func TestFiftyConcurrentIdenticalGetOrCreateRingsRingEachDeviceOnce(t *testing.T
 		}
 	}
 	cid := func(round int) string { return fmt.Sprintf("default:gc-%d", round) }
-	waitFor(t, 30*time.Second, "every ring push", func() bool {
+	harness.Eventually(t, 30*time.Second, "every ring push", func() bool {
 		return len(e.FCM.MessagesTo("gc-bob-android")) >= rounds && len(e.FCM.MessagesTo("gc-carol-android")) >= rounds &&
 			len(e.APNs.NotificationsTo(voip)) >= rounds
 	})
@@ -160,7 +160,7 @@ func TestFiftyConcurrentIdenticalGetOrCreateRingsRingEachDeviceOnce(t *testing.T
 		}
 		e.MustCall(200, "POST", fmt.Sprintf("/v1/call/default/gc-%d/mark_ended", round), alice, nil)
 	}
-	waitFor(t, 30*time.Second, "every stop push", func() bool {
+	harness.Eventually(t, 30*time.Second, "every stop push", func() bool {
 		return len(e.FCM.MessagesTo("gc-bob-android")) >= 2*rounds && len(e.FCM.MessagesTo("gc-carol-android")) >= 2*rounds &&
 			len(e.APNs.NotificationsTo(iphone)) >= rounds
 	})
@@ -209,7 +209,7 @@ func TestAcceptOrRejectRacingTheCallersCancelStopsEachDeviceOnce(t *testing.T) {
 			pairs = append(pairs, p)
 		}
 	}
-	waitFor(t, 30*time.Second, "every ring push", func() bool {
+	harness.Eventually(t, 30*time.Second, "every ring push", func() bool {
 		for _, p := range pairs {
 			if len(e.FCM.MessagesTo(p.callee+"-android")) == 0 || len(e.APNs.NotificationsTo(p.voip)) == 0 {
 				return false
@@ -229,7 +229,7 @@ func TestAcceptOrRejectRacingTheCallersCancelStopsEachDeviceOnce(t *testing.T) {
 			func() { p.cancel = post(base+"/reject", e.Token("alice"), map[string]any{"reason": "cancel"}) })
 	}
 	together(fns...)
-	waitFor(t, 30*time.Second, "every stop push", func() bool {
+	harness.Eventually(t, 30*time.Second, "every stop push", func() bool {
 		for _, p := range pairs {
 			if len(e.FCM.MessagesTo(p.callee+"-android")) < 2 || len(e.APNs.NotificationsTo(p.iphone)) < 1 {
 				return false

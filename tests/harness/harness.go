@@ -29,6 +29,7 @@ import (
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/fakeapns"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
+	"github.com/ringer-dev/ringer/tests/fakepush"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
@@ -330,11 +331,28 @@ type Resp struct {
 	Status int
 	Body   map[string]any
 	Raw    []byte
+	Header http.Header
 }
 
 // Call sends a request; body is JSON-encoded unless it is a string or []byte, sent as is.
 func (e *Env) Call(method, path, token string, body any) Resp {
 	e.t.Helper()
+	return Do(e.t, e.http, method, e.URL+path, Bearer(token), body)
+}
+
+// Bearer is the Authorization header that carries token; none for no token.
+func Bearer(token string) string {
+	if token == "" {
+		return ""
+	}
+	return "Bearer " + token
+}
+
+// Do sends a request through client with exactly the given Authorization header (none when empty), failing
+// t if it cannot. body is JSON-encoded unless it is a string, []byte or io.Reader, sent as is; a reader whose
+// length is unknown (not a *bytes.Reader or *strings.Reader) goes chunked.
+func Do(t testing.TB, client *http.Client, method, url, authorization string, body any) Resp {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -342,32 +360,50 @@ func (e *Env) Call(method, path, token string, body any) Resp {
 		rd = strings.NewReader(b)
 	case []byte:
 		rd = bytes.NewReader(b)
+	case io.Reader:
+		rd = b
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
-	res, err := e.http.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	r := Resp{Status: res.StatusCode, Raw: raw}
+	r := Resp{Status: res.StatusCode, Raw: raw, Header: res.Header}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r
+}
+
+// Items is the objects of the answer's list field (calls, devices), by the key id reads from each; it fails
+// t when the answer has no such list.
+func (r Resp) Items(t testing.TB, field string, id func(item map[string]any) string) map[string]map[string]any {
+	t.Helper()
+	items, ok := r.Body[field].([]any)
+	if !ok {
+		t.Fatalf("answer has no %s list: %s", field, r.Raw)
+	}
+	out := map[string]map[string]any{}
+	for _, it := range items {
+		m := it.(map[string]any)
+		out[id(m)] = m
+	}
+	return out
 }
 
 // MustCall is Call that fails the test unless the status is want.
@@ -387,6 +423,24 @@ func (e *Env) Device(user, token, provider string, voip bool) {
 	if r.Status != 201 && r.Status != 200 {
 		e.t.Fatalf("register %s for %s: %d %s", token, user, r.Status, r.Raw)
 	}
+}
+
+// Android registers for each user an Android phone: FCM token "<user>-android".
+func (e *Env) Android(users ...string) {
+	e.t.Helper()
+	for _, u := range users {
+		e.Device(u, u+"-android", "firebase", false)
+	}
+}
+
+// AndroidAndVoIP registers for user an Android phone (FCM token "<name>-android") and a VoIP token
+// (APNsToken("<name>-voip")), and returns the VoIP token: the two devices a ring push goes to.
+func (e *Env) AndroidAndVoIP(user, name string) (voip string) {
+	e.t.Helper()
+	voip = APNsToken(name + "-voip")
+	e.Device(user, name+"-android", "firebase", false)
+	e.Device(user, voip, "apn", true)
+	return voip
 }
 
 // Quiet waits until no ring, stop or notification task is pending, running or waiting for a retry: every
@@ -410,33 +464,35 @@ func QuietWithin(t testing.TB, in *asynq.Inspector, d time.Duration) {
 
 // WaitQuiet is QuietWithin without failing: it returns what is left in the queues after d, or "".
 func WaitQuiet(in *asynq.Inspector, d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		left := ""
-		// GetQueueInfo fails for a queue that never had a task, so ask only about those that exist.
-		qs, err := in.Queues()
-		if err != nil {
-			left = err.Error()
-		}
-		for _, q := range qs {
-			if q != queue.QueueRing && q != queue.QueueWatch && q != queue.QueueNotify {
-				continue
-			}
-			info, err := in.GetQueueInfo(q)
-			if err != nil {
-				left += fmt.Sprintf("%s: %v; ", q, err)
-			} else if info.Pending+info.Active+info.Retry > 0 {
-				left += fmt.Sprintf("%s: %d pending, %d active, %d retry %s; ", q, info.Pending, info.Active, info.Retry, retrySample(in, q))
-			}
-		}
-		if left == "" {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
+	var left string
+	Poll(d, 20*time.Millisecond, func() bool {
+		left = queuesLeft(in)
+		return left == ""
+	})
+	return left
+}
+
+// queuesLeft says what the ring, watch and notify queues hold that is pending, active or to retry; "" when
+// nothing.
+func queuesLeft(in *asynq.Inspector) string {
+	left := ""
+	// GetQueueInfo fails for a queue that never had a task, so ask only about those that exist.
+	qs, err := in.Queues()
+	if err != nil {
+		left = err.Error()
 	}
+	for _, q := range qs {
+		if q != queue.QueueRing && q != queue.QueueWatch && q != queue.QueueNotify {
+			continue
+		}
+		info, err := in.GetQueueInfo(q)
+		if err != nil {
+			left += fmt.Sprintf("%s: %v; ", q, err)
+		} else if info.Pending+info.Active+info.Retry > 0 {
+			left += fmt.Sprintf("%s: %d pending, %d active, %d retry %s; ", q, info.Pending, info.Active, info.Retry, retrySample(in, q))
+		}
+	}
+	return left
 }
 
 // retrySample names a few tasks waiting for a retry, with their last error.
@@ -455,72 +511,38 @@ func retrySample(in *asynq.Inspector, q string) string {
 // Eventually polls cond until it holds, failing the test after d.
 func (e *Env) Eventually(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	Eventually(e.t, d, what, cond)
 }
 
 // WaitFCM waits until token has exactly n FCM messages and the queues are quiet, and returns them.
 func (e *Env) WaitFCM(token string, n int) []fakefcm.Message {
 	e.t.Helper()
-	e.Eventually(30*time.Second, fmt.Sprintf("%d FCM messages to %s", n, token), func() bool { return len(e.FCM.MessagesTo(token)) >= n })
-	e.Quiet()
-	got := e.FCM.MessagesTo(token)
-	if len(got) != n {
-		e.t.Fatalf("FCM %s got %d messages, want %d: %s", token, len(got), n, fcmTypes(got))
-	}
-	return got
+	return waitPushes(e, "FCM", token, n, e.FCM.To)
 }
 
 // WaitAPNs waits until token has exactly n APNs pushes and the queues are quiet, and returns them.
 func (e *Env) WaitAPNs(token string, n int) []fakeapns.Notification {
 	e.t.Helper()
-	e.Eventually(30*time.Second, fmt.Sprintf("%d APNs pushes to %s", n, token), func() bool { return len(e.APNs.NotificationsTo(token)) >= n })
+	return waitPushes(e, "APNs", token, n, e.APNs.To)
+}
+
+// waitPushes is WaitFCM and WaitAPNs: to is the fake's record of the pushes to a token.
+func waitPushes[P fakepush.Typed](e *Env, provider, token string, n int, to func(token string) []P) []P {
+	e.t.Helper()
+	e.Eventually(30*time.Second, fmt.Sprintf("%d %s pushes to %s", n, provider, token), func() bool { return len(to(token)) >= n })
 	e.Quiet()
-	got := e.APNs.NotificationsTo(token)
+	got := to(token)
 	if len(got) != n {
-		e.t.Fatalf("APNs %s got %d pushes, want %d: %s", token, len(got), n, apnsTypes(got))
+		e.t.Fatalf("%s %s got %d pushes, want %d: %s", provider, token, len(got), n, strings.Join(fakepush.Types(got), ","))
 	}
 	return got
 }
 
 // FCMTypes lists the push types token got over FCM, in order.
-func (e *Env) FCMTypes(token string) []string {
-	var out []string
-	for _, m := range e.FCM.MessagesTo(token) {
-		out = append(out, m.Data["type"])
-	}
-	return out
-}
+func (e *Env) FCMTypes(token string) []string { return fakepush.Types(e.FCM.To(token)) }
 
 // APNsTypes lists the push types token got over APNs, in order.
-func (e *Env) APNsTypes(token string) []string {
-	var out []string
-	for _, n := range e.APNs.NotificationsTo(token) {
-		out = append(out, n.Data()["type"])
-	}
-	return out
-}
-
-func fcmTypes(ms []fakefcm.Message) string {
-	var s []string
-	for _, m := range ms {
-		s = append(s, m.Data["type"])
-	}
-	return strings.Join(s, ",")
-}
-
-func apnsTypes(ns []fakeapns.Notification) string {
-	var s []string
-	for _, n := range ns {
-		s = append(s, n.Data()["type"])
-	}
-	return strings.Join(s, ",")
-}
+func (e *Env) APNsTypes(token string) []string { return fakepush.Types(e.APNs.To(token)) }
 
 // Context is a context that ends with the test.
 func (e *Env) Context() context.Context {

@@ -55,7 +55,7 @@ func startCluster(t *testing.T) []string {
 		})
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		c := redis.NewClient(&redis.Options{Addr: addr})
-		eventually(t, 10*time.Second, "cluster node "+addr+" to answer", func() bool {
+		harness.Eventually(t, 10*time.Second, "cluster node "+addr+" to answer", func() bool {
 			return c.Ping(context.Background()).Err() == nil
 		})
 		c.Close()
@@ -67,7 +67,7 @@ func startCluster(t *testing.T) []string {
 	}
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a})
-		eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
+		harness.Eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
 			info, err := c.ClusterInfo(context.Background()).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})
@@ -113,7 +113,7 @@ type clusterEnv struct {
 // fcm waits until token got exactly the push types want, in order, with the queues drained.
 func (c *clusterEnv) fcm(token string, want ...string) {
 	c.t.Helper()
-	eventually(c.t, 30*time.Second, fmt.Sprintf("%d FCM pushes to %s", len(want), token), func() bool {
+	harness.Eventually(c.t, 30*time.Second, fmt.Sprintf("%d FCM pushes to %s", len(want), token), func() bool {
 		return len(c.FCM.MessagesTo(token)) >= len(want)
 	})
 	harness.QuietWithin(c.t, c.in, 30*time.Second)
@@ -126,7 +126,7 @@ func (c *clusterEnv) fcm(token string, want ...string) {
 func (c *clusterEnv) apns(name string, want ...string) {
 	c.t.Helper()
 	token := harness.APNsToken(name)
-	eventually(c.t, 30*time.Second, fmt.Sprintf("%d APNs pushes to %s", len(want), name), func() bool {
+	harness.Eventually(c.t, 30*time.Second, fmt.Sprintf("%d APNs pushes to %s", len(want), name), func() bool {
 		return len(c.APNs.NotificationsTo(token)) >= len(want)
 	})
 	harness.QuietWithin(c.t, c.in, 30*time.Second)
@@ -167,8 +167,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	}
 
 	// Ring, then accept: the callee's other devices stop, the caller joins. Events cross the cluster.
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", harness.APNsToken("bob-voip"), "apn", true)
+	e.AndroidAndVoIP("bob", "bob")
 	e.Device("bob", harness.APNsToken("bob-iphone"), "apn", false)
 	events := e.Events(e.Token("bob"), "")
 	ring("cl-accept", 0, "bob")
@@ -190,8 +189,7 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	}
 
 	// Reject: the rejecting callee stops alone; when every callee rejected, the call ends.
-	e.Device("carol", "carol-android", "firebase", false)
-	e.Device("dave", "dave-android", "firebase", false)
+	e.Android("carol", "dave")
 	ring("cl-reject", 0, "carol", "dave")
 	c.fcm("carol-android", "call.ring")
 	c.fcm("dave-android", "call.ring")
@@ -205,23 +203,23 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	}
 
 	// Cancel: the caller gives up; the callee's missed-call push is its stop.
-	e.Device("erin", "erin-android", "firebase", false)
+	e.Android("erin")
 	ring("cl-cancel", 0, "erin")
 	c.fcm("erin-android", "call.ring")
 	e.MustCall(200, "POST", "/v1/call/default/cl-cancel/reject", alice, map[string]any{"reason": "cancel"})
 	c.fcm("erin-android", "call.ring", "call.missed")
 
 	// Timeout: nobody answers in a second; the ring ends with a missed-call push and the call ends.
-	e.Device("frank", "frank-android", "firebase", false)
+	e.Android("frank")
 	ring("cl-timeout", 1000, "frank")
 	c.fcm("frank-android", "call.ring", "call.missed")
-	eventually(t, 10*time.Second, "the timed-out call to end", func() bool {
+	harness.Eventually(t, 10*time.Second, "the timed-out call to end", func() bool {
 		r := e.MustCall(200, "GET", "/v1/call/default/cl-timeout", alice, nil)
 		return c.call("cl-timeout", r)["ended_at"] != nil
 	})
 
 	// Notify: one regular push.
-	e.Device("gina", "gina-android", "firebase", false)
+	e.Android("gina")
 	e.MustCall(201, "POST", "/v1/call/default/cl-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": harness.MemberList("gina")}})
 	c.fcm("gina-android", "call.notification")
 

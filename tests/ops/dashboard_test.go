@@ -102,7 +102,7 @@ func TestDashboardNeedsItsLoginAndListsTheQueuesDuringAFanOut(t *testing.T) {
 
 	// While it runs, both queues are listed with work in them.
 	seen := map[string]bool{}
-	eventually(t, 60*time.Second, "the dashboard to list ring and notify with tasks waiting or running", func() bool {
+	harness.Eventually(t, 60*time.Second, "the dashboard to list ring and notify with tasks waiting or running", func() bool {
 		for name, q := range dashQueues(t, e.URL) {
 			if q.Pending+q.Active > 0 && q.Size >= q.Pending+q.Active {
 				seen[name] = true
@@ -113,15 +113,15 @@ func TestDashboardNeedsItsLoginAndListsTheQueuesDuringAFanOut(t *testing.T) {
 
 	// Once it is over, the counts add up: every member's ring, and every batch of members' notifications, is
 	// a completed task.
-	eventually(t, 90*time.Second, "every push to arrive", func() bool { return e.FCM.Count() >= 2*n })
+	harness.Eventually(t, 90*time.Second, "every push to arrive", func() bool { return e.FCM.Count() >= 2*n })
 	// While the ring lasts its watchdog ticks, and a snapshot may catch one at work: end it first.
 	e.MustCall(200, "POST", "/v1/call/default/fanout-ring/mark_ended", alice, nil)
-	eventually(t, 90*time.Second, "every stop push to arrive", func() bool { return e.FCM.Count() >= 3*n })
+	harness.Eventually(t, 90*time.Second, "every stop push to arrive", func() bool { return e.FCM.Count() >= 3*n })
 	e.Quiet()
 	// The ring's last watchdog tick may still be on its way (it was scheduled before the end, and finds the
 	// ring over): read the dashboard until the ring queue is idle.
 	var qs map[string]dashQueue
-	eventually(t, 10*time.Second, "the dashboard to show the ring queue idle", func() bool {
+	harness.Eventually(t, 10*time.Second, "the dashboard to show the ring queue idle", func() bool {
 		qs = dashQueues(t, e.URL)
 		q := qs["ring"]
 		return q.Pending+q.Active+q.Retry == 0

@@ -37,18 +37,14 @@ func checkDeltas(t *testing.T, e *harness.Env, before harness.Metrics, what stri
 		}
 		return true
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			for _, d := range ds {
-				got := after.Get(d.name, d.labels...) - before.Get(d.name, d.labels...)
-				if got != d.want {
-					t.Errorf("%s: %s%v moved by %v, want %v", what, d.name, d.labels, got, d.want)
-				}
+	if !harness.Poll(20*time.Second, 20*time.Millisecond, ok) {
+		for _, d := range ds {
+			got := after.Get(d.name, d.labels...) - before.Get(d.name, d.labels...)
+			if got != d.want {
+				t.Errorf("%s: %s%v moved by %v, want %v", what, d.name, d.labels, got, d.want)
 			}
-			t.FailNow()
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.FailNow()
 	}
 	return after
 }
@@ -64,9 +60,7 @@ func ringBody(callees []string, autoMs int) map[string]any {
 func TestARingMovesTheRightCounters(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t)
-	bobVoIP := harness.APNsToken("bob-voip")
-	e.Device("bob", "bob-android", "firebase", false)
-	e.Device("bob", bobVoIP, "apn", true)
+	bobVoIP := e.AndroidAndVoIP("bob", "bob")
 	alice := e.Token("alice")
 
 	before := harness.Scrape(t, e.URL)
@@ -99,8 +93,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// carol rejects, then alice gives up while dave still rings: one rejected, one cancelled.
-	e.Device("carol", "carol-android", "firebase", false)
-	e.Device("dave", "dave-android", "firebase", false)
+	e.Android("carol", "dave")
 	e.MustCall(201, "POST", "/v1/call/default/m-cancel", alice, ringBody([]string{"carol", "dave"}, 0))
 	e.WaitFCM("carol-android", 1)
 	e.WaitFCM("dave-android", 1)
@@ -118,7 +111,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// Nobody answers erin within a second: missed.
-	e.Device("erin", "erin-android", "firebase", false)
+	e.Android("erin")
 	e.MustCall(201, "POST", "/v1/call/default/m-timeout", alice, ringBody([]string{"erin"}, 1000))
 	e.WaitFCM("erin-android", 2) // ring, then the missed-call push
 	before = checkDeltas(t, e, before, "timeout",
@@ -127,7 +120,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// mark_ended while frank rings: ended.
-	e.Device("frank", "frank-android", "firebase", false)
+	e.Android("frank")
 	e.MustCall(201, "POST", "/v1/call/default/m-end", alice, ringBody([]string{"frank"}, 0))
 	e.WaitFCM("frank-android", 1)
 	e.MustCall(200, "POST", "/v1/call/default/m-end/mark_ended", alice, nil)
@@ -139,8 +132,7 @@ func TestARingMovesTheRightCounters(t *testing.T) {
 	)
 
 	// FCM refuses gina's ring once (quota)'s ring, and says hank's token is dead.
-	e.Device("gina", "gina-android", "firebase", false)
-	e.Device("hank", "hank-android", "firebase", false)
+	e.Android("gina", "hank")
 	e.FCM.Script("gina-android", fakefcm.QuotaExceeded(""))
 	e.FCM.Script("hank-android", fakefcm.Unregistered())
 	e.MustCall(201, "POST", "/v1/call/default/m-retry", alice, ringBody([]string{"gina", "hank"}, 0))
@@ -238,11 +230,11 @@ func TestARingTaskFoundPastItsRingIsDroppedNotRetried(t *testing.T) {
 	// No worker runs while the ring lasts (a deploy, a crash): its ring task is still pending when the ring
 	// ends. The worker that comes back sends no stale ring, sends the missed-call push, and drains.
 	e := harness.Start(t, harness.Options{Command: "api"})
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.MustCall(201, "POST", "/v1/call/default/stale-ring", e.Token("alice"), ringBody([]string{"bob"}, 1000))
 	time.Sleep(2500 * time.Millisecond) // the ring's second and Asynq's whole-second deadline pass with no worker
 	e.StartProcess("worker")
-	eventually(t, 20*time.Second, "the missed-call push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
+	harness.Eventually(t, 20*time.Second, "the missed-call push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
 	if left := harness.WaitQuiet(asynq.NewInspectorFromRedisClient(e.RDB), 10*time.Second); left != "" {
 		t.Errorf("a ring task outlives its ring by 10 s: %s", left)
 	}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ringer-dev/ringer/tests/harness"
 )
@@ -23,18 +22,6 @@ func repoRoot(t *testing.T) string {
 		t.Fatalf("go list -m: %v", err)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// eventually polls cond every few milliseconds until it holds, failing the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // get sends a GET with basic auth when user is not empty, and returns the status and body.

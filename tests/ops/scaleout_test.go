@@ -63,7 +63,7 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	}
 
 	// Kill a worker half way through the provider's latency of the first pushes.
-	eventually(t, 30*time.Second, "the first push attempts", func() bool {
+	harness.Eventually(t, 30*time.Second, "the first push attempts", func() bool {
 		for _, u := range users {
 			if api1.FCM.Attempts(u+"-android") > 0 {
 				return true
@@ -81,7 +81,7 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	// Every member's ring arrives while the ring lasts: a ring push the dead worker held rides the ring's
 	// watchdog. Then the caller cancels through the other api process: one missed-call push each.
 	has := func(u, typ string) bool { return slices.Contains(api1.FCMTypes(u+"-android"), typ) }
-	eventually(t, 45*time.Second, "every member's ring", func() bool {
+	harness.Eventually(t, 45*time.Second, "every member's ring", func() bool {
 		for _, u := range users {
 			if !has(u, "call.ring") {
 				return false
@@ -92,7 +92,7 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	api2.MustCall(200, "POST", "/v1/call/default/scale-ring/reject", api2.Token("alice"), map[string]any{"reason": "cancel"})
 
 	// A notification the dead worker held comes back with Asynq's recoverer, a minute or two after the kill.
-	eventually(t, 200*time.Second, "every member's notification and missed-call push", func() bool {
+	harness.Eventually(t, 200*time.Second, "every member's notification and missed-call push", func() bool {
 		for _, u := range users {
 			if !has(u, "call.notification") || !has(u, "call.missed") {
 				return false

@@ -26,11 +26,11 @@ func TestSIGTERMDrainsWithinTheShutdownTimeoutAndHandsBackTheStuckPush(t *testin
 	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_SHUTDOWN_TIMEOUT=" + timeout.String()}})
 	w := e.StartProcess("worker")
 	api := e.StartProcess("api")
-	e.Device("bob", "bob-android", "firebase", false)
+	e.Android("bob")
 	e.FCM.Script("bob-android", fakefcm.Hang())      // the provider never answers this push
 	events := via(e, api).Events(e.Token("bob"), "") // an open event stream must not hold the api's drain
 	e.MustCall(201, "POST", "/v1/call/default/drain", e.Token("alice"), ringBody([]string{"bob"}, 60000))
-	eventually(t, 20*time.Second, "the worker to be stuck in the push", func() bool { return e.FCM.Attempts("bob-android") > 0 })
+	harness.Eventually(t, 20*time.Second, "the worker to be stuck in the push", func() bool { return e.FCM.Attempts("bob-android") > 0 })
 
 	for _, p := range []struct {
 		name string
@@ -55,7 +55,7 @@ func TestSIGTERMDrainsWithinTheShutdownTimeoutAndHandsBackTheStuckPush(t *testin
 
 	// Nothing is lost: the push the stopped worker held is handed back and another worker delivers it once.
 	e.StartProcess("worker")
-	eventually(t, 60*time.Second, "the handed-back ring push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
+	harness.Eventually(t, 60*time.Second, "the handed-back ring push", func() bool { return len(e.FCM.MessagesTo("bob-android")) > 0 })
 	if got := e.FCMTypes("bob-android"); len(got) != 1 || got[0] != "call.ring" {
 		t.Errorf("bob-android got %v after the drain, want one call.ring", got)
 	}
@@ -79,7 +79,7 @@ func TestReadyzFailsWhileRedisIsUnreachable(t *testing.T) {
 	}
 	e.Redis.Stop()
 	for _, b := range bases {
-		eventually(t, 20*time.Second, b+"/readyz to fail with Redis stopped", func() bool {
+		harness.Eventually(t, 20*time.Second, b+"/readyz to fail with Redis stopped", func() bool {
 			status, body := readyz(t, b)
 			return status == 503 && strings.Contains(strings.ToLower(body), "redis")
 		})
@@ -89,7 +89,7 @@ func TestReadyzFailsWhileRedisIsUnreachable(t *testing.T) {
 	}
 	e.Redis.Restart(t)
 	for _, b := range bases {
-		eventually(t, 30*time.Second, b+"/readyz to pass with Redis back", func() bool {
+		harness.Eventually(t, 30*time.Second, b+"/readyz to pass with Redis back", func() bool {
 			status, _ := readyz(t, b)
 			return status == 200
 		})
@@ -102,12 +102,12 @@ func TestReadyzFailsWhileFCMRejectsTheCredentials(t *testing.T) {
 	e.FCM.FailTokenEndpoint(401) // Google's token endpoint refuses the service account
 	p := e.StartProcess("api")   // a fresh process: no access token cached
 	base := "http://" + p.Addr
-	eventually(t, 20*time.Second, "/readyz to fail while FCM refuses the credentials", func() bool {
+	harness.Eventually(t, 20*time.Second, "/readyz to fail while FCM refuses the credentials", func() bool {
 		status, body := readyz(t, base)
 		return status == 503 && strings.Contains(strings.ToLower(body), "fcm")
 	})
 	e.FCM.FailTokenEndpoint(0)
-	eventually(t, 20*time.Second, "/readyz to pass once FCM takes the credentials", func() bool {
+	harness.Eventually(t, 20*time.Second, "/readyz to pass once FCM takes the credentials", func() bool {
 		status, _ := readyz(t, base)
 		return status == 200
 	})
@@ -130,7 +130,7 @@ func TestReadyzFailsWhileAPNsRejectsTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := e.StartProcess("api", "APNS_KEY_FILE="+path, "APNS_KEY_ID=UNKNOWN123")
-	eventually(t, 20*time.Second, "/readyz to fail while APNs rejects the key (403 InvalidProviderToken)", func() bool {
+	harness.Eventually(t, 20*time.Second, "/readyz to fail while APNs rejects the key (403 InvalidProviderToken)", func() bool {
 		status, body := readyz(t, "http://"+p.Addr)
 		return status == 503 && strings.Contains(strings.ToLower(body), "apns")
 	})

@@ -1,0 +1,309 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ringer-dev/ringer/providers"
+	"github.com/ringer-dev/ringer/queue"
+)
+
+// The delivery engine: a task's pushes go out deliverParallel at a time, each to a device its ledger does not
+// hold yet; successes are recorded in the ledger, dead tokens pruned, and the verdicts turned into the task's
+// result (ARCHITECTURE.md, invariants 5 and 9).
+
+// delivery is one task's pushes on their way.
+type delivery struct {
+	// log names the call and the ring or notification of every push line.
+	log    *slog.Logger
+	ledger ledger
+	// batch is how many successes are written to the ledger at once: 1 for rings and stops, whose every push
+	// must be on record at once, ledgerBatch for notifications.
+	batch int
+	// ringStart is when a ring's task was enqueued, for ringer_ring_latency_seconds; zero for other pushes.
+	ringStart time.Time
+	// logMember adds the member to each push's log line, for tasks that serve many members.
+	logMember bool
+}
+
+// ledger is the set of device tokens one push has reached (ARCHITECTURE.md, invariant 5): a retry skips them,
+// a stop goes to a ring's. The first record gives it its time to live, keep.
+type ledger struct {
+	rdb  redis.UniversalClient
+	key  string
+	keep time.Duration
+	// patience is how long a record is retried while Redis is away (recordPatience).
+	patience time.Duration
+}
+
+// ledgerAt is the ledger under key, kept keep.
+func (w *Worker) ledgerAt(key string, keep time.Duration) ledger {
+	return ledger{rdb: w.cfg.Redis, key: key, keep: keep, patience: w.recordPatience}
+}
+
+// reached is the set of tokens on record.
+func (l ledger) reached(ctx context.Context) (map[string]bool, error) {
+	tokens, err := l.rdb.SMembers(ctx, l.key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", l.key, err)
+	}
+	set := make(map[string]bool, len(tokens))
+	for _, tok := range tokens {
+		set[tok] = true
+	}
+	return set, nil
+}
+
+// record adds tokens whose pushes succeeded; first gives the ledger its time to live. The pushes have left,
+// so the record is retried through a short Redis outage rather than lost, which would send them again.
+func (l ledger) record(ctx context.Context, tokens []string, first bool) error {
+	ctx = context.WithoutCancel(ctx)
+	members := make([]any, len(tokens))
+	for i, t := range tokens {
+		members[i] = t
+	}
+	var err error
+	wait := 50 * time.Millisecond
+	for deadline := time.Now().Add(l.patience); ; {
+		pipe := l.rdb.Pipeline()
+		pipe.SAdd(ctx, l.key, members...)
+		if first {
+			pipe.Expire(ctx, l.key, l.keep)
+		}
+		if _, err = pipe.Exec(ctx); err == nil {
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("record push in %s: %w", l.key, err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// outcome gathers the verdicts of one delivery's pushes and writes its successes to the ledger, batch at a
+// time. Its methods are safe for the delivery's goroutines.
+type outcome struct {
+	ledger ledger
+	batch  int
+
+	mu         sync.Mutex
+	recorded   bool     // the ledger exists and has its time to live
+	unrecorded []string // sent, not yet in the ledger
+	recordErr  error
+	retry      bool
+	retryAfter time.Duration
+	rejected   []string
+}
+
+// halted says whether the ledger failed to record: a push sent now would be sent again on the retry.
+func (o *outcome) halted() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.recordErr != nil
+}
+
+// sent notes a push that reached token, and records what is due.
+func (o *outcome) sent(ctx context.Context, token string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.unrecorded = append(o.unrecorded, token)
+	if len(o.unrecorded) >= o.batch {
+		o.flush(ctx)
+	}
+}
+
+// retryLater notes a push the provider asked to retry, after at least after.
+func (o *outcome) retryLater(after time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.retry = true
+	o.retryAfter = max(o.retryAfter, after)
+}
+
+// reject notes a push whose payload the provider refused.
+func (o *outcome) reject(token, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rejected = append(o.rejected, providers.TokenSuffix(token)+": "+reason)
+}
+
+// flush writes the pushes sent so far to the ledger; the caller holds mu.
+func (o *outcome) flush(ctx context.Context) {
+	if len(o.unrecorded) == 0 || o.recordErr != nil {
+		return
+	}
+	if err := o.ledger.record(ctx, o.unrecorded, !o.recorded); err != nil {
+		o.recordErr = err
+		return
+	}
+	o.recorded, o.unrecorded = true, o.unrecorded[:0]
+}
+
+// result records what is left and says what becomes of the task: retried (after the longest Retry-After),
+// failed without retry for a rejected payload, or done.
+func (o *outcome) result(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.flush(ctx)
+	switch {
+	case o.recordErr != nil:
+		// The pushes went out; a retry may repeat only those whose record was lost (at least once).
+		return o.recordErr
+	case o.retry:
+		return &retryAfterError{after: o.retryAfter, err: errors.New("provider asked to retry")}
+	case len(o.rejected) > 0:
+		return fmt.Errorf("payload rejected by provider for %v: %w", o.rejected, asynq.SkipRetry)
+	}
+	return nil
+}
+
+// deliver sends each push whose device is not yet in the ledger, deliverParallel at a time, and answers the
+// task's result (outcome.result).
+func (w *Worker) deliver(ctx context.Context, d delivery, pushes []target) error {
+	if len(pushes) == 0 {
+		d.log.Info("no device to push to")
+		return nil
+	}
+	reached, err := d.ledger.reached(ctx)
+	if err != nil {
+		return err
+	}
+	o := &outcome{ledger: d.ledger, batch: d.batch, recorded: len(reached) > 0}
+	var g errgroup.Group
+	g.SetLimit(deliverParallel)
+	for _, p := range pushes {
+		if reached[p.dev.ID] {
+			continue
+		}
+		if o.halted() {
+			break
+		}
+		g.Go(func() error {
+			if o.halted() {
+				return nil // the ledger failed while this push waited for its turn
+			}
+			w.deliverOne(ctx, d, o, p)
+			return nil
+		})
+	}
+	_ = g.Wait() // every goroutine answers nil: the verdicts are in o
+	return o.result(ctx)
+}
+
+// deliverOne sends one push and notes its verdict; a dead token is pruned.
+func (w *Worker) deliverOne(ctx context.Context, d delivery, o *outcome, p target) {
+	member := p.dev.UserID
+	log := d.log
+	if d.logMember {
+		log = log.With("member", member)
+	}
+	sentAt := time.Now()
+	var res providers.Result
+	var providerName string
+	if p.form == alert {
+		res, providerName = w.sendNotification(ctx, log, p)
+	} else {
+		res, providerName = w.sendRing(ctx, log, p, d.ringStart)
+	}
+	switch res.Verdict {
+	case providers.Sent:
+		o.sent(ctx, p.dev.ID)
+	case providers.Retry:
+		o.retryLater(res.RetryAfter)
+	case providers.Unregistered:
+		// Without the provider's word on when the token died, the send time keeps a registration made after it.
+		since := res.InvalidSince
+		if since.IsZero() {
+			since = sentAt
+		}
+		if _, err := w.cfg.Devices.Prune(context.WithoutCancel(ctx), member, p.dev.ID, since); err != nil {
+			d.log.Error("token not pruned", "member", member, "provider", p.dev.PushProvider, "provider_name", providerName, "token", providers.TokenSuffix(p.dev.ID), "err", err)
+		} else {
+			w.cfg.Metrics.Pruned.WithLabelValues(p.dev.PushProvider, providerName).Inc()
+		}
+	case providers.Rejected:
+		o.reject(p.dev.ID, res.Reason)
+	}
+}
+
+// sendRing is the one place a ring or stop push leaves for its provider.
+func (w *Worker) sendRing(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) (providers.Result, string) {
+	return w.send(ctx, log, p, ringStart)
+}
+
+// sendNotification is the one place a notification, missed-call or reminder push leaves for its provider.
+func (w *Worker) sendNotification(ctx context.Context, log *slog.Logger, p target) (providers.Result, string) {
+	if w.ringFirst != nil && isNotification(ctx) {
+		release, err := w.ringFirst.admit(ctx)
+		if err != nil {
+			return providers.Result{Verdict: providers.Retry, Reason: "task ended while waiting for rings", Err: err}, ""
+		}
+		defer release()
+	}
+	return w.send(ctx, log, p, time.Time{})
+}
+
+// send makes one push through the device's provider, logs and counts it, and returns its verdict and the
+// provider's name.
+func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) (providers.Result, string) {
+	p.push.Token = p.dev.ID
+	typ := p.dev.PushProvider
+	name, sender, pickErr := w.pick(typ, p.dev.PushProviderName)
+	start := time.Now()
+	var res providers.Result
+	if pickErr != nil {
+		// The device names a provider this process does not have (removed from the file): no retry can
+		// reach it, and the token is not dead, so it is neither retried nor pruned.
+		res = providers.Result{Verdict: providers.Rejected, Reason: "provider not configured", Err: pickErr}
+	} else if wait := w.paused.remaining(name, start); wait > 0 {
+		res = providers.Result{Verdict: providers.Retry, RetryAfter: wait, Reason: "provider asked to slow down"}
+	} else {
+		sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
+		res = sender.Send(sendCtx, p.push)
+		cancel()
+		if res.Verdict == providers.Retry && res.RetryAfter > 0 {
+			// Only this provider slows down: another app's or environment's provider has its own quota.
+			w.paused.pause(name, time.Now(), res.RetryAfter)
+		}
+	}
+	took := time.Since(start)
+	kind := p.push.Data["type"]
+	w.cfg.Metrics.observePush(typ, name, kind, res.Verdict.String(), took)
+	if res.Verdict == providers.Sent && kind == queue.EventRing && !ringStart.IsZero() {
+		w.cfg.Metrics.RingSeconds.Observe(time.Since(ringStart).Seconds())
+	}
+	attrs := []any{"provider", typ, "provider_name", name, "type", kind, "kind", p.push.Kind.String(), "voip", p.push.VoIP,
+		"token", providers.TokenSuffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
+	switch res.Verdict {
+	case providers.Sent:
+		if res.Reason != "" { // the log sink's "logged, not sent"
+			attrs = append(attrs, "reason", res.Reason)
+		}
+		log.Info("push sent", attrs...)
+	case providers.Retry:
+		log.Warn("push to retry", append(attrs, "reason", res.Reason, "retry_after", res.RetryAfter, "err", res.Err)...)
+	default:
+		log.Warn("push refused", append(attrs, "reason", res.Reason, "err", res.Err)...)
+	}
+	return res, name
+}
+
+// pick finds the sender of a device: through Providers when set, else the one sender of its type.
+func (w *Worker) pick(typ, name string) (string, Sender, error) {
+	if w.cfg.Providers != nil {
+		return w.cfg.Providers.Pick(typ, name)
+	}
+	if typ == providers.APN {
+		return typ, w.cfg.APNs, nil
+	}
+	return typ, w.cfg.FCM, nil
+}

@@ -1,0 +1,184 @@
+package worker
+
+import (
+	"context"
+	"runtime/metrics"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ringer-dev/ringer/queue"
+)
+
+// ringFirst keeps rings on time in a worker that serves rings and notifications in one process, without a
+// process of their own for notifications (RINGER_NOTIFY_PROCESS=inline). Go has no goroutine priorities: a
+// ring's goroutines wait in the same run queue as every runnable notification goroutine, once per Redis round
+// trip and provider answer. So notification pushes are admitted here, one slot a push:
+//
+//   - while a ring, stop, timeout or watchdog task runs, at most ringFirstFloor notification pushes are in
+//     flight, so the ring's own round trips find the cores free;
+//   - otherwise at most limit, which follows the scheduler: runtime/metrics reports how long runnable goroutines
+//     waited for a core, and while that wait is long the limit shrinks (multiplicatively), while it is short it
+//     grows back (additively), so the run queue that a ring's next dequeue or timer lands in stays short.
+//
+// Admission is FIFO (as golang.org/x/sync/semaphore), so no push starves. A worker serving one kind only has
+// nothing to give way to and runs without it.
+type ringFirst struct {
+	mu       sync.Mutex
+	ringWork int // ring-side tasks running
+	inFlight int // notification pushes admitted and not yet released
+	limit    int // the admission limit while no ring work runs
+	max      int
+	waiters  []chan struct{}
+
+	sched      []metrics.Sample // /sched/latencies:seconds
+	lastCount  []uint64
+	lastAdjust time.Time
+}
+
+const (
+	// ringFirstFloor keeps notifications moving while rings run all the time, so a ring storm does not starve
+	// them.
+	ringFirstFloor = 2
+	// ringFirstTick is how often the limit follows the scheduler's latency, at most: it is adjusted as pushes
+	// come and go, so an idle worker spends nothing on it.
+	ringFirstTick = 10 * time.Millisecond
+	// ringFirstTargetWait is the run-queue wait, at the 99th percentile of a tick's samples, above which the
+	// limit shrinks: a ring's push takes several round trips, each of which waits once.
+	ringFirstTargetWait = time.Millisecond
+	// ringFirstGrow is how many slots a tick with short waits adds back.
+	ringFirstGrow = 4
+)
+
+func newRingFirst(max int) *ringFirst {
+	return &ringFirst{
+		limit: max, max: max,
+		sched: []metrics.Sample{{Name: "/sched/latencies:seconds"}},
+	}
+}
+
+// recentWaitLong says whether more than 1 % of the goroutine waits for a core recorded since the last call
+// were longer than ringFirstTargetWait.
+func (r *ringFirst) recentWaitLong() bool {
+	metrics.Read(r.sched)
+	if r.sched[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return false
+	}
+	h := r.sched[0].Value.Float64Histogram()
+	if len(r.lastCount) != len(h.Counts) {
+		r.lastCount = make([]uint64, len(h.Counts))
+		copy(r.lastCount, h.Counts)
+		return false
+	}
+	var total, long uint64
+	for i, c := range h.Counts {
+		d := c - r.lastCount[i]
+		r.lastCount[i] = c
+		total += d
+		if h.Buckets[i] >= ringFirstTargetWait.Seconds() {
+			long += d
+		}
+	}
+	return total > 0 && long*100 > total
+}
+
+// followSchedulerLocked adjusts the limit to the scheduler's latency once a tick has passed since it last did.
+func (r *ringFirst) followSchedulerLocked(now time.Time) {
+	if now.Sub(r.lastAdjust) < ringFirstTick {
+		return
+	}
+	r.lastAdjust = now
+	r.adjustLocked(r.recentWaitLong())
+}
+
+// adjustLocked shrinks the limit after a tick of long waits and grows it after a short one.
+func (r *ringFirst) adjustLocked(long bool) {
+	if long {
+		r.limit = max(ringFirstFloor, r.limit*3/4)
+		return
+	}
+	r.limit = min(r.max, r.limit+ringFirstGrow)
+	r.grantLocked()
+}
+
+// track wraps the handler of a ring-side server: while one of its tasks runs, notifications give way.
+func (r *ringFirst) track(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		r.mu.Lock()
+		r.ringWork++
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.ringWork--
+			r.grantLocked()
+			r.mu.Unlock()
+		}()
+		return h.ProcessTask(ctx, t)
+	})
+}
+
+// admit waits for a notification push's slot; release gives it back. An error is ctx's.
+func (r *ringFirst) admit(ctx context.Context) (release func(), err error) {
+	r.mu.Lock()
+	r.followSchedulerLocked(time.Now())
+	if len(r.waiters) == 0 && r.inFlight < r.allowedLocked() {
+		r.inFlight++
+		r.mu.Unlock()
+		return r.release, nil
+	}
+	ready := make(chan struct{})
+	r.waiters = append(r.waiters, ready)
+	r.mu.Unlock()
+	select {
+	case <-ready:
+		return r.release, nil
+	case <-ctx.Done():
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		select {
+		case <-ready: // granted as ctx ended: hand the slot on
+			r.inFlight--
+			r.grantLocked()
+		default:
+			for i, w := range r.waiters {
+				if w == ready {
+					r.waiters = append(r.waiters[:i], r.waiters[i+1:]...)
+					break
+				}
+			}
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (r *ringFirst) release() {
+	r.mu.Lock()
+	r.followSchedulerLocked(time.Now())
+	r.inFlight--
+	r.grantLocked()
+	r.mu.Unlock()
+}
+
+func (r *ringFirst) allowedLocked() int {
+	if r.ringWork > 0 {
+		return min(ringFirstFloor, r.limit)
+	}
+	return r.limit
+}
+
+// grantLocked admits waiters, first come first served, while slots are free.
+func (r *ringFirst) grantLocked() {
+	allowed := r.allowedLocked()
+	for len(r.waiters) > 0 && r.inFlight < allowed {
+		r.inFlight++
+		close(r.waiters[0])
+		r.waiters = r.waiters[1:]
+	}
+}
+
+// isNotification says whether the task of ctx is from the notify queue, whose pushes give way to rings.
+func isNotification(ctx context.Context) bool {
+	q, _ := asynq.GetQueueName(ctx)
+	return q == queue.QueueNotify
+}
