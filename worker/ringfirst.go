@@ -44,9 +44,12 @@ const (
 	// ringFirstTick is how often the limit follows the scheduler's latency, at most: it is adjusted as pushes
 	// come and go, so an idle worker spends nothing on it.
 	ringFirstTick = 10 * time.Millisecond
-	// ringFirstTargetWait is the run-queue wait, at the 99th percentile of a tick's samples, above which the
-	// limit shrinks: a ring's push takes several round trips, each of which waits once.
-	ringFirstTargetWait = time.Millisecond
+	// A tick's waits are long, and the limit shrinks, when more than ringFirstLongShare of them took
+	// ringFirstTargetWait or more: a ring's push takes several round trips, each of which may wait once. A
+	// lower bar keeps rings faster and costs notifications throughput, most with a slow provider, whose
+	// pushes need many in flight (BENCHMARKS.md has the trade measured).
+	ringFirstTargetWait = 4 * time.Millisecond
+	ringFirstLongShare  = 0.05
 	// ringFirstGrow is how many slots a tick with short waits adds back.
 	ringFirstGrow = 4
 )
@@ -58,8 +61,8 @@ func newRingFirst(max int) *ringFirst {
 	}
 }
 
-// recentWaitLong says whether more than 1 % of the goroutine waits for a core recorded since the last call
-// were longer than ringFirstTargetWait.
+// recentWaitLong says whether more than ringFirstLongShare of the goroutine waits for a core recorded since the
+// last call were ringFirstTargetWait or longer.
 func (r *ringFirst) recentWaitLong() bool {
 	metrics.Read(r.sched)
 	if r.sched[0].Value.Kind() != metrics.KindFloat64Histogram {
@@ -80,7 +83,7 @@ func (r *ringFirst) recentWaitLong() bool {
 			long += d
 		}
 	}
-	return total > 0 && long*100 > total
+	return total > 0 && float64(long) > ringFirstLongShare*float64(total)
 }
 
 // followSchedulerLocked adjusts the limit to the scheduler's latency once a tick has passed since it last did.
