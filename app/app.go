@@ -68,7 +68,7 @@ type Config struct {
 	ReminderLead time.Duration
 
 	// The worker's (worker.Config; zero values take its defaults). SkipRing and SkipNotify leave a queue to
-	// other processes (RINGER_QUEUES, or the notify child).
+	// other processes (RINGER_QUEUES).
 	TemplatesDir                       string
 	RingConcurrency, NotifyConcurrency int
 	RingPollInterval, ShutdownTimeout  time.Duration
