@@ -1,15 +1,17 @@
 // Package app builds a ringer process from its parts and runs it: one builder (Build) for `ringer serve`,
-// `ringer api`, `ringer worker`, `ringer dev` and the load bench's profiled processes, so
+// `ringer api`, `ringer worker`, `ringer dev`, the notify child and the load bench's profiled processes, so
 // that every one of them is wired the same way. cmd/ringer parses the environment into a Config and starts
 // the components Build returns; it holds no wiring of its own.
 //
 // A process is a list of components run by Run: each is started in list order, and when the process stops
 // each is shut down in the reverse order. Build's list, and the order the callers add to it, is:
 //
-//  1. the worker: it stops fetching tasks and lets running ones finish within its ShutdownTimeout, handing
+//  1. the notify child (package notifychild), started first and stopped last: its context ends with the process's,
+//     so it drains alongside everything else, and the process waits for it last;
+//  2. the worker: it stops fetching tasks and lets running ones finish within its ShutdownTimeout, handing
 //     the rest back to Asynq;
-//  2. the outbox sweeper (webhooks of events whose process died before enqueueing them);
-//  3. the HTTP server, started last (the "listening" line that tools wait for comes once everything else
+//  3. the outbox sweeper (webhooks of events whose process died before enqueueing them);
+//  4. the HTTP server, started last (the "listening" line that tools wait for comes once everything else
 //     runs) and stopped first: it stops taking requests and finishes those in flight.
 //
 // Redis is closed by whoever opened it, after Run returns.
@@ -47,6 +49,10 @@ type Config struct {
 
 	// API serves the HTTP API (else only the operations endpoints); Worker runs a worker.
 	API, Worker bool
+	// NotifyChild is the notify worker a two-queue worker runs beside itself: its parent reports the queues,
+	// delivers the webhooks and sweeps the outbox, so it does none of these.
+	NotifyChild bool
+
 	// The API's: the JWT secret, the event streams' bounds (0: calls' defaults), and the operations handlers
 	// (api.Config: nil turns each off or takes its default).
 	Secret             []byte
@@ -68,7 +74,7 @@ type Config struct {
 	ReminderLead time.Duration
 
 	// The worker's (worker.Config; zero values take its defaults). SkipRing and SkipNotify leave a queue to
-	// other processes (RINGER_QUEUES).
+	// other processes (RINGER_QUEUES, or the notify child).
 	TemplatesDir                       string
 	RingConcurrency, NotifyConcurrency int
 	RingPollInterval, ShutdownTimeout  time.Duration
@@ -165,18 +171,20 @@ func (a *App) buildWorker(cfg Config, log *slog.Logger, reg prometheus.Registere
 		return fmt.Errorf("RINGER_TEMPLATES_DIR: %w", err)
 	}
 	var whSender worker.Webhooks
-	// Registered with webhooks off too, so dashboards and alerts find the series.
-	whMetrics, err := webhook.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	if len(cfg.WebhookURLs) > 0 && !cfg.SkipRing {
-		if whSender, err = webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
-			RetryBase: cfg.WebhookRetryBase, Version: cfg.Version, Metrics: whMetrics, Logger: log}); err != nil {
+	if !cfg.NotifyChild {
+		// Registered with webhooks off too, so dashboards and alerts find the series.
+		whMetrics, err := webhook.NewMetrics(reg)
+		if err != nil {
 			return err
 		}
-		// Events whose process died before enqueueing their webhooks (calls.Store.SweepOutbox).
-		defer func() { a.components = append(a.components, sweeper{a.Store}) }()
+		if len(cfg.WebhookURLs) > 0 && !cfg.SkipRing {
+			if whSender, err = webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
+				RetryBase: cfg.WebhookRetryBase, Version: cfg.Version, Metrics: whMetrics, Logger: log}); err != nil {
+				return err
+			}
+			// Events whose process died before enqueueing their webhooks (calls.Store.SweepOutbox).
+			defer func() { a.components = append(a.components, sweeper{a.Store}) }()
+		}
 	}
 	a.Worker, err = worker.New(worker.Config{
 		Redis: cfg.Redis, Devices: a.Devices, Templates: tmpl, Providers: cfg.Providers, Calls: a.Store, Queue: a.Queue,
@@ -189,7 +197,9 @@ func (a *App) buildWorker(cfg Config, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(worker.NewQueueCollector(cfg.Redis))
+	if !cfg.NotifyChild { // the parent reports the queues once
+		reg.MustRegister(worker.NewQueueCollector(cfg.Redis))
+	}
 	a.components = append(a.components, workerComponent{a.Worker, log})
 	return nil
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/ringer-dev/ringer/queue"
 )
 
-// ringFirst keeps rings on time in a worker that serves rings and notifications in one process. Go has no
-// goroutine priorities: a
+// ringFirst keeps rings on time in a worker that serves rings and notifications in one process, without a
+// process of their own for notifications (RINGER_NOTIFY_PROCESS=inline). Go has no goroutine priorities: a
 // ring's goroutines wait in the same run queue as every runnable notification goroutine, once per Redis round
 // trip and provider answer. So notification pushes are admitted here, one slot a push:
 //

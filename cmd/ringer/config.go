@@ -57,8 +57,10 @@ type config struct {
 	// Queues are the queues a worker serves: ring (rings and stops) and notify. Separate processes for each
 	// keep a notification backlog from competing with rings for CPU.
 	ServeRing, ServeNotify bool
-	// Warnings are settings that are accepted but have no effect any more, said once at start.
-	Warnings []string
+	// NotifyInline keeps a two-queue worker's notify server in its own process instead of a child process at
+	// NotifyNice (RINGER_NOTIFY_PROCESS=inline); see notifychild.go for why the child is the default.
+	NotifyInline bool
+	NotifyNice   int
 
 	// SSEPerUser and SSEMax bound the event streams of one user and of the process (0: calls' defaults).
 	SSEPerUser, SSEMax int
@@ -193,12 +195,20 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 			}
 		}
 	}
-	// A worker ran notifications in a niced child process before they gave way to rings in its own process
-	// (worker's ring-first admission); a deployment that still sets these starts, and is told.
-	for _, name := range []string{"RINGER_NOTIFY_PROCESS", "RINGER_NOTIFY_NICE"} {
-		if getenv(name) != "" {
-			c.Warnings = append(c.Warnings, name+" is no longer used: a worker serving both queues runs notifications in its own process, behind its rings (README, \"Scaling\"); unset it")
+	switch v := or(getenv("RINGER_NOTIFY_PROCESS"), "child"); v {
+	case "child":
+	case "inline":
+		c.NotifyInline = true
+	default:
+		errs = append(errs, fmt.Errorf("RINGER_NOTIFY_PROCESS %q is neither child nor inline", v))
+	}
+	c.NotifyNice = 10
+	if v := getenv("RINGER_NOTIFY_NICE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 19 {
+			errs = append(errs, fmt.Errorf("RINGER_NOTIFY_NICE %q is not a niceness from 0 to 19", v))
 		}
+		c.NotifyNice = n
 	}
 	var err error
 	if c.ShutdownTimeout, err = durationEnv(getenv, "RINGER_SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
@@ -313,6 +323,9 @@ func (c *config) loadWebhooks(getenv func(string) string) []error {
 	}
 	return errs
 }
+
+// notifyChild says whether a worker runs its notify server in a child process.
+func (c config) notifyChild() bool { return c.ServeRing && c.ServeNotify && !c.NotifyInline }
 
 func (c config) fcmConfigured() bool  { return c.FCMCredentialsFile != "" }
 func (c config) apnsConfigured() bool { return c.APNsKeyFile != "" }

@@ -103,22 +103,3 @@ func TestTheReminderLeadDefaultsToFiveMinutesAndAMalformedOneIsNamed(t *testing.
 		}
 	}
 }
-
-func TestTheNotifyChildsSettingsAreAcceptedAndSaidToBeUnused(t *testing.T) {
-	c, err := loadConfig(envOf("RINGER_NOTIFY_PROCESS=child", "RINGER_NOTIFY_NICE=10"), false)
-	if err != nil {
-		t.Fatalf("a deployment that still sets the notify child's variables must start: %v", err)
-	}
-	for _, name := range []string{"RINGER_NOTIFY_PROCESS", "RINGER_NOTIFY_NICE"} {
-		found := false
-		for _, w := range c.Warnings {
-			found = found || strings.HasPrefix(w, name+" is no longer used")
-		}
-		if !found {
-			t.Errorf("no warning names %s: %q", name, c.Warnings)
-		}
-	}
-	if c, _ := loadConfig(envOf(), false); len(c.Warnings) != 0 {
-		t.Errorf("warnings without those variables: %q", c.Warnings)
-	}
-}

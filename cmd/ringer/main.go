@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringer-dev/ringer/notifychild"
 )
 
 const usage = `ringer rings phones for video and audio calls.
@@ -39,6 +41,9 @@ func main() {
 	// go-redis has one logger per process (its reconnect and pool messages, many a second while Redis is
 	// down), plain text on stderr by default; main owns process-wide state, so main routes it into slog.
 	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), os.Stderr)
+	if len(os.Args) > 1 && os.Args[1] == notifychild.Command {
+		rlog = rlog.With("process", "notify-child")
+	}
 	redis.SetLogger(redisLog{rlog})
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if errors.Is(err, errUsage) {
@@ -92,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runService(ctx, getenv, stderr, roles{worker: true})
 	case "dashboard":
 		return runService(ctx, getenv, stderr, roles{dashboard: true})
+	case notifychild.Command: // run by `ringer worker` itself, not by people
+		return runNotifyChild(ctx, getenv, stderr)
 	case "token":
 		return runToken(args[1:], getenv, stdout)
 	case "push":

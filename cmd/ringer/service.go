@@ -20,6 +20,7 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/app"
+	"github.com/ringer-dev/ringer/notifychild"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/registry"
 )
@@ -32,8 +33,9 @@ func version() string {
 	return "dev"
 }
 
-// roles says which parts a process runs.
-type roles struct{ api, worker, dashboard bool }
+// roles says which parts a process runs. child is the notify worker a two-queue worker runs beside itself
+// (notifychild.go).
+type roles struct{ api, worker, dashboard, child bool }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
 	if format == "text" {
@@ -51,10 +53,10 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 		return errors.New("REDIS_URL is not set (or REDIS_CLUSTER_ADDRS for a cluster); `ringer dev` starts its own Redis")
 	}
 	log := newLogger(cfg.LogFormat, stderr)
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
+	if r.child {
+		log = log.With("process", "notify-child")
 	}
-	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1"})
+	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr})
 }
 
 // hooks lets `ringer dev` see the parts serve builds.
@@ -62,11 +64,19 @@ type hooks struct {
 	listening func(addr string)
 	// demo serves the demo page (web) at / and /demo/: `ringer dev`, or RINGER_DEMO=1.
 	demo bool
+	// stderr takes the notify child's logs; childEnv is set in its environment on top of this process's.
+	stderr   io.Writer
+	childEnv []string
 }
 
 // serve runs the roles until ctx ends, then drains (app.Run: the components stop in the order the app
 // package documents).
 func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
+	if r.child {
+		var stop context.CancelFunc
+		ctx, stop = notifychild.UntilParentGone(ctx)
+		defer stop()
+	}
 	rdb, err := cfg.redisClient()
 	if err != nil {
 		return err
@@ -79,7 +89,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	cancel()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The child's series carry a label, so the parent can serve them beside its own.
+	var registerer prometheus.Registerer = reg
+	if r.child {
+		registerer = prometheus.WrapRegistererWith(prometheus.Labels{notifychild.MetricLabel: "notify"}, reg)
+	}
+	registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
@@ -92,7 +107,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return err
 		}
 	}
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	var components []app.Component
+	listening := make(chan struct{})
+	var gather prometheus.Gatherer = reg
+	var child *notifychild.Supervisor
+	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
+	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
+		child, err = notifychild.New(notifychild.Config{Env: h.childEnv, Stderr: h.stderr, Logger: log,
+			After: listening, Grace: cfg.ShutdownTimeout + 5*time.Second})
+		if err != nil {
+			return err
+		}
+		gather = prometheus.Gatherers{reg, child}
+		ownReady := ready
+		ready = func(ctx context.Context) error {
+			if err := ownReady(ctx); err != nil {
+				return err
+			}
+			if err := child.Ready(); err != nil {
+				return &api.NotReady{Part: "notify worker process down", Err: err}
+			}
+			return nil
+		}
+		components = append(components, child)
+	}
+	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 
 	var dash http.Handler
 	if r.dashboard && cfg.DashboardUser != "" {
@@ -110,22 +149,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 
 	a, err := app.Build(app.Config{
-		Redis: rdb, Logger: log, Providers: provs, Registerer: reg,
-		API: r.api, Worker: r.worker,
+		Redis: rdb, Logger: log, Providers: provs, Registerer: registerer,
+		API: r.api, Worker: r.worker, NotifyChild: r.child,
 		Secret: []byte(cfg.Secret), SSEPerUser: cfg.SSEPerUser, SSEMax: cfg.SSEMax,
 		Ready: ready, Metrics: metrics, Dashboard: dash, Demo: demo,
 		CallRetention: cfg.CallRetention, CallMaxAge: cfg.CallMaxAge, RingQueueBudget: cfg.RingQueueBudget,
 		WebhookURLs: cfg.WebhookURLs, EventsReplay: cfg.EventsReplay, RingRate: cfg.RingRate, ReminderLead: cfg.ReminderLead,
 		TemplatesDir: cfg.TemplatesDir, RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 		RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify,
+		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
 		WebhookSecret: cfg.WebhookSecret, WebhookTimeout: cfg.WebhookTimeout, WebhookRetryBase: cfg.WebhookRetryBase,
 		NotifyTTL: cfg.NotifyTTL, Version: version(),
 	})
 	if err != nil {
 		return err
 	}
-	components := a.Components()
+	components = append(components, a.Components()...)
 	// The event stream clears its own write deadline (api/events.go); the read deadline ends once a request's
 	// body is read, so streams outlive both timeouts.
 	components = append(components, &app.HTTPServer{
@@ -135,10 +174,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		OnListen: func(addr string) {
-			log.Info("listening", "addr", addr, "api", r.api, "worker", r.worker, "dashboard", dash != nil)
+			if r.child {
+				// Not "listening": tools that start ringer take the first such line as the address of what they started.
+				log.Info("notify child listening", "addr", addr)
+				if err := notifychild.ReportAddr(addr); err != nil {
+					log.Error("could not tell the parent worker where this process listens", "err", err)
+				}
+			} else {
+				log.Info("listening", "addr", addr, "api", r.api, "worker", r.worker, "dashboard", dash != nil)
+			}
 			if h != nil && h.listening != nil {
 				h.listening(addr)
 			}
+			close(listening)
 		},
 	})
 	return app.Run(ctx, log, cfg.ShutdownTimeout, components...)
@@ -176,4 +224,17 @@ func basicAuth(user, password string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// runNotifyChild is the child's main: it first lowers its own priority by RINGER_NOTIFY_NICE, re-executing
+// itself so that every thread runs lowered (the parent's threads keep theirs), then runs the notify worker.
+func runNotifyChild(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, false)
+	if err != nil {
+		return err
+	}
+	if err := notifychild.Lower(cfg.NotifyNice, getenv); err != nil {
+		newLogger(cfg.LogFormat, stderr).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
+	}
+	return runService(ctx, getenv, stderr, roles{worker: true, child: true})
 }

@@ -207,8 +207,8 @@ type proc struct {
 	done  chan struct{}
 }
 
-// startWorkers starts the workers of the ring and timeout scenarios: one `ringer worker` (whose notification
-// pushes give way to its rings), or with -split-workers a ring-only and a notify-only worker
+// startWorkers starts the workers of the ring and timeout scenarios: one `ringer worker` (which runs
+// notifications in its own niced child process), or with -split-workers a ring-only and a notify-only worker
 // (RINGER_QUEUES), the notify one under nice(1).
 func (e *env) startWorkers(t *table) {
 	if e.cfg.splitNice == 0 {
@@ -237,7 +237,7 @@ func (e *env) startRinger(command string, extra ...string) *proc {
 		cmd = exec.Command(e.cfg.binary, command)
 	}
 	cmd.Env = append(append(append(os.Environ(), e.vars...), "RINGER_ADDR=127.0.0.1:0"), extra...)
-	// Never outlive a killed bench; a process group, so a kill takes whatever ringer started along.
+	// Never outlive a killed bench; a process group, so a kill takes a worker's notify child along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	logPath := filepath.Join(e.dir, fmt.Sprintf("ringer-%s-%d.log", command, len(e.procs)))
 	f, err := os.Create(logPath)
@@ -350,8 +350,8 @@ func procStatusKB(pid int, field string) int64 {
 	return -1
 }
 
-// family is pid and its descendants, so that a ringer that starts processes of its own is measured whole
-// (an older build ran its notifications in a child process; -binary may run one).
+// family is pid and its descendants: a worker that serves both queues runs its notify server in a child
+// process, and its CPU and memory are the two together.
 func family(pid int) []int {
 	out := []int{pid}
 	for _, c := range harness.Children(pid) {

@@ -137,8 +137,8 @@ func quickConfig() *config {
 	c.apiMax = 400
 	c.scaleN = 200
 	c.scaleConcurrency = []int{4}
-	// CI runs this under -race beside other test packages, on a shared machine: a race-built worker can
-	// take tens of seconds to start and drain 200 members there. waitPushes still fails
+	// CI runs this under -race beside other test packages, on a shared machine: a race-built worker and its
+	// niced notify child can take tens of seconds to start and drain 200 members there. waitPushes still fails
 	// after 30 s without progress.
 	c.timeout = 3 * time.Minute
 	// overload and soak: opt-in at full size (they take 15 minutes), tiny here.
@@ -195,7 +195,7 @@ func parseFlags(args []string) (*config, error) {
 	apiD := fs.Duration("api-duration", 0, "duration of each api phase (default 10s)")
 	scaleN := fs.Int("scale-n", 0, "members of each scale run (default 20000)")
 	scaleC := fs.String("scale-concurrency", "", "worker notify concurrencies of the scale scenario (default 1,2,4,8,16,32,64)")
-	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker serving both")
+	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker with its notify child")
 	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
 	whDelay := fs.Duration("webhook-delay", 0, "send every event as a webhook to a local receiver that answers after this long (default: no webhooks)")
 	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")

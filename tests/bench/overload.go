@@ -16,7 +16,7 @@ import (
 	"github.com/ringer-dev/ringer/queue"
 )
 
-// The overload and soak scenarios drive one `ringer serve` (API and worker in one process, as the
+// The overload and soak scenarios drive one `ringer serve` (API, worker and its notify child in one, as the
 // issue measured it) with an open-loop load: requests start at a set rate whatever the answers, as callers
 // do, so an API that slows down does not slow its own load.
 
@@ -146,7 +146,7 @@ func (r *ringerUnderLoad) ring(cid, caller, callee string) ringShot {
 	return s
 }
 
-// goroutines reads go_goroutines of the process.
+// goroutines reads go_goroutines of the process itself (not its notify child's, which carry a label).
 func (r *ringerUnderLoad) goroutines() int {
 	res, err := r.client.Get(r.base + "/metrics")
 	if err != nil {
@@ -389,7 +389,7 @@ func runOverload(cfg *config, st *state) (*table, error) {
 			tb.Errorf("%d refusals without Retry-After", over.refusedNoRetryAfter)
 		}
 	})
-	t.note("One `ringer serve` (API and worker), fake FCM at 0 ms, one FCM device per callee; each ring is a new call (get-or-create, ring: true, caller and one callee). Open loop: requests start at the offered rate whatever the answers, from up to 512 clients (errors are answers other than 201 and 503, or none; shed are starts dropped because every client was busy).")
+	t.note("One `ringer serve` (API, worker, notify child), fake FCM at 0 ms, one FCM device per callee; each ring is a new call (get-or-create, ring: true, caller and one callee). Open loop: requests start at the offered rate whatever the answers, from up to 512 clients (errors are answers other than 201 and 503, or none; shed are starts dropped because every client was busy).")
 	t.note("Rang while ringing: the ring push reached the fake within the ring's 30 s. Late or never: accepted rings whose push came after the ring's end or not at all.")
 	return t, err
 }
@@ -528,7 +528,7 @@ func runSoak(cfg *config, st *state) (*table, error) {
 		}
 		t.note("Requests answered other than expected (201, 200): %s.", errs)
 	})
-	t.note("One `ringer serve`, fake FCM at 0 ms. Ring p50/p99: request to the ring push at the fake, of the rings started in each sample window. RSS and goroutines (go_goroutines) are the ringer process's.")
+	t.note("One `ringer serve`, fake FCM at 0 ms. Ring p50/p99: request to the ring push at the fake, of the rings started in each sample window. RSS is ringer's and its notify child's; goroutines are the parent process's go_goroutines.")
 	return t, err
 }
 

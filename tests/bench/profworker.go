@@ -26,7 +26,7 @@ import (
 
 // With -profile, the bench runs its worker and its API as copies of itself in these roles instead of `ringer
 // worker` and `ringer api`: the same parts, built by the same builder as cmd/ringer's (app.Build; without the
-// metrics registry and the dashboard), with a CPU profile of the whole run and heap, block
+// metrics registry, the dashboard and the notify child), with a CPU profile of the whole run and heap, block
 // and mutex profiles at the end written to the profile folder, and /debug/pprof/ on the listener for a look
 // mid-run. cmd/ringer has no pprof endpoint, and this keeps it so.
 const (

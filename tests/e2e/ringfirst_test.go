@@ -8,13 +8,13 @@ import (
 	"github.com/ringer-dev/ringer/tests/harness"
 )
 
-// One worker process serves rings and notifications: while it drains a notification, a ring's push still
-// goes out (its notification pushes give way while the ring runs), and the drain then finishes with every
-// member notified once.
+// One worker process serves rings and notifications (RINGER_NOTIFY_PROCESS=inline): while it drains a
+// notification, a ring's push still goes out (its notification pushes give way while the ring runs), and the
+// drain then finishes with every member notified once.
 func TestARingGoesOutWhileTheSameWorkerDrainsANotificationAndTheDrainLosesNothing(t *testing.T) {
 	t.Parallel()
 	// One notify slot and a slow provider make the drain last seconds.
-	e := harness.Start(t, harness.Options{Env: []string{"RINGER_NOTIFY_CONCURRENCY=1"}})
+	e := harness.Start(t, harness.Options{Env: []string{"RINGER_NOTIFY_PROCESS=inline", "RINGER_NOTIFY_CONCURRENCY=1"}})
 	const n = 600
 	members := []map[string]any{{"user_id": "alice"}}
 	for i := range n {

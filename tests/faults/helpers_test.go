@@ -93,10 +93,11 @@ func same(got []string, want ...string) bool {
 	return true
 }
 
-// goroutines is the go_goroutines gauge of the process serving base.
+// goroutines is the go_goroutines gauge of the process serving base: its own, not its notify child's (which
+// the worker's /metrics also carries, labelled worker_process), since the rings these tests send are its.
 func goroutines(t testing.TB, base string) int {
 	t.Helper()
-	return int(harness.Scrape(t, base).Get("go_goroutines"))
+	return int(harness.Scrape(t, base).Get("go_goroutines", "worker_process", ""))
 }
 
 // logRecords is every JSON log record a process wrote so far.

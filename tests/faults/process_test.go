@@ -132,7 +132,8 @@ func TestKilledWorkerDuringA5000MemberNotifyLosesNothing(t *testing.T) {
 	}
 	// What the dead worker sent but never recorded comes again. Per task (4 at once), that is at most the 32
 	// sends under way, whether the provider still held them (inFlight counts those) or had answered and the
-	// worker not yet seen the answer (a loaded machine makes these many: the worker waits for a core), and the 32 answered but waiting for the task's next ledger write. Nothing else may repeat.
+	// worker not yet seen the answer (a loaded machine makes these many: the niced notify child waits for a
+	// core), and the 32 answered but waiting for the task's next ledger write. Nothing else may repeat.
 	const unrecorded = 4 * (32 + 32)
 	if dups > unrecorded {
 		t.Errorf("%d duplicate pushes, more than the %d sent but unrecorded a dead worker can leave (%d were held at the provider)",

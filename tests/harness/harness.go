@@ -183,8 +183,8 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 	e.t.Helper()
 	cmd := exec.Command(Binary(e.t), command)
 	cmd.Env = append(append(append(os.Environ(), e.Env...), "RINGER_ADDR=127.0.0.1:0"), extraEnv...)
-	// Its own process group: Kill takes anything the process started with it, as a crash of its machine or
-	// container would.
+	// Its own process group: Kill takes a worker's notify child process with it, as a crash of its machine
+	// or container would.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -207,6 +207,7 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
+			// The first "listening" is the process's own; a worker's notify child logs its own later.
 			if !listening && json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
 				listening = true
 				addr <- rec.Addr
@@ -245,7 +246,7 @@ func (e *Env) StartProcess(command string, extraEnv ...string) *Process {
 }
 
 // Children lists the processes pid started that are still running or not yet reaped (Linux's
-// /proc/<pid>/task/*/children), so a process family is measured whole.
+// /proc/<pid>/task/*/children): a worker's notify child.
 func Children(pid int) []int {
 	var out []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
