@@ -89,56 +89,58 @@ func TestAcceptRacingCancelHasExactlyOneOutcome(t *testing.T) {
 	}
 }
 
-func TestRejectRacingCancelEndsTheCallOnce(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
+// raceOnBobsRing rings bob on a fresh call raceRounds times, runs a and b on it at once, and hands check the
+// call as it is after both, with their errors.
+func raceOnBobsRing(t *testing.T, s *calls.Store, name string, a, b func(id string) error, check func(i int, st calls.State, errA, errB error)) {
+	t.Helper()
 	for i := 0; i < raceRounds; i++ {
-		id := fmt.Sprintf("reject-cancel-%d", i)
+		id := fmt.Sprintf("%s-%d", name, i)
 		ring(t, s, id, "bob")
-		errReject, errCancel := race(
-			func() error { _, err := s.Reject(ctx, bob, "default", id, wire.ReasonDecline); return err },
-			func() error { _, err := s.Reject(ctx, alice, "default", id, wire.ReasonCancel); return err },
-		)
-		if errReject != nil && errCancel != nil {
-			t.Fatalf("round %d: both failed: %v / %v", i, errReject, errCancel)
-		}
-		st, err := s.Get(ctx, alice, "default", id, false, false)
+		errA, errB := race(func() error { return a(id) }, func() error { return b(id) })
+		st, err := s.Get(context.Background(), alice, "default", id, false, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, rejected := st.Call.Session.RejectedBy["bob"]
-		_, missed := st.Call.Session.MissedBy["bob"]
-		if rejected == missed || st.Call.EndedAt == nil {
-			t.Fatalf("round %d: rejected=%v missed=%v ended=%v", i, rejected, missed, st.Call.EndedAt)
-		}
+		check(i, st, errA, errB)
 	}
+}
+
+func TestRejectRacingCancelEndsTheCallOnce(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	raceOnBobsRing(t, s, "reject-cancel",
+		func(id string) error { _, err := s.Reject(ctx, bob, "default", id, wire.ReasonDecline); return err },
+		func(id string) error { _, err := s.Reject(ctx, alice, "default", id, wire.ReasonCancel); return err },
+		func(i int, st calls.State, errReject, errCancel error) {
+			if errReject != nil && errCancel != nil {
+				t.Fatalf("round %d: both failed: %v / %v", i, errReject, errCancel)
+			}
+			_, rejected := st.Call.Session.RejectedBy["bob"]
+			_, missed := st.Call.Session.MissedBy["bob"]
+			if rejected == missed || st.Call.EndedAt == nil {
+				t.Fatalf("round %d: rejected=%v missed=%v ended=%v", i, rejected, missed, st.Call.EndedAt)
+			}
+		})
 }
 
 func TestMarkEndedRacingAcceptLeavesAConsistentCall(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	for i := 0; i < raceRounds; i++ {
-		id := fmt.Sprintf("end-accept-%d", i)
-		ring(t, s, id, "bob")
-		errEnd, errAccept := race(
-			func() error { _, err := s.MarkEnded(ctx, alice, "default", id); return err },
-			func() error { _, err := s.Accept(ctx, bob, "default", id); return err },
-		)
-		if errEnd != nil {
-			t.Fatalf("round %d: mark_ended: %v", i, errEnd)
-		}
-		st, err := s.Get(ctx, alice, "default", id, false, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, accepted := st.Call.Session.AcceptedBy["bob"]
-		if st.Call.EndedAt == nil || st.Call.Ringing {
-			t.Fatalf("round %d: ended=%v ringing=%v", i, st.Call.EndedAt, st.Call.Ringing)
-		}
-		if accepted != (errAccept == nil) {
-			t.Fatalf("round %d: accepted=%v but accept err=%v", i, accepted, errAccept)
-		}
-	}
+	raceOnBobsRing(t, s, "end-accept",
+		func(id string) error { _, err := s.MarkEnded(ctx, alice, "default", id); return err },
+		func(id string) error { _, err := s.Accept(ctx, bob, "default", id); return err },
+		func(i int, st calls.State, errEnd, errAccept error) {
+			if errEnd != nil {
+				t.Fatalf("round %d: mark_ended: %v", i, errEnd)
+			}
+			_, accepted := st.Call.Session.AcceptedBy["bob"]
+			if st.Call.EndedAt == nil || st.Call.Ringing {
+				t.Fatalf("round %d: ended=%v ringing=%v", i, st.Call.EndedAt, st.Call.Ringing)
+			}
+			if accepted != (errAccept == nil) {
+				t.Fatalf("round %d: accepted=%v but accept err=%v", i, accepted, errAccept)
+			}
+		})
 }
 
 func TestAcceptRacingTheTimeoutHasExactlyOneOutcome(t *testing.T) {

@@ -22,39 +22,44 @@ func runningRingTask(t *testing.T, r *ringFirst) (finish func()) {
 	return func() { close(done) }
 }
 
-func admitted(ch <-chan func()) int {
-	n := 0
-	for {
-		select {
-		case <-ch:
-			n++
-		default:
-			return n
-		}
-	}
+type grant struct {
+	i       int
+	release func()
 }
 
-func TestNotificationsGiveWayToTheFloorWhileARingRunsAndResumeInOrderAfterIt(t *testing.T) {
-	r := newRingFirst(64)
-	finish := runningRingTask(t, r)
-	got := make(chan func(), 10)
-	for i := range 10 {
+// admitInOrder starts n admissions one after another, each once the one before is admitted or waiting, and
+// sends each grant as it comes.
+func admitInOrder(t *testing.T, r *ringFirst, n int) <-chan grant {
+	t.Helper()
+	got := make(chan grant, n)
+	for i := range n {
+		var before int
+		held(r, func() bool { before = r.inFlight + len(r.waiters); return true })
 		go func() {
 			release, err := r.admit(context.Background())
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			got <- release
+			got <- grant{i, release}
 		}()
-		waitFor(t, r, func() bool { return r.inFlight+len(r.waiters) == i+1 })
+		waitFor(t, r, func() bool { return r.inFlight+len(r.waiters) == before+1 })
 	}
-	if n := admitted(got); n != ringFirstFloor {
-		t.Fatalf("%d notification pushes admitted while a ring ran; want the floor, %d", n, ringFirstFloor)
+	return got
+}
+
+func TestNotificationsGiveWayToTheFloorWhileARingRunsAndResumeInOrderAfterIt(t *testing.T) {
+	r := newRingFirst(64)
+	finish := runningRingTask(t, r)
+	got := admitInOrder(t, r, 10)
+	var inFlight, waiting int
+	held(r, func() bool { inFlight, waiting = r.inFlight, len(r.waiters); return true })
+	if inFlight != ringFirstFloor || waiting != 10-ringFirstFloor {
+		t.Fatalf("%d notification pushes admitted and %d waiting while a ring ran; want the floor, %d, and the rest", inFlight, waiting, ringFirstFloor)
 	}
 	finish()
 	deadline := time.Now().Add(5 * time.Second)
-	for n := ringFirstFloor; n < 10; {
+	for n := 0; n < 10; {
 		select {
 		case <-got:
 			n++
@@ -70,22 +75,7 @@ func TestNotificationPushesAreAdmittedFirstComeFirstServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type grant struct {
-		i       int
-		release func()
-	}
-	got := make(chan grant)
-	for i := range 5 {
-		go func() {
-			rel, err := r.admit(context.Background())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			got <- grant{i, rel}
-		}()
-		waitFor(t, r, func() bool { return len(r.waiters) == i+1 })
-	}
+	got := admitInOrder(t, r, 5)
 	for want := range 5 {
 		release()
 		g := <-got

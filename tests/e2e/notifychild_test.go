@@ -31,12 +31,11 @@ func TestWorkerRunsNotificationsInANicedChildItSupervises(t *testing.T) {
 	}
 	// The child lowers itself as it starts (it re-executes itself lowered), so wait for that.
 	var got []string
-	deadline := time.Now().Add(15 * time.Second)
-	lowered := func() bool { return allAre(got, "10") && len(got) > 1 } // past the exec: the runtime's threads too
-	for got = threadNiceness(t, child); !lowered() && time.Now().Before(deadline); got = threadNiceness(t, child) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !lowered() {
+	lowered := harness.Poll(15*time.Second, 20*time.Millisecond, func() bool {
+		got = threadNiceness(t, child)
+		return allAre(got, "10") && len(got) > 1 // past the exec: the runtime's threads too
+	})
+	if !lowered {
 		t.Errorf("the notify child's threads run at niceness %v, want 10 each", got)
 	}
 
