@@ -58,7 +58,8 @@ type Config struct {
 	Stderr io.Writer
 	Logger *slog.Logger
 	// After, when set, holds the child's start back until it closes (this process's "listening" line, which
-	// tools that start ringer wait for), so that a slow child start never holds up the API.
+	// tools that start ringer wait for), so that a slow child start never holds up the API; nil starts it at
+	// once.
 	After <-chan struct{}
 	// Grace is how long a stopping child may drain before it is killed.
 	Grace time.Duration
@@ -93,6 +94,11 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.After == nil {
+		now := make(chan struct{})
+		close(now)
+		cfg.After = now
+	}
 	return &Supervisor{
 		after: cfg.After, grace: cfg.Grace,
 		exe: exe, stderr: cfg.Stderr, log: cfg.Logger.With("process", "notify-child"),
@@ -107,7 +113,7 @@ func (c *Supervisor) Start(ctx context.Context) error {
 	go func() {
 		select {
 		case <-c.after:
-			c.run(ctx, c.grace)
+			c.run(ctx)
 		case <-ctx.Done():
 			close(c.done)
 		}
@@ -123,13 +129,13 @@ func (c *Supervisor) Shutdown(context.Context) error {
 }
 
 // run keeps a child running until ctx ends, then stops it with SIGTERM (it drains for its own
-// RINGER_SHUTDOWN_TIMEOUT) and kills it if it has not exited after grace.
-func (c *Supervisor) run(ctx context.Context, grace time.Duration) {
+// RINGER_SHUTDOWN_TIMEOUT) and kills it if it has not exited after Grace.
+func (c *Supervisor) run(ctx context.Context) {
 	defer close(c.done)
 	backoff := 500 * time.Millisecond
 	for {
 		started := time.Now()
-		err := c.runOnce(ctx, grace)
+		err := c.runOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -149,7 +155,7 @@ func (c *Supervisor) run(ctx context.Context, grace time.Duration) {
 	}
 }
 
-func (c *Supervisor) runOnce(ctx context.Context, grace time.Duration) error {
+func (c *Supervisor) runOnce(ctx context.Context) error {
 	report, reportW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("address pipe: %w", err)
@@ -208,7 +214,7 @@ func (c *Supervisor) runOnce(ctx context.Context, grace time.Duration) error {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
-	case <-time.After(grace):
+	case <-time.After(c.grace):
 		c.log.Warn("notify worker process did not stop in time; killing it", "pid", cmd.Process.Pid)
 		_ = cmd.Process.Kill()
 		<-exited
