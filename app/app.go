@@ -66,8 +66,11 @@ type Config struct {
 	// never), the webhook receivers and how long a user's events are kept for a reconnect.
 	CallRetention, CallMaxAge time.Duration
 	RingQueueBudget           time.Duration
-	WebhookURLs               []string
-	EventsReplay              time.Duration
+	// QueueShards splits each queue over that many Asynq queues (queue.Layout; 0 is one), for enqueues and,
+	// in a worker, for the queues served.
+	QueueShards  int
+	WebhookURLs  []string
+	EventsReplay time.Duration
 	// RingRate bounds how fast one user starts rings (N 0: no limit); ReminderLead is how long before a
 	// scheduled call's start its members are reminded (0: calls' default).
 	RingRate     ratelimit.Rate
@@ -122,6 +125,7 @@ func Build(cfg Config) (*App, error) {
 	}
 	a := &App{Queue: queue.NewClient(cfg.Redis), Devices: devices.New(cfg.Redis)}
 	a.Queue.SetRetention(cfg.CallRetention)
+	a.Queue.SetShards(cfg.QueueShards)
 	a.Store = calls.New(cfg.Redis, a.Queue, log)
 	a.Store.SetMetrics(calls.NewMetrics(reg))
 	a.Store.SetRetention(cfg.CallRetention, cfg.CallMaxAge)
@@ -192,7 +196,7 @@ func (a *App) buildWorker(cfg Config, log *slog.Logger, reg prometheus.Registere
 		RingConcurrency: cfg.RingConcurrency, NotifyConcurrency: cfg.NotifyConcurrency,
 		RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 		SkipRing: cfg.SkipRing, SkipNotify: cfg.SkipNotify, Webhooks: whSender,
-		LedgerTTL: cfg.CallRetention, NotifyTTL: cfg.NotifyTTL,
+		LedgerTTL: cfg.CallRetention, NotifyTTL: cfg.NotifyTTL, QueueShards: cfg.QueueShards,
 	})
 	if err != nil {
 		return err

@@ -30,22 +30,26 @@ if not id then return false end
 return redis.call('HGET', ARGV[1] .. id, 'pending_since')
 `)
 
-// RingBacklog is how long the oldest task waiting in the ring queue has waited: how far behind ring delivery
-// is. Zero when nothing waits.
+// RingBacklog is how long the oldest task waiting in the ring queue (in any of its shards) has waited: how far
+// behind ring delivery is. Zero when nothing waits.
 func (c *Client) RingBacklog(ctx context.Context) (time.Duration, error) {
-	v, err := oldestPendingScript.Run(ctx, c.rdb, []string{asynqPendingKey(QueueRing)}, asynqTaskKeyPrefix(QueueRing)).Text()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
+	var oldest time.Duration
+	for _, q := range c.layout.Names(QueueRing) {
+		v, err := oldestPendingScript.Run(ctx, c.rdb, []string{asynqPendingKey(q)}, asynqTaskKeyPrefix(q)).Text()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("ring backlog of %s: %w", q, err)
+		}
+		ns, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			// A task taken between the two reads of the script has no pending_since any more: nothing waited.
+			continue
+		}
+		oldest = max(oldest, time.Since(time.Unix(0, ns)))
 	}
-	if err != nil {
-		return 0, fmt.Errorf("ring backlog: %w", err)
-	}
-	ns, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		// A task taken between the two reads of the script has no pending_since any more: nothing waited.
-		return 0, nil
-	}
-	return max(time.Since(time.Unix(0, ns)), 0), nil
+	return oldest, nil
 }
 
 // ErrOverloaded is the class of OverloadedError: rings cannot be delivered in time.

@@ -38,6 +38,8 @@ type Client struct {
 	asynq *asynq.Client
 	// ringRetention and notifyRetention are how long completed tasks are kept (SetRetention).
 	ringRetention, notifyRetention time.Duration
+	// layout picks each task's shard of its queue (SetShards).
+	layout Layout
 }
 
 // NewClient returns a Client on rdb. Close releases nothing of rdb's.
@@ -60,6 +62,14 @@ func (c *Client) SetRetention(d time.Duration) {
 	d = max(d, MinRetention)
 	c.ringRetention, c.notifyRetention = min(d, RingRetention), min(d, NotifyRetention)
 }
+
+// SetShards splits each queue over n Asynq queues (Layout), as RINGER_QUEUE_SHARDS does for ringer's own
+// processes; every process enqueueing to, and every worker serving, the same Redis must use the same n.
+// Call it before the client is used.
+func (c *Client) SetShards(n int) { c.layout = NewLayout(n) }
+
+// Layout is how the client's queues are split.
+func (c *Client) Layout() Layout { return c.layout }
 
 // enqueuer is the Redis client Asynq enqueues through: rdb's autopipeliner when it has one (go-redis'
 // AutoPipeline, of *redis.Client and *redis.ClusterClient), else rdb. The autopipeliner sends the commands
@@ -152,7 +162,7 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 			return err
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
-			asynq.Queue(QueueRing), asynq.TaskID(RingTaskID(ringID, m.UserID)),
+			c.in(QueueRing, RingTaskID(ringID, m.UserID)),
 			asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 	})
 }
@@ -170,7 +180,7 @@ func (c *Client) EnqueueStop(ctx context.Context, call CallInfo, ringID, event s
 			return err
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeStop, payload),
-			asynq.Queue(QueueRing), asynq.TaskID(StopTaskID(ringID, m)),
+			c.in(QueueRing, StopTaskID(ringID, m)),
 			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.ringRetention))
 	})
 }
@@ -189,7 +199,7 @@ func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event stri
 			return err
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeNotify, payload),
-			asynq.Queue(QueueNotify), asynq.TaskID(NotifyTaskID(notifyID, i)),
+			c.in(QueueNotify, NotifyTaskID(notifyID, i)),
 			asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.notifyRetention))
 	})
 }
@@ -208,7 +218,7 @@ func (c *Client) ScheduleWatch(ctx context.Context, call CallInfo, ringID string
 	}
 	at := time.UnixMilli(tick * WatchInterval.Milliseconds())
 	if err := c.enqueue(ctx, asynq.NewTask(TypeWatch, payload),
-		asynq.Queue(QueueWatch), asynq.TaskID(WatchTaskID(ringID, tick)), asynq.ProcessAt(at),
+		c.in(QueueWatch, WatchTaskID(ringID, tick)), asynq.ProcessAt(at),
 		asynq.MaxRetry(3), asynq.Retention(time.Minute)); err != nil {
 		return fmt.Errorf("schedule watchdog of ring %s: %w", ringID, err)
 	}
@@ -223,7 +233,7 @@ func (c *Client) Rescue(ctx context.Context, call CallInfo, ringID string, m Rin
 		return err
 	}
 	return c.enqueue(ctx, asynq.NewTask(TypeRing, payload),
-		asynq.Queue(QueueRing), asynq.TaskID(RescueTaskID(ringID, m.UserID, bucket)),
+		c.in(QueueRing, RescueTaskID(ringID, m.UserID, bucket)),
 		asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 }
 
@@ -235,7 +245,7 @@ func (c *Client) ScheduleTimeout(ctx context.Context, cid, ringID string, at tim
 		return err
 	}
 	err = c.enqueue(ctx, asynq.NewTask(TypeTimeout, payload),
-		asynq.Queue(QueueRing), asynq.TaskID(TimeoutTaskID(ringID, at.UnixMilli(), ringEnd)),
+		c.in(QueueRing, TimeoutTaskID(ringID, at.UnixMilli(), ringEnd)),
 		asynq.ProcessAt(at), asynq.MaxRetry(ringMaxRetry), asynq.Retention(c.ringRetention))
 	if err != nil {
 		return fmt.Errorf("schedule timeout of ring %s at %s: %w", ringID, strconv.FormatInt(at.UnixMilli(), 10), err)
@@ -252,7 +262,7 @@ func (c *Client) ScheduleReminder(ctx context.Context, cid string, startsAt, at 
 		return err
 	}
 	err = c.enqueue(ctx, asynq.NewTask(TypeReminder, payload),
-		asynq.Queue(QueueNotify), asynq.TaskID(ReminderTaskID(cid, startsAt.UnixMilli())),
+		c.in(QueueNotify, ReminderTaskID(cid, startsAt.UnixMilli())),
 		asynq.ProcessAt(at), asynq.MaxRetry(NotifyMaxRetry), asynq.Retention(c.notifyRetention))
 	if err != nil {
 		return fmt.Errorf("schedule reminder of %s at %s: %w", cid, at.UTC().Format(time.RFC3339), err)
@@ -260,7 +270,14 @@ func (c *Client) ScheduleReminder(ctx context.Context, cid string, startsAt, at 
 	return nil
 }
 
-func (c *Client) enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Option) error {
+// place is where a task goes: the shard of its queue that its id picks, under that id.
+type place struct{ queue, id string }
+
+// in places the task with id taskID in its shard of queue base.
+func (c *Client) in(base, taskID string) place { return place{c.layout.For(base, taskID), taskID} }
+
+func (c *Client) enqueue(ctx context.Context, t *asynq.Task, at place, opts ...asynq.Option) error {
+	opts = append(opts, asynq.Queue(at.queue), asynq.TaskID(at.id))
 	_, err := c.asynq.EnqueueContext(ctx, t, opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
 		return nil // already enqueued: the deterministic id did its job

@@ -2,13 +2,16 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
+	"github.com/ringer-dev/ringer/tests/harness"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
@@ -33,6 +36,50 @@ func TestAnOutsideServicesRingGateLapsesAfterItsRing(t *testing.T) {
 		ttl, err := rdb.PTTL(ctx, k).Result()
 		if err != nil || ttl < 2*time.Minute || ttl > 2*time.Minute+queue.RingRetention {
 			t.Errorf("%s lives %v (err %v), want past the last member's ring (2 min) by the task retention", k, ttl, err)
+		}
+	}
+}
+
+// With shards, every task goes to the shard its id picks, the same one when enqueued twice (so it is still
+// enqueued once), and the ring backlog sees a ring push waiting in any shard.
+func TestShardedTasksLandInTheShardTheirIDPicksOnceAndTheBacklogSeesEveryShard(t *testing.T) {
+	c, rdb := newClient(t)
+	c.SetShards(4)
+	ctx := context.Background()
+	in := asynq.NewInspectorFromRedisClient(rdb)
+	// A member whose ring task falls outside shard 0, so that the backlog must look past the plain queue.
+	var member string
+	for i := 0; member == ""; i++ {
+		if m := fmt.Sprintf("bob%d", i); c.Layout().For(queue.QueueRing, queue.RingTaskID("r1", m)) != queue.QueueRing {
+			member = m
+		}
+	}
+	shard := c.Layout().For(queue.QueueRing, queue.RingTaskID("r1", member))
+	call := queue.CallInfo{CID: "default:shards"}
+	members := []queue.RingMember{{UserID: member, EndsAt: time.Now().Add(time.Minute)}}
+	for range 2 {
+		if err := c.EnqueueRing(ctx, call, "r1", members); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := in.GetQueueInfo(shard)
+	if err != nil || info.Pending != 1 {
+		t.Fatalf("shard %s: %+v, %v; want the one ring task pending", shard, info, err)
+	}
+	if _, err := in.GetTaskInfo(shard, queue.RingTaskID("r1", member)); err != nil {
+		t.Fatalf("ring task not in shard %s: %v", shard, err)
+	}
+	harness.Eventually(t, 5*time.Second, "the backlog to see the ring push in "+shard, func() bool {
+		b, err := c.RingBacklog(ctx)
+		return err == nil && b > 0
+	})
+	names, err := in.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range names {
+		if queue.Base(q) == q && q != queue.QueueWatch && q != queue.QueueRing {
+			t.Errorf("queue %s is not a shard of ring or watch", q)
 		}
 	}
 }

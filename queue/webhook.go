@@ -51,7 +51,7 @@ func (c *Client) EnqueueWebhooks(ctx context.Context, tasks []WebhookTask) error
 			return err
 		}
 		return c.enqueue(ctx, asynq.NewTask(TypeWebhook, payload),
-			asynq.Queue(QueueWebhook), asynq.TaskID("webhook:"+tasks[i].ID),
+			c.in(QueueWebhook, "webhook:"+tasks[i].ID),
 			asynq.MaxRetry(WebhookMaxRetry), asynq.Retention(WebhookRetention))
 	})
 }

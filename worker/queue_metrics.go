@@ -72,23 +72,29 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 	go func() {
 		// The Inspector takes no context: a slow Redis is cut off by the timeout below, and this goroutine
 		// ends with go-redis's own read timeout.
-		existing := map[string]bool{}
 		names, err := c.inspector.Queues()
 		if err != nil {
 			done <- nil
 			return
 		}
-		for _, q := range names {
-			existing[q] = true
-		}
 		out := make([]result, len(c.queues))
 		for i, q := range c.queues {
-			if !existing[q] {
-				out[i] = result{info: &asynq.QueueInfo{Queue: q}, ok: true}
-				continue
+			// A queue split over shards (queue.Layout) is reported as one: its shards' sums, and the
+			// longest wait of any of them. A queue that never held a task has no shard and reads as empty.
+			sum := &asynq.QueueInfo{Queue: q}
+			ok := true
+			for _, name := range names {
+				if queue.Base(name) != q {
+					continue
+				}
+				info, err := c.inspector.GetQueueInfo(name)
+				if err != nil {
+					ok = false
+					break
+				}
+				addQueueInfo(sum, info)
 			}
-			info, err := c.inspector.GetQueueInfo(q)
-			out[i] = result{info: info, ok: err == nil}
+			out[i] = result{info: sum, ok: ok}
 		}
 		done <- out
 	}()
@@ -129,4 +135,17 @@ func stateCount(info *asynq.QueueInfo, state string) int {
 		return info.Completed
 	}
 	return 0
+}
+
+// addQueueInfo adds a shard's figures to its queue's.
+func addQueueInfo(sum, shard *asynq.QueueInfo) {
+	sum.Pending += shard.Pending
+	sum.Active += shard.Active
+	sum.Scheduled += shard.Scheduled
+	sum.Retry += shard.Retry
+	sum.Archived += shard.Archived
+	sum.Completed += shard.Completed
+	sum.ProcessedTotal += shard.ProcessedTotal
+	sum.FailedTotal += shard.FailedTotal
+	sum.Latency = max(sum.Latency, shard.Latency)
 }

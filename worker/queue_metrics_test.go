@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,5 +69,40 @@ func TestTheWebhookQueueIsCountedBesideTheRingQueues(t *testing.T) {
 	}
 	if v, _ := gauge(t, families, "ringer_queue_tasks", map[string]string{"queue": queue.QueueRing, "state": "pending"}); v != 0 {
 		t.Errorf("ringer_queue_tasks{queue=ring,state=pending} = %v: the webhooks were counted in the ring queue", v)
+	}
+}
+
+func TestAQueueSplitOverShardsIsReportedAsOne(t *testing.T) {
+	rdb := testredis.Start(t).Client(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewQueueCollector(rdb))
+	qc := queue.NewClient(rdb)
+	qc.SetShards(4)
+	members := make([]string, 10*queue.NotifyBatch)
+	for i := range members {
+		members[i] = fmt.Sprintf("u%d", i)
+	}
+	if err := qc.Notify(context.Background(), queue.CallInfo{CID: "default:shards"}, "n1", queue.EventNotification, members); err != nil {
+		t.Fatal(err)
+	}
+	names, err := queue.KnownQueues(context.Background(), rdb)
+	if err != nil || len(names) < 2 {
+		t.Fatalf("queues in Redis: %v (%v), want the notify tasks over several shards", names, err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := gauge(t, families, "ringer_queue_tasks", map[string]string{"queue": queue.QueueNotify, "state": "pending"}); v != 10 {
+		t.Errorf("ringer_queue_tasks{queue=notify,state=pending} = %v, want the 10 batches of every shard", v)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "queue" && queue.Base(lp.GetValue()) != lp.GetValue() {
+					t.Fatalf("%s has a series of shard %s", f.GetName(), lp.GetValue())
+				}
+			}
+		}
 	}
 }

@@ -183,5 +183,5 @@ func (r *ringFirst) grantLocked() {
 // isNotification says whether the task of ctx is from the notify queue, whose pushes give way to rings.
 func isNotification(ctx context.Context) bool {
 	q, _ := asynq.GetQueueName(ctx)
-	return q == queue.QueueNotify
+	return queue.Base(q) == queue.QueueNotify
 }

@@ -99,6 +99,10 @@ type Config struct {
 	NotifyTTL time.Duration
 	// Webhooks, when set, serves the webhook queue (queue.QueueWebhook) with its own server: webhook.Sender.
 	Webhooks Webhooks
+	// QueueShards is how many Asynq queues each queue is split over (RINGER_QUEUE_SHARDS, queue.Layout): the
+	// count the enqueueing processes use. Each server serves every shard of its queue, and the shards it
+	// finds in Redis at Start beyond them.
+	QueueShards int
 }
 
 // Webhooks delivers webhook tasks and says when a failed one is tried again (webhook.Sender).
@@ -167,6 +171,9 @@ const (
 	watchForwardInterval = 100 * time.Millisecond
 )
 
+// queueListTimeout bounds Start's read of the queues Redis knows: a worker starts without it.
+const queueListTimeout = 2 * time.Second
+
 // webhookConcurrency is how many webhook POSTs one worker process has in flight.
 const webhookConcurrency = 16
 
@@ -233,7 +240,7 @@ func (w *Worker) Handler() asynq.Handler {
 }
 
 // queueServer is how one queue is served: by an Asynq server of its own with concurrency slots, polled every
-// poll when idle, its scheduled and retried tasks made due every forward.
+// poll when idle (each of its shards in turn), its scheduled and retried tasks made due every forward.
 type queueServer struct {
 	queue         string
 	concurrency   int
@@ -258,11 +265,25 @@ func (w *Worker) Start() error {
 		// Its own few slots: a receiver that takes its timeout to answer holds these, never a ring's.
 		qs = append(qs, queueServer{queue.QueueWebhook, webhookConcurrency, 100 * time.Millisecond, time.Second, w.cfg.Webhooks.RetryDelay})
 	}
+	// A worker starts while Redis is away (Asynq retries until it is back); it then serves its own shards only.
+	ctx, cancel := context.WithTimeout(context.Background(), queueListTimeout)
+	existing, err := queue.KnownQueues(ctx, w.cfg.Redis)
+	cancel()
+	if err != nil {
+		w.log.Warn("cannot list the queues in Redis: serving the configured shards only", "err", err)
+	}
+	layout := queue.NewLayout(w.cfg.QueueShards)
 	h := w.Handler()
 	for _, q := range qs {
+		// Equal weights: Asynq tries a server's queues in a random order on each poll, so every shard is
+		// served alike.
+		shards := map[string]int{}
+		for _, name := range queue.AllShards(q.queue, layout.Names(q.queue), existing) {
+			shards[name] = 1
+		}
 		srv := asynq.NewServerFromRedisClient(w.cfg.Redis, asynq.Config{
 			Concurrency:              q.concurrency,
-			Queues:                   map[string]int{q.queue: 1},
+			Queues:                   shards,
 			TaskCheckInterval:        q.poll,
 			DelayedTaskCheckInterval: q.forward,
 			RetryDelayFunc:           q.retryDelay,

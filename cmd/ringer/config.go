@@ -16,6 +16,7 @@ import (
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/providers/registry"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/ratelimit"
 	"github.com/ringer-dev/ringer/worker"
 )
@@ -54,6 +55,9 @@ type config struct {
 	RingConcurrency   int
 	NotifyConcurrency int
 	RingPollInterval  time.Duration
+	// QueueShards splits each queue over that many Asynq queues (RINGER_QUEUE_SHARDS, queue.Layout), for a
+	// Redis Cluster; 0 is one.
+	QueueShards int
 	// Queues are the queues a worker serves: ring (rings and stops) and notify. Separate processes for each
 	// keep a notification backlog from competing with rings for CPU.
 	ServeRing, ServeNotify bool
@@ -243,6 +247,11 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	if c.NotifyConcurrency, err = intEnv(getenv, "RINGER_NOTIFY_CONCURRENCY"); err != nil {
 		errs = append(errs, err)
+	}
+	if c.QueueShards, err = intEnv(getenv, "RINGER_QUEUE_SHARDS"); err != nil {
+		errs = append(errs, err)
+	} else if c.QueueShards > queue.MaxShards {
+		errs = append(errs, fmt.Errorf("RINGER_QUEUE_SHARDS %d is more than %d", c.QueueShards, queue.MaxShards))
 	}
 	if c.SSEPerUser, err = intEnv(getenv, "RINGER_SSE_PER_USER"); err != nil {
 		errs = append(errs, err)

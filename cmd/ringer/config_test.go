@@ -103,3 +103,17 @@ func TestTheReminderLeadDefaultsToFiveMinutesAndAMalformedOneIsNamed(t *testing.
 		}
 	}
 }
+
+func TestQueueShardsIsAWholeNumberUpToTheMaximum(t *testing.T) {
+	if c, err := loadConfig(envOf(), false); err != nil || c.QueueShards != 0 {
+		t.Fatalf("default RINGER_QUEUE_SHARDS: %v, %v", c.QueueShards, err)
+	}
+	if c, err := loadConfig(envOf("RINGER_QUEUE_SHARDS=6"), false); err != nil || c.QueueShards != 6 {
+		t.Fatalf("RINGER_QUEUE_SHARDS=6: %v, %v", c.QueueShards, err)
+	}
+	for _, bad := range []string{"RINGER_QUEUE_SHARDS=0", "RINGER_QUEUE_SHARDS=three", "RINGER_QUEUE_SHARDS=65"} {
+		if _, err := loadConfig(envOf(bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_QUEUE_SHARDS") {
+			t.Errorf("%s: %v, want an error naming RINGER_QUEUE_SHARDS", bad, err)
+		}
+	}
+}

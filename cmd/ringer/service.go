@@ -159,7 +159,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
 		WebhookSecret: cfg.WebhookSecret, WebhookTimeout: cfg.WebhookTimeout, WebhookRetryBase: cfg.WebhookRetryBase,
-		NotifyTTL: cfg.NotifyTTL, Version: version(),
+		NotifyTTL: cfg.NotifyTTL, QueueShards: cfg.QueueShards, Version: version(),
 	})
 	if err != nil {
 		return err

@@ -472,7 +472,7 @@ func WaitQuiet(in *asynq.Inspector, d time.Duration) string {
 	return left
 }
 
-// queuesLeft says what the ring, watch and notify queues hold that is pending, active or to retry; "" when
+// queuesLeft says what the ring, watch and notify queues (every shard of them) hold that is pending, active or to retry; "" when
 // nothing.
 func queuesLeft(in *asynq.Inspector) string {
 	left := ""
@@ -482,7 +482,7 @@ func queuesLeft(in *asynq.Inspector) string {
 		left = err.Error()
 	}
 	for _, q := range qs {
-		if q != queue.QueueRing && q != queue.QueueWatch && q != queue.QueueNotify {
+		if b := queue.Base(q); b != queue.QueueRing && b != queue.QueueWatch && b != queue.QueueNotify {
 			continue
 		}
 		info, err := in.GetQueueInfo(q)
