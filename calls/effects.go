@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringer-dev/ringer/gate"
@@ -160,43 +161,74 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 			pipe.HDel(ctx, outboxKey(cid), seqs...)
 		}
 	}
-	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
-	// A pipeline cannot fall back on NOSCRIPT, so a small fan-out sends the script's text with each EVAL. A big
-	// call's would send it once per member: load it first and send only its hash (an SCRIPT FLUSH racing the
-	// load is all that could make those fail, and events are best effort).
-	replay := streamPublishScript.Eval
-	if s.replay > 0 && len(bodies)*len(st.Members) > bigFanOut {
-		if err := streamPublishScript.Load(ctx, s.rdb).Err(); err == nil {
-			replay = streamPublishScript.EvalSha
-		}
-	}
+	var replays []replayed
 	for _, b := range bodies {
 		if b == nil {
 			continue
 		}
 		for _, m := range st.Members {
 			if s.replay > 0 {
-				replay(ctx, pipe, []string{replayKey(m.UserID)}, minID, b, EventChannel(m.UserID), s.replay.Milliseconds())
+				r := replayed{user: m.UserID, body: b}
+				r.cmd = s.replayOne(ctx, pipe, now, r)
+				replays = append(replays, r)
 			} else {
 				pipe.Publish(ctx, EventChannel(m.UserID), b)
 			}
 		}
 	}
 	_, err := pipe.Exec(ctx)
+	if err != nil && len(replays) > 0 {
+		err = s.replayAgain(ctx, now, replays, err)
+	}
 	<-hooks
-	if err != nil {
-		for _, c := range indexCmds {
-			if c.Err() != nil {
-				return fmt.Errorf("index members of %s: %w", cid, c.Err())
-			}
+	for _, c := range indexCmds {
+		if c.Err() != nil {
+			return fmt.Errorf("index members of %s: %w", cid, c.Err())
 		}
+	}
+	if err != nil {
 		s.log.Warn("events not published", "cid", cid, "err", err)
 	}
 	return nil
 }
 
-// bigFanOut is the number of event deliveries in one publish past which the replay script is sent by hash.
-const bigFanOut = 64
+// replayed is one event sent to one member's replay stream, and the command that sent it.
+type replayed struct {
+	user string
+	body []byte
+	cmd  *redis.Cmd
+}
+
+// replayOne queues the replay script for r on pipe by its hash alone: its text is most of the command, and
+// Redis keeps it once loaded (replayAgain loads it when Redis has lost it).
+func (s *Store) replayOne(ctx context.Context, pipe redis.Pipeliner, now time.Time, r replayed) *redis.Cmd {
+	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
+	return streamPublishScript.EvalSha(ctx, pipe, []string{replayKey(r.user)}, minID, r.body, EventChannel(r.user), s.replay.Milliseconds())
+}
+
+// replayAgain sends again, once the script is loaded, the replays that failed because Redis did not have the
+// script (its first use, a restart, SCRIPT FLUSH): a pipeline cannot fall back on NOSCRIPT by itself. It
+// answers the error of the publish as it then stands.
+func (s *Store) replayAgain(ctx context.Context, now time.Time, replays []replayed, err error) error {
+	var again []replayed
+	for _, r := range replays {
+		if e := r.cmd.Err(); e != nil && redis.HasErrorPrefix(e, "NOSCRIPT") {
+			again = append(again, r)
+		}
+	}
+	if len(again) == 0 {
+		return err
+	}
+	if lerr := streamPublishScript.Load(ctx, s.rdb).Err(); lerr != nil {
+		return fmt.Errorf("load the replay script: %w", lerr)
+	}
+	pipe := s.rdb.Pipeline()
+	for _, r := range again {
+		s.replayOne(ctx, pipe, now, r)
+	}
+	_, err = pipe.Exec(ctx)
+	return err
+}
 
 // outboxSeqs is the outbox fields of the events a script wrote.
 func outboxSeqs(evs []evt) []string {

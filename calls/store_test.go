@@ -200,3 +200,26 @@ func TestAnAcceptAfterTheRingEndedStillOwesTheMissedPushes(t *testing.T) {
 		t.Fatal("the late accept settled the ring but its missed-call push was never enqueued")
 	}
 }
+
+// Events reach the replay streams by the script's hash: on a Redis that never had the script, and again after
+// Redis lost it (a restart, SCRIPT FLUSH), the publish loads it and sends what failed.
+func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	s.SetEventReplay(time.Minute)
+	ctx := context.Background()
+	stream := "ringer:{u:bob}:events"
+	ring(t, s, "replay-1", "bob")
+	first, err := rdb.XLen(ctx, stream).Result()
+	if err != nil || first == 0 {
+		t.Fatalf("bob's replay stream after the first ring: %d entries, %v", first, err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ring(t, s, "replay-2", "bob")
+	if n, err := rdb.XLen(ctx, stream).Result(); err != nil || n != 2*first {
+		t.Fatalf("bob's replay stream after a ring on a flushed script cache: %d entries (%v), want %d", n, err, 2*first)
+	}
+}
