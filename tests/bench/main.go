@@ -1,7 +1,7 @@
 // Command bench is ringer's whole-system load tool. It starts a private redis-server (or, with -cluster N, a
-// local Redis Cluster of N masters), the fake FCM and fake
-// APNs (tests/fakefcm, tests/fakeapns) with a chosen response latency, and the real `ringer api` and
-// `ringer worker` binaries, drives one scenario after another, and prints a table per scenario:
+// local Redis Cluster of N masters), the fake FCM and fake APNs (tests/fakefcm, tests/fakeapns) with a chosen
+// response latency, and the real `ringer api` and `ringer worker` binaries, drives one scenario after another,
+// and prints a table per scenario:
 //
 //	ceiling   a bare Asynq server with a no-op handler on the same Redis and concurrency: tasks per second
 //	fanout    notify N members: enqueue time, drain time, pushes per second, ratio to the ceiling, lost,
