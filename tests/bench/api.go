@@ -22,7 +22,7 @@ import (
 func runAPI(cfg *config, st *state) (*table, error) {
 	t := &table{
 		title:  fmt.Sprintf("API: %d concurrent clients, %s per phase", cfg.apiClients, cfg.apiDuration),
-		header: []string{"request", "requests", "errors", "requests/s", "p50", "p95", "p99", "max", "CPU api/redis/bench/others", "Redis per request"},
+		header: byMasterHeader(cfg, "request", "requests", "errors", "requests/s", "p50", "p95", "p99", "max", "CPU api/redis/bench/others", "Redis per request"),
 	}
 	err := guard("api", func(tb *tb) {
 		e := newEnv(tb, cfg, 0)
@@ -47,16 +47,15 @@ func runAPI(cfg *config, st *state) (*table, error) {
 		var created []int // calls the first phase made
 		var mu sync.Mutex
 		phase := func(name string, limit int, req func(i int) (method, path, token string, body []byte), ok func(i, status int)) {
-			rpid := e.redisPID()
-			cs0 := e.commandStats()
-			ac0, rc0, bc0, mc0 := cpuTime(apiP.pid()), cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+			cs0, mcpu0 := e.commandStats(), e.masterCPU()
+			ac0, rc0, bc0, mc0 := cpuTime(apiP.pid()), e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
 			lat, errs, n, wall := load(client, base, cfg.apiClients, cfg.apiDuration, limit, req, ok)
-			ac1, rc1, bc1, mc1 := cpuTime(apiP.pid()), cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+			ac1, rc1, bc1, mc1 := cpuTime(apiP.pid()), e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
 			others := max(mc1-mc0-(ac1-ac0)-(rc1-rc0)-(bc1-bc0), 0)
-			cs1 := e.commandStats()
-			t.add(append(append([]string{name, strconv.Itoa(n), strconv.Itoa(errs), fmt.Sprintf("**%s**", perSec(n, wall))}, lat.cells()...),
+			cs1, byMaster := e.commandStats(), e.byMasterCell(mcpu0)
+			t.add(append(append(append([]string{name, strconv.Itoa(n), strconv.Itoa(errs), fmt.Sprintf("**%s**", perSec(n, wall))}, lat.cells()...),
 				fmt.Sprintf("%s / %s / %s / %s", pct(ac1-ac0, wall), pct(rc1-rc0, wall), pct(bc1-bc0, wall), pct(others, wall)),
-				topCommands(cs0, cs1, max(n, 1), 3))...)
+				topCommands(cs0, cs1, max(n, 1), 3)), byMaster...)...)
 		}
 		phase("get-or-create with ring", cfg.apiMax, func(i int) (string, string, string, []byte) {
 			body := fmt.Appendf(nil, `{"ring":true,"data":{"members":[{"user_id":"ac%03d"},{"user_id":"cb%03d"}],`+
@@ -79,6 +78,7 @@ func runAPI(cfg *config, st *state) (*table, error) {
 	})
 	t.note("The API process alone on Redis (the worker is not running; ring tasks queue up). Clients run in the bench process on the same 2 cores and take CPU from the API: the bench column says how much.")
 	t.note("accept accepts the calls the first phase created, so its request count is bounded by theirs.")
+	byMasterNote(cfg, t, "the phase")
 	return t, err
 }
 

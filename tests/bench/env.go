@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/devices"
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/fakeapns"
 	"github.com/ringer-dev/ringer/tests/fakefcm"
 	"github.com/ringer-dev/ringer/tests/harness"
@@ -131,12 +133,16 @@ func (t *tb) close() {
 	}
 }
 
-// env is one Redis, one fake FCM and one fake APNs, and the ringer processes started on them.
+// env is one Redis (a redis-server, or a Redis Cluster with -cluster), one fake FCM and one fake APNs, and the
+// ringer processes started on them.
 type env struct {
-	t      *tb
-	cfg    *config
-	redis  *testredis.Server
-	rdb    *redis.Client
+	t   *tb
+	cfg *config
+	rdb redis.UniversalClient // a *redis.ClusterClient on a cluster
+	// nodes has a client of each Redis server: the one server, or each master of the cluster, in a fixed order.
+	// Per-server figures (INFO, SLOWLOG, DBSIZE) are read from each and summed.
+	nodes  []*redis.Client
+	rpids  []int // the nodes' process ids
 	fcm    *fakefcm.Server
 	apns   *fakeapns.Server
 	insp   *asynq.Inspector
@@ -150,14 +156,12 @@ type env struct {
 // newEnv starts Redis and the fakes; the fakes answer after latency.
 func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 	e := &env{t: t, cfg: cfg, secret: "bench-secret-of-at-least-32-bytes-long"}
-	e.redis = testredis.Start(t)
-	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr, PoolSize: 256})
-	t.Cleanup(func() { e.rdb.Close() })
+	addrs, redisVars := e.startRedis()
 	e.fcm = fakefcm.StartWith(t, fakefcm.Options{Plain: cfg.fcmHTTP1})
 	e.apns = fakeapns.Start(t)
 	e.fcm.SetLatency(latency)
 	e.apns.SetLatency(latency)
-	for _, a := range []string{e.redis.Addr, e.fcm.URL, e.apns.URL} {
+	for _, a := range append(addrs, e.fcm.URL, e.apns.URL) {
 		if err := loopback(a); err != nil {
 			t.Fatalf("the bench targets only this machine: %v", err)
 		}
@@ -167,7 +171,6 @@ func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 	keyPath, keyID, teamID := e.apns.WriteKey(e.dir)
 	e.vars = []string{
 		"RINGER_API_SECRET=" + e.secret,
-		"REDIS_URL=" + e.redis.URL(),
 		"FCM_CREDENTIALS_FILE=" + e.fcm.WriteCredentials(e.dir),
 		"FCM_ENDPOINT=" + e.fcm.Endpoint,
 		"APNS_KEY_FILE=" + keyPath, "APNS_KEY_ID=" + keyID, "APNS_TEAM_ID=" + teamID,
@@ -177,6 +180,10 @@ func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 		"RINGER_SHUTDOWN_TIMEOUT=5s",
 		// The bench's users ring far faster than a person does: it measures delivery, not the ring rate.
 		"RINGER_RING_RATE=0",
+	}
+	e.vars = append(e.vars, redisVars...)
+	if cfg.shards > 0 {
+		e.vars = append(e.vars, "RINGER_QUEUE_SHARDS="+strconv.Itoa(cfg.shards))
 	}
 	if cfg.webhookDelay > 0 {
 		// A slow receiver: it must not slow any ring (the webhook queue has its own server).
@@ -195,6 +202,40 @@ func newEnv(t *tb, cfg *config, latency time.Duration) *env {
 		Timeout:   60 * time.Second,
 	}
 	return e
+}
+
+// startRedis starts the env's Redis, a redis-server or a cluster of cfg.cluster masters, and its clients, and
+// answers the servers' addresses and the environment that points ringer at them.
+func (e *env) startRedis() (addrs, vars []string) {
+	t := e.t
+	if e.cfg.cluster == 0 {
+		srv := testredis.Start(t)
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 256})
+		t.Cleanup(func() { c.Close() })
+		e.rdb, e.nodes = c, []*redis.Client{c}
+		addrs, vars = []string{srv.Addr}, []string{"REDIS_URL=" + srv.URL()}
+	} else {
+		cl := testredis.StartCluster(t, e.cfg.cluster)
+		addrs = cl.Addrs()
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 256})
+		t.Cleanup(func() { cc.Close() })
+		e.rdb = cc
+		for _, a := range addrs {
+			c := redis.NewClient(&redis.Options{Addr: a})
+			t.Cleanup(func() { c.Close() })
+			e.nodes = append(e.nodes, c)
+		}
+		// REDIS_URL emptied: one inherited from the bench's own environment would make ringer refuse both.
+		vars = []string{"REDIS_URL=", "REDIS_CLUSTER_ADDRS=" + strings.Join(addrs, ",")}
+	}
+	for _, c := range e.nodes {
+		info, err := c.Info(context.Background(), "server").Result()
+		if err != nil {
+			t.Fatalf("INFO server of %s: %v", c.Options().Addr, err)
+		}
+		e.rpids = append(e.rpids, int(infoInt(info, "process_id")))
+	}
+	return addrs, vars
 }
 
 // proc is one running ringer process.
@@ -423,49 +464,157 @@ func machineBusy() time.Duration {
 	return time.Duration(busy) * time.Second / 100
 }
 
-// redisPID is the pid of the env's redis-server (from INFO server).
-func (e *env) redisPID() int {
-	info, err := e.rdb.Info(context.Background(), "server").Result()
-	if err != nil {
-		return 0
+// redisCPU is the CPU time of every Redis server of the env so far.
+func (e *env) redisCPU() time.Duration {
+	var sum time.Duration
+	for _, pid := range e.rpids {
+		sum += cpuTime(pid)
 	}
-	return int(infoInt(info, "process_id"))
+	return sum
 }
 
-// redisMemory is INFO memory's used_memory, in bytes.
-func (e *env) redisMemory() int64 {
-	info, err := e.rdb.Info(context.Background(), "memory").Result()
-	if err != nil {
-		return -1
+// masterCPU is each Redis server's CPU time so far (INFO cpu, used_cpu_sys + used_cpu_user), in e.nodes' order.
+func (e *env) masterCPU() []time.Duration {
+	out := make([]time.Duration, len(e.nodes))
+	for i, c := range e.nodes {
+		info, err := c.Info(context.Background(), "cpu").Result()
+		if err != nil {
+			continue
+		}
+		out[i] = time.Duration((infoFloat(info, "used_cpu_sys") + infoFloat(info, "used_cpu_user")) * float64(time.Second))
 	}
-	return infoInt(info, "used_memory")
+	return out
+}
+
+// masterShares is each master's share of the Redis CPU spent between two masterCPU readings, the busiest
+// one's, and the total: how evenly a cluster carries the load.
+func masterShares(before, after []time.Duration) string {
+	var total, busiest time.Duration
+	used := make([]time.Duration, len(after))
+	for i := range after {
+		used[i] = max(after[i]-before[i], 0)
+		total += used[i]
+		busiest = max(busiest, used[i])
+	}
+	if total <= 0 {
+		return "no Redis CPU"
+	}
+	parts := make([]string, len(used))
+	for i, u := range used {
+		parts[i] = fmt.Sprintf("%.0f%%", 100*u.Seconds()/total.Seconds())
+	}
+	return fmt.Sprintf("%s (busiest %.0f%%) of %.2f s", strings.Join(parts, " / "), 100*busiest.Seconds()/total.Seconds(), total.Seconds())
+}
+
+// byMasterHeader is header with the column of masterShares on a cluster.
+func byMasterHeader(cfg *config, header ...string) []string {
+	if cfg.cluster > 0 {
+		return append(header, "Redis CPU by master")
+	}
+	return header
+}
+
+// byMasterNote explains byMasterHeader's column, measured over span, on a cluster.
+func byMasterNote(cfg *config, t *table, span string) {
+	if cfg.cluster > 0 {
+		t.note("Redis CPU by master: each master's share of the Redis CPU over %s (INFO cpu, in the order of REDIS_CLUSTER_ADDRS), the busiest one's, and their total.", span)
+	}
+}
+
+// byMasterCell is the cell of byMasterHeader's column: the masters' shares since before (none off a cluster).
+func (e *env) byMasterCell(before []time.Duration) []string {
+	if e.cfg.cluster == 0 {
+		return nil
+	}
+	return []string{masterShares(before, e.masterCPU())}
+}
+
+// info sums a figure of INFO section over the env's Redis servers; -1 when one did not answer or lacks it.
+func (e *env) info(section, field string) int64 {
+	var sum int64
+	for _, c := range e.nodes {
+		info, err := c.Info(context.Background(), section).Result()
+		if err != nil {
+			return -1
+		}
+		n := infoInt(info, field)
+		if n < 0 {
+			return -1
+		}
+		sum += n
+	}
+	return sum
+}
+
+// redisMemory is INFO memory's used_memory, in bytes, over every Redis server.
+func (e *env) redisMemory() int64 { return e.info("memory", "used_memory") }
+
+// dbSize is how many keys every Redis server holds together.
+func (e *env) dbSize() int64 {
+	var sum int64
+	for _, c := range e.nodes {
+		n, err := c.DBSize(context.Background()).Result()
+		if err != nil {
+			return -1
+		}
+		sum += n
+	}
+	return sum
+}
+
+// flushAll empties every Redis server.
+func (e *env) flushAll() {
+	for _, c := range e.nodes {
+		if err := c.FlushAll(context.Background()).Err(); err != nil {
+			e.t.Fatalf("FLUSHALL on %s: %v", c.Options().Addr, err)
+		}
+	}
 }
 
 func infoInt(info, field string) int64 {
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
+	n, err := strconv.ParseInt(infoField(info, field), 10, 64)
+	if err != nil {
+		return -1
 	}
-	return -1
-}
-
-// slowlogLen is how many commands Redis has logged as slow so far.
-func (e *env) slowlogLen() int64 {
-	n, _ := e.rdb.Do(context.Background(), "SLOWLOG", "LEN").Int64()
 	return n
 }
 
-// slowlog names the k slowest commands Redis logged after it had logged since of them (the log keeps the
-// last 128, over 10 ms each by default).
-func (e *env) slowlog(since int64, k int) string {
-	logs, err := e.rdb.SlowLogGet(context.Background(), 128).Result()
-	if err != nil {
-		return ""
+func infoFloat(info, field string) float64 {
+	f, _ := strconv.ParseFloat(infoField(info, field), 64)
+	return f
+}
+
+func infoField(info, field string) string {
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
 	}
-	if n := e.slowlogLen() - since; n < int64(len(logs)) {
-		logs = logs[:max(n, 0)]
+	return ""
+}
+
+// slowlogLens is how many commands each Redis server has logged as slow so far.
+func (e *env) slowlogLens() []int64 {
+	out := make([]int64, len(e.nodes))
+	for i, c := range e.nodes {
+		out[i], _ = c.Do(context.Background(), "SLOWLOG", "LEN").Int64()
+	}
+	return out
+}
+
+// slowlog names the k slowest commands the Redis servers logged after they had logged since of them (each
+// keeps the last 128, over 10 ms each by default).
+func (e *env) slowlog(since []int64, k int) string {
+	var logs []redis.SlowLog
+	for i, c := range e.nodes {
+		l, err := c.SlowLogGet(context.Background(), 128).Result()
+		if err != nil {
+			continue
+		}
+		if n, _ := c.Do(context.Background(), "SLOWLOG", "LEN").Int64(); n-since[i] < int64(len(l)) {
+			l = l[:max(n-since[i], 0)]
+		}
+		logs = append(logs, l...)
 	}
 	sort.Slice(logs, func(i, j int) bool { return logs[i].Duration > logs[j].Duration })
 	var parts []string
@@ -491,12 +640,19 @@ type cmdStat struct {
 	usec  int64
 }
 
+// commandStats is INFO commandstats summed over the Redis servers.
 func (e *env) commandStats() map[string]cmdStat {
-	info, err := e.rdb.Info(context.Background(), "commandstats").Result()
 	out := map[string]cmdStat{}
-	if err != nil {
-		return out
+	for _, c := range e.nodes {
+		info, err := c.Info(context.Background(), "commandstats").Result()
+		if err == nil {
+			addCommandStats(out, info)
+		}
 	}
+	return out
+}
+
+func addCommandStats(out map[string]cmdStat, info string) {
 	for _, line := range strings.Split(info, "\r\n") {
 		name, rest, ok := strings.Cut(line, ":")
 		if !ok || !strings.HasPrefix(name, "cmdstat_") {
@@ -513,9 +669,9 @@ func (e *env) commandStats() map[string]cmdStat {
 				s.usec = n
 			}
 		}
-		out[strings.TrimPrefix(name, "cmdstat_")] = s
+		name = strings.TrimPrefix(name, "cmdstat_")
+		out[name] = cmdStat{calls: out[name].calls + s.calls, usec: out[name].usec + s.usec}
 	}
-	return out
 }
 
 // topCommands is the commands that took the most Redis time between two INFO commandstats, per unit (a push,
@@ -685,24 +841,94 @@ func (e *env) quiet(d time.Duration) bool {
 	return harness.Poll(d, 20*time.Millisecond, func() bool { return e.queued() == 0 })
 }
 
-// queued is how many tasks of the ring and notify queues are pending, active or waiting for a retry.
+// queued is how many tasks of the ring and notify queues (every shard) are pending, active or waiting for a
+// retry.
 func (e *env) queued() int {
-	qs, err := e.insp.Queues()
-	if err != nil {
-		return -1
-	}
 	n := 0
-	for _, q := range qs {
-		if q != "ring" && q != "notify" {
-			continue
-		}
-		info, err := e.insp.GetQueueInfo(q)
+	for _, base := range []string{queue.QueueRing, queue.QueueNotify} {
+		qs, err := e.listedShards(base)
 		if err != nil {
 			return -1
 		}
-		n += info.Pending + info.Active + info.Retry
+		for _, q := range qs {
+			info, err := e.insp.GetQueueInfo(q)
+			if err != nil {
+				return -1
+			}
+			n += info.Pending + info.Active + info.Retry
+		}
 	}
 	return n
+}
+
+// shardOf says whether the Asynq queue q is one of the shards of ringer's queue base (RINGER_QUEUE_SHARDS):
+// the first keeps the plain name, the others are base.1, base.2, and so on.
+func shardOf(q, base string) bool {
+	if q == base {
+		return true
+	}
+	n, ok := strings.CutPrefix(q, base+".")
+	if !ok || n == "" {
+		return false
+	}
+	for _, r := range n {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// listedShards are the Asynq queues of ringer's queue base that Redis lists (a queue is listed once a task
+// was enqueued to it).
+func (e *env) listedShards(base string) ([]string, error) {
+	qs, err := e.insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list the queues: %w", err)
+	}
+	var out []string
+	for _, q := range qs {
+		if shardOf(q, base) {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// shards are the Asynq queues of ringer's queue base: those Redis lists, and those the shard count names.
+func (e *env) shards(base string) []string {
+	names := []string{base}
+	for i := 1; i < e.cfg.shards; i++ {
+		names = append(names, base+"."+strconv.Itoa(i))
+	}
+	listed, err := e.listedShards(base)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, q := range listed {
+		if !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+	}
+	return names
+}
+
+// queueMemory is what the shards of ringer's queue base hold in Redis, as Asynq's inspector reports it (its
+// keys and a sample of its tasks).
+func (e *env) queueMemory(base string) int64 {
+	listed, err := e.listedShards(base)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum int64
+	for _, q := range listed {
+		qi, err := e.insp.GetQueueInfo(q)
+		if err != nil {
+			e.t.Fatalf("queue info of %s: %v", q, err)
+		}
+		sum += qi.MemoryUsage
+	}
+	return sum
 }
 
 // pushes counts what the fakes received so far.

@@ -29,7 +29,7 @@ const yardstickConcurrency = 50
 func runCeiling(cfg *config, st *state) (*table, error) {
 	t := &table{
 		title:  fmt.Sprintf("ceiling: no-op Asynq handler, %d tasks", cfg.ceilingN),
-		header: []string{"variant", "concurrency", "enqueue (32 at a time)", "enqueue tasks/s", "drain", "drain tasks/s", "Redis B/queued task", "Redis per task", "CPU redis/bench/others"},
+		header: byMasterHeader(cfg, "variant", "concurrency", "enqueue (32 at a time)", "enqueue tasks/s", "drain", "drain tasks/s", "Redis B/queued task", "Redis per task", "CPU redis/bench/others"),
 	}
 	err := guard("ceiling", func(tb *tb) {
 		e := newEnv(tb, cfg, 0)
@@ -46,10 +46,14 @@ func runCeiling(cfg *config, st *state) (*table, error) {
 				st.ceiling = rate
 			}
 			t.add(append([]string{name, strconv.Itoa(v.concurrency)}, row...)...)
-			e.rdb.FlushAll(context.Background())
+			e.flushAll()
 		}
 	})
 	t.note("The ceiling every fan-out figure is compared with is the bare drain rate at concurrency %d: %.0f tasks/s.", yardstickConcurrency, st.ceiling)
+	if cfg.cluster > 0 {
+		t.note("On the cluster the ceiling stays one Asynq queue, which lives on one master.")
+	}
+	byMasterNote(cfg, t, "the drain")
 	return t, err
 }
 
@@ -103,9 +107,8 @@ func ceilingOnce(e *env, cfg *config, withOpts bool, concurrency int) (float64, 
 		TaskCheckInterval: 100 * time.Millisecond, // as ringer's notify server
 		LogLevel:          asynq.ErrorLevel,
 	})
-	cs0 := e.commandStats()
-	rpid := e.redisPID()
-	rc0, bc0, mc0 := cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	cs0, mcpu0 := e.commandStats(), e.masterCPU()
+	rc0, bc0, mc0 := e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
 	start = time.Now()
 	err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		if done.Add(1) == int64(n) {
@@ -124,16 +127,16 @@ func ceilingOnce(e *env, cfg *config, withOpts bool, concurrency int) (float64, 
 		e.t.Fatalf("ceiling: %d of %d tasks in %s", done.Load(), n, cfg.timeout)
 	}
 	drain := end.Sub(start)
-	rc1, bc1, mc1 := cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
-	cs1 := e.commandStats()
+	rc1, bc1, mc1 := e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
+	cs1, byMaster := e.commandStats(), e.byMasterCell(mcpu0)
 	others := max(mc1-mc0-(rc1-rc0)-(bc1-bc0), 0)
 	srv.Shutdown()
 	rate := float64(n) / drain.Seconds()
-	return rate, []string{
+	return rate, append([]string{
 		ms(enqueue), perSec(n, enqueue), ms(drain), fmt.Sprintf("**%.0f**", rate),
 		fmt.Sprintf("%.0f", perTask), redisUsec(cs0, cs1, n),
 		fmt.Sprintf("%s / %s / %s", pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
-	}
+	}, byMaster...)
 }
 
 // notifyConcurrency is the worker's notify concurrency in this run: the ceiling's server gets the same.
@@ -162,10 +165,10 @@ func concurrencyEnv(cfg *config) []string {
 func runFanout(cfg *config, st *state) (*table, error) {
 	t := &table{
 		title: "fan-out: notify N members (one device each)",
-		header: []string{"members", "devices", "provider latency", "enqueue alone", "drain", "drain pushes/s", "× ceiling",
+		header: byMasterHeader(cfg, "members", "devices", "provider latency", "enqueue alone", "drain", "drain pushes/s", "× ceiling",
 			"live request→answer", "live answer→last push", "live pushes/s", "lost", "worker peak RSS", "Redis memory of the backlog",
 			"CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push",
-			"FCM connections"},
+			"FCM connections"),
 	}
 	var errs []string
 	for _, n := range cfg.fanoutN {
@@ -187,6 +190,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 	t.note("live pushes/s: N−1 over request sent to last push, with the worker draining while the API enqueues. lost: members with no push once the queues are empty.")
 	t.note("2-core bound: 2,000,000 µs of CPU a second over the CPU µs all three spend per push: the rate two cores would carry with no one else on them; the fakes (bench) are part of the cost on this machine, not in production.")
 	t.note("Redis memory of the backlog: the notify queue's memory usage as Asynq's inspector reports it (its keys and a sample of its tasks), per queued task and per member.")
+	byMasterNote(cfg, t, "the drain")
 	t.note("CPU: process CPU time over the drain as a share of one core (the machine has 2, so 200%% is all of it); bench is the fakes and this tool; others is every other process of the machine (a shared machine's background load: figures beside a big others are low). Redis per push: Redis CPU µs per push and the commands that cost most (INFO commandstats).")
 	if len(errs) > 0 {
 		return t, fmt.Errorf("%d runs failed: %v", len(errs), errs)
@@ -249,24 +253,20 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 		t.Fatalf("after the notify, %d tasks queued for %d members", tasks, pushes)
 	}
 	// What Redis holds for the backlog: the notify queue's keys and its tasks (Asynq samples the tasks).
-	qi, err := e.insp.GetQueueInfo(queue.QueueNotify)
-	if err != nil {
-		t.Fatalf("queue info: %v", err)
-	}
-	perTask, perMember := float64(qi.MemoryUsage)/float64(tasks), float64(qi.MemoryUsage)/float64(pushes)
+	mem := e.queueMemory(queue.QueueNotify)
+	perTask, perMember := float64(mem)/float64(tasks), float64(mem)/float64(pushes)
 
 	// Drain the backlog.
-	cs0 := e.commandStats()
-	rpid := e.redisPID()
-	rc0, bc0, mc0 := cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
+	cs0, mcpu0 := e.commandStats(), e.masterCPU()
+	rc0, bc0, mc0 := e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
 	before := e.pushes()
 	ws := time.Now()
 	w := e.startRinger("worker", concurrencyEnv(cfg)...)
 	if !e.waitPushes(before+pushes, cfg.timeout) {
 		t.Fatalf("drain: %d of %d pushes within %s", e.pushes()-before, pushes, cfg.timeout)
 	}
-	wc, rc1, bc1, mc1 := familyCPU(w.pid()), cpuTime(rpid), cpuTime(os.Getpid()), machineBusy()
-	cs1 := e.commandStats()
+	wc, rc1, bc1, mc1 := familyCPU(w.pid()), e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
+	cs1, byMaster := e.commandStats(), e.byMasterCell(mcpu0)
 	others := max(mc1-mc0-wc-(rc1-rc0)-(bc1-bc0), 0)
 	_, drainEnd, _ := e.received("bench:fan-a")
 	drain := drainEnd.Sub(ws)
@@ -286,7 +286,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 	if st.ceiling > 0 {
 		ratio = fmt.Sprintf("%.2f", drainRate/st.ceiling)
 	}
-	return []string{
+	return append([]string{
 		strconv.Itoa(n), mix, lat.String(), ms(enqueue), ms(drain), fmt.Sprintf("**%.0f**", drainRate), ratio,
 		ms(t1.Sub(t0)), ms(last.Sub(t1)), fmt.Sprintf("**%s**", perSec(pushes, last.Sub(t0))),
 		strconv.Itoa(pushes - got), fmt.Sprintf("%.0f MB", float64(rss)/1024), fmt.Sprintf("%.0f B/task, %.0f B/member (%d tasks)", perTask, perMember, tasks),
@@ -294,7 +294,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 		cpuPerPush(wc, rc1-rc0, bc1-bc0, pushes),
 		redisUsec(cs0, cs1, pushes),
 		fcmConnections(e.fcm),
-	}
+	}, byMaster...)
 }
 
 // fcmConnections is how many connections the fake FCM accepted over a run and which HTTP version carried its

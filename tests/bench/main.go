@@ -1,6 +1,7 @@
-// Command bench is ringer's whole-system load tool. It starts a private redis-server, the fake FCM and fake
-// APNs (tests/fakefcm, tests/fakeapns) with a chosen response latency, and the real `ringer api` and
-// `ringer worker` binaries, drives one scenario after another, and prints a table per scenario:
+// Command bench is ringer's whole-system load tool. It starts a private redis-server (or, with -cluster N, a
+// local Redis Cluster of N masters), the fake FCM and fake APNs (tests/fakefcm, tests/fakeapns) with a chosen
+// response latency, and the real `ringer api` and `ringer worker` binaries, drives one scenario after another,
+// and prints a table per scenario:
 //
 //	ceiling   a bare Asynq server with a no-op handler on the same Redis and concurrency: tasks per second
 //	fanout    notify N members: enqueue time, drain time, pushes per second, ratio to the ceiling, lost,
@@ -15,6 +16,10 @@
 //
 // overload and soak run only when named (-scenarios overload,soak); -quick runs them tiny.
 //
+// With -cluster N, ringer runs on a local Redis Cluster of N masters (REDIS_CLUSTER_ADDRS) with its queues
+// split over -shards Asynq queues each (RINGER_QUEUE_SHARDS, N by default), and the ceiling, fanout and api
+// tables gain each master's share of the Redis CPU. The ceiling stays one Asynq queue, so one master.
+//
 // Everything listens on 127.0.0.1 and every loop is bounded in count and time. BENCHMARKS.md at the module
 // root has the command lines and the numbers.
 //
@@ -22,6 +27,8 @@
 //	go run ./tests/bench -quick                # every scenario at a tiny size (what CI runs)
 //	go run ./tests/bench -scenarios fanout -n 100000 -latency 0,20ms -profile /tmp/prof
 //	go run ./tests/bench -scenarios overload,soak  # about 15 minutes: the figures of RELIABILITY.md, "Load held"
+//	go run ./tests/bench -cluster 3 -scenarios ceiling,fanout,api -n 100000 -latency 0 -mix fcm  # per-master CPU
+//	go run ./tests/bench -quick -cluster 3 -scenarios ceiling,fanout,api  # the cluster mode at a tiny size
 package main
 
 import (
@@ -81,6 +88,9 @@ type config struct {
 	soakSample       time.Duration // how often the soak samples memory and latency
 
 	splitNice int // ring scenario: separate ring and notify workers, the notify one at this niceness (0: one worker)
+
+	cluster int // masters of a local Redis Cluster ringer runs on; 0 runs one redis-server
+	shards  int // RINGER_QUEUE_SHARDS of ringer; 0 leaves it unset
 
 	profileDir string
 	// webhookDelay, when set, points RINGER_WEBHOOK_URL at a receiver on this machine that answers after it.
@@ -195,6 +205,8 @@ func parseFlags(args []string) (*config, error) {
 	apiD := fs.Duration("api-duration", 0, "duration of each api phase (default 10s)")
 	scaleN := fs.Int("scale-n", 0, "members of each scale run (default 20000)")
 	scaleC := fs.String("scale-concurrency", "", "worker notify concurrencies of the scale scenario (default 1,2,4,8,16,32,64)")
+	cluster := fs.Int("cluster", 0, "run ringer on a local Redis Cluster of N masters (3 to 16, no replicas) instead of one redis-server; the ceiling, fanout and api tables then show each master's share of the Redis CPU")
+	shards := fs.Int("shards", 0, "RINGER_QUEUE_SHARDS of ringer: Asynq queues each of its queues is split over (default: the -cluster masters; unset on one redis-server)")
 	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker with its notify child")
 	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
 	whDelay := fs.Duration("webhook-delay", 0, "send every event as a webhook to a local receiver that answers after this long (default: no webhooks)")
@@ -267,6 +279,16 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-split-workers takes a niceness of 1 to 19")
 	}
 	cfg.splitNice = *split
+	if *cluster != 0 && (*cluster < 3 || *cluster > 16) {
+		return nil, errors.New("-cluster takes 3 to 16 masters (0: one redis-server)")
+	}
+	if *shards < 0 || *shards > 64 {
+		return nil, errors.New("-shards takes 1 to 64 queues")
+	}
+	cfg.cluster, cfg.shards = *cluster, *shards
+	if cfg.shards == 0 {
+		cfg.shards = cfg.cluster
+	}
 	cfg.webhookDelay = *whDelay
 	if *apiD > 0 {
 		cfg.apiDuration = *apiD
@@ -389,6 +411,11 @@ func run(cfg *config) error {
 	fmt.Fprintf(cfg.out, "# ringer bench — %s, %s, %d CPUs, %s, %s\n", time.Now().UTC().Format(time.RFC3339), host,
 		runtime.NumCPU(), runtime.Version(), cpuModel())
 	fmt.Fprintf(cfg.out, "# %s\n", redisVersion())
+	if cfg.cluster > 0 {
+		fmt.Fprintf(cfg.out, "# Redis Cluster of %d masters, no replicas; RINGER_QUEUE_SHARDS=%d\n", cfg.cluster, cfg.shards)
+	} else if cfg.shards > 0 {
+		fmt.Fprintf(cfg.out, "# one redis-server; RINGER_QUEUE_SHARDS=%d\n", cfg.shards)
+	}
 	fcmProto := "TLS, HTTP/2"
 	if cfg.fcmHTTP1 {
 		fcmProto = "plain HTTP/1.1 (-fcm-http1)"

@@ -231,12 +231,17 @@ func (e *env) tally(shots ringShots, wall time.Duration, shed int) ringTally {
 	return t
 }
 
-// queuedRing is how many ring-queue tasks are pending or running (read cheaply: two list lengths).
+// queuedRing is how many ring-queue tasks (every shard) are pending or running (read cheaply: two list
+// lengths a shard).
 func (e *env) queuedRing() int64 {
 	ctx := context.Background()
-	p, _ := e.rdb.LLen(ctx, "asynq:{"+queue.QueueRing+"}:pending").Result()
-	a, _ := e.rdb.LLen(ctx, "asynq:{"+queue.QueueRing+"}:active").Result()
-	return p + a
+	var n int64
+	for _, q := range e.shards(queue.QueueRing) {
+		p, _ := e.rdb.LLen(ctx, "asynq:{"+q+"}:pending").Result()
+		a, _ := e.rdb.LLen(ctx, "asynq:{"+q+"}:active").Result()
+		n += p + a
+	}
+	return n
 }
 
 // ringAt runs an open-loop ring load at rate for warm+d, each ring a new call from caller i to callee i, and
@@ -306,8 +311,11 @@ func share(n, of int) string {
 // enqueued into the paused ring queue, which is then resumed and timed until empty.
 func (r *ringerUnderLoad) dropRate(n int) float64 {
 	e := r.e
-	if err := e.insp.PauseQueue(queue.QueueRing); err != nil {
-		e.t.Fatalf("pause the ring queue: %v", err)
+	ringQueues := e.shards(queue.QueueRing)
+	for _, q := range ringQueues {
+		if err := e.insp.PauseQueue(q); err != nil {
+			e.t.Fatalf("pause the ring queue %s: %v", q, err)
+		}
 	}
 	members := make([]queue.RingMember, n)
 	over := time.Now().Add(-time.Second)
@@ -320,8 +328,10 @@ func (r *ringerUnderLoad) dropRate(n int) float64 {
 		e.t.Fatalf("enqueue ring tasks past their ring: %v", err)
 	}
 	start := time.Now()
-	if err := e.insp.UnpauseQueue(queue.QueueRing); err != nil {
-		e.t.Fatalf("resume the ring queue: %v", err)
+	for _, q := range ringQueues {
+		if err := e.insp.UnpauseQueue(q); err != nil {
+			e.t.Fatalf("resume the ring queue %s: %v", q, err)
+		}
 	}
 	for e.queuedRing() > 0 {
 		if time.Since(start) > e.cfg.timeout {
@@ -442,7 +452,7 @@ func runSoak(cfg *config, st *state) (*table, error) {
 					return
 				case <-tick.C:
 				}
-				keys, _ := e.rdb.DBSize(context.Background()).Result()
+				keys := e.dbSize()
 				points = append(points, point{at: time.Since(start), calls: made.Load(), mem: e.redisMemory(), keys: keys,
 					rssKB: int(familyStatusKB(r.p.pid(), "VmRSS")), goroutines: r.goroutines()})
 			}

@@ -54,12 +54,10 @@ func runProfiled() error {
 	defer stop()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	opt, err := redis.ParseURL(os.Getenv("REDIS_URL"))
+	rdb, err := profiledRedis(os.Getenv)
 	if err != nil {
 		return err
 	}
-	opt.PoolSize = max(opt.PoolSize, 256) // as cmd/ringer's config.redisClient
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	a, err := profiledApp(ctx, role, os.Getenv, rdb, log)
 	if err != nil {
@@ -89,6 +87,20 @@ func runProfiled() error {
 		}
 	}
 	return nil
+}
+
+// profiledRedis connects to the Redis the bench points ringer at, REDIS_CLUSTER_ADDRS (-cluster) or REDIS_URL,
+// as cmd/ringer's config.redisClient does.
+func profiledRedis(getenv func(string) string) (redis.UniversalClient, error) {
+	if addrs := getenv("REDIS_CLUSTER_ADDRS"); addrs != "" {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")}), nil
+	}
+	opt, err := redis.ParseURL(getenv("REDIS_URL"))
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.PoolSize = max(opt.PoolSize, 256)
+	return redis.NewClient(opt), nil
 }
 
 // profiledApp builds the parts of role ("worker" or "api") from the environment the bench gives `ringer

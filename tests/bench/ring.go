@@ -135,7 +135,7 @@ func runRing(cfg *config, st *state) (*table, error) {
 			}
 			notifyDone <- err
 		}()
-		slow0 := e.slowlogLen()
+		slow0 := e.slowlogLens()
 		ringsSent := 0
 		var during, duringAnswer latencies
 		duringMiss := 0

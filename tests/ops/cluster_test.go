@@ -3,12 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,88 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/tests/harness"
+	"github.com/ringer-dev/ringer/tests/testredis"
 )
-
-// startCluster runs a local Redis Cluster of three masters on free loopback ports (each with its cluster bus
-// port, +10000, free too), joined by redis-cli --cluster create, and returns their addresses once every node
-// says cluster_state:ok. The nodes stop when the test ends.
-func startCluster(t *testing.T) []string {
-	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (apt-get install redis-server): %v", err)
-	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
-	}
-	var addrs []string
-	for i := range 3 {
-		port := clusterPort(t)
-		dir := t.TempDir()
-		cmd := exec.Command(server, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
-			"--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start cluster node %d: %v", i, err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				if b, err := os.ReadFile(filepath.Join(dir, "redis.log")); err == nil {
-					t.Logf("cluster node %d log (tail):\n%s", port, harness.Tail(string(b), 15))
-				}
-			}
-		})
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		harness.Eventually(t, 10*time.Second, "cluster node "+addr+" to answer", func() bool {
-			return c.Ping(context.Background()).Err() == nil
-		})
-		c.Close()
-		addrs = append(addrs, addr)
-	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, a := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: a})
-		harness.Eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
-			info, err := c.ClusterInfo(context.Background()).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
-		})
-		c.Close()
-	}
-	return addrs
-}
-
-// clusterPort is a free loopback port whose cluster bus port (+10000) is free as well.
-func clusterPort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if port+10000 > 65535 {
-			l.Close()
-			continue
-		}
-		bus, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+10000))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		bus.Close()
-		return port
-	}
-	t.Fatal("no free port pair for a cluster node")
-	return 0
-}
 
 // clusterEnv is a ringer on a Redis Cluster: pushes are awaited against the cluster's queues (the harness's
 // own Quiet watches the standalone Redis it started, which this ringer does not use).
@@ -146,13 +61,13 @@ func (c *clusterEnv) call(id string, r harness.Resp) map[string]any {
 
 func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 	t.Parallel()
-	addrs := startCluster(t)
+	cluster := testredis.StartCluster(t, 3)
+	addrs := cluster.Addrs()
 	e := harness.Start(t, harness.Options{Env: []string{
 		"REDIS_URL=", "REDIS_CLUSTER_ADDRS=" + strings.Join(addrs, ","),
 		"RINGER_DASHBOARD_USER=" + dashUser, "RINGER_DASHBOARD_PASSWORD=" + dashPassword,
 	}})
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { cc.Close() })
+	cc := cluster.Client(t)
 	c := &clusterEnv{Env: e, t: t, cc: cc, in: asynq.NewInspectorFromRedisClient(cc)}
 
 	// The standalone Redis the harness started is not used: ringer's keys are on the cluster.

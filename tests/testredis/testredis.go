@@ -44,12 +44,20 @@ func Start(t testing.TB, extra ...string) *Server {
 	if err != nil {
 		t.Fatalf("redis-server not found on PATH (apt-get install redis-server): %v", err)
 	}
+	s := startOn(t, bin, FreePort, extra...)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// startOn runs redis-server on a port pick chooses, trying again on another when it is taken.
+func startOn(t testing.TB, bin string, pick func(testing.TB) int, extra ...string) *Server {
+	t.Helper()
 	s := &Server{Dir: t.TempDir()}
-	// The port is free when FreePort returns, but another process may bind it before redis-server does (tests
+	// The port is free when pick returns, but another process may bind it before redis-server does (tests
 	// run in parallel, and every connection takes an ephemeral port): then redis-server exits, and a new port
 	// is tried.
 	for attempt := 1; ; attempt++ {
-		port := FreePort(t)
+		port := pick(t)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		s.args = append([]string{
 			"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", s.Dir,
@@ -64,7 +72,6 @@ func Start(t testing.TB, extra ...string) *Server {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(s.Stop)
 	return s
 }
 
