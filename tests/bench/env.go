@@ -861,23 +861,8 @@ func (e *env) queued() int {
 	return n
 }
 
-// shardOf says whether the Asynq queue q is one of the shards of ringer's queue base (RINGER_QUEUE_SHARDS):
-// the first keeps the plain name, the others are base.1, base.2, and so on.
-func shardOf(q, base string) bool {
-	if q == base {
-		return true
-	}
-	n, ok := strings.CutPrefix(q, base+".")
-	if !ok || n == "" {
-		return false
-	}
-	for _, r := range n {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
+// shardOf says whether the Asynq queue q is one of the shards of ringer's queue base (queue.Layout).
+func shardOf(q, base string) bool { return queue.Base(q) == base }
 
 // listedShards are the Asynq queues of ringer's queue base that Redis lists (a queue is listed once a task
 // was enqueued to it).
@@ -895,12 +880,9 @@ func (e *env) listedShards(base string) ([]string, error) {
 	return out, nil
 }
 
-// shards are the Asynq queues of ringer's queue base: those Redis lists, and those the shard count names.
+// shards are the Asynq queues of ringer's queue base: those the shard count names, and those Redis lists.
 func (e *env) shards(base string) []string {
-	names := []string{base}
-	for i := 1; i < e.cfg.shards; i++ {
-		names = append(names, base+"."+strconv.Itoa(i))
-	}
+	names := queue.ShardNames(base, e.cfg.shards)
 	listed, err := e.listedShards(base)
 	if err != nil {
 		e.t.Fatal(err)

@@ -324,7 +324,9 @@ func (r *ringerUnderLoad) dropRate(n int) float64 {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.timeout)
 	defer cancel()
-	if err := queue.NewClient(e.rdb).EnqueueRing(ctx, queue.CallInfo{CID: "bench:expired", Type: "bench", ID: "expired"}, "expired", members); err != nil {
+	qc := queue.NewClient(e.rdb)
+	qc.SetShards(e.cfg.shards)
+	if err := qc.EnqueueRing(ctx, queue.CallInfo{CID: "bench:expired", Type: "bench", ID: "expired"}, "expired", members); err != nil {
 		e.t.Fatalf("enqueue ring tasks past their ring: %v", err)
 	}
 	start := time.Now()

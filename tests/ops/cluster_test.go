@@ -162,3 +162,59 @@ func TestTheRingRulesHoldOnARedisCluster(t *testing.T) {
 		t.Errorf("ringer's keys sit on %d master(s) of 3: the test did not spread over the cluster", holders.Load())
 	}
 }
+
+// With RINGER_QUEUE_SHARDS at the master count, each of ringer's queues has a shard on every master of the
+// cluster, rings and notifications spread over them, and each push still arrives once.
+func TestShardedQueuesPutRingTrafficOnEveryMasterOfACluster(t *testing.T) {
+	t.Parallel()
+	cluster := testredis.StartCluster(t, 3)
+	e := harness.Start(t, harness.Options{Env: []string{
+		"REDIS_URL=", "REDIS_CLUSTER_ADDRS=" + strings.Join(cluster.Addrs(), ","), "RINGER_QUEUE_SHARDS=3",
+	}})
+	cc := cluster.Client(t)
+	c := &clusterEnv{Env: e, t: t, cc: cc, in: asynq.NewInspectorFromRedisClient(cc)}
+	alice := e.Token("alice")
+
+	const callees, notified = 12, 250
+	var rung []string
+	for i := range callees {
+		rung = append(rung, fmt.Sprintf("sc-callee-%d", i))
+	}
+	e.Android(rung...)
+	e.MustCall(201, "POST", "/v1/call/default/sc-ring", alice, ringBody(rung, 0))
+	for _, u := range rung {
+		c.fcm(u+"-android", "call.ring")
+	}
+	e.MustCall(200, "POST", "/v1/call/default/sc-ring/reject", alice, map[string]any{"reason": "cancel"})
+	for _, u := range rung {
+		c.fcm(u+"-android", "call.ring", "call.missed")
+	}
+	var members []string
+	for i := range notified {
+		members = append(members, fmt.Sprintf("sc-member-%d", i))
+	}
+	e.Android(members...)
+	e.MustCall(201, "POST", "/v1/call/default/sc-notify", alice, map[string]any{"notify": true, "data": map[string]any{"members": harness.MemberList(members...)}})
+	for _, u := range members {
+		c.fcm(u+"-android", "call.notification")
+	}
+
+	// Every master holds a shard of the ring queue and one of the notify queue.
+	for _, base := range []string{"ring", "notify"} {
+		var holders atomic.Int32
+		_ = cc.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
+			if keys, err := n.Keys(ctx, "asynq:{"+base+"*}:*").Result(); err == nil && len(keys) > 0 {
+				holders.Add(1)
+			}
+			return nil
+		})
+		if holders.Load() != 3 {
+			t.Errorf("the %s queue's shards sit on %d master(s) of 3", base, holders.Load())
+		}
+	}
+	// /metrics reports each queue once, its shards summed: three notification batches, all done.
+	m := harness.Scrape(t, e.URL)
+	if got := m.Get("ringer_queue_tasks", "queue", "notify", "state", "completed"); got != 3 {
+		t.Errorf("ringer_queue_tasks{queue=notify,state=completed} = %v, want the 3 batches of every shard", got)
+	}
+}
