@@ -2,6 +2,8 @@ package gate_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +154,25 @@ func TestAWaiterSeesALeaseThatLapsedWithoutASignal(t *testing.T) {
 	}
 	if !<-woke {
 		t.Fatal("the waiter gave up on a lapsed lease")
+	}
+}
+
+// A big call's notification batches keep their ledgers under hash tags of their own, so that on a Redis
+// Cluster they are written on every master rather than all on the call's.
+func TestBatchLedgersOfOneCallSpreadOverHashTags(t *testing.T) {
+	tags := map[string]bool{}
+	for i := range 100 {
+		key := gate.BatchLedgerKey("default:big", fmt.Sprintf("notify:n1:%d", i))
+		from, to := strings.Index(key, "{"), strings.Index(key, "}")
+		if from < 0 || to < from {
+			t.Fatalf("%s has no hash tag", key)
+		}
+		tags[key[from+1:to]] = true
+	}
+	if len(tags) != 100 {
+		t.Fatalf("100 batch ledgers share %d hash tags, want one each", len(tags))
+	}
+	if strings.Contains(gate.LedgerKey("default:big", "ring:r1:bob"), "/") {
+		t.Fatal("a ring's ledger left the call's hash tag: the gate scripts read it beside the call's keys")
 	}
 }

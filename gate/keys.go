@@ -33,3 +33,9 @@ func DeliveredKey(cid, ringID string) string { return CallKey(cid, "delivered:"+
 // LedgerKey is the set of device tokens that a push (named by its task id) reached
 // (ARCHITECTURE.md, invariant 5).
 func LedgerKey(cid, pushID string) string { return CallKey(cid, "sent:"+pushID) }
+
+// BatchLedgerKey is LedgerKey for a notification batch: a ledger no script reads beside the call's other keys,
+// under a hash tag of its own (the call and the push) rather than the call's. A big call's batches then
+// record their pushes on every master of a Redis Cluster instead of all on the call's, where they were most
+// of that master's work during a fan-out. It lapses by its own time to live, as every ledger does.
+func BatchLedgerKey(cid, pushID string) string { return "ringer:{" + cid + "/" + pushID + "}:sent" }

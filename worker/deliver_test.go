@@ -118,10 +118,10 @@ func (r *rig) register(t *testing.T, ds ...devices.Device) {
 	}
 }
 
-// ledger is what the ledger of task id of call holds, sorted.
-func (r *rig) ledger(t *testing.T, cid, id string) []string {
+// ledger is what the ledger under key holds, sorted.
+func (r *rig) ledger(t *testing.T, key string) []string {
 	t.Helper()
-	got, err := r.rdb.SMembers(context.Background(), gate.LedgerKey(cid, id)).Result()
+	got, err := r.rdb.SMembers(context.Background(), key).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,8 @@ func notifyTask(t *testing.T, members ...string) *asynq.Task {
 	return task(t, queue.TypeNotify, queue.NotifyTask{Call: testCall, NotifyID: "n1", Members: members})
 }
 
-var notifyLedger = queue.NotifyTaskID("n1", 0)
+// notifyLedger is the ledger of notifyTask: a batch ledger, under its own hash tag.
+var notifyLedger = gate.BatchLedgerKey(testCall.CID, queue.NotifyTaskID("n1", 0))
 
 func TestAPushTheProviderAsksToRetryRetriesTheTaskWhichThenSendsOnlyWhatTheLedgerLacks(t *testing.T) {
 	r := newRig(t)
@@ -174,7 +175,7 @@ func TestAPushTheProviderAsksToRetryRetriesTheTaskWhichThenSendsOnlyWhatTheLedge
 	if !errors.As(err, &ra) || errors.Is(err, asynq.SkipRetry) {
 		t.Fatalf("HandleNotify = %v, want a retry", err)
 	}
-	if got := r.ledger(t, testCall.CID, notifyLedger); !slices.Equal(got, []string{"fcm-bob-1"}) {
+	if got := r.ledger(t, notifyLedger); !slices.Equal(got, []string{"fcm-bob-1"}) {
 		t.Errorf("ledger after the first try = %v, want the device that got its push", got)
 	}
 	if err := r.w.HandleNotify(context.Background(), notifyTask(t, "bob")); err != nil {
@@ -185,7 +186,7 @@ func TestAPushTheProviderAsksToRetryRetriesTheTaskWhichThenSendsOnlyWhatTheLedge
 	if want := []string{"fcm-bob-1", "fcm-bob-2", "fcm-bob-2"}; !slices.Equal(got, want) {
 		t.Errorf("pushes = %v, want %v: the retry sends only what the ledger lacks", got, want)
 	}
-	if got := r.ledger(t, testCall.CID, notifyLedger); !slices.Equal(got, []string{"fcm-bob-1", "fcm-bob-2"}) {
+	if got := r.ledger(t, notifyLedger); !slices.Equal(got, []string{"fcm-bob-1", "fcm-bob-2"}) {
 		t.Errorf("ledger after the retry = %v", got)
 	}
 	if s, rt := r.pushes("sent", queue.EventNotification), r.pushes("retry", queue.EventNotification); s != 2 || rt != 1 {
@@ -238,7 +239,7 @@ func TestAnUnregisteredTokenIsPrunedCountedAndNotRetried(t *testing.T) {
 	if got := testutil.ToFloat64(r.w.cfg.Metrics.Pruned.WithLabelValues(providers.Firebase, providers.Firebase)); got != 1 {
 		t.Errorf("ringer_tokens_pruned_total = %v, want 1", got)
 	}
-	if got := r.ledger(t, testCall.CID, notifyLedger); !slices.Equal(got, []string{"fcm-bob-2"}) {
+	if got := r.ledger(t, notifyLedger); !slices.Equal(got, []string{"fcm-bob-2"}) {
 		t.Errorf("ledger = %v, want only the device that got its push", got)
 	}
 }
@@ -252,7 +253,7 @@ func TestARejectedPayloadFailsTheTaskWithoutRetryAndKeepsWhatWasSent(t *testing.
 		!strings.Contains(err.Error(), providers.TokenSuffix("fcm-bob-1")) {
 		t.Fatalf("HandleNotify = %v, want a failure without retry naming the token and the reason", err)
 	}
-	if got := r.ledger(t, testCall.CID, notifyLedger); !slices.Equal(got, []string{"fcm-bob-2"}) {
+	if got := r.ledger(t, notifyLedger); !slices.Equal(got, []string{"fcm-bob-2"}) {
 		t.Errorf("ledger = %v, want the device that got its push", got)
 	}
 	if got := r.pushes("rejected", queue.EventNotification); got != 1 {
@@ -273,7 +274,7 @@ func TestAPushWhoseRecordFailsFailsTheTaskForARetry(t *testing.T) {
 	if err == nil || errors.Is(err, asynq.SkipRetry) || errors.As(err, &ra) || !strings.Contains(err.Error(), "record push in") {
 		t.Fatalf("HandleNotify = %v, want the record's failure, to be retried", err)
 	}
-	if got := r.ledger(t, testCall.CID, notifyLedger); len(got) != 0 {
+	if got := r.ledger(t, notifyLedger); len(got) != 0 {
 		t.Errorf("ledger = %v, want nothing recorded", got)
 	}
 	if got := r.pushes("sent", queue.EventNotification); got != 1 {
@@ -300,7 +301,7 @@ func TestARingPushTheProviderAsksToRetryIsRetriedWithinItsHandler(t *testing.T) 
 	if got := r.send.tokens(); !slices.Equal(got, []string{"fcm-bob-1", "fcm-bob-1"}) {
 		t.Errorf("pushes = %v, want one refused and one sent", got)
 	}
-	if got := r.ledger(t, testCall.CID, queue.RingTaskID("r1", "bob")); !slices.Equal(got, []string{"fcm-bob-1"}) {
+	if got := r.ledger(t, gate.LedgerKey(testCall.CID, queue.RingTaskID("r1", "bob"))); !slices.Equal(got, []string{"fcm-bob-1"}) {
 		t.Errorf("ring ledger = %v", got)
 	}
 	if s, rt := r.pushes("sent", queue.EventRing), r.pushes("retry", queue.EventRing); s != 1 || rt != 1 {
