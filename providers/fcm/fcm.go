@@ -1,10 +1,15 @@
-// Package fcm sends pushes through Firebase Cloud Messaging's HTTP v1 API with the real
-// firebase.google.com/go/v4 messaging client, and maps every answer to a providers.Verdict.
+// Package fcm sends pushes through Firebase Cloud Messaging's HTTP v1 API and maps every answer to a
+// providers.Verdict.
+//
+// The message model is firebase.google.com/go/v4/messaging's Message, but the request is encoded and posted
+// here (wire.go), not by the SDK's client: its reflection-driven marshalling and request wrapping were a large
+// share of the worker's CPU per push, and its retries escaped the worker's backoff. The SDK's own marshalling
+// stays the oracle for the wire shape in the tests.
 //
 // What a caller must know:
-//   - The SDK itself retries network errors and 503 UNAVAILABLE up to four times (after 0 s, 1 s, 2 s, 4 s, or
-//     the Retry-After it was given when that is longer and under 2 minutes) before Send returns. Bound Send with
-//     a context deadline (a ring's end); a context that ends returns Retry.
+//   - Send makes exactly one attempt: a network error, a 503 or a 429 comes back at once as Retry, with the
+//     provider's Retry-After when it sent one, for the worker's backoff to govern. Bound Send with a context
+//     deadline (a ring's end); a context that ends returns Retry. Without a deadline, sendBackstop bounds it.
 //   - OAuth tokens come from the credentials file's token_uri and are cached until shortly before they expire.
 //     A failing token endpoint is asked again at most once a second; in between, Send answers Retry at once.
 package fcm
@@ -13,6 +18,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,10 +31,7 @@ import (
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/credentials"
 	"cloud.google.com/go/auth/httptransport"
-	firebase "firebase.google.com/go/v4"
-	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
-	"google.golang.org/api/option"
 
 	"github.com/ringer-dev/ringer/providers"
 )
@@ -39,6 +42,12 @@ const Scope = "https://www.googleapis.com/auth/firebase.messaging"
 // tokenFailureHold is how long a failed OAuth token fetch is remembered: thousands of sends a second must not
 // queue behind the token endpoint one by one while the credentials are broken.
 const tokenFailureHold = time.Second
+
+// defaultEndpoint is the FCM HTTP v1 base URL the SDK uses when given none.
+const defaultEndpoint = "https://fcm.googleapis.com/v1"
+
+// sendBackstop bounds a send whose context has no deadline.
+const sendBackstop = 30 * time.Second
 
 // Config says where FCM is and who we are.
 type Config struct {
@@ -57,9 +66,11 @@ type Config struct {
 // Sender delivers pushes to FCM tokens. It is safe for concurrent use; make one per process.
 type Sender struct {
 	projectID string
-	// sess is the messaging client and its OAuth tokens, rebuilt when FCM stops accepting its token.
+	// sess is the authenticated client and its OAuth tokens, rebuilt when FCM stops accepting its token.
 	sess  atomic.Pointer[session]
 	build func(ctx context.Context) (*session, error)
+	// bufs holds *payload buffers for request bodies and answers, so a push's JSON is not a fresh allocation.
+	bufs sync.Pool
 
 	renewMu   sync.Mutex
 	renewedAt time.Time
@@ -69,7 +80,11 @@ type Sender struct {
 
 // session is one set of credentials with its cached access token, and the client that uses them.
 type session struct {
-	client *messaging.Client
+	// rt is the OAuth-authenticated client's transport: a send is one round trip, which http.Client would
+	// wrap in redirect bookkeeping FCM never needs.
+	rt     http.RoundTripper
+	url    string      // {endpoint}/projects/{project}/messages:send
+	header http.Header // every send's, cloned for each
 	tokens *tokenGate
 }
 
@@ -80,7 +95,7 @@ type session struct {
 // GCLOUD_PROJECT, the SDK's order (getProjectID in firebase.go).
 func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if cfg.Endpoint != "" {
-		// The SDK takes an endpoint without a scheme for a host to merge into Google's URL; ours is a base URL.
+		// A bare host, the form the SDK once took to merge into Google's URL, would make no URL to post to.
 		if u, err := url.Parse(cfg.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("fcm: endpoint %q: want a base URL such as https://fcm.googleapis.com/v1", cfg.Endpoint)
 		}
@@ -130,14 +145,16 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 		}
 	}
 
-	endpoint := strings.TrimRight(cfg.Endpoint, "/")
+	endpoint := strings.TrimRight(or(cfg.Endpoint, defaultEndpoint), "/")
+	sendURL := endpoint + "/projects/" + url.PathEscape(projectID) + "/messages:send"
+	client := "fire-admin-go/" + sdkVersion
 	sender := &Sender{projectID: projectID}
 	sender.build = func(ctx context.Context) (*session, error) {
 		creds, err := detect()
 		if err != nil {
 			return nil, fmt.Errorf("fcm: load credentials %s: %w", source, err)
 		}
-		return newSession(ctx, creds, projectID, endpoint, base)
+		return newSession(creds, sendURL, client, base)
 	}
 	sess, err := sender.build(ctx)
 	if err != nil {
@@ -156,33 +173,29 @@ func or(vs ...string) string {
 	return ""
 }
 
-// newSession builds the token cache and the messaging client of creds on the shared pool base.
-func newSession(ctx context.Context, creds *auth.Credentials, projectID, endpoint string, base http.RoundTripper) (*session, error) {
+// newSession builds the token cache and the authenticated client of creds on the shared pool base.
+func newSession(creds *auth.Credentials, url, client string, base http.RoundTripper) (*session, error) {
 	hc, err := httptransport.NewClient(&httptransport.Options{
 		Credentials:      creds,
-		BaseRoundTripper: sdkRetryGuard{next: base},
+		BaseRoundTripper: base,
 		DisableTelemetry: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fcm: http client: %w", err)
 	}
-	// A backstop for a caller that passes a context without a deadline.
-	hc.Timeout = 30 * time.Second
-
-	opts := []option.ClientOption{option.WithHTTPClient(hc)}
-	if endpoint != "" {
-		opts = append(opts, option.WithEndpoint(endpoint))
+	header := http.Header{
+		"Content-Type": {"application/json"},
+		// Version 2 is the error format with details: FcmError codes and field violations.
+		"X-Goog-Api-Format-Version": {"2"},
+		"X-Firebase-Client":         {client},
 	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: projectID}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("fcm: firebase app: %w", err)
-	}
-	client, err := app.Messaging(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("fcm: messaging client: %w", err)
-	}
-	return &session{client: client, tokens: &tokenGate{tp: creds, hold: tokenFailureHold}}, nil
+	return &session{rt: hc.Transport, url: url, header: header, tokens: &tokenGate{tp: creds, hold: tokenFailureHold}}, nil
 }
+
+// sdkVersion is the firebase.google.com/go/v4 in go.mod, which X-Firebase-Client names as the SDK did. A constant,
+// not firebase.Version, so the binary need not link the SDK's app package and every service it imports;
+// TestSDKVersionIsTheOneBuiltIn keeps the two in step.
+const sdkVersion = "4.19.0"
 
 // ProjectID is the Firebase project messages go to.
 func (s *Sender) ProjectID() string { return s.projectID }
@@ -210,9 +223,9 @@ func (s *Sender) Send(ctx context.Context, p providers.Push) providers.Result {
 	if _, err := sess.tokens.Token(ctx); err != nil {
 		return verdict(&tokenError{err: err})
 	}
-	name, err := sess.client.Send(ctx, msg)
+	name, err := s.post(ctx, sess, msg)
 	if err != nil {
-		if unauthenticated(err) {
+		if ae := (*answerError)(nil); errors.As(err, &ae) && ae.unauthenticated() {
 			s.refused.Store(true)
 			s.renew(ctx, sess)
 		}
@@ -234,14 +247,6 @@ func (s *Sender) renew(ctx context.Context, refused *session) {
 	if next, err := s.build(context.WithoutCancel(ctx)); err == nil {
 		s.sess.Store(next)
 	}
-}
-
-func unauthenticated(err error) bool {
-	if errorutils.IsUnauthenticated(err) {
-		return true
-	}
-	resp := errorutils.HTTPResponse(err)
-	return resp != nil && resp.StatusCode == http.StatusUnauthorized
 }
 
 func message(p providers.Push, now time.Time) (*messaging.Message, error) {

@@ -97,6 +97,12 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 					t.Errorf("ttl = %v, want just under 30s", m.TTL)
 				}
 			}
+			for h, want := range map[string]string{"Content-Type": "application/json",
+				"X-Goog-Api-Format-Version": "2", "X-Firebase-Client": "fire-admin-go/" + sdkVersion} {
+				if got := m.Header.Get(h); got != want {
+					t.Errorf("header %s = %q, want %q", h, got, want)
+				}
+			}
 			if m.CollapseKey != c.push.CollapseID {
 				t.Errorf("collapse_key = %q, want %q", m.CollapseKey, c.push.CollapseID)
 			}
@@ -113,8 +119,8 @@ func TestRingPastItsEndGoesWithZeroTTL(t *testing.T) {
 	}
 }
 
-// TestVerdictForEveryFCMError drives each of FCM's real error answers through the real SDK and checks the
-// verdict the worker gets.
+// TestVerdictForEveryFCMError drives each of FCM's real error answers through Send and checks the verdict the
+// worker gets.
 func TestVerdictForEveryFCMError(t *testing.T) {
 	s, fake := newSender(t)
 	httpDate := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
@@ -146,9 +152,9 @@ func TestVerdictForEveryFCMError(t *testing.T) {
 			verdict: providers.Retry, reason: "QUOTA_EXCEEDED", retryAfter: 90 * time.Second, afterAbout: true, attempts: 1},
 		{name: "429 without details", script: []fakefcm.Answer{{Status: 429, Message: "Too many requests"}},
 			verdict: providers.Retry, reason: "RESOURCE_EXHAUSTED", attempts: 1},
-		{name: "503 UNAVAILABLE past the SDK's retry budget", script: []fakefcm.Answer{fakefcm.Unavailable("300")},
+		{name: "503 UNAVAILABLE with a long Retry-After", script: []fakefcm.Answer{fakefcm.Unavailable("300")},
 			verdict: providers.Retry, reason: "UNAVAILABLE", retryAfter: 300 * time.Second, attempts: 1},
-		// The SDK would retry a 503 by itself; the guard hands it back so the worker's backoff governs.
+		// Send makes one attempt: the worker's backoff, not a retry loop inside Send, governs a 503.
 		{name: "503 UNAVAILABLE is the worker's to retry", script: []fakefcm.Answer{fakefcm.Unavailable("")},
 			verdict: providers.Retry, reason: "UNAVAILABLE", attempts: 1},
 		{name: "503 UNAVAILABLE keeps its Retry-After", script: []fakefcm.Answer{fakefcm.Unavailable("7")},
@@ -213,7 +219,7 @@ func TestVerdictOfErrorsThatAreNotFCMAnswers(t *testing.T) {
 		{"push we cannot shape", &pushError{msg: "no token"}, providers.Rejected, "INVALID_PUSH"},
 		{"oauth token endpoint unreachable", &tokenError{err: errString("dial tcp: connection refused")}, providers.Retry, "credentials: oauth token"},
 		{"oauth token timed out", &tokenError{err: context.DeadlineExceeded}, providers.Retry, "credentials: oauth token: DEADLINE_EXCEEDED"},
-		{"SDK refused the message", errString("exactly one of token, topic or condition must be specified"), providers.Rejected, "INVALID_PUSH"},
+		{"message we could not encode", errString("encode message: json: unsupported value"), providers.Rejected, "INVALID_PUSH"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -254,7 +260,7 @@ func TestUnreachableFCMIsRetry(t *testing.T) {
 		t.Fatalf("Send = %v %q (%v), want retry", res.Verdict, res.Reason, res.Err)
 	}
 	if got := fake.Attempts("gone"); got != 1 {
-		t.Errorf("attempts = %d, want 1: the worker, not the SDK, retries", got)
+		t.Errorf("attempts = %d, want 1: the worker, not Send, retries", got)
 	}
 }
 

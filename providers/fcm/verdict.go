@@ -1,28 +1,21 @@
 package fcm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/auth"
-	"firebase.google.com/go/v4/errorutils"
-	"firebase.google.com/go/v4/messaging"
 
 	"github.com/ringer-dev/ringer/providers"
 )
 
 // verdict maps anything Send can fail with to what the worker should do (ARCHITECTURE.md, invariant 9).
-//
-// err must be the SDK's error as returned, not wrapped: the SDK's predicates (messaging.IsUnregistered,
-// errorutils.IsInvalidArgument, ...) look at its own type and do not unwrap.
 //
 // FCM's documented errors (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) and what they mean here:
 //
@@ -46,14 +39,16 @@ func verdict(err error) providers.Result {
 
 	var pe *pushError
 	var te *tokenError
+	var ae *answerError
+	var xe *transportError
 	switch {
 	case errors.As(err, &pe):
 		return providers.Result{Verdict: providers.Rejected, Reason: "INVALID_PUSH", Err: err}
 	case errors.As(err, &te):
-		var ae *auth.Error
+		var oe *auth.Error
 		switch {
-		case errors.As(err, &ae) && ae.Response != nil:
-			return retry(fmt.Sprintf("credentials: oauth token endpoint answered %d", ae.Response.StatusCode))
+		case errors.As(err, &oe) && oe.Response != nil:
+			return retry(fmt.Sprintf("credentials: oauth token endpoint answered %d", oe.Response.StatusCode))
 		case errors.Is(err, context.DeadlineExceeded):
 			return retry("credentials: oauth token: DEADLINE_EXCEEDED")
 		case errors.Is(err, context.Canceled):
@@ -64,57 +59,36 @@ func verdict(err error) providers.Result {
 		return retry("DEADLINE_EXCEEDED")
 	case errors.Is(err, context.Canceled):
 		return retry("CANCELLED")
+	case errors.As(err, &xe):
+		// No answer, and the caller still waits: FCM's front end or the path to it is unavailable.
+		return retry("UNAVAILABLE")
+	case errors.As(err, &ae):
+		r := ae.result()
+		r.Err = err
+		return r
 	}
-
-	answer := readAnswer(err)
-	r := providers.Result{Err: err, Reason: answer.code(err)}
-	switch {
-	case messaging.IsUnregistered(err):
-		r.Verdict = providers.Unregistered
-	case messaging.IsSenderIDMismatch(err):
-		r.Verdict = providers.Unregistered
-	case messaging.IsInvalidArgument(err) || errorutils.IsInvalidArgument(err):
-		// FCM names a bad token only in words ("The registration token is not a valid FCM registration
-		// token") and, in some answers, a field violation on message.token; anything else is our payload.
-		if answer.aboutToken(err) {
-			r.Verdict, r.Reason = providers.Unregistered, "INVALID_ARGUMENT: registration token"
-		} else {
-			r.Verdict = providers.Rejected
-		}
-	case messaging.IsQuotaExceeded(err) || errorutils.IsResourceExhausted(err) || answer.status == http.StatusTooManyRequests:
-		r.Verdict, r.RetryAfter = providers.Retry, answer.retryAfter
-	case messaging.IsThirdPartyAuthError(err):
-		// The APNs certificate or key (or web push credentials) uploaded to the Firebase project is wrong:
-		// every push to that platform fails until someone fixes the project, not the token.
-		r.Verdict, r.Reason = providers.Retry, "credentials: "+r.Reason
-	case errorutils.IsUnauthenticated(err) || errorutils.IsPermissionDenied(err) ||
-		answer.status == http.StatusUnauthorized || answer.status == http.StatusForbidden:
-		r.Verdict, r.Reason = providers.Retry, "credentials: "+r.Reason
-	case messaging.IsUnavailable(err) || messaging.IsInternal(err) ||
-		errorutils.IsUnavailable(err) || errorutils.IsInternal(err) || errorutils.IsDeadlineExceeded(err) ||
-		answer.status >= 500:
-		r.Verdict, r.RetryAfter = providers.Retry, answer.retryAfter
-	case answer.status == 0 && errorutils.IsUnknown(err):
-		// The SDK turns every transport failure into UNKNOWN, UNAVAILABLE or DEADLINE_EXCEEDED with no response.
-		r.Verdict = providers.Retry
-	case answer.status == http.StatusNotFound:
-		// A 404 without UNREGISTERED is a wrong endpoint or project id: configuration, never the token's fault.
-		r.Verdict, r.Reason = providers.Retry, "NOT_FOUND: endpoint or project"
-	case answer.status != 0:
-		// Another 4xx: FCM refused this request as it is, and sending it again cannot change that.
-		r.Verdict = providers.Rejected
-	default:
-		// Not an answer from FCM: the SDK refused the message before sending it, or could not read a 2xx answer.
-		r.Verdict, r.Reason = providers.Rejected, "INVALID_PUSH"
-	}
-	return r
+	// Not an answer from FCM: a message we could not encode, or a 2xx answer we could not read.
+	return providers.Result{Verdict: providers.Rejected, Reason: "INVALID_PUSH", Err: err}
 }
 
-// answer is what an FCM error response said, read from the HTTP response the SDK keeps.
-type answer struct {
+// answerError is FCM's answer to a send other than a 2xx.
+type answerError struct {
 	status     int
 	retryAfter time.Duration
-	body       struct {
+	// rpc is the google.rpc status: the answer's error.status, else the one the SDK paired with the HTTP status.
+	rpc      string
+	rpcGiven bool
+	// fcm is the FcmError detail's errorCode, "" without one.
+	fcm     string
+	message string
+	// tokenField says a field violation names message.token.
+	tokenField bool
+	// body is the answer as FCM wrote it, kept for the log when it carries no message.
+	body string
+}
+
+func newAnswerError(status int, h http.Header, body []byte) *answerError {
+	var a struct {
 		Error struct {
 			Status  string `json:"status"`
 			Message string `json:"message"`
@@ -127,82 +101,119 @@ type answer struct {
 			} `json:"details"`
 		} `json:"error"`
 	}
+	_ = json.Unmarshal(body, &a) // a body that is not FCM's JSON leaves only the status to go on
+	e := &answerError{
+		status:     status,
+		retryAfter: parseRetryAfter(h.Get("Retry-After"), time.Now()),
+		rpc:        a.Error.Status,
+		rpcGiven:   a.Error.Status != "",
+		message:    a.Error.Message,
+		body:       string(body),
+	}
+	if e.rpc == "" {
+		e.rpc = statusCode(status)
+	}
+	for _, d := range a.Error.Details {
+		if e.fcm == "" && d.Type == "type.googleapis.com/google.firebase.fcm.v1.FcmError" {
+			e.fcm = d.ErrorCode
+		}
+		for _, v := range d.FieldViolations {
+			e.tokenField = e.tokenField || v.Field == "message.token"
+		}
+	}
+	return e
 }
 
-func readAnswer(err error) answer {
-	var a answer
-	resp := errorutils.HTTPResponse(err)
-	if resp == nil {
-		return a
+func (e *answerError) Error() string {
+	msg := e.message
+	if msg == "" {
+		msg = e.body
 	}
-	a.status = resp.StatusCode
-	a.retryAfter = parseRetryAfter(providerRetryAfter(resp.Header), time.Now())
-	if resp.Body != nil {
-		b, _ := io.ReadAll(resp.Body)
-		// Put the body back for whoever logs Result.Err's response after us.
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		_ = json.Unmarshal(b, &a.body) // a body that is not FCM's JSON leaves only the status to go on
-	}
-	return a
+	return fmt.Sprintf("fcm: answered %d %s: %s", e.status, e.code(), msg)
+}
+
+// unauthenticated says FCM refused our access token (not merely the APNs keys in the project: those are a 401 too,
+// and renewing the session for them costs one token fetch a second at most).
+func (e *answerError) unauthenticated() bool {
+	return e.status == http.StatusUnauthorized || e.rpc == "UNAUTHENTICATED"
 }
 
 // code is FCM's most specific name for the error: the FcmError errorCode, else the google.rpc status.
-func (a answer) code(err error) string {
-	for _, d := range a.body.Error.Details {
-		if d.Type == "type.googleapis.com/google.firebase.fcm.v1.FcmError" && d.ErrorCode != "" {
-			return d.ErrorCode
+func (e *answerError) code() string {
+	if e.fcm != "" {
+		return e.fcm
+	}
+	if e.rpc == "CONFLICT" && !e.rpcGiven {
+		return "HTTP_" + strconv.Itoa(e.status) // the SDK's CONFLICT for a bare 409 is no google.rpc code
+	}
+	return e.rpc
+}
+
+func (e *answerError) result() providers.Result {
+	r := providers.Result{Reason: e.code()}
+	switch {
+	case e.fcm == "UNREGISTERED" || e.fcm == "SENDER_ID_MISMATCH":
+		r.Verdict = providers.Unregistered
+	case e.fcm == "INVALID_ARGUMENT" || e.rpc == "INVALID_ARGUMENT":
+		// FCM names a bad token only in words ("The registration token is not a valid FCM registration
+		// token") and, in some answers, a field violation on message.token; anything else is our payload.
+		if e.aboutToken() {
+			r.Verdict, r.Reason = providers.Unregistered, "INVALID_ARGUMENT: registration token"
+		} else {
+			r.Verdict = providers.Rejected
 		}
+	case e.fcm == "QUOTA_EXCEEDED" || e.rpc == "RESOURCE_EXHAUSTED" || e.status == http.StatusTooManyRequests:
+		r.Verdict, r.RetryAfter = providers.Retry, e.retryAfter
+	case e.fcm == "THIRD_PARTY_AUTH_ERROR" || e.fcm == "APNS_AUTH_ERROR":
+		// The APNs certificate or key (or web push credentials) uploaded to the Firebase project is wrong:
+		// every push to that platform fails until someone fixes the project, not the token.
+		r.Verdict, r.Reason = providers.Retry, "credentials: "+r.Reason
+	case e.rpc == "UNAUTHENTICATED" || e.rpc == "PERMISSION_DENIED" ||
+		e.status == http.StatusUnauthorized || e.status == http.StatusForbidden:
+		r.Verdict, r.Reason = providers.Retry, "credentials: "+r.Reason
+	case e.fcm == "UNAVAILABLE" || e.fcm == "INTERNAL" ||
+		e.rpc == "UNAVAILABLE" || e.rpc == "INTERNAL" || e.rpc == "DEADLINE_EXCEEDED" || e.status >= 500:
+		r.Verdict, r.RetryAfter = providers.Retry, e.retryAfter
+	case e.status == http.StatusNotFound:
+		// A 404 without UNREGISTERED is a wrong endpoint or project id: configuration, never the token's fault.
+		r.Verdict, r.Reason = providers.Retry, "NOT_FOUND: endpoint or project"
+	default:
+		// Another 4xx: FCM refused this request as it is, and sending it again cannot change that.
+		r.Verdict = providers.Rejected
 	}
-	if a.body.Error.Status != "" {
-		return a.body.Error.Status
-	}
-	if c := platformCode(err); c != "" {
-		return c
-	}
-	if a.status != 0 {
-		return "HTTP_" + strconv.Itoa(a.status)
-	}
-	return "UNKNOWN"
+	return r
 }
 
 // aboutToken reports whether an INVALID_ARGUMENT names the registration token rather than the payload.
-func (a answer) aboutToken(err error) bool {
-	for _, d := range a.body.Error.Details {
-		for _, v := range d.FieldViolations {
-			if v.Field == "message.token" {
-				return true
-			}
-		}
-	}
-	msg := a.body.Error.Message
+func (e *answerError) aboutToken() bool {
+	msg := e.message
 	if msg == "" {
-		msg = err.Error() // the SDK uses the answer's message as the error text
+		msg = e.body
 	}
-	return strings.Contains(strings.ToLower(msg), "registration token")
+	return e.tokenField || strings.Contains(strings.ToLower(msg), "registration token")
 }
 
-// platformCode names the SDK's google.rpc code for an error that carries no readable body (transport errors):
-// the first code whose errorutils predicate holds, "" for none.
-func platformCode(err error) string {
-	for _, c := range []struct {
-		is   func(error) bool
-		code string
-	}{
-		{errorutils.IsDeadlineExceeded, "DEADLINE_EXCEEDED"},
-		{errorutils.IsUnavailable, "UNAVAILABLE"},
-		{errorutils.IsInternal, "INTERNAL"},
-		{errorutils.IsInvalidArgument, "INVALID_ARGUMENT"},
-		{errorutils.IsUnauthenticated, "UNAUTHENTICATED"},
-		{errorutils.IsPermissionDenied, "PERMISSION_DENIED"},
-		{errorutils.IsNotFound, "NOT_FOUND"},
-		{errorutils.IsResourceExhausted, "RESOURCE_EXHAUSTED"},
-		{errorutils.IsUnknown, "UNKNOWN"},
-	} {
-		if c.is(err) {
-			return c.code
-		}
+// statusCode is the google.rpc status the Firebase SDK gave an answer whose body names none.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "CONFLICT"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusInternalServerError:
+		return "INTERNAL"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
 	}
-	return ""
+	return "UNKNOWN"
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date. Zero when absent or unreadable.
