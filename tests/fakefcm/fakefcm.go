@@ -1,8 +1,9 @@
 // Package fakefcm is a Firebase Cloud Messaging HTTP v1 server for tests and benchmarks: it issues OAuth tokens
-// to a service account it wrote (JWT-bearer grant, RS256), accepts messages:send from the real
-// firebase.google.com/go/v4 client, records every delivered message, and answers with FCM's real errors when a
-// test scripts them for a token. It serves as FCM does, over TLS with HTTP/2 (StartWith serves HTTP/1.1 only,
-// over TLS or plain http://), and counts the connections and each request's HTTP version.
+// to a service account it wrote (JWT-bearer grant, RS256), accepts messages:send as the real
+// firebase.google.com/go/v4 client sends them (its tests drive it with that client), records every delivered
+// message, and answers with FCM's real errors when a test scripts them for a token. It serves as FCM does, over
+// TLS with HTTP/2 (StartWith serves HTTP/1.1 only, over TLS or plain http://), and counts the connections and
+// each request's HTTP version.
 //
 // It is safe for concurrent use and does no per-request logging, so a benchmark can push thousands of
 // messages a second through it.
