@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/tests/harness"
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
@@ -199,18 +200,31 @@ func TestShardedQueuesPutRingTrafficOnEveryMasterOfACluster(t *testing.T) {
 		c.fcm(u+"-android", "call.notification")
 	}
 
-	// Every master holds a shard of the ring queue and one of the notify queue.
-	for _, base := range []string{"ring", "notify"} {
-		var holders atomic.Int32
-		_ = cc.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
-			if keys, err := n.Keys(ctx, "asynq:{"+base+"*}:*").Result(); err == nil && len(keys) > 0 {
-				holders.Add(1)
+	// Each queue has one shard on every master, and the ring's many tasks (rings, stops, timeouts, watchdog
+	// ticks) reached every one of them. The three notification batches pick their shards by their ids, so
+	// they need not cover all three.
+	for _, base := range []string{"ring", "watch", "notify", "webhook"} {
+		masters := map[string]bool{}
+		for _, name := range queue.ShardNames(base, 3) {
+			node, err := cc.MasterForKey(context.Background(), "asynq:{"+name+"}:pending")
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
-		})
-		if holders.Load() != 3 {
-			t.Errorf("the %s queue's shards sit on %d master(s) of 3", base, holders.Load())
+			masters[node.Options().Addr] = true
 		}
+		if len(masters) != 3 {
+			t.Errorf("the 3 shards of %s sit on %d master(s)", base, len(masters))
+		}
+	}
+	var holders atomic.Int32
+	_ = cc.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
+		if keys, err := n.Keys(ctx, "asynq:{ring*}:*").Result(); err == nil && len(keys) > 0 {
+			holders.Add(1)
+		}
+		return nil
+	})
+	if holders.Load() != 3 {
+		t.Errorf("the ring's tasks reached shards on %d master(s) of 3", holders.Load())
 	}
 	// /metrics reports each queue once, its shards summed: three notification batches, all done.
 	m := harness.Scrape(t, e.URL)
