@@ -29,6 +29,11 @@ type evt struct {
 // (index). The transition has already happened; an error here is returned so the client can retry, and the
 // deterministic task ids keep a retried effect single. Only runKeys calls it.
 func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) error {
+	// The transition is stored when finish runs: its tasks, call lists and events must follow whatever is left
+	// of the request's own deadline, or a slow moment (a 100,000-member call's lists) leaves a stored change
+	// without them and answers 503 for a change that happened. They get a bound of their own instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), effectsTimeout)
+	defer cancel()
 	cid := snap.Call.CID
 	info := callInfo(snap.Call, snap.ringCaller, snap.ringCallerName)
 	if err := s.enqueueEffects(ctx, cid, info, snap, out); err != nil {
@@ -54,6 +59,9 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 	}
 	return s.publish(ctx, snap.State, evs, index)
 }
+
+// effectsTimeout bounds the effects of one stored transition (finish).
+const effectsTimeout = 30 * time.Second
 
 // waitForRingSends returns once no worker is still sending a ring push of ringID to members, or after
 // gate.AnswerWait. The transition closed their gate atomically, so none can start after it; waiting for those
