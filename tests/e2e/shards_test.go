@@ -15,14 +15,10 @@ func TestShardedQueuesRingStopAndNotifyEveryMemberOnce(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Env: []string{"RINGER_QUEUE_SHARDS=4"}})
 	const callees, notified = 12, 300
-	var members []map[string]any
-	for i := range callees {
-		user := fmt.Sprintf("sh-callee-%d", i)
-		e.Device(user, user+"-android", "firebase", false)
-		members = append(members, map[string]any{"user_id": user})
-	}
+	rung := users("sh-callee", callees)
+	e.Android(rung...)
 	e.MustCall(201, "POST", "/v1/call/default/shards-ring", e.Token("alice"), map[string]any{
-		"ring": true, "data": map[string]any{"members": members},
+		"ring": true, "data": map[string]any{"members": harness.MemberList(rung...)},
 	})
 	for i := range callees {
 		e.WaitFCM(fmt.Sprintf("sh-callee-%d-android", i), 1)
@@ -35,14 +31,10 @@ func TestShardedQueuesRingStopAndNotifyEveryMemberOnce(t *testing.T) {
 		})
 	}
 
-	var notify []map[string]any
-	for i := range notified {
-		user := fmt.Sprintf("sh-member-%d", i)
-		e.Device(user, user+"-android", "firebase", false)
-		notify = append(notify, map[string]any{"user_id": user})
-	}
+	notify := users("sh-member", notified)
+	e.Android(notify...)
 	e.MustCall(201, "POST", "/v1/call/default/shards-notify", e.Token("alice"), map[string]any{
-		"notify": true, "data": map[string]any{"members": notify},
+		"notify": true, "data": map[string]any{"members": harness.MemberList(notify...)},
 	})
 	for i := range notified {
 		e.WaitFCM(fmt.Sprintf("sh-member-%d-android", i), 1)
@@ -72,14 +64,10 @@ func TestAWorkerServesShardsItFindsInRedisWhenItStarts(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_QUEUE_SHARDS=6"}})
 	const n = 300
-	var notify []map[string]any
-	for i := range n {
-		user := fmt.Sprintf("old-shard-%d", i)
-		e.Device(user, user+"-android", "firebase", false)
-		notify = append(notify, map[string]any{"user_id": user})
-	}
+	notify := users("old-shard", n)
+	e.Android(notify...)
 	e.MustCall(201, "POST", "/v1/call/default/old-shards", e.Token("alice"), map[string]any{
-		"notify": true, "data": map[string]any{"members": notify},
+		"notify": true, "data": map[string]any{"members": harness.MemberList(notify...)},
 	})
 	e.Eventually(15*time.Second, "the notification tasks in several shards", func() bool {
 		names, err := queue.KnownQueues(e.Context(), e.RDB)
@@ -90,4 +78,13 @@ func TestAWorkerServesShardsItFindsInRedisWhenItStarts(t *testing.T) {
 		e.WaitFCM(fmt.Sprintf("old-shard-%d-android", i), 1)
 	}
 	e.Quiet()
+}
+
+// users names n users prefix-0 .. prefix-(n-1).
+func users(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
 }
