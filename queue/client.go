@@ -154,7 +154,7 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 	// pipelined with them, see enqueuer) rather than a round trip before them.
 	return c.fanOut(ctx, len(members)+1, func(ctx context.Context, i int) error {
 		if i == 0 {
-			return c.ScheduleWatch(ctx, call, ringID, start)
+			return c.scheduleWatch(ctx, call, ringID, start, true)
 		}
 		m := members[i-1]
 		payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: now})
@@ -211,8 +211,13 @@ const WatchInterval = time.Second
 
 // ScheduleWatch schedules the ring's watchdog tick that follows `after`.
 func (c *Client) ScheduleWatch(ctx context.Context, call CallInfo, ringID string, after time.Time) error {
+	return c.scheduleWatch(ctx, call, ringID, after, false)
+}
+
+// scheduleWatch is ScheduleWatch; first marks the ring's first tick (WatchTask.First).
+func (c *Client) scheduleWatch(ctx context.Context, call CallInfo, ringID string, after time.Time, first bool) error {
 	tick := after.UnixMilli()/WatchInterval.Milliseconds() + 1
-	payload, err := json.Marshal(WatchTask{Call: call, RingID: ringID, Tick: tick})
+	payload, err := json.Marshal(WatchTask{Call: call, RingID: ringID, Tick: tick, First: first})
 	if err != nil {
 		return err
 	}

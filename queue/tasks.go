@@ -90,6 +90,8 @@ type WatchTask struct {
 	Call   CallInfo `json:"call"`
 	RingID string   `json:"ring_id"`
 	Tick   int64    `json:"tick"`
+	// First marks the tick the ring's enqueue scheduled: it comes while the ring's pushes are in flight.
+	First bool `json:"first,omitempty"`
 }
 
 // NotifyTask sends one regular push (call.notification) to every device of each member of one batch. A

@@ -17,7 +17,9 @@ const rescueAfter = 1500 * time.Millisecond
 // HandleWatch is one tick of a ring's watchdog (ARCHITECTURE.md: "a ring must survive a killed worker by its
 // own means"). Asynq hands a dead worker's task back only after its lease and the recoverer, a minute or two;
 // a ring lasts seconds. So while the ring lasts, each tick:
-//   - schedules the next before it acts, so a worker dying during this one does not end the watch: the next
+//   - schedules the next before it acts, so a worker dying during this one does not end the watch (the first
+//     tick schedules the following second's before it even reads the ring; a worker dying inside a later
+//     tick's read, a few milliseconds, still leaves its ring without a watch until Asynq hands the tick back): the next
 //     WatchInterval while a member's push is undelivered, else the first tick at or after the earliest end
 //     of a member's ring (with every push delivered there is nothing to rescue, and a tick every second for
 //     every live ring came due in bursts that new ring pushes queued behind: BENCHMARKS.md, "Ring under load");
@@ -31,6 +33,15 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	cid := task.Call.CID
+	if task.First {
+		// The first tick comes while the ring's pushes are in flight, when a worker dying with one is likeliest,
+		// and this worker may be that one: dying here before the next tick is scheduled (below, after a read)
+		// would end the watch until Asynq hands this tick back, long after the ring. So the next second's tick
+		// goes first; when the read below picks a later one, the ring costs one tick more.
+		if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, time.UnixMilli(task.Tick*queue.WatchInterval.Milliseconds())); err != nil {
+			return err
+		}
+	}
 	now := time.Now()
 	view, err := w.gate.Inspect(ctx, cid, task.RingID, now)
 	if err != nil {

@@ -1,8 +1,14 @@
 package worker
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/ringer-dev/ringer/queue"
 )
@@ -26,6 +32,34 @@ func TestTheWatchTicksEverySecondOnlyWhileAPushIsUndelivered(t *testing.T) {
 	} {
 		if got := nextWatch(tick, c.live, c.delivered); !got.Equal(c.want) {
 			t.Errorf("%s: next watch after %s, want after %s", c.name, got.Sub(tickAt), c.want.Sub(tickAt))
+		}
+	}
+}
+
+// The ring's first tick runs while its pushes are in flight, and its worker may die in it: it schedules the
+// next tick before it reads anything, so the watch goes on without it. Later ticks schedule theirs from what
+// they read (a ring over needs none).
+func TestTheFirstTickSchedulesTheNextBeforeItReadsTheRing(t *testing.T) {
+	r := newRig(t)
+	in := asynq.NewInspectorFromRedisClient(r.rdb)
+	const tick = 1_800_000_000
+	for _, first := range []bool{false, true} {
+		ringID := fmt.Sprintf("over-%v", first)
+		tk := task(t, queue.TypeWatch, queue.WatchTask{Call: testCall, RingID: ringID, Tick: tick, First: first})
+		if err := r.w.HandleWatch(context.Background(), tk); err != nil {
+			t.Fatalf("first=%v: %v", first, err)
+		}
+		scheduled, err := in.ListScheduledTasks(queue.QueueWatch)
+		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, ti := range scheduled {
+			ids = append(ids, ti.ID)
+		}
+		want := queue.WatchTaskID(ringID, tick+1)
+		if got := slices.Contains(ids, want); got != first {
+			t.Errorf("first=%v: next tick scheduled %v (scheduled: %v)", first, got, ids)
 		}
 	}
 }
