@@ -35,22 +35,17 @@ const clusterSlots = 16384
 
 // Layout names the shards of ringer's queues. Its zero value is one shard a queue.
 type Layout struct {
-	n     int
 	names map[string][]string
 }
 
 // NewLayout splits each of ringer's queues over n shards (1 when n < 1, MaxShards at most).
 func NewLayout(n int) Layout {
-	n = min(max(n, 1), MaxShards)
-	l := Layout{n: n, names: map[string][]string{}}
+	l := Layout{names: map[string][]string{}}
 	for _, base := range []string{QueueRing, QueueWatch, QueueNotify, QueueWebhook} {
 		l.names[base] = ShardNames(base, n)
 	}
 	return l
 }
-
-// Shards is the number of shards of each queue.
-func (l Layout) Shards() int { return max(l.n, 1) }
 
 // Names lists the Asynq queues of base, shard 0 first.
 func (l Layout) Names(base string) []string {
