@@ -169,6 +169,7 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 			pipe.HDel(ctx, outboxKey(cid), seqs...)
 		}
 	}
+	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
 	var replays []replayed
 	for _, b := range bodies {
 		if b == nil {
@@ -177,7 +178,7 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 		for _, m := range st.Members {
 			if s.replay > 0 {
 				r := replayed{user: m.UserID, body: b}
-				r.cmd = s.replayOne(ctx, pipe, now, r)
+				r.cmd = s.replayOne(ctx, pipe, minID, r)
 				replays = append(replays, r)
 			} else {
 				pipe.Publish(ctx, EventChannel(m.UserID), b)
@@ -186,7 +187,7 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && len(replays) > 0 {
-		err = s.replayAgain(ctx, now, replays, err)
+		err = s.replayAgain(ctx, minID, replays, err)
 	}
 	<-hooks
 	for _, c := range indexCmds {
@@ -209,15 +210,15 @@ type replayed struct {
 
 // replayOne queues the replay script for r on pipe by its hash alone: its text is most of the command, and
 // Redis keeps it once loaded (replayAgain loads it when Redis has lost it).
-func (s *Store) replayOne(ctx context.Context, pipe redis.Pipeliner, now time.Time, r replayed) *redis.Cmd {
-	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
+// minID is the oldest stream id the publish keeps (the replay window back from its now).
+func (s *Store) replayOne(ctx context.Context, pipe redis.Pipeliner, minID string, r replayed) *redis.Cmd {
 	return streamPublishScript.EvalSha(ctx, pipe, []string{replayKey(r.user)}, minID, r.body, EventChannel(r.user), s.replay.Milliseconds())
 }
 
 // replayAgain sends again, once the script is loaded, the replays that failed because Redis did not have the
 // script (its first use, a restart, SCRIPT FLUSH): a pipeline cannot fall back on NOSCRIPT by itself. It
 // answers the error of the publish as it then stands.
-func (s *Store) replayAgain(ctx context.Context, now time.Time, replays []replayed, err error) error {
+func (s *Store) replayAgain(ctx context.Context, minID string, replays []replayed, err error) error {
 	var again []replayed
 	for _, r := range replays {
 		if e := r.cmd.Err(); e != nil && redis.HasErrorPrefix(e, "NOSCRIPT") {
@@ -232,7 +233,7 @@ func (s *Store) replayAgain(ctx context.Context, now time.Time, replays []replay
 	}
 	pipe := s.rdb.Pipeline()
 	for _, r := range again {
-		s.replayOne(ctx, pipe, now, r)
+		s.replayOne(ctx, pipe, minID, r)
 	}
 	_, err = pipe.Exec(ctx)
 	return err
