@@ -130,21 +130,9 @@ func (e *transportError) Unwrap() error { return e.err }
 
 // readAnswer appends r, up to maxAnswer bytes, to dst.
 func readAnswer(dst []byte, r io.Reader) ([]byte, error) {
-	limit := len(dst) + maxAnswer
-	for len(dst) < limit {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		n, err := r.Read(dst[len(dst):min(cap(dst), limit)])
-		dst = dst[:len(dst)+n]
-		if err == io.EOF {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, err
-		}
-	}
-	return dst, nil
+	buf := bytes.NewBuffer(dst)
+	_, err := buf.ReadFrom(io.LimitReader(r, maxAnswer))
+	return buf.Bytes(), err
 }
 
 // payload is a pooled buffer. A request body goes back to the pool only once Send is done with it and the
