@@ -86,6 +86,11 @@ type Config struct {
 	WebhookTimeout, WebhookRetryBase   time.Duration
 	// NotifyTTL is the lifetime of notification, missed-call and reminder pushes (0: the worker's default).
 	NotifyTTL time.Duration
+	// RingWork and RingsElsewhere carry a ring-serving worker's ring work to a notify worker in another
+	// process, so that its notification pushes give way (worker.Config): the notify child's parent sets the
+	// first, the child the second.
+	RingWork       func(busy bool)
+	RingsElsewhere <-chan bool
 	// Version is the binary's version, for the webhooks' User-Agent.
 	Version string
 }
@@ -197,6 +202,7 @@ func (a *App) buildWorker(cfg Config, log *slog.Logger, reg prometheus.Registere
 		RingPollInterval: cfg.RingPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 		SkipRing: cfg.SkipRing, SkipNotify: cfg.SkipNotify, Webhooks: whSender,
 		LedgerTTL: cfg.CallRetention, NotifyTTL: cfg.NotifyTTL, QueueShards: cfg.QueueShards,
+		RingWork: cfg.RingWork, RingsElsewhere: cfg.RingsElsewhere,
 	})
 	if err != nil {
 		return err

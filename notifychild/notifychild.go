@@ -20,8 +20,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +42,14 @@ const MetricLabel = "worker_process"
 
 // reniced marks a child that has already lowered its priority, so it does not do it again.
 const reniced = "RINGER_NOTIFY_RENICED"
+
+// ringWorkFD names, in the child's environment, the descriptor on which the parent reports its ring work
+// (Supervisor.RingWork): one byte each time it changes, ringBusy or ringIdle.
+const (
+	ringWorkFD = "RINGER_NOTIFY_RING_WORK_FD"
+	ringBusy   = '1'
+	ringIdle   = '0'
+)
 
 // Lower runs this process nice levels lower than its parent, every thread of it, unless it already does
 // (getenv says so): it replaces the process with itself lowered and returns only on failure, with the error.
@@ -83,6 +93,11 @@ type Supervisor struct {
 	addr string // the running child's ops address; "" while it is down
 	down bool   // a child died and its successor does not listen yet
 	done chan struct{}
+
+	// ringBusy is the parent's ring work as RingWork last heard it; ringChanged wakes the goroutine that
+	// writes it to the running child.
+	ringBusy    atomic.Bool
+	ringChanged chan struct{}
 }
 
 // New returns a Supervisor of a child running this process's own binary.
@@ -102,8 +117,10 @@ func New(cfg Config) (*Supervisor, error) {
 	return &Supervisor{
 		after: cfg.After, grace: cfg.Grace,
 		exe: exe, stderr: cfg.Stderr, log: cfg.Logger.With("process", "notify-child"),
-		env:  append(append(os.Environ(), cfg.Env...), "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0"),
+		env: append(append(os.Environ(), cfg.Env...), "RINGER_QUEUES=notify", "RINGER_ADDR=127.0.0.1:0",
+			ringWorkFD+"=4"),
 		http: &http.Client{Timeout: 5 * time.Second}, done: make(chan struct{}),
+		ringChanged: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -169,17 +186,27 @@ func (c *Supervisor) runOnce(ctx context.Context) error {
 		return fmt.Errorf("lifeline pipe: %w", err)
 	}
 	defer lifelineW.Close()
+	ringWork, ringWorkW, err := os.Pipe()
+	if err != nil {
+		reportW.Close()
+		lifeline.Close()
+		return fmt.Errorf("ring work pipe: %w", err)
+	}
 	cmd := exec.Command(c.exe, Command)
 	cmd.Env = c.env
 	cmd.Stdin = lifeline
 	cmd.Stderr = c.stderr
-	cmd.ExtraFiles = []*os.File{reportW}
+	cmd.ExtraFiles = []*os.File{reportW, ringWork} // fd 3 and 4
 	err = cmd.Start()
 	reportW.Close()
 	lifeline.Close()
+	ringWork.Close()
 	if err != nil {
+		ringWorkW.Close()
 		return fmt.Errorf("start %s %s: %w", c.exe, Command, err)
 	}
+	stopTelling := c.tellRingWork(ringWorkW)
+	defer stopTelling()
 	c.log.Info("notify worker process started", "pid", cmd.Process.Pid)
 
 	exited := make(chan error, 1)
@@ -220,6 +247,50 @@ func (c *Supervisor) runOnce(ctx context.Context) error {
 		<-exited
 	}
 	return nil
+}
+
+// RingWork is worker.Config.RingWork of the parent's worker: it tells the child when the parent begins and
+// ends running ring-side tasks, so that the child's notification pushes give way to them. It never blocks a
+// ring task: a goroutine writes the newest state to the child, and states that changed back in between are
+// never written.
+func (c *Supervisor) RingWork(busy bool) {
+	c.ringBusy.Store(busy)
+	select {
+	case c.ringChanged <- struct{}{}:
+	default: // a wake-up is pending; it will read the newest state
+	}
+}
+
+// tellRingWork writes the parent's ring work to the child on w until the returned stop is called, which closes
+// w (the child then stops giving way) and waits for the writer to end.
+func (c *Supervisor) tellRingWork(w *os.File) (stop func()) {
+	quit, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		told := false // what the child starts from
+		for {
+			if busy := c.ringBusy.Load(); busy != told {
+				state := []byte{ringIdle}
+				if busy {
+					state[0] = ringBusy
+				}
+				if _, err := w.Write(state); err != nil {
+					return // the child is gone, or stop closed w
+				}
+				told = busy
+			}
+			select {
+			case <-c.ringChanged:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		w.Close() // ends a write blocked on a child that stopped reading
+		<-ended
+	}
 }
 
 func errOrExit(err error) error {
@@ -293,6 +364,37 @@ func ReportAddr(addr string) error {
 	defer f.Close()
 	_, err := fmt.Fprintln(f, addr)
 	return err
+}
+
+// ParentRingWork returns the parent's ring work as the parent reports it (Supervisor.RingWork): true while
+// the parent runs ring-side tasks. It closes when the parent is gone; getenv saying no descriptor was passed
+// gives nil (a worker not started by a supervisor has no parent to give way to).
+func ParentRingWork(getenv func(string) string) (<-chan bool, error) {
+	fd, err := strconv.Atoi(getenv(ringWorkFD))
+	if err != nil || fd < 3 {
+		if getenv(ringWorkFD) == "" {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("notify child: %s=%q is not a descriptor", ringWorkFD, getenv(ringWorkFD))
+	}
+	f := os.NewFile(uintptr(fd), "parent ring work")
+	out := make(chan bool)
+	go func() {
+		defer f.Close()
+		defer close(out)
+		buf := make([]byte, 64)
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				// Only the newest state counts; the ones before it in the same read are already over.
+				out <- buf[n-1] == ringBusy
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 // UntilParentGone returns a context that ends with ctx or when stdin closes (the parent is gone).

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -55,5 +58,57 @@ func TestASupervisorWithoutAfterStartsItsChildAtOnceAndRestartsItWhenItExits(t *
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The parent's ring work reaches the child as it changes; RingWork never waits for the child, and the child
+// hears the parent is gone when the pipe closes.
+func TestTheParentsRingWorkReachesTheChildOverItsPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child's descriptor, as exec would give it: its own, not the test's *os.File.
+	fd, err := syscall.Dup(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	work, err := ParentRingWork(func(string) string { return strconv.Itoa(fd) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := s.tellRingWork(w)
+
+	for _, busy := range []bool{true, false, true} {
+		s.RingWork(busy)
+		select {
+		case got := <-work:
+			if got != busy {
+				t.Fatalf("the child heard %v; want %v", got, busy)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the child did not hear %v", busy)
+		}
+	}
+	// A child that reads nothing holds up no ring task.
+	for i := range 100000 {
+		s.RingWork(i%2 == 0)
+	}
+	stop()
+	for range work { // what was written before the pipe closed, then the close
+	}
+}
+
+func TestAChildWithoutARingWorkDescriptorHasNoParentToGiveWayTo(t *testing.T) {
+	if work, err := ParentRingWork(func(string) string { return "" }); work != nil || err != nil {
+		t.Errorf("no descriptor named: %v, %v; want nil, nil", work, err)
+	}
+	if _, err := ParentRingWork(func(string) string { return "four" }); err == nil || !strings.Contains(err.Error(), ringWorkFD) {
+		t.Errorf("a malformed descriptor: %v; want an error naming %s", err, ringWorkFD)
 	}
 }

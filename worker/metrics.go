@@ -17,6 +17,9 @@ type Metrics struct {
 	Retries     *prometheus.CounterVec   // task type
 	Rescues     prometheus.Counter       // ring pushes re-enqueued by the watchdog
 	Suppressed  *prometheus.CounterVec   // push type: pushes withheld because the member turned pushes off
+	// RingsElsewhere counts the times another process's worker (the notify child's parent) began running
+	// ring-side tasks, for each of which this worker's notification pushes gave way.
+	RingsElsewhere prometheus.Counter
 }
 
 // NewMetrics registers the worker's series on reg.
@@ -45,6 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringer_pushes_suppressed_total", Help: "Pushes not sent because their member turned pushes off or snoozed them (push preferences), by push type; one per device.",
 		}, []string{"type"}),
+		RingsElsewhere: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringer_notify_gave_way_total",
+			Help: "Times the worker serving rings in another process (the notify child's parent) began running ring tasks, and notification pushes here gave way to them.",
+		}),
 	}
 	// Every task type's retry series exists from the start, at zero, so dashboards and alerts see it before
 	// the first retry.
@@ -55,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Suppressed.WithLabelValues(e)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues, m.Suppressed)
+		reg.MustRegister(m.Pushes, m.PushSeconds, m.RingSeconds, m.Pruned, m.Retries, m.Rescues, m.Suppressed, m.RingsElsewhere)
 	}
 	return m
 }

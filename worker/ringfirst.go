@@ -22,19 +22,28 @@ import (
 //     waited for a core, and while that wait is long the limit shrinks (multiplicatively), while it is short it
 //     grows back (additively), so the run queue that a ring's next dequeue or timer lands in stays short.
 //
-// Admission is FIFO (as golang.org/x/sync/semaphore), so no push starves. A worker serving one kind only has
-// nothing to give way to and runs without it.
+// Admission is FIFO (as golang.org/x/sync/semaphore), so no push starves. A worker serving notifications in the
+// notify child (RINGER_NOTIFY_PROCESS=child) gives way the same way to the ring-side tasks of its parent, which
+// tells it when it runs some (Config.RingWork there, Config.RingsElsewhere here): the child's niceness puts its
+// work behind the parent's on the cores, but not the providers' answers to its pushes behind the ring's, and a
+// provider (or a fake one on the same cores) busy with notification pushes answers a ring push later. A worker
+// serving rings only has nothing to give way to and runs without it.
 type ringFirst struct {
-	mu       sync.Mutex
-	ringWork int // ring-side tasks running
-	inFlight int // notification pushes admitted and not yet released
-	limit    int // the admission limit while no ring work runs
-	max      int
-	waiters  []chan struct{}
+	mu        sync.Mutex
+	ringWork  int  // ring-side tasks running
+	elsewhere bool // another process's worker runs ring-side tasks
+	inFlight  int  // notification pushes admitted and not yet released
+	limit     int  // the admission limit while no ring work runs
+	max       int
+	waiters   []chan struct{}
 
-	sched      []metrics.Sample // /sched/latencies:seconds
-	lastCount  []uint64
-	lastAdjust time.Time
+	// followScheduler turns on the limit's following of the scheduler's latency: for a worker sharing its
+	// process with rings. A niced notify child's goroutines wait for a core by design, behind everything else
+	// on the machine, and would shrink its limit for nothing.
+	followScheduler bool
+	sched           []metrics.Sample // /sched/latencies:seconds
+	lastCount       []uint64
+	lastAdjust      time.Time
 }
 
 const (
@@ -54,9 +63,9 @@ const (
 	ringFirstGrow = 4
 )
 
-func newRingFirst(max int) *ringFirst {
+func newRingFirst(max int, followScheduler bool) *ringFirst {
 	return &ringFirst{
-		limit: max, max: max,
+		limit: max, max: max, followScheduler: followScheduler,
 		sched: []metrics.Sample{{Name: "/sched/latencies:seconds"}},
 	}
 }
@@ -88,7 +97,7 @@ func (r *ringFirst) recentWaitLong() bool {
 
 // followSchedulerLocked adjusts the limit to the scheduler's latency once a tick has passed since it last did.
 func (r *ringFirst) followSchedulerLocked(now time.Time) {
-	if now.Sub(r.lastAdjust) < ringFirstTick {
+	if !r.followScheduler || now.Sub(r.lastAdjust) < ringFirstTick {
 		return
 	}
 	r.lastAdjust = now
@@ -163,8 +172,16 @@ func (r *ringFirst) release() {
 	r.mu.Unlock()
 }
 
+// setElsewhere records whether another process's worker runs ring-side tasks.
+func (r *ringFirst) setElsewhere(busy bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.elsewhere = busy
+	r.grantLocked()
+}
+
 func (r *ringFirst) allowedLocked() int {
-	if r.ringWork > 0 {
+	if r.ringWork > 0 || r.elsewhere {
 		return min(ringFirstFloor, r.limit)
 	}
 	return r.limit
@@ -184,4 +201,44 @@ func (r *ringFirst) grantLocked() {
 func isNotification(ctx context.Context) bool {
 	q, _ := asynq.GetQueueName(ctx)
 	return queue.Base(q) == queue.QueueNotify
+}
+
+// followRingsElsewhere gives way to another process's ring-side tasks as it reports them, until it is gone.
+func (w *Worker) followRingsElsewhere(busy <-chan bool) {
+	for b := range busy {
+		if b {
+			w.cfg.Metrics.RingsElsewhere.Inc()
+		}
+		w.ringFirst.setElsewhere(b)
+	}
+	w.ringFirst.setElsewhere(false)
+}
+
+// ringWorkReporter counts a worker's running ring-side tasks and reports when it goes from none to some and
+// back (Config.RingWork).
+type ringWorkReporter struct {
+	mu      sync.Mutex
+	running int
+	report  func(busy bool)
+}
+
+// track wraps the handler of a ring-side server.
+func (r *ringWorkReporter) track(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		r.mu.Lock()
+		r.running++
+		if r.running == 1 {
+			r.report(true)
+		}
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.running--
+			if r.running == 0 {
+				r.report(false)
+			}
+			r.mu.Unlock()
+		}()
+		return h.ProcessTask(ctx, t)
+	})
 }

@@ -103,6 +103,14 @@ type Config struct {
 	// count the enqueueing processes use. Each server serves every shard of its queue, and the shards it
 	// finds in Redis at Start beyond them.
 	QueueShards int
+	// RingWork, when set, is told when this worker begins running ring-side tasks (true: the first ring, stop,
+	// timeout or watchdog task) and when it has none left (false). It is called with the tasks' own lock held,
+	// so it must not block. The notify child's supervisor passes it on to the child (RingsElsewhere there).
+	RingWork func(busy bool)
+	// RingsElsewhere, when set, carries the same news from a worker in another process (the notify child's
+	// parent): while the last value received is true, this worker's notification pushes give way as they do
+	// to its own ring tasks (ringFirst). Its close means that worker is gone, and no longer busy.
+	RingsElsewhere <-chan bool
 }
 
 // Webhooks delivers webhook tasks and says when a failed one is tried again (webhook.Sender).
@@ -151,8 +159,11 @@ type Worker struct {
 	log    *slog.Logger
 	gate   *gate.Gate
 	paused *providerPause
-	// ringFirst admits notification pushes when one process serves rings and notifications; nil otherwise.
+	// ringFirst admits notification pushes when this process serves notifications and rings run beside them,
+	// in it or in another process (Config.RingsElsewhere); nil otherwise.
 	ringFirst *ringFirst
+	// ringWork reports this worker's ring-side tasks to Config.RingWork; nil without it.
+	ringWork *ringWorkReporter
 	// recordPatience is how long a sent push's ledger record is retried (the constant; tests shorten it).
 	recordPatience time.Duration
 	// servers are the Asynq servers Start started, one per queue served.
@@ -211,8 +222,11 @@ func New(cfg Config) (*Worker, error) {
 	orDefault(&cfg.LedgerTTL, DefaultLedgerTTL)
 	cfg.LedgerTTL = min(max(cfg.LedgerTTL, MinLedgerTTL), DefaultLedgerTTL)
 	w := &Worker{cfg: cfg, log: cfg.Logger, gate: gate.New(cfg.Redis), paused: newProviderPause(), recordPatience: recordPatience}
-	if !cfg.SkipRing && !cfg.SkipNotify {
-		w.ringFirst = newRingFirst(cfg.NotifyConcurrency * deliverParallel)
+	if !cfg.SkipNotify && (!cfg.SkipRing || cfg.RingsElsewhere != nil) {
+		w.ringFirst = newRingFirst(cfg.NotifyConcurrency*deliverParallel, !cfg.SkipRing)
+	}
+	if cfg.RingWork != nil && !cfg.SkipRing {
+		w.ringWork = &ringWorkReporter{report: cfg.RingWork}
 	}
 	return w, nil
 }
@@ -273,6 +287,9 @@ func (w *Worker) Start() error {
 		w.log.Warn("cannot list the queues in Redis: serving the configured shards only", "err", err)
 	}
 	layout := queue.NewLayout(w.cfg.QueueShards)
+	if w.ringFirst != nil && w.cfg.RingsElsewhere != nil {
+		go w.followRingsElsewhere(w.cfg.RingsElsewhere)
+	}
 	h := w.Handler()
 	for _, q := range qs {
 		// Equal weights: Asynq tries a server's queues in a random order on each poll, so every shard is
@@ -294,8 +311,13 @@ func (w *Worker) Start() error {
 			ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
 		})
 		handler := h
-		if w.ringFirst != nil && (q.queue == queue.QueueRing || q.queue == queue.QueueWatch) {
-			handler = w.ringFirst.track(h)
+		if q.queue == queue.QueueRing || q.queue == queue.QueueWatch {
+			if w.ringFirst != nil {
+				handler = w.ringFirst.track(handler)
+			}
+			if w.ringWork != nil {
+				handler = w.ringWork.track(handler)
+			}
 		}
 		if err := srv.Start(handler); err != nil {
 			w.Shutdown() // the servers started so far

@@ -56,7 +56,13 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 	if r.child {
 		log = log.With("process", "notify-child")
 	}
-	return serve(ctx, cfg, log, r, &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr})
+	h := &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr}
+	if r.child {
+		if h.parentRingWork, err = notifychild.ParentRingWork(getenv); err != nil {
+			return err
+		}
+	}
+	return serve(ctx, cfg, log, r, h)
 }
 
 // hooks lets `ringer dev` see the parts serve builds.
@@ -67,6 +73,8 @@ type hooks struct {
 	// stderr takes the notify child's logs; childEnv is set in its environment on top of this process's.
 	stderr   io.Writer
 	childEnv []string
+	// parentRingWork is, in the notify child, its parent's ring work (notifychild.ParentRingWork).
+	parentRingWork <-chan bool
 }
 
 // serve runs the roles until ctx ends, then drains (app.Run: the components stop in the order the app
@@ -111,6 +119,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	listening := make(chan struct{})
 	var gather prometheus.Gatherer = reg
 	var child *notifychild.Supervisor
+	var ringWork func(busy bool)
+	var ringsElsewhere <-chan bool
+	if h != nil {
+		ringsElsewhere = h.parentRingWork
+	}
 	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
 	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
 		child, err = notifychild.New(notifychild.Config{Env: h.childEnv, Stderr: h.stderr, Logger: log,
@@ -130,6 +143,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			return nil
 		}
 		components = append(components, child)
+		ringWork = child.RingWork
 	}
 	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 
@@ -160,6 +174,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 		SkipRing: !cfg.ServeRing, SkipNotify: !cfg.ServeNotify || child != nil,
 		WebhookSecret: cfg.WebhookSecret, WebhookTimeout: cfg.WebhookTimeout, WebhookRetryBase: cfg.WebhookRetryBase,
 		NotifyTTL: cfg.NotifyTTL, QueueShards: cfg.QueueShards, Version: version(),
+		RingWork: ringWork, RingsElsewhere: ringsElsewhere,
 	})
 	if err != nil {
 		return err

@@ -74,6 +74,17 @@ func TestWorkerRunsNotificationsInANicedChildItSupervises(t *testing.T) {
 	if !strings.Contains(w.Logs(), `"msg":"notify worker process exited; restarting it"`) {
 		t.Errorf("the child's death was not logged")
 	}
+	// The parent tells its child, the restarted one too, when it runs ring tasks, and the child's notification
+	// pushes give way to them.
+	e.Device("dave", "dave-android", "firebase", false)
+	e.MustCall(201, "POST", "/v1/call/default/nc-ring", e.Token("alice"), map[string]any{
+		"ring": true, "data": map[string]any{"members": harness.MemberList("alice", "dave")},
+	})
+	e.Eventually(10*time.Second, "the ring push to dave", func() bool { return len(e.FCM.To("dave-android")) > 0 })
+	e.Eventually(10*time.Second, "the child giving way to the parent's ring on the worker's /metrics", func() bool {
+		m := regexp.MustCompile(`ringer_notify_gave_way_total\{worker_process="notify"\} ([0-9]+)`).FindStringSubmatch(body(t, workerURL+"/metrics"))
+		return m != nil && m[1] != "0"
+	})
 
 	// Killing the parent alone (no process group) leaves no unsupervised child behind.
 	if err := syscall.Kill(parent, syscall.SIGKILL); err != nil {
