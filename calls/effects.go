@@ -171,16 +171,16 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	}
 	minID := strconv.FormatInt(now.Add(-s.replay).UnixMilli(), 10)
 	var replays []replayed
-	for _, b := range bodies {
-		if b == nil {
-			continue
-		}
+	// bodies stays as it is: deliver reads it beside evs.
+	if sent := slices.DeleteFunc(slices.Clone(bodies), func(b []byte) bool { return b == nil }); len(sent) > 0 {
 		for _, m := range st.Members {
 			if s.replay > 0 {
-				r := replayed{user: m.UserID, body: b}
+				r := replayed{user: m.UserID, bodies: sent}
 				r.cmd = s.replayOne(ctx, pipe, minID, r)
 				replays = append(replays, r)
-			} else {
+				continue
+			}
+			for _, b := range sent {
 				pipe.Publish(ctx, EventChannel(m.UserID), b)
 			}
 		}
@@ -201,18 +201,23 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	return nil
 }
 
-// replayed is one event sent to one member's replay stream, and the command that sent it.
+// replayed is a transition's events sent to one member's replay stream, and the command that sent them.
 type replayed struct {
-	user string
-	body []byte
-	cmd  *redis.Cmd
+	user   string
+	bodies [][]byte
+	cmd    *redis.Cmd
 }
 
 // replayOne queues the replay script for r on pipe by its hash alone: its text is most of the command, and
 // Redis keeps it once loaded (replayAgain loads it when Redis has lost it).
 // minID is the oldest stream id the publish keeps (the replay window back from its now).
 func (s *Store) replayOne(ctx context.Context, pipe redis.Pipeliner, minID string, r replayed) *redis.Cmd {
-	return streamPublishScript.EvalSha(ctx, pipe, []string{replayKey(r.user)}, minID, r.body, EventChannel(r.user), s.replay.Milliseconds())
+	args := make([]any, 0, 3+len(r.bodies))
+	args = append(args, minID, EventChannel(r.user), s.replay.Milliseconds())
+	for _, b := range r.bodies {
+		args = append(args, b)
+	}
+	return streamPublishScript.EvalSha(ctx, pipe, []string{replayKey(r.user)}, args...)
 }
 
 // replayAgain sends again, once the script is loaded, the replays that failed because Redis did not have the

@@ -20,20 +20,26 @@ const replayMax = 1000
 // replayKey is the stream of one user's events, in the user's slot.
 func replayKey(user string) string { return "ringer:{u:" + user + "}:events" }
 
-// streamPublishScript appends one event to a user's replay stream, dropping entries older than the replay
-// window, and publishes it on the user's channel as "<stream id> <event JSON>", so a live stream and a replay
-// name each event by the same id.
+// streamPublishScript appends a transition's events to a user's replay stream, in order, dropping entries
+// older than the replay window, and publishes each on the user's channel as "<stream id> <event JSON>", so a
+// live stream and a replay name each event by the same id. One call per member, not per event and member: a
+// ring request's events are two, and each script call has a cost of its own in Redis.
 //
 // KEYS[1] -> ringer:{u:<user>}:events
 // ARGV[1] -> the oldest unix ms to keep
-// ARGV[2] -> event JSON
-// ARGV[3] -> the user's channel (EventChannel)
-// ARGV[4] -> the stream's TTL, ms: a user with no new event loses the stream with the window
+// ARGV[2] -> the user's channel (EventChannel)
+// ARGV[3] -> the stream's TTL, ms: a user with no new event loses the stream with the window
+// ARGV[4..] -> the events' JSON, in order
+// Answers the events' stream ids.
 var streamPublishScript = redis.NewScript(`
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[3], id .. ' ' .. ARGV[2])
-return id
+local ids = {}
+for i = 4, #ARGV do
+  local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
+  redis.call('PUBLISH', ARGV[2], id .. ' ' .. ARGV[i])
+  ids[#ids + 1] = id
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return ids
 `)
 
 // splitPublished splits a published message into its stream id ("" when it has none) and its event JSON.

@@ -2,7 +2,10 @@ package calls_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,5 +224,57 @@ func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
 	ring(t, s, "replay-2", "bob")
 	if n, err := rdb.XLen(ctx, stream).Result(); err != nil || n != 2*first {
 		t.Fatalf("bob's replay stream after a ring on a flushed script cache: %d entries (%v), want %d", n, err, 2*first)
+	}
+}
+
+// A transition's events reach each member's replay stream in their order, and each is published on the
+// member's channel under the id of its stream entry, so a live stream and a replay agree.
+func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	s.SetEventReplay(time.Minute)
+	ctx := context.Background()
+	sub := rdb.Subscribe(ctx, calls.EventChannel("bob"), calls.EventChannel("carol"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring(t, s, "ordered", "bob", "carol")
+	for _, user := range []string{"bob", "carol"} {
+		entries, err := rdb.XRange(ctx, "ringer:{u:"+user+"}:events", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, e := range entries {
+			var ev struct{ Type string }
+			if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
+				t.Fatal(err)
+			}
+			types = append(types, ev.Type)
+		}
+		if !slices.Equal(types, []string{"call.created", "call.ring"}) {
+			t.Fatalf("%s's replay stream holds %v; want call.created then call.ring", user, types)
+		}
+	}
+	got := map[string][]string{}
+	for range 4 {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, _ := strings.Cut(msg.Payload, " ")
+		got[msg.Channel] = append(got[msg.Channel], id)
+	}
+	for _, user := range []string{"bob", "carol"} {
+		entries, _ := rdb.XRange(ctx, "ringer:{u:"+user+"}:events", "-", "+").Result()
+		want := []string{entries[0].ID, entries[1].ID}
+		if !slices.Equal(got[calls.EventChannel(user)], want) {
+			t.Errorf("%s's channel carried ids %v; want the stream's %v, in order", user, got[calls.EventChannel(user)], want)
+		}
 	}
 }
