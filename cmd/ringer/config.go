@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/calls"
+	"github.com/ringer-dev/ringer/logwriter"
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
 	"github.com/ringer-dev/ringer/ratelimit"
@@ -48,6 +49,9 @@ type config struct {
 	DashboardPassword string
 	ShutdownTimeout   time.Duration
 	LogFormat         string // json or text
+	// LogFlushInterval is how long an Info or Debug line may wait in the log's buffer (logwriter); 0 writes
+	// every line at once.
+	LogFlushInterval time.Duration
 	// HTTP server timeouts (RINGER_HTTP_*_TIMEOUT): a slow body, a slow reader or an idle keep-alive
 	// connection is cut off instead of holding a connection and its goroutine.
 	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
@@ -216,6 +220,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	var err error
 	if c.ShutdownTimeout, err = durationEnv(getenv, "RINGER_SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFlushInterval, err = durationEnv(getenv, "RINGER_LOG_FLUSH_INTERVAL", logwriter.DefaultInterval); err != nil {
 		errs = append(errs, err)
 	}
 	if c.RingPollInterval, err = durationEnv(getenv, "RINGER_RING_POLL_INTERVAL", 0); err != nil {

@@ -117,3 +117,20 @@ func TestQueueShardsIsAWholeNumberUpToTheMaximum(t *testing.T) {
 		}
 	}
 }
+
+func TestLogFlushIntervalDefaultsTo100msZeroWritesEachLineAndABadOneIsNamed(t *testing.T) {
+	c, err := loadConfig(envOf(), false)
+	if err != nil || c.LogFlushInterval != 100*time.Millisecond {
+		t.Fatalf("default RINGER_LOG_FLUSH_INTERVAL: %v, %v", c.LogFlushInterval, err)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "1s": time.Second, "250ms": 250 * time.Millisecond} {
+		if c, err := loadConfig(envOf("RINGER_LOG_FLUSH_INTERVAL="+v), false); err != nil || c.LogFlushInterval != want {
+			t.Errorf("RINGER_LOG_FLUSH_INTERVAL=%s: %v, %v; want %v", v, c.LogFlushInterval, err, want)
+		}
+	}
+	for _, bad := range []string{"RINGER_LOG_FLUSH_INTERVAL=-1s", "RINGER_LOG_FLUSH_INTERVAL=soon", "RINGER_LOG_FLUSH_INTERVAL=100"} {
+		if _, err := loadConfig(envOf(bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_LOG_FLUSH_INTERVAL") {
+			t.Errorf("%s: %v, want an error naming RINGER_LOG_FLUSH_INTERVAL", bad, err)
+		}
+	}
+}

@@ -60,15 +60,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogFormat, stderr)
 	childEnv := make([]string, 0, len(env))
 	for k, v := range env {
 		childEnv = append(childEnv, k+"="+v)
 	}
-	return serve(ctx, cfg, log, roles{api: true, worker: true, dashboard: true}, &hooks{
+	return serve(ctx, cfg, stderr, roles{api: true, worker: true, dashboard: true}, &hooks{
 		listening: func(addr string) { printWelcome(stdout, cfg, addr) },
 		demo:      true,
-		stderr:    stderr,
 		childEnv:  childEnv,
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringer-dev/ringer/logwriter"
 	"github.com/ringer-dev/ringer/notifychild"
 )
 
@@ -40,7 +41,8 @@ func main() {
 	defer stop()
 	// go-redis has one logger per process (its reconnect and pool messages, many a second while Redis is
 	// down), plain text on stderr by default; main owns process-wide state, so main routes it into slog.
-	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), os.Stderr)
+	// Unbuffered: go-redis logs at Warn only, and a Warn record is written out at once in any case.
+	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), logwriter.New(os.Stderr, 0))
 	if len(os.Args) > 1 && os.Args[1] == notifychild.Command {
 		rlog = rlog.With("process", "notify-child")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ringer-dev/ringer/api"
 	"github.com/ringer-dev/ringer/app"
+	"github.com/ringer-dev/ringer/logwriter"
 	"github.com/ringer-dev/ringer/notifychild"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/registry"
@@ -37,11 +38,14 @@ func version() string {
 // (notifychild.go).
 type roles struct{ api, worker, dashboard, child bool }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
+// newLogger is a logger writing records in format to out. A record at Warn or above is written out at once,
+// with whatever waited before it; Info and Debug records wait in out's buffer, if it has one (logwriter).
+func newLogger(format string, out *logwriter.Writer) *slog.Logger {
+	var h slog.Handler = slog.NewJSONHandler(out, nil)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, nil))
+		h = slog.NewTextHandler(out, nil)
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return slog.New(logwriter.NewHandler(h, out))
 }
 
 func runService(ctx context.Context, getenv func(string) string, stderr io.Writer, r roles) error {
@@ -52,17 +56,13 @@ func runService(ctx context.Context, getenv func(string) string, stderr io.Write
 	if cfg.RedisURL == "" && len(cfg.RedisClusterAddrs) == 0 {
 		return errors.New("REDIS_URL is not set (or REDIS_CLUSTER_ADDRS for a cluster); `ringer dev` starts its own Redis")
 	}
-	log := newLogger(cfg.LogFormat, stderr)
-	if r.child {
-		log = log.With("process", "notify-child")
-	}
-	h := &hooks{demo: getenv("RINGER_DEMO") == "1", stderr: stderr}
+	h := &hooks{demo: getenv("RINGER_DEMO") == "1"}
 	if r.child {
 		if h.parentRingWork, err = notifychild.ParentRingWork(getenv); err != nil {
 			return err
 		}
 	}
-	return serve(ctx, cfg, log, r, h)
+	return serve(ctx, cfg, stderr, r, h)
 }
 
 // hooks lets `ringer dev` see the parts serve builds.
@@ -70,17 +70,22 @@ type hooks struct {
 	listening func(addr string)
 	// demo serves the demo page (web) at / and /demo/: `ringer dev`, or RINGER_DEMO=1.
 	demo bool
-	// stderr takes the notify child's logs; childEnv is set in its environment on top of this process's.
-	stderr   io.Writer
+	// childEnv is set in the notify child's environment on top of this process's.
 	childEnv []string
 	// parentRingWork is, in the notify child, its parent's ring work (notifychild.ParentRingWork).
 	parentRingWork <-chan bool
 }
 
 // serve runs the roles until ctx ends, then drains (app.Run: the components stop in the order the app
-// package documents).
-func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks) error {
+// package documents). It logs to stderr through a buffer (RINGER_LOG_FLUSH_INTERVAL) that it writes out
+// when it returns, whichever way, and hands stderr itself to the notify child, which keeps a buffer of its own.
+func serve(ctx context.Context, cfg config, stderr io.Writer, r roles, h *hooks) error {
+	// Deferred first, so it runs last: after Run, and after whatever logs while the process closes.
+	logOut := logwriter.New(stderr, cfg.LogFlushInterval)
+	defer logOut.Close()
+	log := newLogger(cfg.LogFormat, logOut)
 	if r.child {
+		log = log.With("process", "notify-child")
 		var stop context.CancelFunc
 		ctx, stop = notifychild.UntilParentGone(ctx)
 		defer stop()
@@ -126,7 +131,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 	}
 	// The demo page shows the pushes this process's log sink sends, so under it notifications stay here.
 	if r.worker && !r.child && cfg.notifyChild() && demo == nil {
-		child, err = notifychild.New(notifychild.Config{Env: h.childEnv, Stderr: h.stderr, Logger: log,
+		// stderr itself, not logOut: exec hands a file to the child as it is, where any other writer would get
+		// a pipe and a goroutine of this process copying into it; the child gathers its own lines.
+		child, err = notifychild.New(notifychild.Config{Env: h.childEnv, Stderr: stderr, Logger: log,
 			After: listening, Grace: cfg.ShutdownTimeout + 5*time.Second})
 		if err != nil {
 			return err
@@ -198,6 +205,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, r roles, h *hooks)
 			} else {
 				log.Info("listening", "addr", addr, "api", r.api, "worker", r.worker, "dashboard", dash != nil)
 			}
+			// Tools that start ringer wait for this line, so it does not wait for the ticker. It stays at Info
+			// (which would otherwise wait): at Warn it would tell the operator something is wrong.
+			_ = logOut.Flush()
 			if h != nil && h.listening != nil {
 				h.listening(addr)
 			}
@@ -249,7 +259,8 @@ func runNotifyChild(ctx context.Context, getenv func(string) string, stderr io.W
 		return err
 	}
 	if err := notifychild.Lower(cfg.NotifyNice, getenv); err != nil {
-		newLogger(cfg.LogFormat, stderr).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
+		// Unbuffered: nothing closes this writer, and a Warn record is written out at once in any case.
+		newLogger(cfg.LogFormat, logwriter.New(stderr, 0)).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
 	}
 	return runService(ctx, getenv, stderr, roles{worker: true, child: true})
 }

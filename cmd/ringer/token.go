@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringer-dev/ringer/api"
+	"github.com/ringer-dev/ringer/logwriter"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/logsink"
 	"github.com/ringer-dev/ringer/queue"
@@ -83,7 +84,8 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	log := newLogger("text", stderr)
+	// Unbuffered: a person runs this once and reads each line as it comes.
+	log := newLogger("text", logwriter.New(stderr, 0))
 	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
 		return err

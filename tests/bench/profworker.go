@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/app"
+	"github.com/ringer-dev/ringer/logwriter"
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/providers/registry"
 	"github.com/ringer-dev/ringer/queue"
@@ -53,7 +54,16 @@ func runProfiled() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// Logged as cmd/ringer logs (its serve): through a logwriter, so the profile shows what ringer's logging costs.
+	interval := logwriter.DefaultInterval
+	if v := os.Getenv("RINGER_LOG_FLUSH_INTERVAL"); v != "" {
+		if interval, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("RINGER_LOG_FLUSH_INTERVAL: %w", err)
+		}
+	}
+	logOut := logwriter.New(os.Stderr, interval)
+	defer logOut.Close()
+	log := slog.New(logwriter.NewHandler(slog.NewJSONHandler(logOut, nil), logOut))
 	rdb, err := profiledRedis(os.Getenv)
 	if err != nil {
 		return err
@@ -68,6 +78,7 @@ func runProfiled() error {
 	mux.Handle("/", a.Handler)
 	srv := &app.HTTPServer{Addr: "127.0.0.1:0", AddrFrom: "listen", Handler: mux, OnListen: func(addr string) {
 		log.Info("listening", "addr", addr, "role", role, "profile", dir)
+		_ = logOut.Flush() // the bench waits for this line
 	}}
 	if err := app.Run(ctx, log, 5*time.Second, append(a.Components(), srv)...); err != nil {
 		return err

@@ -140,6 +140,7 @@ func TestServeRefusesMisconfiguration(t *testing.T) {
 			[]string{"RINGER_TEMPLATES_DIR"}},
 		{"RINGER_RING_RATE and RINGER_NOTIFY_TTL malformed, both named at once", []string{"RINGER_RING_RATE=30/day", "RINGER_NOTIFY_TTL=forever"},
 			[]string{"RINGER_RING_RATE", "RINGER_NOTIFY_TTL"}},
+		{"RINGER_LOG_FLUSH_INTERVAL negative", []string{"RINGER_LOG_FLUSH_INTERVAL=-100ms"}, []string{"RINGER_LOG_FLUSH_INTERVAL"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -47,9 +47,15 @@ func TestWorkerRunsNotificationsInANicedChildItSupervises(t *testing.T) {
 		e.WaitFCM(user+"-android", 1)
 	}
 	notify("nc-1", "bob")
-	if !strings.Contains(w.Logs(), `"process":"notify-child"`) || !strings.Contains(w.Logs(), `"msg":"push sent"`) {
-		t.Errorf("the child's push logs do not reach the worker's stderr, marked as the child's")
-	}
+	// The child's Info lines wait in its log buffer for up to RINGER_LOG_FLUSH_INTERVAL.
+	e.Eventually(10*time.Second, "the child's push log on the worker's stderr, marked as the child's", func() bool {
+		for _, line := range strings.Split(w.Logs(), "\n") {
+			if strings.Contains(line, `"process":"notify-child"`) && strings.Contains(line, `"msg":"push sent"`) {
+				return true
+			}
+		}
+		return false
+	})
 	// The parent's /metrics carries the child's series, labelled.
 	workerURL := "http://" + w.Addr
 	e.Eventually(10*time.Second, "the child's notification push on the worker's /metrics", func() bool {
