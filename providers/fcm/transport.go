@@ -61,12 +61,13 @@ func newTransport(roots *x509.CertPool) *transport {
 			if err != nil {
 				return nil, err
 			}
-			if p := conn.(*tls.Conn).ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
+			tc := conn.(*tls.Conn)
+			if p := tc.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
 				conn.Close()
 				t.h1Only.Store(addr, true)
 				return nil, fmt.Errorf("%w: %s chose %q", errNoHTTP2, addr, p)
 			}
-			return conn, nil
+			return newBatchConn(tc), nil
 		},
 		// Pings find a dead connection before a push is lost on it.
 		ReadIdleTimeout: 30 * time.Second,
