@@ -112,3 +112,23 @@ func TestAChildWithoutARingWorkDescriptorHasNoParentToGiveWayTo(t *testing.T) {
 		t.Errorf("a malformed descriptor: %v; want an error naming %s", err, ringWorkFD)
 	}
 }
+
+// The child collects garbage less often than Go's default unless the operator chose a GOGC, which it keeps.
+func TestTheChildRunsWithItsOwnGOGCUnlessTheOperatorSetOne(t *testing.T) {
+	for _, c := range []struct{ set, want string }{{"", "GOGC=200"}, {"50", "GOGC=50"}} {
+		t.Setenv("GOGC", c.set)
+		s, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last string
+		for _, kv := range s.env {
+			if strings.HasPrefix(kv, "GOGC=") {
+				last = kv // exec takes the last of a repeated name
+			}
+		}
+		if last != c.want {
+			t.Errorf("GOGC=%q in the environment: the child gets %q; want %q", c.set, last, c.want)
+		}
+	}
+}
