@@ -30,7 +30,7 @@ import (
 // serving rings only has nothing to give way to and runs without it.
 type ringFirst struct {
 	mu        sync.Mutex
-	ringWork  int  // ring-side tasks running
+	here      bool // this worker runs ring-side tasks (ringTasks)
 	elsewhere bool // another process's worker runs ring-side tasks
 	inFlight  int  // notification pushes admitted and not yet released
 	limit     int  // the admission limit while no ring work runs
@@ -114,22 +114,6 @@ func (r *ringFirst) adjustLocked(long bool) {
 	r.grantLocked()
 }
 
-// track wraps the handler of a ring-side server: while one of its tasks runs, notifications give way.
-func (r *ringFirst) track(h asynq.Handler) asynq.Handler {
-	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		r.mu.Lock()
-		r.ringWork++
-		r.mu.Unlock()
-		defer func() {
-			r.mu.Lock()
-			r.ringWork--
-			r.grantLocked()
-			r.mu.Unlock()
-		}()
-		return h.ProcessTask(ctx, t)
-	})
-}
-
 // admit waits for a notification push's slot; release gives it back. An error is ctx's.
 func (r *ringFirst) admit(ctx context.Context) (release func(), err error) {
 	r.mu.Lock()
@@ -172,6 +156,14 @@ func (r *ringFirst) release() {
 	r.mu.Unlock()
 }
 
+// setHere records whether this worker runs ring-side tasks (a ringTasks report).
+func (r *ringFirst) setHere(busy bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.here = busy
+	r.grantLocked()
+}
+
 // setElsewhere records whether another process's worker runs ring-side tasks.
 func (r *ringFirst) setElsewhere(busy bool) {
 	r.mu.Lock()
@@ -181,7 +173,7 @@ func (r *ringFirst) setElsewhere(busy bool) {
 }
 
 func (r *ringFirst) allowedLocked() int {
-	if r.ringWork > 0 || r.elsewhere {
+	if r.here || r.elsewhere {
 		return min(ringFirstFloor, r.limit)
 	}
 	return r.limit
@@ -214,28 +206,35 @@ func (w *Worker) followRingsElsewhere(busy <-chan bool) {
 	w.ringFirst.setElsewhere(false)
 }
 
-// ringWorkReporter counts a worker's running ring-side tasks and reports when it goes from none to some and
-// back (Config.RingWork).
-type ringWorkReporter struct {
+// ringTasks counts a worker's running ring-side tasks (ring, stop, timeout, watchdog) and reports when it goes
+// from none to some and back: to its own ringFirst, and to Config.RingWork. Reports are made in order, under
+// its lock, so none may block.
+type ringTasks struct {
 	mu      sync.Mutex
 	running int
-	report  func(busy bool)
+	report  []func(busy bool)
+}
+
+func (r *ringTasks) tell(busy bool) {
+	for _, f := range r.report {
+		f(busy)
+	}
 }
 
 // track wraps the handler of a ring-side server.
-func (r *ringWorkReporter) track(h asynq.Handler) asynq.Handler {
+func (r *ringTasks) track(h asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		r.mu.Lock()
 		r.running++
 		if r.running == 1 {
-			r.report(true)
+			r.tell(true)
 		}
 		r.mu.Unlock()
 		defer func() {
 			r.mu.Lock()
 			r.running--
 			if r.running == 0 {
-				r.report(false)
+				r.tell(false)
 			}
 			r.mu.Unlock()
 		}()

@@ -21,7 +21,7 @@ import (
 func runningRingTask(t *testing.T, r *ringFirst) (finish func()) {
 	t.Helper()
 	started, done := make(chan struct{}), make(chan struct{})
-	go r.track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+	go (&ringTasks{report: []func(bool){r.setHere}}).track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
 		close(started)
 		<-done
 		return nil
@@ -209,11 +209,11 @@ func TestNotificationsGiveWayWhileAnotherProcessRunsRingsAndResumeWhenItStopsOrI
 func TestRingWorkIsReportedWhenTheFirstRingTaskStartsAndTheLastEnds(t *testing.T) {
 	var mu sync.Mutex
 	var reports []bool
-	rep := &ringWorkReporter{report: func(busy bool) {
+	rep := &ringTasks{report: []func(bool){func(busy bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		reports = append(reports, busy)
-	}}
+	}}}
 	started, finish := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	for range 3 {
@@ -251,14 +251,15 @@ func TestAWorkerGivesWayOrReportsRingWorkByWhatItServes(t *testing.T) {
 	base := Config{Redis: rdb, Devices: devices.New(rdb), Templates: tmpl, FCM: &fakeSender{}, APNs: &fakeSender{},
 		Calls: noCalls{}, Queue: queue.NewClient(rdb)}
 	for _, c := range []struct {
-		name                     string
-		change                   func(*Config)
-		admits, follows, reports bool
+		name            string
+		change          func(*Config)
+		admits, follows bool
+		listeners       int // told of this worker's ring tasks: its own admission, Config.RingWork
 	}{
-		{"both queues", func(*Config) {}, true, true, false},
-		{"the notify child", func(c *Config) { c.SkipRing, c.RingsElsewhere = true, make(chan bool) }, true, false, false},
-		{"the child's parent", func(c *Config) { c.SkipNotify, c.RingWork = true, func(bool) {} }, false, false, true},
-		{"notifications alone", func(c *Config) { c.SkipRing = true }, false, false, false},
+		{"both queues", func(*Config) {}, true, true, 1},
+		{"the notify child", func(c *Config) { c.SkipRing, c.RingsElsewhere = true, make(chan bool) }, true, false, 0},
+		{"the child's parent", func(c *Config) { c.SkipNotify, c.RingWork = true, func(bool) {} }, false, false, 1},
+		{"notifications alone", func(c *Config) { c.SkipRing = true }, false, false, 0},
 	} {
 		cfg := base
 		c.change(&cfg)
@@ -269,8 +270,12 @@ func TestAWorkerGivesWayOrReportsRingWorkByWhatItServes(t *testing.T) {
 		if admits := w.ringFirst != nil; admits != c.admits || (admits && w.ringFirst.followScheduler != c.follows) {
 			t.Errorf("%s: admission %v (following the scheduler %v); want %v (%v)", c.name, admits, admits && w.ringFirst.followScheduler, c.admits, c.follows)
 		}
-		if reports := w.ringWork != nil; reports != c.reports {
-			t.Errorf("%s: reports ring work %v; want %v", c.name, reports, c.reports)
+		listeners := 0
+		if w.ringTasks != nil {
+			listeners = len(w.ringTasks.report)
+		}
+		if listeners != c.listeners {
+			t.Errorf("%s: %d told of its ring tasks; want %d", c.name, listeners, c.listeners)
 		}
 	}
 }

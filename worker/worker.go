@@ -162,8 +162,9 @@ type Worker struct {
 	// ringFirst admits notification pushes when this process serves notifications and rings run beside them,
 	// in it or in another process (Config.RingsElsewhere); nil otherwise.
 	ringFirst *ringFirst
-	// ringWork reports this worker's ring-side tasks to Config.RingWork; nil without it.
-	ringWork *ringWorkReporter
+	// ringTasks reports this worker's ring-side tasks to ringFirst and Config.RingWork; nil when neither
+	// listens.
+	ringTasks *ringTasks
 	// recordPatience is how long a sent push's ledger record is retried (the constant; tests shorten it).
 	recordPatience time.Duration
 	// servers are the Asynq servers Start started, one per queue served.
@@ -225,8 +226,17 @@ func New(cfg Config) (*Worker, error) {
 	if !cfg.SkipNotify && (!cfg.SkipRing || cfg.RingsElsewhere != nil) {
 		w.ringFirst = newRingFirst(cfg.NotifyConcurrency*deliverParallel, !cfg.SkipRing)
 	}
-	if cfg.RingWork != nil && !cfg.SkipRing {
-		w.ringWork = &ringWorkReporter{report: cfg.RingWork}
+	if !cfg.SkipRing {
+		var report []func(busy bool)
+		if w.ringFirst != nil {
+			report = append(report, w.ringFirst.setHere)
+		}
+		if cfg.RingWork != nil {
+			report = append(report, cfg.RingWork)
+		}
+		if len(report) > 0 {
+			w.ringTasks = &ringTasks{report: report}
+		}
 	}
 	return w, nil
 }
@@ -311,13 +321,8 @@ func (w *Worker) Start() error {
 			ErrorHandler:             asynq.ErrorHandlerFunc(w.taskFailed),
 		})
 		handler := h
-		if q.queue == queue.QueueRing || q.queue == queue.QueueWatch {
-			if w.ringFirst != nil {
-				handler = w.ringFirst.track(handler)
-			}
-			if w.ringWork != nil {
-				handler = w.ringWork.track(handler)
-			}
+		if w.ringTasks != nil && (q.queue == queue.QueueRing || q.queue == queue.QueueWatch) {
+			handler = w.ringTasks.track(h)
 		}
 		if err := srv.Start(handler); err != nil {
 			w.Shutdown() // the servers started so far
