@@ -378,12 +378,13 @@ func ReportAddr(addr string) error {
 // the parent runs ring-side tasks. It closes when the parent is gone; getenv saying no descriptor was passed
 // gives nil (a worker not started by a supervisor has no parent to give way to).
 func ParentRingWork(getenv func(string) string) (<-chan bool, error) {
-	fd, err := strconv.Atoi(getenv(ringWorkFD))
+	v := getenv(ringWorkFD)
+	if v == "" {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
-		if getenv(ringWorkFD) == "" {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("notify child: %s=%q is not a descriptor", ringWorkFD, getenv(ringWorkFD))
+		return nil, fmt.Errorf("notify child: %s=%q is not a descriptor", ringWorkFD, v)
 	}
 	f := os.NewFile(uintptr(fd), "parent ring work")
 	out := make(chan bool)
