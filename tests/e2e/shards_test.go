@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -15,29 +14,29 @@ func TestShardedQueuesRingStopAndNotifyEveryMemberOnce(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Env: []string{"RINGER_QUEUE_SHARDS=4"}})
 	const callees, notified = 12, 300
-	rung := users("sh-callee", callees)
+	rung := harness.UserIDs("sh-callee", callees)
 	e.Android(rung...)
 	e.MustCall(201, "POST", "/v1/call/default/shards-ring", e.Token("alice"), map[string]any{
 		"ring": true, "data": map[string]any{"members": harness.MemberList(rung...)},
 	})
-	for i := range callees {
-		e.WaitFCM(fmt.Sprintf("sh-callee-%d-android", i), 1)
+	for _, u := range rung {
+		e.WaitFCM(u+"-android", 1)
 	}
 	// The caller cancels: every callee's phone gets its stop after its ring.
 	e.MustCall(200, "POST", "/v1/call/default/shards-ring/reject", e.Token("alice"), map[string]any{"reason": "cancel"})
-	for i := range callees {
-		e.Eventually(15*time.Second, "the stop of callee "+fmt.Sprint(i), func() bool {
-			return len(e.FCM.MessagesTo(fmt.Sprintf("sh-callee-%d-android", i))) == 2
+	for _, u := range rung {
+		e.Eventually(15*time.Second, "the stop of "+u, func() bool {
+			return len(e.FCM.MessagesTo(u+"-android")) == 2
 		})
 	}
 
-	notify := users("sh-member", notified)
+	notify := harness.UserIDs("sh-member", notified)
 	e.Android(notify...)
 	e.MustCall(201, "POST", "/v1/call/default/shards-notify", e.Token("alice"), map[string]any{
 		"notify": true, "data": map[string]any{"members": harness.MemberList(notify...)},
 	})
-	for i := range notified {
-		e.WaitFCM(fmt.Sprintf("sh-member-%d-android", i), 1)
+	for _, u := range notify {
+		e.WaitFCM(u+"-android", 1)
 	}
 	names, err := queue.KnownQueues(e.Context(), e.RDB)
 	if err != nil {
@@ -51,9 +50,9 @@ func TestShardedQueuesRingStopAndNotifyEveryMemberOnce(t *testing.T) {
 		t.Fatalf("queues in Redis %v: the tasks did not spread over the shards", names)
 	}
 	e.Quiet()
-	for i := range callees {
-		if got := e.FCMTypes(fmt.Sprintf("sh-callee-%d-android", i)); len(got) != 2 {
-			t.Errorf("callee %d got %v, want its ring and its stop once each", i, got)
+	for _, u := range rung {
+		if got := e.FCMTypes(u + "-android"); len(got) != 2 {
+			t.Errorf("%s got %v, want its ring and its stop once each", u, got)
 		}
 	}
 }
@@ -64,7 +63,7 @@ func TestAWorkerServesShardsItFindsInRedisWhenItStarts(t *testing.T) {
 	t.Parallel()
 	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_QUEUE_SHARDS=6"}})
 	const n = 300
-	notify := users("old-shard", n)
+	notify := harness.UserIDs("old-shard", n)
 	e.Android(notify...)
 	e.MustCall(201, "POST", "/v1/call/default/old-shards", e.Token("alice"), map[string]any{
 		"notify": true, "data": map[string]any{"members": harness.MemberList(notify...)},
@@ -74,17 +73,8 @@ func TestAWorkerServesShardsItFindsInRedisWhenItStarts(t *testing.T) {
 		return err == nil && len(names) >= 2
 	})
 	e.StartProcess("worker", "RINGER_QUEUE_SHARDS=1")
-	for i := range n {
-		e.WaitFCM(fmt.Sprintf("old-shard-%d-android", i), 1)
+	for _, u := range notify {
+		e.WaitFCM(u+"-android", 1)
 	}
 	e.Quiet()
-}
-
-// users names n users prefix-0 .. prefix-(n-1).
-func users(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s-%d", prefix, i)
-	}
-	return out
 }

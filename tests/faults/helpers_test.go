@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -28,15 +27,6 @@ func readyzNaming(t testing.TB, base, provider string) (code int, body string) {
 		return code == 503 && strings.Contains(strings.ToLower(body), provider)
 	})
 	return code, body
-}
-
-// users is n user ids with the prefix, numbered so that they sort.
-func users(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%04d", prefix, i)
-	}
-	return out
 }
 
 // ringBody is a get-or-create body that rings callees for autoMs (both ring timeouts), alice calling.

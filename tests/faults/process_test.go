@@ -22,7 +22,7 @@ type fanOut struct {
 }
 
 func newFanOut(t *testing.T, e *harness.Env, prefix string, n int) *fanOut {
-	f := &fanOut{e: e, users: users(prefix, n)}
+	f := &fanOut{e: e, users: harness.UserIDs(prefix, n)}
 	registerFCM(t, e, f.users...)
 	return f
 }
@@ -277,7 +277,7 @@ func TestTwoWorkersNeverSendTheSameRingPushTwice(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	e := harness.Start(t, harness.Options{Command: "api"})
-	callees := users("tw", n)
+	callees := harness.UserIDs("tw", n)
 	registerFCM(t, e, callees...)
 	a, b := e.StartProcess("worker"), e.StartProcess("worker")
 	e.FCM.SetLatency(2500 * time.Millisecond)

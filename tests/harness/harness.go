@@ -558,6 +558,15 @@ func APNsToken(name string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// UserIDs is n user ids with the prefix, numbered so that they sort (prefix0000, prefix0001, ...).
+func UserIDs(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%04d", prefix, i)
+	}
+	return out
+}
+
 // MemberList is the members list of a get-or-create body: one {"user_id": id} per id.
 func MemberList(ids ...string) []map[string]any {
 	out := make([]map[string]any, len(ids))

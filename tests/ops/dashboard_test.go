@@ -88,7 +88,7 @@ func TestDashboardNeedsItsLoginAndListsTheQueuesDuringAFanOut(t *testing.T) {
 	}
 
 	const n = 300
-	users := members("fan", n)
+	users := harness.UserIDs("fan", n)
 	registerAndroid(t, e, users...)
 	e.FCM.SetLatency(150 * time.Millisecond)
 	alice := e.Token("alice")

@@ -4,7 +4,6 @@
 package ops
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -41,15 +40,6 @@ func get(t *testing.T, url, user, password string) (int, []byte) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, b
-}
-
-// members is n user ids with the prefix.
-func members(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%03d", prefix, i)
-	}
-	return out
 }
 
 // registerAndroid gives every user one FCM device, token "<user>-android", through the API as the backend.

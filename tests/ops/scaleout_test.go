@@ -36,7 +36,7 @@ func TestScaleOutTwoAPIsThreeWorkersEveryPushOnceThroughAKilledWorker(t *testing
 	for range 3 {
 		workers = append(workers, api1.StartProcess("worker"))
 	}
-	users := members("so", n)
+	users := harness.UserIDs("so", n)
 	registerAndroid(t, api1, users...)
 	watcher := users[0]
 
