@@ -30,8 +30,11 @@ type delivery struct {
 	batch int
 	// ringStart is when a ring's task was enqueued, for ringer_ring_latency_seconds; zero for other pushes.
 	ringStart time.Time
-	// logMember adds the member to each push's log line, for tasks that serve many members.
-	logMember bool
+	// summary is for tasks that serve many members (notification batches): each push's line names its member,
+	// a push that went out is logged at Debug rather than Info, and the task logs one Info line with the
+	// counts (outcome.logSummary). Rings and stops, the product, keep an Info line per push; a push to retry
+	// or refused is a Warn line whatever the task.
+	summary bool
 }
 
 // ledger is the set of device tokens one push has reached (ARCHITECTURE.md, invariant 5): a retry skips them,
@@ -102,6 +105,28 @@ type outcome struct {
 	retry      bool
 	retryAfter time.Duration
 	rejected   []string
+	tally      map[providers.Verdict]int
+}
+
+// count notes one push's verdict for the task's summary line.
+func (o *outcome) count(v providers.Verdict) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tally == nil {
+		o.tally = map[providers.Verdict]int{}
+	}
+	o.tally[v]++
+}
+
+// logSummary is a summing-up delivery's one Info line: how many of its devices' pushes went out, are to be
+// retried, were refused (the token dead, or the payload), or had gone out before (a retried task).
+func (o *outcome) logSummary(ctx context.Context, log *slog.Logger, devices, before int, took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	log.LogAttrs(ctx, slog.LevelInfo, "notification batch pushed", slog.Int("devices", devices),
+		slog.Int("sent", o.tally[providers.Sent]), slog.Int("retry", o.tally[providers.Retry]),
+		slog.Int("refused", o.tally[providers.Unregistered]+o.tally[providers.Rejected]),
+		slog.Int("sent_before", before), slog.Int64("ms", took.Milliseconds()))
 }
 
 // halted says whether the ledger failed to record: a push sent now would be sent again on the retry.
@@ -177,11 +202,14 @@ func (w *Worker) deliver(ctx context.Context, d delivery, pushes []target) error
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	o := &outcome{ledger: d.ledger, batch: d.batch, recorded: len(reached) > 0}
 	var g errgroup.Group
 	g.SetLimit(deliverParallel)
+	before := 0
 	for _, p := range pushes {
 		if reached[p.dev.ID] {
+			before++
 			continue
 		}
 		if o.halted() {
@@ -196,23 +224,27 @@ func (w *Worker) deliver(ctx context.Context, d delivery, pushes []target) error
 		})
 	}
 	_ = g.Wait() // every goroutine answers nil: the verdicts are in o
+	if d.summary {
+		o.logSummary(ctx, d.log, len(pushes), before, time.Since(start))
+	}
 	return o.result(ctx)
 }
 
 // deliverOne sends one push and notes its verdict; a dead token is pruned.
 func (w *Worker) deliverOne(ctx context.Context, d delivery, o *outcome, p target) {
 	member := p.dev.UserID
-	log := d.log
-	if d.logMember {
-		log = log.With("member", member)
-	}
 	sentAt := time.Now()
 	var res providers.Result
 	var providerName string
+	var took time.Duration
 	if p.form == alert {
-		res, providerName = w.sendNotification(ctx, log, p)
+		res, providerName, took = w.sendNotification(ctx, p)
 	} else {
-		res, providerName = w.sendRing(ctx, log, p, d.ringStart)
+		res, providerName, took = w.sendRing(ctx, p, d.ringStart)
+	}
+	logPush(ctx, d, p, res, providerName, took)
+	if d.summary {
+		o.count(res.Verdict)
 	}
 	switch res.Verdict {
 	case providers.Sent:
@@ -236,25 +268,25 @@ func (w *Worker) deliverOne(ctx context.Context, d delivery, o *outcome, p targe
 }
 
 // sendRing is the one place a ring or stop push leaves for its provider.
-func (w *Worker) sendRing(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) (providers.Result, string) {
-	return w.send(ctx, log, p, ringStart)
+func (w *Worker) sendRing(ctx context.Context, p target, ringStart time.Time) (providers.Result, string, time.Duration) {
+	return w.send(ctx, p, ringStart)
 }
 
 // sendNotification is the one place a notification, missed-call or reminder push leaves for its provider.
-func (w *Worker) sendNotification(ctx context.Context, log *slog.Logger, p target) (providers.Result, string) {
+func (w *Worker) sendNotification(ctx context.Context, p target) (providers.Result, string, time.Duration) {
 	if w.ringFirst != nil && isNotification(ctx) {
 		release, err := w.ringFirst.admit(ctx)
 		if err != nil {
-			return providers.Result{Verdict: providers.Retry, Reason: "task ended while waiting for rings", Err: err}, ""
+			return providers.Result{Verdict: providers.Retry, Reason: "task ended while waiting for rings", Err: err}, "", 0
 		}
 		defer release()
 	}
-	return w.send(ctx, log, p, time.Time{})
+	return w.send(ctx, p, time.Time{})
 }
 
-// send makes one push through the device's provider, logs and counts it, and returns its verdict and the
-// provider's name.
-func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart time.Time) (providers.Result, string) {
+// send makes one push through the device's provider, counts it, and returns its verdict, the provider's name
+// and how long the provider took.
+func (w *Worker) send(ctx context.Context, p target, ringStart time.Time) (providers.Result, string, time.Duration) {
 	p.push.Token = p.dev.ID
 	typ := p.dev.PushProvider
 	name, sender, pickErr := w.pick(typ, p.dev.PushProviderName)
@@ -281,20 +313,45 @@ func (w *Worker) send(ctx context.Context, log *slog.Logger, p target, ringStart
 	if res.Verdict == providers.Sent && kind == queue.EventRing && !ringStart.IsZero() {
 		w.cfg.Metrics.RingSeconds.Observe(time.Since(ringStart).Seconds())
 	}
-	attrs := []any{"provider", typ, "provider_name", name, "type", kind, "kind", p.push.Kind.String(), "voip", p.push.VoIP,
-		"token", providers.TokenSuffix(p.dev.ID), "verdict", res.Verdict.String(), "ms", took.Milliseconds()}
+	return res, name, took
+}
+
+// logPush writes one push's line: "push sent" at Info (Debug in a summing-up delivery, delivery.summary),
+// "push to retry" or "push refused" at Warn. The attributes are built only for a line the handler keeps.
+func logPush(ctx context.Context, d delivery, p target, res providers.Result, name string, took time.Duration) {
+	msg, level := "push sent", slog.LevelInfo
+	switch res.Verdict {
+	case providers.Sent:
+		if d.summary {
+			level = slog.LevelDebug
+		}
+	case providers.Retry:
+		msg, level = "push to retry", slog.LevelWarn
+	default:
+		msg, level = "push refused", slog.LevelWarn
+	}
+	if !d.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	if d.summary {
+		attrs = append(attrs, slog.String("member", p.dev.UserID))
+	}
+	attrs = append(attrs, slog.String("provider", p.dev.PushProvider), slog.String("provider_name", name),
+		slog.String("type", p.push.Data["type"]), slog.String("kind", p.push.Kind.String()), slog.Bool("voip", p.push.VoIP),
+		slog.String("token", providers.TokenSuffix(p.dev.ID)), slog.String("verdict", res.Verdict.String()),
+		slog.Int64("ms", took.Milliseconds()))
 	switch res.Verdict {
 	case providers.Sent:
 		if res.Reason != "" { // the log sink's "logged, not sent"
-			attrs = append(attrs, "reason", res.Reason)
+			attrs = append(attrs, slog.String("reason", res.Reason))
 		}
-		log.Info("push sent", attrs...)
 	case providers.Retry:
-		log.Warn("push to retry", append(attrs, "reason", res.Reason, "retry_after", res.RetryAfter, "err", res.Err)...)
+		attrs = append(attrs, slog.String("reason", res.Reason), slog.Duration("retry_after", res.RetryAfter), slog.Any("err", res.Err))
 	default:
-		log.Warn("push refused", append(attrs, "reason", res.Reason, "err", res.Err)...)
+		attrs = append(attrs, slog.String("reason", res.Reason), slog.Any("err", res.Err))
 	}
-	return res, name
+	d.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // pick finds the sender of a device: through Providers when set, else the one sender of its type.

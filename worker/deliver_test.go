@@ -222,6 +222,72 @@ func TestAProviderRetryAfterHoldsTheTasksRetryThatLong(t *testing.T) {
 	}
 }
 
+// TestANotificationBatchLogsOneInfoLineWithItsCountsAndEachSentPushAtDebug: a notification task's pushes that
+// went out are Debug lines, so a 100,000-member notification is not 100,000 Info lines; its pushes to retry
+// and refused stay Warn lines naming the member, and the task adds one Info line with the counts.
+func TestANotificationBatchLogsOneInfoLineWithItsCountsAndEachSentPushAtDebug(t *testing.T) {
+	r := newRig(t)
+	r.register(t, fcm("bob", 1), fcm("bob", 2), fcm("bob", 3))
+	r.send.answer("fcm-bob-2", providers.Result{Verdict: providers.Retry, Reason: "UNAVAILABLE"})
+	r.send.answer("fcm-bob-3", providers.Result{Verdict: providers.Unregistered, Reason: "UNREGISTERED"})
+	run := func(level slog.Level) []string {
+		t.Helper()
+		var buf bytes.Buffer
+		r.w.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))
+		_ = r.w.HandleNotify(context.Background(), notifyTask(t, "bob"))
+		return strings.Split(strings.TrimSpace(buf.String()), "\n")
+	}
+	lines := run(slog.LevelInfo)
+	var sent, retry, refused, summary []string
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, `msg="push sent"`):
+			sent = append(sent, l)
+		case strings.Contains(l, `level=WARN msg="push to retry"`):
+			retry = append(retry, l)
+		case strings.Contains(l, `level=WARN msg="push refused"`):
+			refused = append(refused, l)
+		case strings.Contains(l, `level=INFO msg="notification batch pushed"`):
+			summary = append(summary, l)
+		}
+	}
+	if len(sent) != 0 || len(retry) != 1 || len(refused) != 1 || len(summary) != 1 {
+		t.Fatalf("at Info: %d push sent, %d push to retry, %d push refused, %d summary lines, want 0, 1, 1, 1:\n%s",
+			len(sent), len(retry), len(refused), len(summary), strings.Join(lines, "\n"))
+	}
+	for _, l := range append(retry, refused...) {
+		for _, want := range []string{"cid=default:c1", "notify_id=n1", "member=bob", "token="} {
+			if !strings.Contains(l, want) {
+				t.Errorf("%q lacks %q", l, want)
+			}
+		}
+	}
+	for _, want := range []string{"cid=default:c1", "notify_id=n1", "batch=0", "devices=3", "sent=1", "retry=1", "refused=1", "sent_before=0"} {
+		if !strings.Contains(summary[0], want) {
+			t.Errorf("summary %q lacks %q", summary[0], want)
+		}
+	}
+
+	// The retry, at Debug: the pruned token is gone, the one on the ledger is counted and not sent again.
+	lines = run(slog.LevelDebug)
+	var debugSent []string
+	summary = nil
+	for _, l := range lines {
+		if strings.Contains(l, `level=DEBUG msg="push sent"`) {
+			debugSent = append(debugSent, l)
+		}
+		if strings.Contains(l, `msg="notification batch pushed"`) {
+			summary = append(summary, l)
+		}
+	}
+	if len(debugSent) != 1 || !strings.Contains(debugSent[0], "member=bob") || !strings.Contains(debugSent[0], "token=") {
+		t.Errorf("at Debug, push sent lines %q, want one naming bob and the token", debugSent)
+	}
+	if len(summary) != 1 || !strings.Contains(summary[0], "devices=2 sent=1 retry=0 refused=0 sent_before=1") {
+		t.Errorf("summary of the retry %q, want devices=2 sent=1 retry=0 refused=0 sent_before=1", summary)
+	}
+}
+
 func TestAnUnregisteredTokenIsPrunedCountedAndNotRetried(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1), fcm("bob", 2))

@@ -168,7 +168,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 		}
 		pushes = append(pushes, ps...)
 	}
-	d := delivery{log: log, ledger: w.ledgerAt(gate.BatchLedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL), batch: ledgerBatch, logMember: true}
+	d := delivery{log: log, ledger: w.ledgerAt(gate.BatchLedgerKey(cid, queue.NotifyTaskID(task.NotifyID, task.Batch)), w.cfg.LedgerTTL), batch: ledgerBatch, summary: true}
 	return w.deliver(ctx, d, pushes)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -49,6 +50,8 @@ type config struct {
 	DashboardPassword string
 	ShutdownTimeout   time.Duration
 	LogFormat         string // json or text
+	// LogLevel is the least severe level written (RINGER_LOG_LEVEL).
+	LogLevel slog.Level
 	// LogFlushInterval is how long an Info or Debug line may wait in the log's buffer (logwriter); 0 writes
 	// every line at once.
 	LogFlushInterval time.Duration
@@ -187,6 +190,11 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("RINGER_LOG_FORMAT %q is neither json nor text", c.LogFormat))
+	}
+	if lv, err := parseLogLevel(getenv("RINGER_LOG_LEVEL")); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.LogLevel = lv
 	}
 	errs = append(errs, c.loadHTTPTimeouts(getenv)...)
 	c.ServeRing, c.ServeNotify = true, true
@@ -424,4 +432,20 @@ func intEnv(getenv func(string) string, name string) (int, error) {
 		return 0, fmt.Errorf("%s %q is not a positive whole number", name, v)
 	}
 	return n, nil
+}
+
+// parseLogLevel reads RINGER_LOG_LEVEL: debug, info (the default, for an empty value), warn or error, in any
+// case.
+func parseLogLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("RINGER_LOG_LEVEL %q is none of debug, info, warn and error", v)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,23 @@ func TestQueueShardsIsAWholeNumberUpToTheMaximum(t *testing.T) {
 	for _, bad := range []string{"RINGER_QUEUE_SHARDS=0", "RINGER_QUEUE_SHARDS=three", "RINGER_QUEUE_SHARDS=65"} {
 		if _, err := loadConfig(envOf(bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_QUEUE_SHARDS") {
 			t.Errorf("%s: %v, want an error naming RINGER_QUEUE_SHARDS", bad, err)
+		}
+	}
+}
+
+func TestLogLevelDefaultsToInfoTakesTheFourLevelsInAnyCaseAndABadOneIsNamed(t *testing.T) {
+	c, err := loadConfig(envOf(), false)
+	if err != nil || c.LogLevel != slog.LevelInfo {
+		t.Fatalf("default RINGER_LOG_LEVEL: %v, %v", c.LogLevel, err)
+	}
+	for v, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "Warn": slog.LevelWarn, "error": slog.LevelError} {
+		if c, err := loadConfig(envOf("RINGER_LOG_LEVEL="+v), false); err != nil || c.LogLevel != want {
+			t.Errorf("RINGER_LOG_LEVEL=%s: %v, %v; want %v", v, c.LogLevel, err, want)
+		}
+	}
+	for _, bad := range []string{"RINGER_LOG_LEVEL=verbose", "RINGER_LOG_LEVEL=warning", "RINGER_LOG_LEVEL=-4"} {
+		if _, err := loadConfig(envOf(bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_LOG_LEVEL") {
+			t.Errorf("%s: %v, want an error naming RINGER_LOG_LEVEL", bad, err)
 		}
 	}
 }

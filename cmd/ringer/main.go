@@ -42,7 +42,9 @@ func main() {
 	// go-redis has one logger per process (its reconnect and pool messages, many a second while Redis is
 	// down), plain text on stderr by default; main owns process-wide state, so main routes it into slog.
 	// Unbuffered: go-redis logs at Warn only, and a Warn record is written out at once in any case.
-	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), logwriter.New(os.Stderr, 0))
+	// A malformed RINGER_LOG_LEVEL leaves Info here; loading the configuration reports it.
+	level, _ := parseLogLevel(os.Getenv("RINGER_LOG_LEVEL"))
+	rlog := newLogger(processLogFormat(os.Args[1:], os.Getenv), level, logwriter.New(os.Stderr, 0))
 	if len(os.Args) > 1 && os.Args[1] == notifychild.Command {
 		rlog = rlog.With("process", "notify-child")
 	}

@@ -40,10 +40,11 @@ type roles struct{ api, worker, dashboard, child bool }
 
 // newLogger is a logger writing records in format to out. A record at Warn or above is written out at once,
 // with whatever waited before it; Info and Debug records wait in out's buffer, if it has one (logwriter).
-func newLogger(format string, out *logwriter.Writer) *slog.Logger {
-	var h slog.Handler = slog.NewJSONHandler(out, nil)
+func newLogger(format string, level slog.Level, out *logwriter.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(out, opts)
 	if format == "text" {
-		h = slog.NewTextHandler(out, nil)
+		h = slog.NewTextHandler(out, opts)
 	}
 	return slog.New(logwriter.NewHandler(h, out))
 }
@@ -83,7 +84,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer, r roles, h *hooks)
 	// Deferred first, so it runs last: after Run, and after whatever logs while the process closes.
 	logOut := logwriter.New(stderr, cfg.LogFlushInterval)
 	defer logOut.Close()
-	log := newLogger(cfg.LogFormat, logOut)
+	log := newLogger(cfg.LogFormat, cfg.LogLevel, logOut)
 	if r.child {
 		log = log.With("process", "notify-child")
 		var stop context.CancelFunc
@@ -260,7 +261,7 @@ func runNotifyChild(ctx context.Context, getenv func(string) string, stderr io.W
 	}
 	if err := notifychild.Lower(cfg.NotifyNice, getenv); err != nil {
 		// Unbuffered: nothing closes this writer, and a Warn record is written out at once in any case.
-		newLogger(cfg.LogFormat, logwriter.New(stderr, 0)).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
+		newLogger(cfg.LogFormat, cfg.LogLevel, logwriter.New(stderr, 0)).Warn("notify worker runs at the worker's priority", "process", "notify-child", "err", err)
 	}
 	return runService(ctx, getenv, stderr, roles{worker: true, child: true})
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -85,7 +86,7 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	// Unbuffered: a person runs this once and reads each line as it comes.
-	log := newLogger("text", logwriter.New(stderr, 0))
+	log := newLogger("text", slog.LevelInfo, logwriter.New(stderr, 0))
 	provs, err := providerSet(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -141,6 +141,7 @@ func TestServeRefusesMisconfiguration(t *testing.T) {
 		{"RINGER_RING_RATE and RINGER_NOTIFY_TTL malformed, both named at once", []string{"RINGER_RING_RATE=30/day", "RINGER_NOTIFY_TTL=forever"},
 			[]string{"RINGER_RING_RATE", "RINGER_NOTIFY_TTL"}},
 		{"RINGER_LOG_FLUSH_INTERVAL negative", []string{"RINGER_LOG_FLUSH_INTERVAL=-100ms"}, []string{"RINGER_LOG_FLUSH_INTERVAL"}},
+		{"RINGER_LOG_LEVEL unknown", []string{"RINGER_LOG_LEVEL=verbose"}, []string{"RINGER_LOG_LEVEL"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -48,9 +48,9 @@ func TestWorkerRunsNotificationsInANicedChildItSupervises(t *testing.T) {
 	}
 	notify("nc-1", "bob")
 	// The child's Info lines wait in its log buffer for up to RINGER_LOG_FLUSH_INTERVAL.
-	e.Eventually(10*time.Second, "the child's push log on the worker's stderr, marked as the child's", func() bool {
+	e.Eventually(10*time.Second, "the child's notification log on the worker's stderr, marked as the child's", func() bool {
 		for _, line := range strings.Split(w.Logs(), "\n") {
-			if strings.Contains(line, `"process":"notify-child"`) && strings.Contains(line, `"msg":"push sent"`) {
+			if strings.Contains(line, `"process":"notify-child"`) && strings.Contains(line, `"msg":"notification batch pushed"`) {
 				return true
 			}
 		}

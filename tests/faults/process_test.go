@@ -97,7 +97,9 @@ func TestKilledWorkerDuringA5000MemberNotifyLosesNothing(t *testing.T) {
 	t.Parallel()
 	const members = 5000
 	// Four tasks of 100 members each per worker, 32 pushes of a task at once: 128 pushes in flight a worker.
-	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_NOTIFY_CONCURRENCY=4"}})
+	// At Debug, each notification push that went out is a line of its own (a task's Info line comes only at
+	// its end, which the doomed worker may not reach).
+	e := harness.Start(t, harness.Options{Command: "api", Env: []string{"RINGER_NOTIFY_CONCURRENCY=4", "RINGER_LOG_LEVEL=debug"}})
 	f := newFanOut(t, e, "k", members)
 	e.FCM.SetLatency(200 * time.Millisecond)
 	start := time.Now()
