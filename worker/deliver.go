@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ringer-dev/ringer/providers"
 	"github.com/ringer-dev/ringer/queue"
@@ -204,26 +204,33 @@ func (w *Worker) deliver(ctx context.Context, d delivery, pushes []target) error
 	}
 	start := time.Now()
 	o := &outcome{ledger: d.ledger, batch: d.batch, recorded: len(reached) > 0}
-	var g errgroup.Group
-	g.SetLimit(deliverParallel)
-	before := 0
+	todo := make([]target, 0, len(pushes))
 	for _, p := range pushes {
-		if reached[p.dev.ID] {
-			before++
-			continue
+		if !reached[p.dev.ID] {
+			todo = append(todo, p)
 		}
-		if o.halted() {
-			break
-		}
-		g.Go(func() error {
-			if o.halted() {
-				return nil // the ledger failed while this push waited for its turn
-			}
-			w.deliverOne(ctx, d, o, p)
-			return nil
-		})
 	}
-	_ = g.Wait() // every goroutine answers nil: the verdicts are in o
+	before := len(pushes) - len(todo)
+	// deliverParallel goroutines take the pushes in turn, rather than a goroutine each: each push runs deep
+	// (HTTP/2, TLS), and a new goroutine grows its stack from the smallest size every time, where one that
+	// sends several pushes grows it once.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(deliverParallel, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				// A halted outcome: the ledger failed, and a push sent now would be sent again on the retry.
+				if i >= len(todo) || o.halted() {
+					return
+				}
+				w.deliverOne(ctx, d, o, todo[i])
+			}
+		}()
+	}
+	wg.Wait()
 	if d.summary {
 		o.logSummary(ctx, d.log, len(pushes), before, time.Since(start))
 	}
