@@ -1,6 +1,7 @@
 package templates_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,5 +59,38 @@ func BenchmarkLoad(b *testing.B) {
 		if _, err := templates.Load(""); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkMemoRender is a notification task's texts: 100 receivers of one call, each rendered through one
+// Memo (as the worker does) or each on its own.
+func BenchmarkMemoRender(b *testing.B) {
+	set, err := templates.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := templates.Data{
+		CallCID: "default:standup-42", CallType: "default", CallID: "standup-42", CallDisplayName: "Standup",
+		CallerID: "alice", CallerName: "Alice Liddell", Custom: map[string]any{"topic": "weekly sync"},
+	}
+	for _, memo := range []bool{false, true} {
+		b.Run(map[bool]string{false: "each", true: "memo"}[memo], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m := set.Memo()
+				for i := range 100 {
+					d.ReceiverID = "member-" + strconv.Itoa(i)
+					var err error
+					if memo {
+						_, err = m.Render(queue.EventNotification, providers.Firebase, d)
+					} else {
+						_, err = set.Render(queue.EventNotification, providers.Firebase, d)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }

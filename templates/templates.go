@@ -160,6 +160,8 @@ type tmpl struct {
 	// fallback is the built-in template used when an override fails on some data: the built-in one of the
 	// same locale, else the default. nil for a built-in one.
 	fallback *tmpl
+	// receiver: its output may depend on Data.ReceiverID (mayReadReceiver), so a Memo does not reuse it.
+	receiver bool
 }
 
 // events are the push types that carry text; their names are queue's, the owner of the push "type" field.
@@ -378,7 +380,7 @@ func parseTemplate(name, text string) (*tmpl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	return &tmpl{name: name, t: t, custom: customKeys(t)}, nil
+	return &tmpl{name: name, t: t, custom: customKeys(t), receiver: mayReadReceiver(t)}, nil
 }
 
 // check renders t with worst-case and with empty data and fails if either does not execute or is over the
@@ -408,15 +410,7 @@ func check(t *tmpl, platform string) error {
 // Budget. Only an unknown event or platform is an error: an override that fails on this data falls back to
 // the built-in template (and logs why).
 func (s *Set) Render(event, platform string, d Data) (Rendered, error) {
-	var (
-		p  pair
-		ok bool
-	)
-	for _, l := range lookup(d.Locale) {
-		if p, ok = s.pairs[key{event, platform, l}]; ok {
-			break
-		}
-	}
+	p, ok := s.pair(event, platform, d.Locale)
 	if !ok {
 		return Rendered{}, fmt.Errorf("render %s for %s: %w", event, platform, ErrUnknown)
 	}
@@ -431,6 +425,17 @@ func (s *Set) Render(event, platform string, d Data) (Rendered, error) {
 	}
 	title, body = fit(title, body, budget)
 	return Rendered{Title: title, Body: body}, nil
+}
+
+// pair is the title and body of event on platform for locale: the locale's, else its language's, else the
+// default.
+func (s *Set) pair(event, platform, locale string) (pair, bool) {
+	for _, l := range lookup(locale) {
+		if p, ok := s.pairs[key{event, platform, l}]; ok {
+			return p, true
+		}
+	}
+	return pair{}, false
 }
 
 // run executes t, or its fallback when t fails on this data.

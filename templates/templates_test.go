@@ -363,3 +363,30 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// TestAMemoReusesOnlyTextsThatCannotSeeTheReceiver: through one Memo, a notification to many members renders
+// the same text as Render for each of them, the override that greets each by name included.
+func TestAMemoReusesOnlyTextsThatCannotSeeTheReceiver(t *testing.T) {
+	s := load(t, overrideDir(t, map[string]string{
+		"call.notification.firebase.title.tmpl": `Hi {{.ReceiverID}}`,
+		"call.notification.firebase.body.tmpl":  `{{.CallerName}} started a call`,
+	}))
+	memo := s.Memo()
+	for _, receiver := range []string{"bob", "carol", "dave"} {
+		for _, locale := range []string{"", "de", "de-AT"} {
+			for _, platform := range []string{providers.Firebase, providers.APN} {
+				d := templates.Data{CallCID: "default:c1", CallerName: "Alice", ReceiverID: receiver, Locale: locale}
+				got, err := memo.Render(queue.EventNotification, platform, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := render(t, s, queue.EventNotification, platform, d); got != want {
+					t.Errorf("%s %s %q: memo rendered %+v, Render %+v", receiver, platform, locale, got, want)
+				}
+			}
+		}
+	}
+	if got, err := memo.Render(queue.EventNotification, providers.Firebase, templates.Data{CallerName: "Alice", ReceiverID: "erin"}); err != nil || got.Title != "Hi erin" {
+		t.Errorf("the override greeting erin: %+v, %v", got, err)
+	}
+}

@@ -153,6 +153,9 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 		event = queue.EventNotification
 	}
 	expires := time.Now().Add(w.cfg.NotifyTTL)
+	// Every member gets the same event of the same call: a text that does not name its receiver is rendered
+	// once per platform and locale.
+	texts := w.cfg.Templates.Memo()
 	var pushes []target
 	for _, member := range task.Members {
 		targets := byUser[member]
@@ -161,7 +164,7 @@ func (w *Worker) HandleNotify(ctx context.Context, t *asynq.Task) error {
 			continue
 		}
 		m := newMessage(task.Call, event, member, "")
-		m.expires = expires
+		m.expires, m.texts = expires, texts
 		ps, err := w.targets(routes, m)
 		if err != nil {
 			return err

@@ -26,6 +26,14 @@ type message struct {
 	data       map[string]string
 	expires    time.Time
 	collapseID string
+	// texts, when set, renders the alert text for a task that sends one event of one call to many members
+	// (templates.Memo); nil renders each push's text on its own.
+	texts textRenderer
+}
+
+// textRenderer renders the alert text of one push: the worker's Renderer, or a Memo of it.
+type textRenderer interface {
+	Render(event, platform string, d templates.Data) (templates.Rendered, error)
 }
 
 // newMessage is the message of event to member; ringID is empty for a notification.
@@ -40,7 +48,7 @@ func (w *Worker) targets(routes []route, m message) ([]target, error) {
 	for _, r := range routes {
 		p := providers.Push{Kind: r.form.kind(), Data: m.data, Expires: m.expires, CollapseID: m.collapseID, VoIP: r.form == ringVoIP}
 		if r.form.texted() {
-			text, err := w.render(m.data["type"], r.dev, m.call)
+			text, err := w.render(m, r.dev)
 			if err != nil {
 				return nil, err
 			}
@@ -55,9 +63,14 @@ func (w *Worker) targets(routes []route, m message) ([]target, error) {
 // its stops alike: a device that was offline gets only the latest of them, never a stale ring after its stop.
 func collapseID(ringID string) string { return "ring-" + ringID }
 
-// render is the text of event's push to device d, in d's locale.
-func (w *Worker) render(event string, d devices.Device, c queue.CallInfo) (templates.Rendered, error) {
-	r, err := w.cfg.Templates.Render(event, d.PushProvider, templates.Data{
+// render is the text of m's push to device d, in d's locale.
+func (w *Worker) render(m message, d devices.Device) (templates.Rendered, error) {
+	var texts textRenderer = w.cfg.Templates
+	if m.texts != nil {
+		texts = m.texts
+	}
+	event, c := m.data["type"], m.call
+	r, err := texts.Render(event, d.PushProvider, templates.Data{
 		CallCID: c.CID, CallType: c.Type, CallID: c.ID, CallDisplayName: c.DisplayName,
 		CallerID: c.CreatedByID, CallerName: c.CreatedByName, ReceiverID: d.UserID, Video: c.Video, Custom: c.Custom,
 		Locale: d.Locale,

@@ -47,9 +47,10 @@ type Devices interface {
 	Prune(ctx context.Context, userID, token string, invalidSince time.Time) (bool, error)
 }
 
-// Renderer renders the alert text of a push.
+// Renderer renders the alert text of a push; a Memo of it renders one call's event to many members.
 type Renderer interface {
 	Render(event, platform string, d templates.Data) (templates.Rendered, error)
+	Memo() *templates.Memo
 }
 
 // Expirer settles a ring whose time has come (the calls store).
