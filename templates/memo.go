@@ -55,13 +55,7 @@ func readsReceiver(n parse.Node) bool {
 	const field = "ReceiverID"
 	switch n := n.(type) {
 	case *parse.ListNode:
-		if n != nil {
-			for _, c := range n.Nodes {
-				if readsReceiver(c) {
-					return true
-				}
-			}
-		}
+		return n != nil && anyReadsReceiver(n.Nodes)
 	case *parse.ActionNode:
 		return readsReceiver(n.Pipe)
 	case *parse.IfNode:
@@ -73,19 +67,9 @@ func readsReceiver(n parse.Node) bool {
 	case *parse.TemplateNode:
 		return readsReceiver(n.Pipe)
 	case *parse.PipeNode:
-		if n != nil {
-			for _, c := range n.Cmds {
-				if readsReceiver(c) {
-					return true
-				}
-			}
-		}
+		return n != nil && anyReadsReceiver(n.Cmds)
 	case *parse.CommandNode:
-		for _, a := range n.Args {
-			if readsReceiver(a) {
-				return true
-			}
-		}
+		return anyReadsReceiver(n.Args)
 	case *parse.ChainNode:
 		return readsReceiver(n.Node) || contains(n.Field, field)
 	case *parse.FieldNode:
@@ -94,6 +78,15 @@ func readsReceiver(n parse.Node) bool {
 		return len(n.Ident) == 1 || contains(n.Ident, field)
 	case *parse.DotNode:
 		return true
+	}
+	return false
+}
+
+func anyReadsReceiver[N parse.Node](nodes []N) bool {
+	for _, n := range nodes {
+		if readsReceiver(n) {
+			return true
+		}
 	}
 	return false
 }
