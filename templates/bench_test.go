@@ -10,19 +10,19 @@ import (
 	"github.com/ringer-dev/ringer/templates"
 )
 
+// typicalData is a call's data as most pushes carry it.
+var typicalData = templates.Data{
+	CallCID: "default:standup-42", CallType: "default", CallID: "standup-42", CallDisplayName: "Standup",
+	CallerID: "alice", CallerName: "Alice Liddell", ReceiverID: "bob", Video: true,
+	Custom: map[string]any{"topic": "weekly sync", "display_name": "Standup"},
+}
+
 // BenchmarkRender is the alert text of one push, as the worker renders it for every notification and
 // missed-call push (and a ring to a regular APNs token): typical call data, then the worst case the size
 // budget is checked against (every field at FieldLimit, a 5 KiB custom object).
 func BenchmarkRender(b *testing.B) {
-	set, err := templates.Load("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	typical := templates.Data{
-		CallCID: "default:standup-42", CallType: "default", CallID: "standup-42", CallDisplayName: "Standup",
-		CallerID: "alice", CallerName: "Alice Liddell", ReceiverID: "bob", Video: true,
-		Custom: map[string]any{"topic": "weekly sync", "display_name": "Standup"},
-	}
+	set := load(b, "")
+	typical := typicalData
 	long := strings.Repeat("é", templates.FieldLimit)
 	custom := map[string]any{}
 	for i := 0; len(custom) < 40; i++ {
@@ -65,14 +65,8 @@ func BenchmarkLoad(b *testing.B) {
 // BenchmarkMemoRender is a notification task's texts: 100 receivers of one call, each rendered through one
 // Memo (as the worker does) or each on its own.
 func BenchmarkMemoRender(b *testing.B) {
-	set, err := templates.Load("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	d := templates.Data{
-		CallCID: "default:standup-42", CallType: "default", CallID: "standup-42", CallDisplayName: "Standup",
-		CallerID: "alice", CallerName: "Alice Liddell", Custom: map[string]any{"topic": "weekly sync"},
-	}
+	set := load(b, "")
+	d := typicalData
 	for _, memo := range []bool{false, true} {
 		b.Run(map[bool]string{false: "each", true: "memo"}[memo], func(b *testing.B) {
 			b.ReportAllocs()

@@ -24,11 +24,15 @@ func (m *Memo) Render(event, platform string, d Data) (Rendered, error) {
 	if r, ok := m.done[k]; ok {
 		return r, nil
 	}
-	r, err := m.s.Render(event, platform, d)
+	p, ok := m.s.pair(event, platform, d.Locale)
+	if !ok {
+		return Rendered{}, unknownPair(event, platform)
+	}
+	r, err := m.s.render(p, event, platform, d)
 	if err != nil {
 		return r, err
 	}
-	if p, ok := m.s.pair(event, platform, d.Locale); ok && !p.title.readsReceiver() && !p.body.readsReceiver() {
+	if !p.title.readsReceiver() && !p.body.readsReceiver() {
 		m.done[k] = r
 	}
 	return r, nil

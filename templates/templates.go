@@ -412,8 +412,17 @@ func check(t *tmpl, platform string) error {
 func (s *Set) Render(event, platform string, d Data) (Rendered, error) {
 	p, ok := s.pair(event, platform, d.Locale)
 	if !ok {
-		return Rendered{}, fmt.Errorf("render %s for %s: %w", event, platform, ErrUnknown)
+		return Rendered{}, unknownPair(event, platform)
 	}
+	return s.render(p, event, platform, d)
+}
+
+func unknownPair(event, platform string) error {
+	return fmt.Errorf("render %s for %s: %w", event, platform, ErrUnknown)
+}
+
+// render is Render once the pair is found.
+func (s *Set) render(p pair, event, platform string, d Data) (Rendered, error) {
 	budget := Budget(platform)
 	title, err := s.run(p.title, d, budget)
 	if err != nil {

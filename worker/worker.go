@@ -49,7 +49,7 @@ type Devices interface {
 
 // Renderer renders the alert text of a push; a Memo of it renders one call's event to many members.
 type Renderer interface {
-	Render(event, platform string, d templates.Data) (templates.Rendered, error)
+	textRenderer
 	Memo() *templates.Memo
 }
 
