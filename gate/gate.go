@@ -189,31 +189,35 @@ func (a Admission) String() string {
 
 // admitScript admits a ring push: the member must still be in the gate of this ring with time left and its
 // push not yet delivered; then the caller takes the member's lease, unless another live worker holds it, and
-// the release signal of an earlier holder is taken down.
+// the release signal of an earlier holder is taken down. With the lease it answers the push's ledger, which
+// only the lease's holder adds to: the sender needs it before its first push, and reading it here saves that
+// round trip on the way to the member's phone.
 //
 // KEYS[1] -> ringer:{<cid>}:ring                          current ring hash (field id)
 // KEYS[2] -> ringer:{<cid>}:ringing                       members still ringing, scored by their end (unix ms)
 // KEYS[3] -> ringer:{<cid>}:lease:<ring_id>:<member>      the member's lease
 // KEYS[4] -> ringer:{<cid>}:delivered:<ring_id>           members whose ring push is done
 // KEYS[5] -> ringer:{<cid>}:released:<ring_id>:<member>   the lease's release signal
+// KEYS[6] -> ringer:{<cid>}:sent:<push id>                 the push's ledger (LedgerKey)
 // ARGV[1] -> ring id
 // ARGV[2] -> member
 // ARGV[3] -> now, unix ms
 // ARGV[4] -> lease, ms
 // ARGV[5] -> this worker's lease owner id
 //
-// Answers 1 when the push may go (lease taken: Admitted), 0 when the ring is over for the member (Over), 2
-// when another live worker holds the lease (Held), 3 when the push was delivered already (Delivered).
+// Answers {1, ledger's tokens} when the push may go (lease taken: Admitted), {0} when the ring is over for the
+// member (Over), {2} when another live worker holds the lease (Held), {3} when the push was delivered already
+// (Delivered).
 var admitScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return {0} end
 local ends = redis.call('ZSCORE', KEYS[2], ARGV[2])
-if not ends or tonumber(ends) <= tonumber(ARGV[3]) then return 0 end
-if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return 3 end
+if not ends or tonumber(ends) <= tonumber(ARGV[3]) then return {0} end
+if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return {3} end
 local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= '` + leaseWaiting + `' and holder ~= ARGV[5] then return 2 end
+if holder and holder ~= '` + leaseWaiting + `' and holder ~= ARGV[5] then return {2} end
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
 redis.call('DEL', KEYS[5])
-return 1
+return {1, redis.call('SMEMBERS', KEYS[6])}
 `)
 
 // admissions maps admitScript's answers.
@@ -223,23 +227,39 @@ var admissions = map[int]Admission{0: Over, 1: Admitted, 2: Held, 3: Delivered}
 type Lease struct {
 	g                          *Gate
 	cid, ringID, member, owner string
+	// Reached is the push's ledger as the lease was taken: the device tokens an earlier holder's pushes
+	// reached. It stays current while the lease is held, since only the holder adds to the ledger.
+	Reached []string
 }
 
-// Admit asks whether member's ring push of ringID may leave now; when Admitted, the caller holds the lease
-// and must Release it.
-func (g *Gate) Admit(ctx context.Context, cid, ringID, member string, now time.Time) (Admission, *Lease, error) {
+// Admit asks whether member's ring push of ringID, whose ledger is pushID's (LedgerKey), may leave now; when
+// Admitted, the caller holds the lease, with the ledger's tokens in Lease.Reached, and must Release it.
+func (g *Gate) Admit(ctx context.Context, cid, ringID, member, pushID string, now time.Time) (Admission, *Lease, error) {
 	l := &Lease{g: g, cid: cid, ringID: ringID, member: member, owner: newOwnerID()}
-	n, err := admitScript.Run(ctx, g.rdb, []string{RingKey(cid), RingingKey(cid), l.key(), DeliveredKey(cid, ringID),
-		ReleasedKey(cid, ringID, member)}, ringID, member, now.UnixMilli(), LeaseTTL.Milliseconds(), l.owner).Int()
+	res, err := admitScript.Run(ctx, g.rdb, []string{RingKey(cid), RingingKey(cid), l.key(), DeliveredKey(cid, ringID),
+		ReleasedKey(cid, ringID, member), LedgerKey(cid, pushID)}, ringID, member, now.UnixMilli(), LeaseTTL.Milliseconds(), l.owner).Slice()
 	if err != nil {
 		return Over, nil, fmt.Errorf("admit ring %s to %s: %w", ringID, member, err)
 	}
-	a, ok := admissions[n]
+	var a Admission
+	ok := len(res) > 0
+	if ok {
+		n, _ := res[0].(int64)
+		a, ok = admissions[int(n)]
+	}
 	if !ok {
-		return Over, nil, fmt.Errorf("admit ring %s to %s: unknown answer %d", ringID, member, n)
+		return Over, nil, fmt.Errorf("admit ring %s to %s: unknown answer %v", ringID, member, res)
 	}
 	if a != Admitted {
 		return a, nil, nil
+	}
+	if len(res) > 1 {
+		tokens, _ := res[1].([]any)
+		for _, t := range tokens {
+			if tok, ok := t.(string); ok {
+				l.Reached = append(l.Reached, tok)
+			}
+		}
 	}
 	return a, l, nil
 }
@@ -346,8 +366,30 @@ func (l *Lease) Release(ctx context.Context, done bool, retryWait, keepDelivered
 // some still does after within. It blocks on the busy lease's release signal, and reads the leases again at
 // least every recheck, since a lease whose worker died lapses without a signal.
 func (g *Gate) WaitIdle(ctx context.Context, cid, ringID string, members []string, within time.Duration) (bool, error) {
+	idle, _, err := g.waitIdle(ctx, cid, ringID, members, within, "")
+	return idle, err
+}
+
+// WaitIdleThenRead is WaitIdle for one member that also answers, once the member is idle, the ledger of
+// pushID (LedgerKey): the device tokens its ring push reached, read in one transaction with the lease that
+// shows no push in flight, so a stop needs no round trip of its own for it. The ledger is final by then: a
+// stop comes after its member's gate closed, so no ring push to the member starts again (Admit).
+func (g *Gate) WaitIdleThenRead(ctx context.Context, cid, ringID, member string, within time.Duration, pushID string) (bool, []string, error) {
+	return g.waitIdle(ctx, cid, ringID, []string{member}, within, LedgerKey(cid, pushID))
+}
+
+// waitIdle is WaitIdle that also reads the set at ledger (on cid's slot) with the leases, when ledger is not
+// empty, and answers it once idle.
+func (g *Gate) waitIdle(ctx context.Context, cid, ringID string, members []string, within time.Duration, ledger string) (bool, []string, error) {
 	if len(members) == 0 || ringID == "" {
-		return true, nil
+		if ledger == "" {
+			return true, nil, nil
+		}
+		tokens, err := g.rdb.SMembers(ctx, ledger).Result()
+		if err != nil {
+			return false, nil, fmt.Errorf("ledger %s: %w", ledger, err)
+		}
+		return true, tokens, nil
 	}
 	keys := make([]string, len(members))
 	for i, m := range members {
@@ -355,9 +397,9 @@ func (g *Gate) WaitIdle(ctx context.Context, cid, ringID string, members []strin
 	}
 	deadline := time.Now().Add(within)
 	for {
-		holders, err := g.rdb.MGet(ctx, keys...).Result()
+		holders, tokens, err := g.leases(ctx, keys, ledger)
 		if err != nil {
-			return false, fmt.Errorf("wait for ring %s: leases: %w", ringID, err)
+			return false, nil, fmt.Errorf("wait for ring %s: %w", ringID, err)
 		}
 		busy := -1
 		for i, h := range holders {
@@ -367,19 +409,41 @@ func (g *Gate) WaitIdle(ctx context.Context, cid, ringID string, members []strin
 			}
 		}
 		if busy < 0 {
-			return true, nil
+			return true, tokens, nil
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return false, nil
+			return false, nil, nil
 		}
 		// BLMOVE of the list onto itself waits for the signal without taking it down: every waiter sees it.
 		signal := ReleasedKey(cid, ringID, members[busy])
 		block := strconv.FormatFloat(max(min(left, recheck), time.Millisecond).Seconds(), 'f', 3, 64)
 		if err := g.rdb.Do(ctx, "BLMOVE", signal, signal, "RIGHT", "LEFT", block).Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("wait for ring %s: release signal: %w", ringID, err)
+			return false, nil, fmt.Errorf("wait for ring %s: release signal: %w", ringID, err)
 		}
 	}
+}
+
+// leases reads the lease keys' holders and, when ledger is not empty, the ledger's tokens in the same
+// transaction (the keys share the call's slot).
+func (g *Gate) leases(ctx context.Context, keys []string, ledger string) ([]any, []string, error) {
+	if ledger == "" {
+		holders, err := g.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("leases: %w", err)
+		}
+		return holders, nil, nil
+	}
+	var mget *redis.SliceCmd
+	var tokens *redis.StringSliceCmd
+	if _, err := g.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		mget = pipe.MGet(ctx, keys...)
+		tokens = pipe.SMembers(ctx, ledger)
+		return nil
+	}); err != nil {
+		return nil, nil, fmt.Errorf("leases and ledger %s: %w", ledger, err)
+	}
+	return mget.Val(), tokens.Val(), nil
 }
 
 // View is the gate of one ring as the watchdog sees it.

@@ -3,6 +3,7 @@ package gate_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,9 +27,12 @@ func openFor(t *testing.T, g *gate.Gate, ringID string, members ...string) {
 	}
 }
 
+// pushID is a ring push's id, as queue.RingTaskID makes it (gate imports nothing of ringer's).
+func pushID(ringID, member string) string { return "ring:" + ringID + ":" + member }
+
 func admit(t *testing.T, g *gate.Gate, ringID, member string) (gate.Admission, *gate.Lease) {
 	t.Helper()
-	a, l, err := g.Admit(context.Background(), cid, ringID, member, time.Now())
+	a, l, err := g.Admit(context.Background(), cid, ringID, member, pushID(ringID, member), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +110,43 @@ func TestEveryWaiterWakesWhenTheLeaseIsReleased(t *testing.T) {
 	}
 }
 
+// A stop reads the ring's ledger with the wait for its lease: it must see what the push recorded before
+// letting go, not what the ledger held when the wait began.
+func TestAWaitThatReadsTheLedgerAnswersItAsTheReleasedLeaseLeftIt(t *testing.T) {
+	rdb, g, lease := bobBeingRung(t)
+	ctx := context.Background()
+	type answer struct {
+		idle   bool
+		tokens []string
+		err    error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		idle, tokens, err := g.WaitIdleThenRead(ctx, cid, "r1", "bob", time.Minute, pushID("r1", "bob"))
+		got <- answer{idle, tokens, err}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); testredis.Clients(t, rdb, "blocked_clients") < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never blocked on the release signal")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The holder's push reached bob's phone, then it lets go.
+	if err := rdb.SAdd(ctx, gate.LedgerKey(cid, pushID("r1", "bob")), "bob-phone").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx, true, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-got; a.err != nil || !a.idle || !slices.Equal(a.tokens, []string{"bob-phone"}) {
+		t.Fatalf("idle %v, ledger %v, err %v; want idle with the device the push reached", a.idle, a.tokens, a.err)
+	}
+	// Nobody rings bob any more: the ledger is read at once.
+	if idle, tokens, err := g.WaitIdleThenRead(ctx, cid, "r1", "bob", 0, pushID("r1", "bob")); err != nil || !idle || len(tokens) != 1 {
+		t.Fatalf("idle %v, ledger %v, err %v", idle, tokens, err)
+	}
+}
+
 func TestAWaitGivesUpAfterItsBoundWhileALiveWorkerHoldsTheLease(t *testing.T) {
 	_, g, lease := bobBeingRung(t)
 	stop := lease.KeepAlive(context.Background())
@@ -117,8 +158,15 @@ func TestAWaitGivesUpAfterItsBoundWhileALiveWorkerHoldsTheLease(t *testing.T) {
 }
 
 func TestAPushWaitingForItsRetryHoldsNoWaiterButKeepsTheWatchdogAway(t *testing.T) {
-	_, g, lease := bobBeingRung(t)
+	rdb, g, lease := bobBeingRung(t)
 	ctx := context.Background()
+	if len(lease.Reached) != 0 {
+		t.Fatalf("a first admission's ledger: %v, want empty", lease.Reached)
+	}
+	// The first try reached one of bob's two devices, and the other asked for a retry.
+	if err := rdb.SAdd(ctx, gate.LedgerKey(cid, pushID("r1", "bob")), "bob-phone").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := lease.Release(ctx, false, time.Minute, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +180,12 @@ func TestAPushWaitingForItsRetryHoldsNoWaiterButKeepsTheWatchdogAway(t *testing.
 	if !v.Current || len(v.Live) != 1 || !v.Live[0].Leased || v.Live[0].Delivered || v.Live[0].RungAt.IsZero() {
 		t.Fatalf("view %+v: want bob live, leased, undelivered, with the time he was rung", v)
 	}
-	if a, _ := admit(t, g, "r1", "bob"); a != gate.Admitted {
+	a, retry := admit(t, g, "r1", "bob")
+	if a != gate.Admitted {
 		t.Fatalf("the retry: %v, want admitted", a)
+	}
+	if !slices.Equal(retry.Reached, []string{"bob-phone"}) {
+		t.Fatalf("the retry's ledger: %v, want the device the first try reached", retry.Reached)
 	}
 }
 

@@ -25,6 +25,9 @@ type delivery struct {
 	// log names the call and the ring or notification of every push line.
 	log    *slog.Logger
 	ledger ledger
+	// reached is the ledger's tokens when the handler has them already (a ring's came with its lease); nil
+	// reads them.
+	reached map[string]bool
 	// batch is how many successes are written to the ledger at once: 1 for rings and stops, whose every push
 	// must be on record at once, ledgerBatch for notifications.
 	batch int
@@ -58,11 +61,7 @@ func (l ledger) reached(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", l.key, err)
 	}
-	set := make(map[string]bool, len(tokens))
-	for _, tok := range tokens {
-		set[tok] = true
-	}
-	return set, nil
+	return tokenSet(tokens), nil
 }
 
 // record adds tokens whose pushes succeeded; first gives the ledger its time to live. The pushes have left,
@@ -198,9 +197,12 @@ func (w *Worker) deliver(ctx context.Context, d delivery, pushes []target) error
 		d.log.Info("no device to push to")
 		return nil
 	}
-	reached, err := d.ledger.reached(ctx)
-	if err != nil {
-		return err
+	reached := d.reached
+	if reached == nil {
+		var err error
+		if reached, err = d.ledger.reached(ctx); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	o := &outcome{ledger: d.ledger, batch: d.batch, recorded: len(reached) > 0}

@@ -389,6 +389,37 @@ func TestARingPushTheProviderAsksToRetryIsRetriedWithinItsHandler(t *testing.T) 
 	}
 }
 
+// A ring's ledger comes with its lease (gate.Admit) and its devices are read beside it: the quick retry within
+// the handler, and the task's next run, must each read what the try before reached, not reuse the first read.
+func TestARingsRetriesEachSendOnlyWhatTheLedgerLacksAtTheirOwnTry(t *testing.T) {
+	r := newRig(t)
+	r.register(t, fcm("bob", 1), fcm("bob", 2))
+	busy := providers.Result{Verdict: providers.Retry, Reason: "UNAVAILABLE"}
+	// Device 2 asks for a retry at the first try and at every quick retry of the handler's first run.
+	r.send.answer("fcm-bob-2", slices.Repeat([]providers.Result{busy}, 1+len(quickRetries))...)
+	ring := ringTask(t, r, "bob")
+	var ra *retryAfterError
+	if err := r.w.HandleRing(context.Background(), ring); !errors.As(err, &ra) {
+		t.Fatalf("first run = %v, want a retry", err)
+	}
+	want := append([]string{"fcm-bob-1"}, slices.Repeat([]string{"fcm-bob-2"}, 1+len(quickRetries))...)
+	got := r.send.tokens()
+	slices.Sort(got[:2])
+	if !slices.Equal(got, want) {
+		t.Fatalf("pushes of the first run = %v, want %v: a quick retry sends only what the ledger lacks", got, want)
+	}
+	// The release left the lease waiting for the retry; the task's next run takes it with device 1 on record.
+	if err := r.w.HandleRing(context.Background(), ring); err != nil {
+		t.Fatalf("second run = %v", err)
+	}
+	if got := r.send.tokens(); !slices.Equal(got, append(want, "fcm-bob-2")) {
+		t.Errorf("pushes = %v, want the second run to push device 2 only", got)
+	}
+	if got := r.ledger(t, gate.LedgerKey(testCall.CID, queue.RingTaskID("r1", "bob"))); !slices.Equal(got, []string{"fcm-bob-1", "fcm-bob-2"}) {
+		t.Errorf("ring ledger = %v", got)
+	}
+}
+
 func TestAStopReachesOnlyTheDevicesItsRingReachedAndOnlyOnce(t *testing.T) {
 	r := newRig(t)
 	r.register(t, fcm("bob", 1))

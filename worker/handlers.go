@@ -30,7 +30,11 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 		log.Info("ring over before its push left", "reason", "timeout")
 		return fmt.Errorf("ring %s to %s: over: %w", task.RingID, task.Member, asynq.RevokeTask)
 	}
-	admission, lease, err := w.gate.Admit(ctx, task.Call.CID, task.RingID, task.Member, now)
+	// The member's devices are read while the gate is asked, and the gate answers the push's ledger with the
+	// lease: one round trip on the way to the phone where there were three. A ring the gate turns away has
+	// read the devices for nothing.
+	ahead := w.readTargets(ctx, task.Member)
+	admission, lease, err := w.gate.Admit(ctx, task.Call.CID, task.RingID, task.Member, queue.RingTaskID(task.RingID, task.Member), now)
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: gate: %w", task.RingID, task.Member, err)
 	}
@@ -43,7 +47,13 @@ func (w *Worker) HandleRing(ctx context.Context, t *asynq.Task) error {
 	}
 	stopRenew := lease.KeepAlive(ctx)
 	ringCtx, cancel := context.WithDeadline(ctx, queue.FromUnixMs(task.EndsAt))
-	err = withQuickRetries(ringCtx, func() error { return w.ringDevices(ringCtx, log, task) })
+	first := known{targets: ahead, reached: tokenSet(lease.Reached)}
+	err = withQuickRetries(ringCtx, func() error {
+		// A quick retry reads both again: its own first try's pushes are in the ledger.
+		k := first
+		first = known{}
+		return w.ringDevices(ringCtx, log, task, k)
+	})
 	cancel()
 	stopRenew()
 	done, wait := true, time.Duration(0)
@@ -62,14 +72,15 @@ func (w *Worker) ledgerKeep(endsAt int64) time.Duration {
 	return max(w.cfg.LedgerTTL, time.Until(queue.FromUnixMs(endsAt))+MinLedgerTTL)
 }
 
-// ringDevices sends the ring push to the member's devices (ringRoutes) that its ring ledger lacks.
-func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.RingTask) error {
-	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
+// ringDevices sends the ring push to the member's devices (ringRoutes) that its ring ledger lacks, reading
+// what k does not already know.
+func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.RingTask, k known) error {
+	t, err := w.targetsOf(ctx, task.Member, k.targets)
 	if err != nil {
 		return fmt.Errorf("ring %s to %s: devices: %w", task.RingID, task.Member, err)
 	}
-	routes := ringRoutes(devs)
-	if w.suppressed(log, "", prefs, queue.EventRing, len(routes)) {
+	routes := ringRoutes(t.Devices)
+	if w.suppressed(log, "", t.Preferences, queue.EventRing, len(routes)) {
 		// The member is still rung (its calls, events and webhooks say so, and the ring times out as
 		// usual); only its devices are spared. The task is done: the watchdog has nothing to rescue.
 		return nil
@@ -80,7 +91,7 @@ func (w *Worker) ringDevices(ctx context.Context, log *slog.Logger, task queue.R
 	if err != nil {
 		return err
 	}
-	d := delivery{log: log, ledger: w.ringLedger(task.Call.CID, task.RingID, task.Member, w.ledgerKeep(task.EndsAt)), batch: 1}
+	d := delivery{log: log, ledger: w.ringLedger(task.Call.CID, task.RingID, task.Member, w.ledgerKeep(task.EndsAt)), batch: 1, reached: k.reached}
 	if task.EnqueuedAt > 0 {
 		d.ringStart = queue.FromUnixMs(task.EnqueuedAt)
 	}
@@ -104,19 +115,22 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	// The wait is short (the ring's sends are bounded) and blocks here rather than going through an Asynq
 	// retry, which only comes due at the ring server's next check of delayed tasks; past gate.StopWait it
 	// goes back to Asynq.
-	if idle, err := w.gate.WaitIdle(ctx, cid, task.RingID, []string{task.Member}, gate.StopWait); err != nil {
+	// The member's devices and the stop's own ledger (which only this task adds to) are read during the wait,
+	// and the ring's ledger with the lease that ends it: it is complete only once no ring push is in flight.
+	ahead := w.readTargets(ctx, task.Member)
+	d := delivery{log: log, ledger: w.ledgerAt(gate.LedgerKey(cid, queue.StopTaskID(task.RingID, task.Member)), w.cfg.LedgerTTL), batch: 1}
+	stopLedger := readAhead(func() (map[string]bool, error) { return d.ledger.reached(ctx) })
+	idle, rang, err := w.gate.WaitIdleThenRead(ctx, cid, task.RingID, task.Member, gate.StopWait, queue.RingTaskID(task.RingID, task.Member))
+	if err != nil {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, err)
 	} else if !idle {
 		return fmt.Errorf("stop %s for %s: %w", task.RingID, task.Member, errWaitForRing)
 	}
-	devs, prefs, err := w.cfg.Devices.Targets(ctx, task.Member)
+	targets, err := w.targetsOf(ctx, task.Member, ahead)
 	if err != nil {
 		return fmt.Errorf("stop %s for %s: devices: %w", task.RingID, task.Member, err)
 	}
-	reached, err := w.ringLedger(cid, task.RingID, task.Member, 0).reached(ctx)
-	if err != nil {
-		return fmt.Errorf("stop %s for %s: ring ledger: %w", task.RingID, task.Member, err)
-	}
+	devs, prefs, reached := targets.Devices, targets.Preferences, tokenSet(rang)
 	m := newMessage(task.Call, task.Event, task.Member, task.RingID)
 	m.collapseID = collapseID(task.RingID)
 	routes := stopRoutes(devs, reached)
@@ -131,8 +145,14 @@ func (w *Worker) HandleStop(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	d := delivery{log: log, ledger: w.ledgerAt(gate.LedgerKey(cid, queue.StopTaskID(task.RingID, task.Member)), w.cfg.LedgerTTL), batch: 1}
-	return withQuickRetries(ctx, func() error { return w.deliver(ctx, d, pushes) })
+	if r := <-stopLedger; r.err == nil {
+		d.reached = r.v // else the first try reads it again
+	}
+	return withQuickRetries(ctx, func() error {
+		err := w.deliver(ctx, d, pushes)
+		d.reached = nil // a quick retry reads the ledger again: its first try's pushes are in it
+		return err
+	})
 }
 
 // HandleNotify sends the call.notification (or call.reminder) alert to every device that shows alerts
