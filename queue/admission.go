@@ -77,8 +77,11 @@ func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded
 // each burst of admissions between two readings push the backlog past it again.
 //
 // The backlog is read at most once per freshness interval per process, by one caller while the others use
-// the last answer, so the check costs a request nothing but a mutex. An outside call service ringing
-// through Client.Ring can use an Admission of its own the same way.
+// the last answer, so the check costs a request nothing but a mutex. A stale reading that admits is still
+// answered, and the fresh one is read beside the request rather than before it: a ring then never waits a
+// round trip for its admission, and admitting for one more round trip is within the budget's slack. A stale
+// refusal, or no reading yet, is read again before answering: a ring is refused only on a current reading.
+// An outside call service ringing through Client.Ring can use an Admission of its own the same way.
 type Admission struct {
 	client *Client
 	budget time.Duration
@@ -116,8 +119,12 @@ func (a *Admission) AdmitRing(ctx context.Context) error {
 	return &OverloadedError{Backlog: backlog, Budget: a.budget, RetryAfter: wait}
 }
 
+// admissionReadTimeout bounds a reading taken beside a request, which has no deadline of its own.
+const admissionReadTimeout = time.Second
+
 // current answers the backlog as last read and whether rings are refused, reading it again when the reading
-// is stale and no other caller is reading it already.
+// is stale and no other caller is reading it already: beside the request when the stale reading admits,
+// before answering when it refuses or there is none.
 func (a *Admission) current(ctx context.Context) (time.Duration, bool) {
 	a.mu.Lock()
 	now := a.now()
@@ -127,8 +134,22 @@ func (a *Admission) current(ctx context.Context) (time.Duration, bool) {
 		return b, r
 	}
 	a.reading = true
+	if !a.readAt.IsZero() && !a.refusing {
+		b := a.backlog
+		a.mu.Unlock()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admissionReadTimeout)
+			defer cancel()
+			a.read(ctx, now)
+		}()
+		return b, false
+	}
 	a.mu.Unlock()
+	return a.read(ctx, now)
+}
 
+// read reads the backlog as of now, keeps it, and answers it with whether rings are refused.
+func (a *Admission) read(ctx context.Context, now time.Time) (time.Duration, bool) {
 	b, err := a.client.RingBacklog(ctx)
 	if err != nil {
 		b = 0
