@@ -61,7 +61,7 @@ var titlePrefix = map[string]string{
 
 func TestFlagsBoundTheRun(t *testing.T) {
 	for _, args := range [][]string{
-		{"-n", "200000"}, {"-ceiling-n", "1"}, {"-api-duration", "1h"}, {"-scenarios", "nope"}, {"-rings", "20000"},
+		{"-n", "200000"}, {"-ceiling-n", "1"}, {"-api-duration", "1h"}, {"-scenarios", "nope"}, {"-rings", "20000"}, {"-timeout-rings", "20000"},
 		{"-cluster", "2"}, {"-cluster", "17"}, {"-shards", "-1"}, {"-shards", "65"},
 	} {
 		if _, err := parseFlags(args); err == nil {

@@ -6,8 +6,8 @@
 //	ceiling   a bare Asynq server with a no-op handler on the same Redis and concurrency: tasks per second
 //	fanout    notify N members: enqueue time, drain time, pushes per second, ratio to the ceiling, lost,
 //	          peak worker RSS, Redis memory per queued job
-//	ring      200 single-callee rings one after another, idle and while a 100,000-member notify drains
-//	stop      accept while a 20-device callee rings: accept answer to last stop push, rings after the answer
+//	ring      1,000 single-callee rings one after another, idle and while a 100,000-member notify drains
+//	stop      600 accepts while a 20-device callee rings: accept answer to last stop push, rings after the answer
 //	api       get-or-create with ring, accept, and devices register under 200 concurrent clients
 //	scale     pushes per second against worker concurrency at 20 ms provider latency, connections opened
 //	overload  the sustainable ring rate, then twice it for two minutes: accepted, refused (503), rang in time
@@ -60,10 +60,13 @@ type config struct {
 	// fcmHTTP1 serves the fake FCM as plain HTTP/1.1 instead of FCM's TLS and HTTP/2.
 	fcmHTTP1 bool
 
-	rings       int
-	ringLoadN   int
-	stopIters   int
-	stopDevices int
+	// rings and stopIters are large enough that a p99 is not a run's slowest sample, which swings by half from
+	// run to run: 1,000 rings a phase, 200 accepts a phase.
+	rings        int
+	timeoutRings int
+	ringLoadN    int
+	stopIters    int
+	stopDevices  int
 
 	apiClients  int
 	apiDuration time.Duration
@@ -106,9 +109,10 @@ func defaultConfig() *config {
 		latencies:        []time.Duration{0, 20 * time.Millisecond},
 		mixes:            []string{"fcm", "mix"},
 		ceilingN:         100000,
-		rings:            200,
+		rings:            1000,
+		timeoutRings:     200,
 		ringLoadN:        100000,
-		stopIters:        100,
+		stopIters:        600,
 		stopDevices:      20,
 		apiClients:       200,
 		apiDuration:      10 * time.Second,
@@ -140,6 +144,7 @@ func quickConfig() *config {
 	c.mixes = []string{"mix"}
 	c.ceilingN = 1000
 	c.rings = 5
+	c.timeoutRings = 5
 	c.ringLoadN = 200
 	c.stopIters = 4
 	c.apiClients = 8
@@ -198,9 +203,10 @@ func parseFlags(args []string) (*config, error) {
 	ceil := fs.Int("ceiling-n", 0, "tasks of the ceiling scenario (default 100000)")
 	fcmH1 := fs.Bool("fcm-http1", false, "serve the fake FCM as plain HTTP/1.1, an endpoint without HTTP/2 (default: TLS and HTTP/2, as FCM)")
 	conc := fs.Int("concurrency", 0, "RINGER_NOTIFY_CONCURRENCY of the worker in fanout/ring (default: ringer's)")
-	rings := fs.Int("rings", 0, "rings per phase of the ring scenario (default 200)")
+	rings := fs.Int("rings", 0, "rings per phase of the ring scenario (default 1000)")
+	timeoutRings := fs.Int("timeout-rings", 0, "rings per phase of the timeout scenario (default 200)")
 	ringLoad := fs.Int("ring-load-n", 0, "members of the notification draining under the rings (default 100000)")
-	stops := fs.Int("stop-iters", 0, "accepts of the stop scenario (default 100)")
+	stops := fs.Int("stop-iters", 0, "accepts of the stop scenario, a third a phase (default 600)")
 	apiC := fs.Int("api-clients", 0, "concurrent clients of the api scenario (default 200)")
 	apiD := fs.Duration("api-duration", 0, "duration of each api phase (default 10s)")
 	scaleN := fs.Int("scale-n", 0, "members of each scale run (default 20000)")
@@ -271,6 +277,7 @@ func parseFlags(args []string) (*config, error) {
 	setIf(&cfg.concurrency, *conc)
 	cfg.fcmHTTP1 = *fcmH1
 	setIf(&cfg.rings, *rings)
+	setIf(&cfg.timeoutRings, *timeoutRings)
 	setIf(&cfg.ringLoadN, *ringLoad)
 	setIf(&cfg.stopIters, *stops)
 	setIf(&cfg.apiClients, *apiC)
@@ -328,7 +335,7 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("member and task counts must be 2 to 100,000, got %d", n)
 		}
 	}
-	if cfg.rings > 10_000 || cfg.stopIters > 10_000 || cfg.apiClients > 1000 || cfg.apiDuration > 5*time.Minute {
+	if cfg.rings > 10_000 || cfg.timeoutRings > 10_000 || cfg.stopIters > 10_000 || cfg.apiClients > 1000 || cfg.apiDuration > 5*time.Minute {
 		return nil, errors.New("rings, stop iterations (≤ 10,000), api clients (≤ 1,000) or duration (≤ 5m) too large")
 	}
 	return cfg, nil

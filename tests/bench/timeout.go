@@ -19,13 +19,13 @@ const timeoutMs = 1000
 // notification drains.
 func runTimeout(cfg *config, st *state) (*table, error) {
 	t := &table{
-		title:  fmt.Sprintf("ring timeout lateness: %d rings of %d ms, due end to the missed-call push at the fake", cfg.rings, timeoutMs),
+		title:  fmt.Sprintf("ring timeout lateness: %d rings of %d ms, due end to the missed-call push at the fake", cfg.timeoutRings, timeoutMs),
 		header: []string{"phase", "rings", "missing", "p50", "p95", "p99", "max", "ended_at − due p50", "ended_at − due max"},
 	}
 	err := guard("timeout", func(tb *tb) {
 		e := newEnv(tb, cfg, 0)
 		members := memberIDs("m", cfg.ringLoadN)
-		callees := make([]string, 2*cfg.rings+1)
+		callees := make([]string, 2*cfg.timeoutRings+1)
 		for i := range callees {
 			callees[i] = fmt.Sprintf("late%05d", i)
 		}
@@ -43,7 +43,7 @@ func runTimeout(cfg *config, st *state) (*table, error) {
 				due         time.Time
 			}
 			var rs []rung
-			for i := from; i < from+cfg.rings; i++ {
+			for i := from; i < from+cfg.timeoutRings; i++ {
 				cid := fmt.Sprintf("timeout-%s-%d", phase, i)
 				raw := e.mustDo(base, "POST", "/v1/call/bench/"+cid, tok, map[string]any{
 					"ring": true,
@@ -82,7 +82,7 @@ func runTimeout(cfg *config, st *state) (*table, error) {
 				}
 			}
 			label := map[string]string{"idle": "worker otherwise idle", "load": fmt.Sprintf("while the worker drains %d members", cfg.ringLoadN-1)}[phase]
-			t.add(append(append([]string{label, strconv.Itoa(cfg.rings), strconv.Itoa(missing)}, late.cells()...), ms(settled.pct(0.5)), ms(settled.pct(1)))...)
+			t.add(append(append([]string{label, strconv.Itoa(cfg.timeoutRings), strconv.Itoa(missing)}, late.cells()...), ms(settled.pct(0.5)), ms(settled.pct(1)))...)
 		}
 		measure("idle", 0)
 
@@ -92,8 +92,8 @@ func runTimeout(cfg *config, st *state) (*table, error) {
 		if st, raw, err := e.do(ctx, base, "POST", "/v1/call/bench/timeout-load", tok, createBody(members, false, true)); err != nil || st/100 != 2 {
 			tb.Fatalf("the notification under the rings: %d %v %.200s", st, err, raw)
 		}
-		measure("load", cfg.rings)
-		if !e.waitPushes(before+cfg.ringLoadN-1+2*cfg.rings, cfg.timeout) {
+		measure("load", cfg.timeoutRings)
+		if !e.waitPushes(before+cfg.ringLoadN-1+2*cfg.timeoutRings, cfg.timeout) {
 			tb.Errorf("the notification under the rings did not drain")
 		}
 	})
