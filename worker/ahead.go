@@ -26,12 +26,15 @@ func readAhead[T any](read func() (T, error)) <-chan ahead[T] {
 	return ch
 }
 
+// userTargets reads member's devices and push preferences.
+func (w *Worker) userTargets(ctx context.Context, member string) (devices.UserTargets, error) {
+	devs, prefs, err := w.cfg.Devices.Targets(ctx, member)
+	return devices.UserTargets{Devices: devs, Preferences: prefs}, err
+}
+
 // readTargets reads member's devices and push preferences ahead.
 func (w *Worker) readTargets(ctx context.Context, member string) <-chan ahead[devices.UserTargets] {
-	return readAhead(func() (devices.UserTargets, error) {
-		devs, prefs, err := w.cfg.Devices.Targets(ctx, member)
-		return devices.UserTargets{Devices: devs, Preferences: prefs}, err
-	})
+	return readAhead(func() (devices.UserTargets, error) { return w.userTargets(ctx, member) })
 }
 
 // targetsOf is member's devices and push preferences as read ahead, or read now when nothing was (a nil
@@ -42,8 +45,7 @@ func (w *Worker) targetsOf(ctx context.Context, member string, read <-chan ahead
 			return r.v, nil
 		}
 	}
-	devs, prefs, err := w.cfg.Devices.Targets(ctx, member)
-	return devices.UserTargets{Devices: devs, Preferences: prefs}, err
+	return w.userTargets(ctx, member)
 }
 
 // known is what a ring handler read ahead for its first try: the member's targets (nil: read them) and its
