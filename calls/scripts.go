@@ -55,12 +55,36 @@ local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RI
   rung = {}, stops = {}, missed = {}, events = {}, now = now, ended = false, first_accept = false,
   new_ring = false}
 
--- event records an event the transition owes, in the outcome and in the outbox. Its sequence number, one
--- counter per call, names it for webhooks (queue.WebhookID) whoever delivers it.
+-- in_chunks runs cmd on key with the arguments in list, at most 1000 of them a call: Lua's unpack is bounded
+-- by its stack, and a list may hold a thousand callees' pairs. Every command it runs takes one argument, or
+-- pairs of them, so an even chunk never splits a pair.
+local function in_chunks(cmd, key, list)
+  for i = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+
+-- event records an event the transition owes, in the outcome; flush_events (done) numbers it and writes it
+-- to the outbox together with the transition's other events, so that a transition owing several events
+-- costs one counter increment and one outbox write, not one each.
 local function event(typ, user)
-  local seq = redis.call('HINCRBY', K_CALL, 'evseq', 1)
-  out.events[#out.events + 1] = {type = typ, user = user or '', seq = seq}
-  redis.call('HSET', K_OUTBOX, seq, cjson.encode({type = typ, user = user or '', at = now}))
+  out.events[#out.events + 1] = {type = typ, user = user or '', seq = 0}
+end
+
+-- flush_events gives each event of the transition its sequence number, one counter per call, which names it
+-- for webhooks (queue.WebhookID) whoever delivers it, and writes them to the outbox in the same atomic step.
+-- Every script ends in done, which calls it, so no event is left out of the outbox.
+local function flush_events()
+  local n = #out.events
+  if n == 0 then return end
+  local first = redis.call('HINCRBY', K_CALL, 'evseq', n) - n
+  local entries = {}
+  for i, e in ipairs(out.events) do
+    e.seq = first + i
+    entries[#entries + 1] = e.seq
+    entries[#entries + 1] = cjson.encode({type = e.type, user = e.user, at = now})
+  end
+  in_chunks('HSET', K_OUTBOX, entries)
   redis.call('PEXPIRE', K_OUTBOX, ` + strconv.FormatInt(outboxTTL.Milliseconds(), 10) + `)
 end
 
@@ -146,10 +170,11 @@ local function accept(user)
   redis.call('ZREM', K_RINGING, user)
   redis.call('HSET', K_ACCEPTED, user, now)
   stop(user, EV_ACCEPTED)
-  if redis.call('HGET', K_RING, 'accepted') ~= '1' then
+  local ring = redis.call('HMGET', K_RING, 'accepted', 'caller')
+  if ring[1] ~= '1' then
     redis.call('HSET', K_RING, 'accepted', '1')
     out.first_accept = true
-    local caller = redis.call('HGET', K_RING, 'caller')
+    local caller = ring[2]
     if caller and redis.call('HEXISTS', K_JOINED, caller) == 0 then
       redis.call('HSET', K_JOINED, caller, now)
     end
@@ -179,12 +204,13 @@ end
 -- ring_members rings callees in the live ring, or opens ring new_id when none is live. A member already rung
 -- in the live ring is left alone.
 local function ring_members(new_id, caller, caller_name, callees)
-  local auto = tonumber(redis.call('HGET', K_CALL, 'auto_ms'))
-  local incoming = tonumber(redis.call('HGET', K_CALL, 'incoming_ms'))
+  local timeouts = redis.call('HMGET', K_CALL, 'auto_ms', 'incoming_ms')
+  local auto, incoming = tonumber(timeouts[1]), tonumber(timeouts[2])
+  local ring = redis.call('HMGET', K_RING, 'live', 'id', 'ends_at')
   local ends
-  if redis.call('HGET', K_RING, 'live') == '1' then
-    out.ring_id = redis.call('HGET', K_RING, 'id')
-    ends = tonumber(redis.call('HGET', K_RING, 'ends_at'))
+  if ring[1] == '1' then
+    out.ring_id = ring[2]
+    ends = tonumber(ring[3])
   else
     out.ring_id = new_id
     out.new_ring = true
@@ -193,17 +219,26 @@ local function ring_members(new_id, caller, caller_name, callees)
     redis.call('HSET', K_RING, 'id', new_id, 'ends_at', ends, 'live', '1', 'accepted', '0',
       'caller', caller, 'caller_name', caller_name, 'started_at', now)
   end
+  -- The members to ring are worked out first and written with one command per key, not a few per member. A
+  -- new ring's rung set was just emptied, so only a live ring's needs asking.
+  local deadline = math.min(now + incoming, ends)
+  local seen, rung, scored, rung_at = {}, {}, {}, {}
   for _, c in ipairs(callees) do
-    if redis.call('SISMEMBER', K_RUNG, c) == 0 then
-      local deadline = math.min(now + incoming, ends)
-      redis.call('ZADD', K_RINGING, deadline, c)
-      redis.call('SADD', K_RUNG, c)
-      redis.call('HSET', K_RING, 'at:' .. c, now)
-      redis.call('HDEL', K_ACCEPTED, c)
-      redis.call('HDEL', K_REJECTED, c)
-      redis.call('HDEL', K_MISSED, c)
+    if not seen[c] and (out.new_ring or redis.call('SISMEMBER', K_RUNG, c) == 0) then
+      rung[#rung + 1] = c
+      scored[#scored + 1], scored[#scored + 2] = deadline, c
+      rung_at[#rung_at + 1], rung_at[#rung_at + 2] = 'at:' .. c, now
       out.rung[#out.rung + 1] = {member = c, deadline = deadline}
     end
+    seen[c] = true
+  end
+  if #rung > 0 then
+    in_chunks('ZADD', K_RINGING, scored)
+    in_chunks('SADD', K_RUNG, rung)
+    in_chunks('HSET', K_RING, rung_at)
+    in_chunks('HDEL', K_ACCEPTED, rung)
+    in_chunks('HDEL', K_REJECTED, rung)
+    in_chunks('HDEL', K_MISSED, rung)
   end
   if out.new_ring and #out.rung == 0 then
     redis.call('HSET', K_RING, 'live', '0')
@@ -217,16 +252,19 @@ end
 -- retention once the call ended; else the max age from now, or from starts_at when that is ahead; and
 -- never less than that past the end of a live ring, so no key of a ringing call lapses.
 local function keep()
-  if redis.call('EXISTS', K_CALL) == 0 then return end
+  -- Every call hash has its type from the create on, so a call without one does not exist.
+  local call = redis.call('HMGET', K_CALL, 'type', 'ended_at', 'starts_at')
+  if not call[1] then return end
   local ttl = max_age_ms
-  if ended() then
+  if call[2] then
     ttl = retention_ms
   else
-    local starts = tonumber(redis.call('HGET', K_CALL, 'starts_at'))
+    local starts = tonumber(call[3])
     if starts and starts > now then ttl = starts - now + max_age_ms end
   end
-  if redis.call('HGET', K_RING, 'live') == '1' then
-    local ends = tonumber(redis.call('HGET', K_RING, 'ends_at'))
+  local ring = redis.call('HMGET', K_RING, 'live', 'ends_at')
+  if ring[1] == '1' then
+    local ends = tonumber(ring[2])
     if ends and ends > now then ttl = ttl + ends - now end
   end
   for i = 1, 9 do
@@ -234,9 +272,10 @@ local function keep()
   end
 end
 
--- done answers the outcome and the call's state after the transition (the array described above), and sets
--- the call's lifetime (keep).
+-- done writes the transition's events to the outbox (flush_events), sets the call's lifetime (keep), and
+-- answers the outcome and the call's state after the transition (the array described above).
 local function done()
+  flush_events()
   keep()
   return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(K_MEMBERS),
     redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
@@ -304,9 +343,7 @@ if staged then
   redis.call('RENAME', staged, K_MEMBERS)
   redis.call('PERSIST', K_MEMBERS)
 end
-for i = 1, #spec.members, 2 do
-  redis.call('HSET', K_MEMBERS, spec.members[i], spec.members[i + 1])
-end
+in_chunks('HSET', K_MEMBERS, spec.members)
 event(EV_CREATED, spec.caller)
 if spec.ring then
   ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees)
