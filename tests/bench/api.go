@@ -3,14 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ringer-dev/ringer/queue"
 )
 
 // runAPI drives the API alone (no worker: ring tasks queue up in Redis) with cfg.apiClients concurrent
@@ -46,18 +52,29 @@ func runAPI(cfg *config, st *state) (*table, error) {
 
 		var created []int // calls the first phase made
 		var mu sync.Mutex
-		phase := func(name string, limit int, req func(i int) (method, path, token string, body []byte), ok func(i, status int)) {
+		var yardstick float64 // requests/s of the yardstick phase
+		phase := func(name, base string, limit int, req func(i int) (method, path, token string, body []byte), ok func(i, status int)) float64 {
 			cs0, mcpu0 := e.commandStats(), e.masterCPU()
 			ac0, rc0, bc0, mc0 := cpuTime(apiP.pid()), e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
 			lat, errs, n, wall := load(client, base, cfg.apiClients, cfg.apiDuration, limit, req, ok)
 			ac1, rc1, bc1, mc1 := cpuTime(apiP.pid()), e.redisCPU(), cpuTime(os.Getpid()), machineBusy()
 			others := max(mc1-mc0-(ac1-ac0)-(rc1-rc0)-(bc1-bc0), 0)
 			cs1, byMaster := e.commandStats(), e.byMasterCell(mcpu0)
-			t.add(append(append(append([]string{name, strconv.Itoa(n), strconv.Itoa(errs), fmt.Sprintf("**%s**", perSec(n, wall))}, lat.cells()...),
+			rate := float64(len(lat)) / wall.Seconds()
+			rateCell := fmt.Sprintf("**%s**", perSec(n, wall))
+			if yardstick > 0 {
+				rateCell += fmt.Sprintf(" (%.2f ×)", rate/yardstick)
+			}
+			t.add(append(append(append([]string{name, strconv.Itoa(n), strconv.Itoa(errs), rateCell}, lat.cells()...),
 				fmt.Sprintf("%s / %s / %s / %s", pct(ac1-ac0, wall), pct(rc1-rc0, wall), pct(bc1-bc0, wall), pct(others, wall)),
 				topCommands(cs0, cs1, max(n, 1), 3)), byMaster...)...)
+			return rate
 		}
-		phase("get-or-create with ring", cfg.apiMax, func(i int) (string, string, string, []byte) {
+		yardstick = phase("yardstick: bare HTTP, one Asynq enqueue a request", startYardstick(tb, e), cfg.apiMax,
+			func(i int) (string, string, string, []byte) {
+				return "POST", "/enqueue/" + strconv.Itoa(i), "", []byte(`{}`)
+			}, nil)
+		phase("get-or-create with ring", base, cfg.apiMax, func(i int) (string, string, string, []byte) {
 			body := fmt.Appendf(nil, `{"ring":true,"data":{"members":[{"user_id":"ac%03d"},{"user_id":"cb%03d"}],`+
 				`"settings_override":{"ring":{"auto_cancel_timeout_ms":180000,"incoming_call_timeout_ms":180000}}}}`, i%users, i%users)
 			return "POST", "/v1/call/bench/api-" + strconv.Itoa(i), callers[i%users], body
@@ -68,16 +85,17 @@ func runAPI(cfg *config, st *state) (*table, error) {
 				mu.Unlock()
 			}
 		})
-		phase("accept", len(created), func(j int) (string, string, string, []byte) {
+		phase("accept", base, len(created), func(j int) (string, string, string, []byte) {
 			i := created[j]
 			return "POST", "/v1/call/bench/api-" + strconv.Itoa(i) + "/accept", callees[i%users], nil
 		}, nil)
-		phase("devices register", cfg.apiMax, func(i int) (string, string, string, []byte) {
+		phase("devices register", base, cfg.apiMax, func(i int) (string, string, string, []byte) {
 			return "POST", "/v1/devices", owners[i%users], fmt.Appendf(nil, `{"id":"fcm-api-%d","push_provider":"firebase"}`, i)
 		}, nil)
 	})
 	t.note("The API process alone on Redis (the worker is not running; ring tasks queue up). Clients run in the bench process on the same 2 cores and take CPU from the API: the bench column says how much.")
-	t.note("accept accepts the calls the first phase created, so its request count is bounded by theirs.")
+	t.note("The yardstick is the least a durable ring API does: an HTTP server in the bench process that answers each POST once one Asynq task (a ring task's options: its queue, a task id, retries, retention) is enqueued on the same Redis, driven by the same clients. Each phase's requests/s is given beside it as a multiple of the yardstick's in the same run.")
+	t.note("accept accepts the calls the ring phase created, so its request count is bounded by theirs.")
 	byMasterNote(cfg, t, "the phase")
 	return t, err
 }
@@ -188,4 +206,35 @@ func runScale(cfg *config, st *state) (*table, error) {
 	})
 	t.note("drain: worker start to the last push, so it includes the worker's start (tens of ms) and its first dials. A fresh worker per row; connections opened are that worker's.")
 	return t, err
+}
+
+// startYardstick serves the API yardstick (runAPI) on a loopback port of the bench process until the run ends,
+// and answers its base URL. Its tasks go to the ring queue under a type no worker serves, and nothing drains
+// them: the phase measures the enqueue, as the API phases measure theirs.
+func startYardstick(t *tb, e *env) string {
+	client := asynq.NewClientFromRedisClient(e.rdb)
+	payload, _ := json.Marshal(queue.RingTask{Call: queue.CallInfo{CID: "bench:yardstick", Type: "bench", ID: "yardstick",
+		CreatedByID: "caller", CreatedByName: "Caller"}, RingID: "0123456789abcdef01234567", Member: "m000000"})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /enqueue/{i}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, err := client.EnqueueContext(r.Context(), asynq.NewTask("bench:yardstick", payload),
+			asynq.Queue(queue.QueueRing), asynq.TaskID("yardstick:"+r.PathValue("i")),
+			asynq.MaxRetry(queue.NotifyMaxRetry), asynq.Retention(time.Minute))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{}`))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("yardstick: %v", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
 }
