@@ -70,7 +70,7 @@ func runAPI(cfg *config, st *state) (*table, error) {
 				topCommands(cs0, cs1, max(n, 1), 3)), byMaster...)...)
 			return rate
 		}
-		yardstick = phase("yardstick: bare HTTP, one Asynq enqueue a request", startYardstick(tb, e), cfg.apiMax,
+		yardstick = phase("yardstick: bare HTTP, one Asynq enqueue a request", startYardstick(tb, e, cfg.shards), cfg.apiMax,
 			func(i int) (string, string, string, []byte) {
 				return "POST", "/enqueue/" + strconv.Itoa(i), "", []byte(`{}`)
 			}, nil)
@@ -94,7 +94,7 @@ func runAPI(cfg *config, st *state) (*table, error) {
 		}, nil)
 	})
 	t.note("The API process alone on Redis (the worker is not running; ring tasks queue up). Clients run in the bench process on the same 2 cores and take CPU from the API: the bench column says how much.")
-	t.note("The yardstick is the least a durable ring API does: an HTTP server in the bench process that answers each POST once one Asynq task (a ring task's options: its queue, a task id, retries, retention) is enqueued on the same Redis, driven by the same clients. Each phase's requests/s is given beside it as a multiple of the yardstick's in the same run.")
+	t.note("The yardstick is the least a durable ring API does: an HTTP server in the bench process that answers each POST once one Asynq task (a ring task's options: its queue, or on a cluster its shard of it, a task id, retries, retention) is enqueued on the same Redis, driven by the same clients. Each phase's requests/s is given beside it as a multiple of the yardstick's in the same run.")
 	t.note("accept accepts the calls the ring phase created, so its request count is bounded by theirs.")
 	byMasterNote(cfg, t, "the phase")
 	return t, err
@@ -209,17 +209,20 @@ func runScale(cfg *config, st *state) (*table, error) {
 }
 
 // startYardstick serves the API yardstick (runAPI) on a loopback port of the bench process until the run ends,
-// and answers its base URL. Its tasks go to the ring queue under a type no worker serves, and nothing drains
-// them: the phase measures the enqueue, as the API phases measure theirs.
-func startYardstick(t *tb, e *env) string {
+// and answers its base URL. Its tasks go to the ring queue's shards as ringer's ring tasks do (shards queues,
+// one when 0), under a type no worker serves, and nothing drains them: the phase measures the enqueue, as the
+// API phases measure theirs.
+func startYardstick(t *tb, e *env, shards int) string {
 	client := asynq.NewClientFromRedisClient(e.rdb)
+	layout := queue.NewLayout(max(shards, 1))
 	payload, _ := json.Marshal(queue.RingTask{Call: queue.CallInfo{CID: "bench:yardstick", Type: "bench", ID: "yardstick",
 		CreatedByID: "caller", CreatedByName: "Caller"}, RingID: "0123456789abcdef01234567", Member: "m000000"})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /enqueue/{i}", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		id := "yardstick:" + r.PathValue("i")
 		_, err := client.EnqueueContext(r.Context(), asynq.NewTask("bench:yardstick", payload),
-			asynq.Queue(queue.QueueRing), asynq.TaskID("yardstick:"+r.PathValue("i")),
+			asynq.Queue(layout.For(queue.QueueRing, id)), asynq.TaskID(id),
 			asynq.MaxRetry(queue.NotifyMaxRetry), asynq.Retention(time.Minute))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
