@@ -9,7 +9,8 @@
 //	ring      1,000 single-callee rings one after another, idle and while a 100,000-member notify drains
 //	stop      600 accepts while a 20-device callee rings: accept answer to last stop push, rings after the answer
 //	timeout   200 rings of a second, idle and while a notify drains: due end to the missed-call push (-timeout-rings)
-//	api       get-or-create with ring, accept, and devices register under 200 concurrent clients
+//	api       get-or-create with ring, accept, and devices register under 200 concurrent clients, each beside a
+//	          yardstick of the same run: a bare HTTP server that enqueues one Asynq task a request
 //	scale     pushes per second against worker concurrency at 20 ms provider latency, connections opened
 //	overload  the sustainable ring rate, then twice it for two minutes: accepted, refused (503), rang in time
 //	soak      ten minutes of rings, accepts and notifications at 70 % of it with a one-minute call retention:
