@@ -26,6 +26,14 @@ func TestQuickPass(t *testing.T) {
 			t.Errorf("no table for scenario %s", name)
 		}
 	}
+	// The API phases are read against the yardstick of the same run: its row, and each phase's multiple of it
+	// (absent when the yardstick answered nothing).
+	if !strings.Contains(out.String(), "\n| yardstick: bare HTTP, one Asynq enqueue a request |") {
+		t.Errorf("the API table has no yardstick row")
+	}
+	if n := strings.Count(out.String(), " ×) |"); n != 3 {
+		t.Errorf("%d API phases show their rate as a multiple of the yardstick, want 3", n)
+	}
 }
 
 // TestClusterPass runs the scenarios that show each master's share of the Redis CPU on a local 3-master
@@ -48,8 +56,8 @@ func TestClusterPass(t *testing.T) {
 			t.Errorf("no table for scenario %s", name)
 		}
 	}
-	if n := strings.Count(out.String(), "(busiest "); n < 7 {
-		t.Errorf("%d rows with the masters' shares of Redis CPU, want one a ceiling variant, fan-out run and API phase (7)", n)
+	if n := strings.Count(out.String(), "(busiest "); n < 8 {
+		t.Errorf("%d rows with the masters' shares of Redis CPU, want one a ceiling variant, fan-out run and API phase, its yardstick included (8)", n)
 	}
 }
 
