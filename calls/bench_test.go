@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,11 +21,54 @@ import (
 // The transitions as the API runs them: the call's Lua script, the read back, and the effects it owes
 // (ring and stop tasks, the timeout task, events), on a private redis-server. One op is one request's worth
 // of Redis work; the Redis round trips, not Go, are most of it.
+//
+// The transitions also report redis-µs/op: the CPU time the private redis-server spent per op in the timed
+// part (INFO cpu, user and system), so that a change to a script or to the commands a transition sends is
+// measured by the work it takes from Redis, which the machine's speed moves far less than a request's rate.
+// The ops run one after another, so each round trip's system calls are in it, as under a light load.
 
-func benchStore(b *testing.B) *calls.Store {
+// benchStore is a store on a private redis-server, and the meter of that server's CPU.
+func benchStore(b *testing.B) (*calls.Store, *redisMeter) {
 	b.Helper()
 	rdb := testredis.Start(b).Client(b)
-	return calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil))), &redisMeter{rdb: rdb}
+}
+
+// redisMeter sums the Redis CPU of the timed parts of a benchmark: start and stop it with the timer.
+type redisMeter struct {
+	rdb        *redis.Client
+	used, from time.Duration
+}
+
+func (m *redisMeter) start(b *testing.B) { m.from = redisCPU(b, m.rdb) }
+func (m *redisMeter) stop(b *testing.B)  { m.used += redisCPU(b, m.rdb) - m.from }
+
+// report reports the Redis CPU per op of the timed parts.
+func (m *redisMeter) report(b *testing.B) {
+	if b.N > 0 {
+		b.ReportMetric(m.used.Seconds()*1e6/float64(b.N), "redis-µs/op")
+	}
+}
+
+// redisCPU is the CPU time redis-server has used, user and system (INFO cpu).
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	b.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\r\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if ok && (name == "used_cpu_user" || name == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu %s: %v", name, err)
+			}
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
 }
 
 func twoMembers(i int) calls.CreateRequest {
@@ -35,10 +79,11 @@ func twoMembers(i int) calls.CreateRequest {
 
 // BenchmarkGetOrCreateWithRing creates a call of a caller and one callee and rings the callee.
 func BenchmarkGetOrCreateWithRing(b *testing.B) {
-	s := benchStore(b)
+	s, redisWork := benchStore(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
+	redisWork.start(b)
 	for b.Loop() {
 		req := twoMembers(i)
 		a := calls.Actor{UserID: req.Members[0].UserID}
@@ -47,11 +92,13 @@ func BenchmarkGetOrCreateWithRing(b *testing.B) {
 		}
 		i++
 	}
+	redisWork.stop(b)
+	redisWork.report(b)
 }
 
 // BenchmarkGetExisting is get-or-create of a call that exists: the script answers "exists" and nothing rings.
 func BenchmarkGetExisting(b *testing.B) {
-	s := benchStore(b)
+	s, _ := benchStore(b)
 	ctx := context.Background()
 	req := twoMembers(0)
 	a := calls.Actor{UserID: req.Members[0].UserID}
@@ -85,7 +132,7 @@ func BenchmarkReject(b *testing.B) {
 
 // benchTransition runs do once per ringing call; the calls are made before the timer starts.
 func benchTransition(b *testing.B, do func(s *calls.Store, a calls.Actor, id string) error) {
-	s := benchStore(b)
+	s, redisWork := benchStore(b)
 	const batch = 2000
 	b.ReportAllocs()
 	b.StopTimer()
@@ -94,14 +141,17 @@ func benchTransition(b *testing.B, do func(s *calls.Store, a calls.Actor, id str
 		// Each batch rings fresh calls: ids go on from where the last batch stopped.
 		callees := ringingFrom(b, s, done, n)
 		b.StartTimer()
+		redisWork.start(b)
 		for j, a := range callees {
 			if err := do(s, a, "c"+strconv.Itoa(done+j)); err != nil {
 				b.Fatal(err)
 			}
 		}
+		redisWork.stop(b)
 		b.StopTimer()
 		done += n
 	}
+	redisWork.report(b)
 }
 
 func ringingFrom(b *testing.B, s *calls.Store, from, n int) []calls.Actor {
@@ -122,7 +172,7 @@ func ringingFrom(b *testing.B, s *calls.Store, from, n int) []calls.Actor {
 // BenchmarkNotify1000 is get-or-create with notify of a 1,000-member call: the create script and 999
 // notification tasks enqueued (queue.Client fans out 32 at a time).
 func BenchmarkNotify1000(b *testing.B) {
-	s := benchStore(b)
+	s, _ := benchStore(b)
 	ctx := context.Background()
 	members := make([]calls.MemberInput, 1000)
 	for i := range members {
