@@ -22,53 +22,77 @@ import (
 // (ring and stop tasks, the timeout task, events), on a private redis-server. One op is one request's worth
 // of Redis work; the Redis round trips, not Go, are most of it.
 //
-// The transitions also report redis-µs/op: the CPU time the private redis-server spent per op in the timed
-// part (INFO cpu, user and system), so that a change to a script or to the commands a transition sends is
-// measured by the work it takes from Redis, which the machine's speed moves far less than a request's rate.
-// The ops run one after another, so each round trip's system calls are in it, as under a light load.
+// The transitions also report what each op takes from Redis in the timed part: redis-cmds/op, the commands
+// Redis ran (INFO commandstats, those inside scripts included), which no machine's speed moves, and
+// redis-µs/op, the CPU time redis-server spent (INFO cpu, user and system), which moves less than a request's
+// rate. So a change to a script or to the commands a transition sends is measured by the work it takes from
+// Redis. The ops run one after another, so each round trip's system calls are in the CPU time.
 
-// benchStore is a store on a private redis-server, and the meter of that server's CPU.
+// benchStore is a store on a private redis-server, and the meter of that server's work.
 func benchStore(b *testing.B) (*calls.Store, *redisMeter) {
 	b.Helper()
 	rdb := testredis.Start(b).Client(b)
 	return calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil))), &redisMeter{rdb: rdb}
 }
 
-// redisMeter sums the Redis CPU of the timed parts of a benchmark: start and stop it with the timer.
+// redisMeter sums the Redis work of the timed parts of a benchmark: start and stop it with the timer.
 type redisMeter struct {
-	rdb        *redis.Client
-	used, from time.Duration
+	rdb       *redis.Client
+	cpu, cpu0 time.Duration
+	cmds, n0  int64
 }
 
-func (m *redisMeter) start(b *testing.B) { m.from = redisCPU(b, m.rdb) }
-func (m *redisMeter) stop(b *testing.B)  { m.used += redisCPU(b, m.rdb) - m.from }
+func (m *redisMeter) start(b *testing.B) {
+	m.cpu0, m.n0 = redisWork(b, m.rdb)
+}
 
-// report reports the Redis CPU per op of the timed parts.
+func (m *redisMeter) stop(b *testing.B) {
+	cpu, n := redisWork(b, m.rdb)
+	// Less the INFO commands of the meter's own reading.
+	m.cpu, m.cmds = m.cpu+cpu-m.cpu0, m.cmds+n-m.n0-1
+}
+
+// report reports the Redis work per op of the timed parts.
 func (m *redisMeter) report(b *testing.B) {
 	if b.N > 0 {
-		b.ReportMetric(m.used.Seconds()*1e6/float64(b.N), "redis-µs/op")
+		b.ReportMetric(float64(m.cmds)/float64(b.N), "redis-cmds/op")
+		b.ReportMetric(m.cpu.Seconds()*1e6/float64(b.N), "redis-µs/op")
 	}
 }
 
-// redisCPU is the CPU time redis-server has used, user and system (INFO cpu).
-func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+// redisWork is the CPU time redis-server has used, user and system (INFO cpu), and the commands it has run
+// (INFO commandstats), each INFO included.
+func redisWork(b *testing.B, rdb *redis.Client) (time.Duration, int64) {
 	b.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
+	info, err := rdb.Info(context.Background(), "cpu", "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var sum float64
+	var cpu float64
+	var cmds int64
 	for _, line := range strings.Split(info, "\r\n") {
 		name, v, ok := strings.Cut(line, ":")
-		if ok && (name == "used_cpu_user" || name == "used_cpu_sys") {
+		if !ok {
+			continue
+		}
+		switch {
+		case name == "used_cpu_user" || name == "used_cpu_sys":
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				b.Fatalf("INFO cpu %s: %v", name, err)
 			}
-			sum += f
+			cpu += f
+		case strings.HasPrefix(name, "cmdstat_"):
+			// calls=N,usec=...
+			calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+			n, err := strconv.ParseInt(calls, 10, 64)
+			if err != nil {
+				b.Fatalf("INFO commandstats %s: %v", name, err)
+			}
+			cmds += n
 		}
 	}
-	return time.Duration(sum * float64(time.Second))
+	return time.Duration(cpu * float64(time.Second)), cmds
 }
 
 func twoMembers(i int) calls.CreateRequest {
