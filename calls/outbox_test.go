@@ -3,6 +3,7 @@ package calls
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -85,5 +86,53 @@ func TestSweepOutboxEnqueuesWhatADeadProcessLeftOnceItsGraceIsOver(t *testing.T)
 	}
 	if n, err := sweeper.SweepOutbox(ctx); err != nil || n != 0 {
 		t.Errorf("a second sweep re-drove %d events (err %v), want none", n, err)
+	}
+}
+
+// TestAProcessWithoutWebhooksWritesNoOutboxAndStillPublishesEveryEvent: the outbox is for webhooks alone, so a
+// store without receivers leaves none (nor an event counter in the call) and publishes a transition's events
+// from the script's answer: the callee's replay stream gets call.created, call.ring and call.accepted, in order.
+func TestAProcessWithoutWebhooksWritesNoOutboxAndStillPublishesEveryEvent(t *testing.T) {
+	ctx := context.Background()
+	rdb := testredis.Start(t).Client(t)
+	s := New(rdb, queue.NewClient(rdb), nil)
+	s.SetEventReplay(time.Minute)
+	if _, _, err := s.GetOrCreate(ctx, Actor{UserID: "alice"}, "default", "quiet",
+		CreateRequest{Ring: true, Members: []MemberInput{{UserID: "bob"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept(ctx, Actor{UserID: "bob"}, "default", "quiet"); err != nil {
+		t.Fatal(err)
+	}
+	cid := CID("default", "quiet")
+	if n := rdb.Exists(ctx, outboxKey(cid)).Val(); n != 0 {
+		t.Errorf("a store without webhooks left an outbox: %v", rdb.HGetAll(ctx, outboxKey(cid)).Val())
+	}
+	if rdb.HExists(ctx, callKeys(cid)[0], "evseq").Val() {
+		t.Errorf("a store without webhooks numbered its events")
+	}
+	if rdb.ZScore(ctx, outboxCallsKey, cid).Err() != redis.Nil {
+		t.Errorf("a store without webhooks indexed the call for the sweeper")
+	}
+	msgs, err := rdb.XRange(ctx, replayKey("bob"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		var e struct {
+			Type    string `json:"type"`
+			CallCID string `json:"call_cid"`
+		}
+		if err := json.Unmarshal([]byte(m.Values["e"].(string)), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.CallCID == cid {
+			got = append(got, e.Type)
+		}
+	}
+	want := []string{EventCreated, queue.EventRing, queue.EventAccepted}
+	if !slices.Equal(got, want) {
+		t.Errorf("bob's replay stream holds %v, want %v", got, want)
 	}
 }

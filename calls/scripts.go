@@ -26,10 +26,12 @@ import (
 // KEYS[10] -> ringer:{<cid>}:outbox   event sequence number -> event JSON {type, user, at}: every event a
 //
 //	transition owes, written in the same atomic step, taken out once its webhooks are enqueued; what a killed
-//	process leaves is re-driven by the sweeper (Store.SweepOutbox)
+//	process leaves is re-driven by the sweeper (Store.SweepOutbox). Written only when ARGV[1] asks for it.
 //
-// ARGV[1] -> "<now>:<retention>:<max age>": now, unix ms; how long the call's keys live once it ended, and
-//            while it has not, after its last transition, ms (keep below)
+// ARGV[1] -> "<now>:<retention>:<max age>:<outbox>": now, unix ms; how long the call's keys live once it
+//            ended, and while it has not, after its last transition, ms (keep below); 1 when the events go
+//            to the outbox (the process delivers webhooks), else 0: then nothing would ever read them, and
+//            the events are only answered, with sequence number 0
 //
 // Each returns (done, below) an array: first the JSON outcome decoded by outcome in answer.go (a status, the
 // members newly rung, the stop and missed-call pushes owed, and the events to publish, so the Go side applies
@@ -49,8 +51,8 @@ var luaPrelude = luaMembers + luaEvents + `
 local K_CALL, K_MEMBERS, K_RING, K_RINGING, K_RUNG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_OUTBOX = KEYS[10]
-local now, retention_ms, max_age_ms = string.match(ARGV[1], '^(%d+):(%d+):(%d+)$')
-now, retention_ms, max_age_ms = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms)
+local now, retention_ms, max_age_ms, outbox = string.match(ARGV[1], '^(%d+):(%d+):(%d+):([01])$')
+now, retention_ms, max_age_ms, outbox = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms), outbox == '1'
 local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
   rung = {}, stops = {}, missed = {}, events = {}, now = now, ended = false, first_accept = false,
   new_ring = false}
@@ -73,10 +75,11 @@ end
 
 -- flush_events gives each event of the transition its sequence number, one counter per call, which names it
 -- for webhooks (queue.WebhookID) whoever delivers it, and writes them to the outbox in the same atomic step.
--- Every script ends in done, which calls it, so no event is left out of the outbox.
+-- Every script ends in done, which calls it, so no event is left out of the outbox. A process without
+-- webhooks asks for no outbox: its events are published from the answer alone.
 local function flush_events()
   local n = #out.events
-  if n == 0 then return end
+  if n == 0 or not outbox then return end
   local first = redis.call('HINCRBY', K_CALL, 'evseq', n) - n
   local entries = {}
   for i, e in ipairs(out.events) do

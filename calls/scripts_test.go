@@ -15,11 +15,11 @@ import (
 	"github.com/ringer-dev/ringer/tests/testredis"
 )
 
-// runScript runs transition script sc on call cid at now, as runKeys does but with nothing applied after it,
-// and answers its outcome.
+// runScript runs transition script sc on call cid at now, as runKeys does in a process that delivers webhooks
+// (the events go to the outbox) but with nothing applied after it, and answers its outcome.
 func runScript(t *testing.T, rdb *redis.Client, sc *redis.Script, cid string, now time.Time, args ...any) outcome {
 	t.Helper()
-	argv := append([]any{fmt.Sprintf("%d:%d:%d", now.UnixMilli(), time.Hour.Milliseconds(), 24*time.Hour.Milliseconds())}, args...)
+	argv := append([]any{fmt.Sprintf("%d:%d:%d:1", now.UnixMilli(), time.Hour.Milliseconds(), 24*time.Hour.Milliseconds())}, args...)
 	res, err := sc.Run(context.Background(), rdb, callKeys(cid), argv...).Slice()
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,12 @@ func (s *Store) runKeys(ctx context.Context, a Actor, sc *redis.Script, keys []s
 			return out, snapshot{}, fmt.Errorf("call %s: outbox index: %w", cid, err)
 		}
 	}
-	argv := append([]any{fmt.Sprintf("%d:%d:%d", s.now().UnixMilli(), s.retention.Milliseconds(), s.maxAge.Milliseconds())}, args...)
+	// Events go to the outbox only for a process that delivers webhooks: the outbox exists for them alone.
+	outbox := 0
+	if len(s.webhooks) > 0 {
+		outbox = 1
+	}
+	argv := append([]any{fmt.Sprintf("%d:%d:%d:%d", s.now().UnixMilli(), s.retention.Milliseconds(), s.maxAge.Milliseconds(), outbox)}, args...)
 	res, err := sc.Run(ctx, s.rdb, keys, argv...).Slice()
 	if err != nil {
 		return out, snapshot{}, fmt.Errorf("call %s: %w", cid, err)
