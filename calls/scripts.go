@@ -53,7 +53,7 @@ local K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED = KEYS[6], KEYS[7], KEYS[8], KE
 local K_OUTBOX = KEYS[10]
 local now, retention_ms, max_age_ms, outbox = string.match(ARGV[1], '^(%d+):(%d+):(%d+):([01])$')
 now, retention_ms, max_age_ms, outbox = tonumber(now), tonumber(retention_ms), tonumber(max_age_ms), outbox == '1'
-local out = {status = 'ok', ring_id = '', stop_ring_id = redis.call('HGET', K_RING, 'id') or '',
+local out = {status = 'ok', ring_id = '', stop_ring_id = '',
   rung = {}, stops = {}, missed = {}, events = {}, now = now, ended = false, first_accept = false,
   new_ring = false}
 
@@ -147,6 +147,8 @@ local function begin()
     out.status = 'not_found'
     return false
   end
+  -- The ring whose pushes this transition stops, read before anything may open a new one.
+  out.stop_ring_id = redis.call('HGET', K_RING, 'id') or ''
   expire_due()
   return true
 end
@@ -205,11 +207,18 @@ local function cancel(by)
 end
 
 -- ring_members rings callees in the live ring, or opens ring new_id when none is live. A member already rung
--- in the live ring is left alone.
-local function ring_members(new_id, caller, caller_name, callees)
-  local timeouts = redis.call('HMGET', K_CALL, 'auto_ms', 'incoming_ms')
-  local auto, incoming = tonumber(timeouts[1]), tonumber(timeouts[2])
-  local ring = redis.call('HMGET', K_RING, 'live', 'id', 'ends_at')
+-- in the live ring is left alone. fresh is given by a create, which has just written the call and emptied
+-- every other key of it: its ring timeouts, {auto = ms, incoming = ms}, so nothing need be read back. It
+-- answers the ring's live flag and end as it leaves them.
+local function ring_members(new_id, caller, caller_name, callees, fresh)
+  local auto, incoming, ring
+  if fresh then
+    auto, incoming, ring = fresh.auto, fresh.incoming, {}
+  else
+    local timeouts = redis.call('HMGET', K_CALL, 'auto_ms', 'incoming_ms')
+    auto, incoming = tonumber(timeouts[1]), tonumber(timeouts[2])
+    ring = redis.call('HMGET', K_RING, 'live', 'id', 'ends_at')
+  end
   local ends
   if ring[1] == '1' then
     out.ring_id = ring[2]
@@ -218,7 +227,7 @@ local function ring_members(new_id, caller, caller_name, callees)
     out.ring_id = new_id
     out.new_ring = true
     ends = now + auto
-    redis.call('DEL', K_RUNG, K_RINGING, K_RING)
+    if not fresh then redis.call('DEL', K_RUNG, K_RINGING, K_RING) end
     redis.call('HSET', K_RING, 'id', new_id, 'ends_at', ends, 'live', '1', 'accepted', '0',
       'caller', caller, 'caller_name', caller_name, 'started_at', now)
   end
@@ -239,24 +248,31 @@ local function ring_members(new_id, caller, caller_name, callees)
     in_chunks('ZADD', K_RINGING, scored)
     in_chunks('SADD', K_RUNG, rung)
     in_chunks('HSET', K_RING, rung_at)
-    in_chunks('HDEL', K_ACCEPTED, rung)
-    in_chunks('HDEL', K_REJECTED, rung)
-    in_chunks('HDEL', K_MISSED, rung)
+    if not fresh then
+      in_chunks('HDEL', K_ACCEPTED, rung)
+      in_chunks('HDEL', K_REJECTED, rung)
+      in_chunks('HDEL', K_MISSED, rung)
+    end
   end
+  local live = '1'
   if out.new_ring and #out.rung == 0 then
     redis.call('HSET', K_RING, 'live', '0')
+    live = '0'
   end
   if #out.rung > 0 then
     event(EV_RING, caller)
   end
+  return live, ends
 end
 
 -- keep sets how long every key of the call lives from this transition on, keys it created included: the
 -- retention once the call ended; else the max age from now, or from starts_at when that is ahead; and
--- never less than that past the end of a live ring, so no key of a ringing call lapses.
-local function keep()
+-- never less than that past the end of a live ring, so no key of a ringing call lapses. known is given by a
+-- create, which knows it all without reading: {call = {type, ended_at, starts_at}, ring = {live, ends_at},
+-- keys = n}, where only the first n keys of the call can exist (every later transition sets them all).
+local function keep(known)
   -- Every call hash has its type from the create on, so a call without one does not exist.
-  local call = redis.call('HMGET', K_CALL, 'type', 'ended_at', 'starts_at')
+  local call = known and known.call or redis.call('HMGET', K_CALL, 'type', 'ended_at', 'starts_at')
   if not call[1] then return end
   local ttl = max_age_ms
   if call[2] then
@@ -265,25 +281,26 @@ local function keep()
     local starts = tonumber(call[3])
     if starts and starts > now then ttl = starts - now + max_age_ms end
   end
-  local ring = redis.call('HMGET', K_RING, 'live', 'ends_at')
+  local ring = known and known.ring or redis.call('HMGET', K_RING, 'live', 'ends_at')
   if ring[1] == '1' then
     local ends = tonumber(ring[2])
     if ends and ends > now then ttl = ttl + ends - now end
   end
-  for i = 1, 9 do
+  for i = 1, known and known.keys or 9 do
     redis.call('PEXPIRE', KEYS[i], ttl)
   end
 end
 
 -- done writes the transition's events to the outbox (flush_events), sets the call's lifetime (keep), and
--- answers the outcome and the call's state after the transition (the array described above).
-local function done()
+-- answers the outcome and the call's state after the transition (the array described above). A create
+-- passes what it knows (keep); the answers, acceptances and participants of a call it just made are empty.
+local function done(known)
   flush_events()
-  keep()
+  keep(known)
   return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(K_MEMBERS),
     redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
-    redis.call('HGETALL', K_ACCEPTED), redis.call('HGETALL', K_REJECTED), redis.call('HGETALL', K_MISSED),
-    redis.call('HGETALL', K_JOINED)}
+    known and {} or redis.call('HGETALL', K_ACCEPTED), known and {} or redis.call('HGETALL', K_REJECTED),
+    known and {} or redis.call('HGETALL', K_MISSED), known and {} or redis.call('HGETALL', K_JOINED)}
 end
 `
 
@@ -341,6 +358,9 @@ if staged and redis.call('EXISTS', staged) == 0 then
   return redis.error_reply('ERR staged members ' .. staged .. ' expired before the create')
 end
 local spec = cjson.decode(ARGV[2])
+-- A new call starts from nothing: what a vanished call left of its ring and answers (keys evicted one by one
+-- under memory pressure, say) must not become this call's.
+redis.call('DEL', K_RING, K_RINGING, K_RUNG, K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED)
 redis.call('HSET', K_CALL, unpack(spec.fields))
 if staged then
   redis.call('RENAME', staged, K_MEMBERS)
@@ -348,10 +368,16 @@ if staged then
 end
 in_chunks('HSET', K_MEMBERS, spec.members)
 event(EV_CREATED, spec.caller)
+local fields = {}
+for i = 1, #spec.fields, 2 do fields[spec.fields[i]] = spec.fields[i + 1] end
+-- What keep would read back: the call just written, not ended, and its ring if it rings.
+local known = {call = {fields.type, false, fields.starts_at}, ring = {}, keys = 2}
 if spec.ring then
-  ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees)
+  local live, ends = ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees,
+    {auto = tonumber(fields.auto_ms), incoming = tonumber(fields.incoming_ms)})
+  known.ring, known.keys = {live, ends}, 5
 end
-return done()
+return done(known)
 `)
 
 // ringScript rings members of an existing call: into the live ring, or a new ring. It works out who may ring

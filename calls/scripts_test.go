@@ -140,3 +140,60 @@ func TestATransitionNumbersItsEventsInOrderAndOutboxesEachOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestACreateTakesNothingFromTheKeysOfAVanishedCall: a create writes a new call without reading its other keys
+// back, so it must not find a vanished call's leftovers there either (keys evicted one by one under memory
+// pressure leave a ring, a ringing set and answers without the call hash). The new call rings only its own
+// callee, with nobody accepted, rejected, missed or joined, and its ring hash holds only its own ring; each key
+// it wrote lives the max age past the ring's end.
+func TestACreateTakesNothingFromTheKeysOfAVanishedCall(t *testing.T) {
+	ctx := context.Background()
+	rdb := testredis.Start(t).Client(t)
+	cid := CID("default", "reborn")
+	keys := callKeys(cid)
+	stale := rdb.Pipeline()
+	stale.HSet(ctx, keys[2], "id", "old", "live", "1", "accepted", "1", "at:mallory", "1")
+	stale.ZAdd(ctx, keys[3], redis.Z{Score: 1e15, Member: "mallory"})
+	stale.SAdd(ctx, keys[4], "mallory", "bob")
+	for _, k := range keys[5:9] {
+		stale.HSet(ctx, k, "bob", "1", "eve", "1")
+	}
+	if _, err := stale.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	spec, err := json.Marshal(createSpec{
+		Fields: []string{"type", "default", "id", "reborn", "created_by", "alice", "auto_ms", "30000",
+			"incoming_ms", "20000", "starts_at", ""},
+		Members: []string{"alice", `{}`, "bob", `{}`}, Ring: true, RingID: "r1", Caller: "alice", Callees: []string{"bob"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := runScript(t, rdb, createScript, cid, now, string(spec))
+	if out.Status != statusOK || len(out.Rung) != 1 || out.Rung[0].Member != "bob" {
+		t.Fatalf("create: status %s, rang %+v; want ok, bob", out.Status, out.Rung)
+	}
+	if got := rdb.ZRange(ctx, keys[3], 0, -1).Val(); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("ringing %v, want [bob]", got)
+	}
+	if got := rdb.SMembers(ctx, keys[4]).Val(); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("rung %v, want [bob]", got)
+	}
+	ring := rdb.HGetAll(ctx, keys[2]).Val()
+	if ring["id"] != "r1" || ring["accepted"] != "0" || ring["at:mallory"] != "" {
+		t.Errorf("ring hash %v, want ring r1 alone, nobody accepted", ring)
+	}
+	for _, k := range keys[5:9] {
+		if n := rdb.Exists(ctx, k).Val(); n != 0 {
+			t.Errorf("%s survived the create: %v", k, rdb.HGetAll(ctx, k).Val())
+		}
+	}
+	// keep's figures without its reads: 24 h of max age (runScript's) past the ring's end, 30 s away.
+	for _, k := range keys[:5] {
+		ttl := rdb.PTTL(ctx, k).Val()
+		if ttl <= 24*time.Hour || ttl > 24*time.Hour+30*time.Second {
+			t.Errorf("%s lives %v, want the max age past the ring's end", k, ttl)
+		}
+	}
+}
