@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -208,5 +209,64 @@ func TestRingOfMoreThanMaxRingMembersIsRefused(t *testing.T) {
 	}
 	if snap, err := s.read(ctx, CID("default", "big")); err != nil || len(snap.ringing) != 0 {
 		t.Fatalf("a refused ring rang %d (err %v)", len(snap.ringing), err)
+	}
+}
+
+// TestAMembersOwnTransitionChecksAccessInItsScript: accept, reject, ringing, join and leave make the access
+// checks (the team rule, then membership) in the script that makes the transition, with nothing read before
+// it. Each refuses a token without the call's team, a non-member (the backend naming one too) and a call that
+// does not exist, and a refused actor settles nothing: a ring whose time has passed is still there for the
+// next allowed transition to settle.
+func TestAMembersOwnTransitionChecksAccessInItsScript(t *testing.T) {
+	s, _ := newAccessStore(t)
+	ctx := context.Background()
+	blue := []string{"blue"}
+	alice := Actor{UserID: "alice", Teams: blue}
+	if _, _, err := s.GetOrCreate(ctx, alice, "default", "t", CreateRequest{Team: "blue", Ring: true,
+		Members: []MemberInput{{UserID: "alice"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateMembers(ctx, Actor{Server: true}, "default", "t", []MemberInput{{UserID: "bob"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ring(ctx, alice, "default", "t", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	// Past the ring's end: the first transition that settles anything misses bob and ends the call.
+	s.now = func() time.Time { return time.Now().Add(time.Duration(DefaultRingTimeoutMs+1000) * time.Millisecond) }
+	transitions := map[string]func(Actor, string) error{
+		"accept":  func(a Actor, id string) error { _, err := s.Accept(ctx, a, "default", id); return err },
+		"reject":  func(a Actor, id string) error { _, err := s.Reject(ctx, a, "default", id, ""); return err },
+		"ringing": func(a Actor, id string) error { _, err := s.Ringing(ctx, a, "default", id); return err },
+		"join":    func(a Actor, id string) error { _, err := s.Join(ctx, a, "default", id); return err },
+		"leave":   func(a Actor, id string) error { _, err := s.Leave(ctx, a, "default", id); return err },
+	}
+	for name, do := range transitions {
+		for _, c := range []struct {
+			who  string
+			a    Actor
+			id   string
+			want error
+		}{
+			{"bob without the team", Actor{UserID: "bob"}, "t", ErrForbidden},
+			{"eve, no member", Actor{UserID: "eve", Teams: blue}, "t", ErrNotMember},
+			{"the backend naming eve", Actor{UserID: "eve", Server: true}, "t", ErrNotMember},
+			{"bob on no call", Actor{UserID: "bob", Teams: blue}, "none", ErrNotFound},
+		} {
+			if err := do(c.a, c.id); !errors.Is(err, c.want) {
+				t.Errorf("%s by %s: err %v, want %v", name, c.who, err, c.want)
+			}
+		}
+	}
+	snap, err := s.read(ctx, CID("default", "t"))
+	if err != nil || len(snap.ringing) != 1 || snap.Call.EndedAt != nil {
+		t.Fatalf("refused actors settled the ring: ringing %v, ended %v (err %v)", snap.ringing, snap.Call.EndedAt, err)
+	}
+	// The backend naming a member passes; the ring's time has passed, so the accept finds it over.
+	if err := transitions["accept"](Actor{UserID: "bob", Server: true}, "t"); !errors.Is(err, ErrEnded) {
+		t.Fatalf("accept by the backend naming bob after the ring's end: err %v, want ErrEnded", err)
+	}
+	if snap, _ := s.read(ctx, CID("default", "t")); len(snap.ringing) != 0 || snap.Call.EndedAt == nil {
+		t.Fatalf("the allowed accept did not settle the ring: ringing %v, ended %v", snap.ringing, snap.Call.EndedAt)
 	}
 }

@@ -138,29 +138,55 @@ local function expire_due()
   end
 end
 
+-- in_team is the team rule (checkTeam): a call of a team is for the backend (server) and for users whose
+-- token lists the team (teams) alone.
+local function in_team(server, teams)
+  local team = redis.call('HGET', K_CALL, 'team') or ''
+  if team == '' or server then return true end
+  for _, t in ipairs(teams) do
+    if t == team then return true end
+  end
+  return false
+end
+
 -- begin is every transition's first step but create's, and the one place a ring timeout is settled: a call
 -- that does not exist answers not_found (begin returns false); else every member whose ring time has passed
 -- is missed (expire_due) before anything else happens, so the ring ends on time whichever comes first, the
 -- timeout task (expireScript), the watchdog (which runs expireScript too) or any other transition.
-local function begin()
+--
+-- A member's own transition (accept, reject, ringing, join, leave: Store.transition) gives user, the actor,
+-- and access, JSON {server, teams} of the actor's token: the actor must then pass the team rule (status
+-- forbidden) and be a member (not_member), checked in the same step, so the transition needs no read before
+-- it. A refused actor settles nothing. live asks for a call that has not ended (status ended).
+local function begin(user, access, live)
   if redis.call('EXISTS', K_CALL) == 0 then
     out.status = 'not_found'
     return false
   end
+  if access then
+    local a = cjson.decode(access)
+    if not in_team(a.server, a.teams) then
+      out.status = 'forbidden'
+      return false
+    end
+    if redis.call('HEXISTS', K_MEMBERS, user) == 0 then
+      out.status = 'not_member'
+      return false
+    end
+  end
   -- The ring whose pushes this transition stops, read before anything may open a new one.
   out.stop_ring_id = redis.call('HGET', K_RING, 'id') or ''
   expire_due()
+  if live and ended() then
+    out.status = 'ended'
+    return false
+  end
   return true
 end
 
 -- begin_live is begin for a transition that needs the call not to have ended (status ended).
 local function begin_live()
-  if not begin() then return false end
-  if ended() then
-    out.status = 'ended'
-    return false
-  end
-  return true
+  return begin(nil, nil, true)
 end
 
 -- being_rung tells whether user is being rung; when not, the status says whether the user answered so before
@@ -397,14 +423,7 @@ return done(known)
 var ringScript = script(`
 if not begin() then return done() end
 local spec = cjson.decode(ARGV[2])
-local team = redis.call('HGET', K_CALL, 'team') or ''
-if team ~= '' and not spec.server then
-  local mine = false
-  for _, t in ipairs(spec.teams) do
-    if t == team then mine = true end
-  end
-  if not mine then out.status = 'forbidden' return done() end
-end
+if not in_team(spec.server, spec.teams) then out.status = 'forbidden' return done() end
 local caller, caller_name = spec.user, spec.name
 if caller == '' and spec.server then
   caller = redis.call('HGET', K_CALL, 'created_by')
@@ -438,10 +457,11 @@ return done()
 // acceptScript marks a callee as accepted while it is being rung; the first accept joins the caller.
 //
 // ARGV[2] -> user id
+// ARGV[3] -> the user's access, JSON {server, teams} (begin)
 //
-// status: ok, noop (accepted before), not_rung, not_found, ended.
+// status: ok, noop (accepted before), not_rung, not_found, forbidden, not_member, ended.
 var acceptScript = script(`
-if not begin_live() then return done() end
+if not begin(ARGV[2], ARGV[3], true) then return done() end
 local user = ARGV[2]
 if not being_rung(user, K_ACCEPTED) then return done() end
 accept(user)
@@ -453,10 +473,11 @@ return done()
 //
 // ARGV[2] -> user id
 // ARGV[3] -> reason: decline, busy, cancel or timeout
+// ARGV[4] -> the user's access, JSON {server, teams} (begin)
 //
-// status: ok, noop (rejected before), not_rung, ring_over, not_found, ended.
+// status: ok, noop (rejected before), not_rung, ring_over, not_found, forbidden, not_member, ended.
 var rejectScript = script(`
-if not begin_live() then return done() end
+if not begin(ARGV[2], ARGV[4], true) then return done() end
 local user = ARGV[2]
 if user == redis.call('HGET', K_RING, 'caller') then
   if redis.call('HGET', K_RING, 'live') == '1' and redis.call('HGET', K_RING, 'accepted') ~= '1' then
@@ -475,10 +496,11 @@ return done()
 // joinScript joins a user to the call, accepting first when it is being rung.
 //
 // ARGV[2] -> user id
+// ARGV[3] -> the user's access, JSON {server, teams} (begin)
 //
-// status: ok, not_found, ended.
+// status: ok, not_found, forbidden, not_member, ended.
 var joinScript = script(`
-if not begin_live() then return done() end
+if not begin(ARGV[2], ARGV[3], true) then return done() end
 local user = ARGV[2]
 if redis.call('ZSCORE', K_RINGING, user) then
   accept(user)
@@ -494,10 +516,11 @@ return done()
 // callee leaving while rung declines it; anyone else just leaves.
 //
 // ARGV[2] -> user id
+// ARGV[3] -> the user's access, JSON {server, teams} (begin)
 //
-// status: ok, not_found, noop (the call had ended).
+// status: ok, not_found, forbidden, not_member, noop (the call had ended).
 var leaveScript = script(`
-if not begin() then return done() end
+if not begin(ARGV[2], ARGV[3]) then return done() end
 local user = ARGV[2]
 if ended() then
   redis.call('HDEL', K_JOINED, user)
@@ -596,10 +619,11 @@ return done()
 // in the ring hash as ack:<user> (session.ringing_by) and owes a call.ringing event; a repeat changes nothing.
 //
 // ARGV[2] -> user id
+// ARGV[3] -> the user's access, JSON {server, teams} (begin)
 //
-// status: ok, noop (acknowledged before), not_rung, not_found, ended.
+// status: ok, noop (acknowledged before), not_rung, not_found, forbidden, not_member, ended.
 var ringingScript = script(`
-if not begin_live() then return done() end
+if not begin(ARGV[2], ARGV[3], true) then return done() end
 local user = ARGV[2]
 if not redis.call('ZSCORE', K_RINGING, user) then out.status = 'not_rung' return done() end
 if redis.call('HEXISTS', K_RING, 'ack:' .. user) == 1 then out.status = 'noop' return done() end

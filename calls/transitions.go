@@ -454,11 +454,23 @@ func (s *Store) Reminder(ctx context.Context, cid string, startsAt int64) (info 
 
 func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *redis.Script, args ...any) (State, error) {
 	cid := CID(typ, id)
-	if _, err := s.loadFor(ctx, a, cid, true); err != nil {
+	// The script checks the actor's access itself (begin in scripts.go), in the same step as the transition.
+	access, err := json.Marshal(memberAccess{Server: a.Server, Teams: nonNil(a.Teams)})
+	if err != nil {
+		return State{}, fmt.Errorf("call %s: %w", cid, err)
+	}
+	_, snap, err := s.run(ctx, a, sc, cid, append(args, string(access))...)
+	if err != nil {
 		return State{}, err
 	}
-	_, snap, err := s.run(ctx, a, sc, cid, args...)
-	return snap.State, err
+	return snap.State, nil
+}
+
+// memberAccess is the access argument of a member's own transition (begin in scripts.go). Teams is never nil
+// (see createSpec).
+type memberAccess struct {
+	Server bool     `json:"server"`
+	Teams  []string `json:"teams"`
 }
 
 // UpdateMembers adds or changes members and removes others: the creator, an admin member or the backend.
