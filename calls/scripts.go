@@ -384,9 +384,9 @@ if staged and redis.call('EXISTS', staged) == 0 then
   return redis.error_reply('ERR staged members ' .. staged .. ' expired before the create')
 end
 local spec = cjson.decode(ARGV[2])
--- A new call starts from nothing: what a vanished call left of its ring and answers (keys evicted one by one
--- under memory pressure, say) must not become this call's.
-redis.call('DEL', K_RING, K_RINGING, K_RUNG, K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED)
+-- A new call starts from nothing: what a vanished call left of its ring, answers and events (keys evicted one
+-- by one under memory pressure, say) must not become this call's. The sweeper drops such events too.
+redis.call('DEL', K_RING, K_RINGING, K_RUNG, K_ACCEPTED, K_REJECTED, K_MISSED, K_JOINED, K_OUTBOX)
 redis.call('HSET', K_CALL, unpack(spec.fields))
 if staged then
   redis.call('RENAME', staged, K_MEMBERS)

@@ -143,9 +143,9 @@ func TestATransitionNumbersItsEventsInOrderAndOutboxesEachOnce(t *testing.T) {
 
 // TestACreateTakesNothingFromTheKeysOfAVanishedCall: a create writes a new call without reading its other keys
 // back, so it must not find a vanished call's leftovers there either (keys evicted one by one under memory
-// pressure leave a ring, a ringing set and answers without the call hash). The new call rings only its own
-// callee, with nobody accepted, rejected, missed or joined, and its ring hash holds only its own ring; each key
-// it wrote lives the max age past the ring's end.
+// pressure leave a ring, a ringing set, answers and an outbox without the call hash). The new call rings only
+// its own callee, with nobody accepted, rejected, missed or joined, its outbox holds its own events alone, and
+// its ring hash only its own ring; each key it wrote lives the max age past the ring's end.
 func TestACreateTakesNothingFromTheKeysOfAVanishedCall(t *testing.T) {
 	ctx := context.Background()
 	rdb := testredis.Start(t).Client(t)
@@ -158,6 +158,7 @@ func TestACreateTakesNothingFromTheKeysOfAVanishedCall(t *testing.T) {
 	for _, k := range keys[5:9] {
 		stale.HSet(ctx, k, "bob", "1", "eve", "1")
 	}
+	stale.HSet(ctx, keys[9], "7", `{"type":"call.ended","user":"eve","at":1}`)
 	if _, err := stale.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +189,9 @@ func TestACreateTakesNothingFromTheKeysOfAVanishedCall(t *testing.T) {
 		if n := rdb.Exists(ctx, k).Val(); n != 0 {
 			t.Errorf("%s survived the create: %v", k, rdb.HGetAll(ctx, k).Val())
 		}
+	}
+	if outbox := rdb.HGetAll(ctx, keys[9]).Val(); len(outbox) != 2 || outbox["7"] != "" {
+		t.Errorf("outbox %v, want the new call's call.created and call.ring alone", outbox)
 	}
 	// keep's figures without its reads: 24 h of max age (runScript's) past the ring's end, 30 s away.
 	for _, k := range keys[:5] {
