@@ -1,10 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -12,21 +10,21 @@ import (
 	"github.com/ringer-dev/ringer/wire"
 )
 
-// checkKeys walks one JSON value with a token decoder before it is decoded into a value of type t, and
-// refuses what encoding/json would let through quietly: a key that matches a field only when case is
-// ignored ({"RING": true} sets Ring), a key no field has, and a key given twice in one object (the last one
-// wins, whatever the caller meant). Keys are compared after unescaping, exactly. Free-form objects (custom:
-// maps and interfaces) may hold any key, but never the same one twice.
+// checkKeys walks one JSON value before it is decoded into a value of type t, and refuses what encoding/json
+// would let through quietly: a key that matches a field only when case is ignored ({"RING": true} sets Ring),
+// a key no field has, and a key given twice in one object (the last one wins, whatever the caller meant). Keys
+// are compared after unescaping, exactly. Free-form objects (custom: maps and interfaces) may hold any key,
+// but never the same one twice.
 //
 // A json.RawMessage field is skipped, not walked: the handler decodes it on its own with decodeStrict,
 // which walks it then, after checking its size (a 5 KiB custom is walked, an 8 MiB one is refused unread).
 //
 // Only key errors and nesting deeper than encoding/json allows are reported. Malformed JSON ends the walk
-// quietly and is left to the decoder, whose message says where the syntax breaks.
+// quietly where it breaks and is left to the decoder, whose message says where. The walk reads the bytes
+// itself, checking the grammar as it goes as encoding/json's token reader did: every request's body goes
+// through it, and that reader cost more than the decode it guards.
 func checkKeys(path string, data []byte, t reflect.Type) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	w := &keyWalker{dec: dec, path: []string{path}}
+	w := &keyWalker{data: data, path: []pathSeg{{key: path}}}
 	err := w.value(t)
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -35,23 +33,52 @@ func checkKeys(path string, data []byte, t reflect.Type) error {
 	return nil
 }
 
-// keyWalker walks one value. path holds the segments of where it is ("data", ".custom", "[2]"), joined only
-// for an error: building each path as it goes would cost the square of the depth.
+// keyWalker walks one value of data from pos. path holds where it is, joined only for an error: building
+// each path as it goes would cost the square of the depth.
 type keyWalker struct {
-	dec  *json.Decoder
-	path []string
+	data []byte
+	pos  int
+	path []pathSeg
 }
 
-// maxKeyDepth is encoding/json's own nesting limit, which its token reader does not enforce.
+// pathSeg is one step of a keyWalker's path: a key (after a dot unless it starts the path), or an array index.
+type pathSeg struct {
+	key   string
+	dot   bool
+	index int
+	isIdx bool
+}
+
+// errMalformed ends a walk that met bytes that are not JSON: the decoder reports them.
+var errMalformed = errors.New("malformed JSON")
+
+// maxKeyDepth is encoding/json's own nesting limit, which a walk must enforce before it recurses that deep.
 const maxKeyDepth = 10000
 
-func (w *keyWalker) at() string { return strings.Join(w.path, "") }
-
-func (w *keyWalker) push(seg string) error {
-	if len(w.path) > maxKeyDepth {
-		return fieldErr(wire.CodeInvalidJSON, orBody(w.path[0]), "is nested deeper than %d levels", maxKeyDepth)
+// at is the path joined as the API names fields: "data.members[2].user_id".
+func (w *keyWalker) at() string {
+	var b strings.Builder
+	b.WriteString(w.path[0].key)
+	for _, s := range w.path[1:] {
+		if s.isIdx {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.index))
+			b.WriteByte(']')
+			continue
+		}
+		if s.dot {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
 	}
-	w.path = append(w.path, seg)
+	return b.String()
+}
+
+func (w *keyWalker) push(s pathSeg) error {
+	if len(w.path) > maxKeyDepth {
+		return fieldErr(wire.CodeInvalidJSON, orBody(w.path[0].key), "is nested deeper than %d levels", maxKeyDepth)
+	}
+	w.path = append(w.path, s)
 	return nil
 }
 
@@ -62,11 +89,18 @@ var (
 	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 )
 
-// skipValue consumes a JSON value without copying it: the decoder finds its end and hands over a slice of
-// its own buffer.
-type skipValue struct{}
-
-func (*skipValue) UnmarshalJSON([]byte) error { return nil }
+// skipSpace moves past JSON whitespace and answers the next byte, 0 at the end.
+func (w *keyWalker) skipSpace() byte {
+	for w.pos < len(w.data) {
+		switch c := w.data[w.pos]; c {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return c
+		}
+	}
+	return 0
+}
 
 // value walks the next value, which is decoded into t; a nil t is free-form.
 func (w *keyWalker) value(t reflect.Type) error {
@@ -74,119 +108,336 @@ func (w *keyWalker) value(t reflect.Type) error {
 		t = t.Elem()
 	}
 	if t == rawMessageType {
-		return w.dec.Decode(&skipValue{})
+		return w.skipValue(0)
 	}
 	if t != nil && (t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType)) {
 		t = nil
 	}
-	tok, err := w.dec.Token()
-	if err != nil {
-		return err
-	}
-	switch tok {
-	case json.Delim('{'):
+	switch w.skipSpace() {
+	case '{':
+		w.pos++
 		return w.object(t)
-	case json.Delim('['):
+	case '[':
+		w.pos++
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		for i := 0; w.dec.More(); i++ {
-			if err := w.push("[" + strconv.Itoa(i) + "]"); err != nil {
+		if w.skipSpace() == ']' {
+			w.pos++
+			return nil
+		}
+		for i := 0; ; i++ {
+			if err := w.push(pathSeg{index: i, isIdx: true}); err != nil {
 				return err
 			}
 			if err := w.value(elem); err != nil {
 				return err
 			}
 			w.pop()
+			if done, err := w.next(']'); done || err != nil {
+				return err
+			}
 		}
-		_, err := w.dec.Token() // ]
+	case '"':
+		_, _, err := w.str()
 		return err
+	default:
+		return w.scalar()
 	}
+}
+
+// str moves past a string and answers its raw bytes between the quotes and whether they hold an escape. A
+// control character or an unknown escape in it is malformed.
+func (w *keyWalker) str() (raw []byte, escaped bool, err error) {
+	start := w.pos + 1
+	for i := start; i < len(w.data); i++ {
+		switch c := w.data[i]; {
+		case c == '"':
+			w.pos = i + 1
+			return w.data[start:i], escaped, nil
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(w.data) {
+				return nil, false, errMalformed
+			}
+			switch w.data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if i+5 >= len(w.data) || !isHex(w.data[i+2:i+6]) {
+					return nil, false, errMalformed
+				}
+				i += 5
+			default:
+				return nil, false, errMalformed
+			}
+		case c < 0x20:
+			return nil, false, errMalformed
+		}
+	}
+	return nil, false, errMalformed
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// scalar moves past true, false, null or a number (RFC 8259's grammar: -? int frac? exp?).
+func (w *keyWalker) scalar() error {
+	d := w.data[w.pos:]
+	for _, lit := range []string{"true", "false", "null"} {
+		if len(d) > 0 && d[0] == lit[0] {
+			if len(d) < len(lit) || string(d[:len(lit)]) != lit {
+				return errMalformed
+			}
+			w.pos += len(lit)
+			return nil
+		}
+	}
+	i := 0
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && '1' <= d[i] && d[i] <= '9':
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	default:
+		return errMalformed
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return errMalformed
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return errMalformed
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	w.pos += i
 	return nil
 }
 
+// skipValue moves past a value without looking at its keys, checking its grammar; depth is how many objects
+// and arrays of the skipped value hold it, at most maxKeyDepth as encoding/json allows a value it decodes.
+func (w *keyWalker) skipValue(depth int) error {
+	if c := w.skipSpace(); (c == '{' || c == '[') && depth >= maxKeyDepth {
+		return errMalformed
+	}
+	switch w.skipSpace() {
+	case '"':
+		_, _, err := w.str()
+		return err
+	case '{':
+		w.pos++
+		if w.skipSpace() == '}' {
+			w.pos++
+			return nil
+		}
+		for {
+			if w.skipSpace() != '"' {
+				return errMalformed
+			}
+			if _, _, err := w.str(); err != nil {
+				return err
+			}
+			if w.skipSpace() != ':' {
+				return errMalformed
+			}
+			w.pos++
+			if err := w.skipValue(depth + 1); err != nil {
+				return err
+			}
+			if done, err := w.next('}'); done || err != nil {
+				return err
+			}
+		}
+	case '[':
+		w.pos++
+		if w.skipSpace() == ']' {
+			w.pos++
+			return nil
+		}
+		for {
+			if err := w.skipValue(depth + 1); err != nil {
+				return err
+			}
+			if done, err := w.next(']'); done || err != nil {
+				return err
+			}
+		}
+	default:
+		return w.scalar()
+	}
+}
+
+// next moves past the comma between two members of an object or array, or past its closing byte (done).
+func (w *keyWalker) next(closing byte) (done bool, err error) {
+	switch w.skipSpace() {
+	case ',':
+		w.pos++
+		return false, nil
+	case closing:
+		w.pos++
+		return true, nil
+	}
+	return false, errMalformed
+}
+
+// key reads an object's key, unescaped.
+func (w *keyWalker) key() (string, error) {
+	if w.skipSpace() != '"' {
+		return "", errMalformed
+	}
+	start := w.pos
+	raw, escaped, err := w.str()
+	if err != nil {
+		return "", err
+	}
+	if !escaped {
+		return string(raw), nil
+	}
+	var k string
+	if err := json.Unmarshal(w.data[start:w.pos], &k); err != nil {
+		return "", errMalformed
+	}
+	return k, nil
+}
+
+// smallObject is how many keys an object may have before its keys seen are kept in a map, not a list.
+const smallObject = 16
+
 // object walks the members of an object whose { has been read.
 func (w *keyWalker) object(t reflect.Type) error {
-	var fields map[string]reflect.Type // nil: any key is allowed
+	var fields []jsonField // nil: any key is allowed
 	var elem reflect.Type
 	switch {
 	case t == nil:
 	case t.Kind() == reflect.Struct:
-		fields = jsonFields(t, nil)
+		fields = structFields(t, nil)
 	case t.Kind() == reflect.Map:
 		elem = t.Elem()
 	}
-	seen := make(map[string]bool)
-	for w.dec.More() {
-		tok, err := w.dec.Token()
+	if w.skipSpace() == '}' {
+		w.pos++
+		return nil
+	}
+	var seenList []string
+	var seenMap map[string]bool
+	for {
+		key, err := w.key()
 		if err != nil {
 			return err
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("object key is %T", tok) // malformed: the decoder says so
-		}
-		seg := key
-		if len(w.path) > 1 || w.path[0] != "" {
-			seg = "." + key
-		}
-		if err := w.push(seg); err != nil {
+		if err := w.push(pathSeg{key: key, dot: len(w.path) > 1 || w.path[0].key != ""}); err != nil {
 			return err
 		}
-		if seen[key] {
-			return fieldErr(wire.CodeInvalidJSON, w.at(), "is given twice in one object; give each key once")
+		if seenMap != nil {
+			if seenMap[key] {
+				return fieldErr(wire.CodeInvalidJSON, w.at(), "is given twice in one object; give each key once")
+			}
+			seenMap[key] = true
+		} else {
+			for _, k := range seenList {
+				if k == key {
+					return fieldErr(wire.CodeInvalidJSON, w.at(), "is given twice in one object; give each key once")
+				}
+			}
+			if seenList = append(seenList, key); len(seenList) > smallObject {
+				seenMap = make(map[string]bool, 2*len(seenList))
+				for _, k := range seenList {
+					seenMap[k] = true
+				}
+			}
 		}
-		seen[key] = true
 		ft := elem
 		if fields != nil {
-			if ft, ok = fields[key]; !ok {
+			if ft = fieldType(fields, key); ft == nil {
 				return unknownKey(w.at(), key, fields)
 			}
 		}
+		if w.skipSpace() != ':' {
+			return errMalformed
+		}
+		w.pos++
 		if err := w.value(ft); err != nil {
 			return err
 		}
 		w.pop()
+		if done, err := w.next('}'); done || err != nil {
+			return err
+		}
 	}
-	_, err := w.dec.Token() // }
-	return err
 }
 
 // unknownKey is the unknown_field answer, with a hint when only the case is wrong.
-func unknownKey(at, key string, fields map[string]reflect.Type) error {
-	for name := range fields {
-		if strings.EqualFold(name, key) {
-			return fieldErr(wire.CodeUnknownField, at, "is not a known field (field names are case-sensitive: did you mean %q?)", name)
+func unknownKey(at, key string, fields []jsonField) error {
+	for _, f := range fields {
+		if strings.EqualFold(f.name, key) {
+			return fieldErr(wire.CodeUnknownField, at, "is not a known field (field names are case-sensitive: did you mean %q?)", f.name)
 		}
 	}
 	return fieldErr(wire.CodeUnknownField, at, "is not a known field")
 }
 
-// jsonFields lists the JSON names of a struct's fields as encoding/json sees them (tag name, else the Go
-// name; "-" left out; untagged embedded structs flattened) with the type each decodes into.
-func jsonFields(t reflect.Type, into map[string]reflect.Type) map[string]reflect.Type {
-	if into == nil {
-		into = make(map[string]reflect.Type, t.NumField())
+// jsonField is a struct field as encoding/json decodes it: its JSON name and the type it decodes into.
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+// fieldType is the type of the field named key, nil when there is none. A struct has a handful of fields, so
+// a scan beats building a map for every object of a request body.
+func fieldType(fields []jsonField, key string) reflect.Type {
+	for _, f := range fields {
+		if f.name == key {
+			return f.typ
+		}
 	}
-	for f := range t.Fields() {
+	return nil
+}
+
+// structFields appends to into the JSON fields of struct t as encoding/json sees them (tag name, else the Go
+// name; "-" left out; untagged embedded structs flattened, their fields behind the outer struct's own, which
+// win, as in encoding/json).
+func structFields(t reflect.Type, into []jsonField) []jsonField {
+	own := len(into)
+	var embedded []reflect.Type
+	for i := range t.NumField() {
+		f := t.Field(i)
 		tag := f.Tag.Get("json")
 		if tag == "-" {
 			continue
 		}
 		name, _, _ := strings.Cut(tag, ",")
-		ft := f.Type
 		if f.Anonymous && name == "" {
+			ft := f.Type
 			if ft.Kind() == reflect.Pointer {
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				// The outer struct's own fields win over the embedded one's, as in encoding/json.
-				for name, typ := range jsonFields(ft, nil) {
-					if _, own := into[name]; !own {
-						into[name] = typ
-					}
-				}
+				embedded = append(embedded, ft)
 				continue
 			}
 		}
@@ -196,7 +447,14 @@ func jsonFields(t reflect.Type, into map[string]reflect.Type) map[string]reflect
 		if name == "" {
 			name = f.Name
 		}
-		into[name] = f.Type
+		into = append(into, jsonField{name, f.Type})
+	}
+	for _, e := range embedded {
+		for _, f := range structFields(e, nil) {
+			if fieldType(into[own:], f.name) == nil {
+				into = append(into, f)
+			}
+		}
 	}
 	return into
 }

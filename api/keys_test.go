@@ -98,3 +98,18 @@ func BenchmarkOversizedCustomIsRefused(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeCreateTypical decodes the body a typical ring request sends: a caller and a callee, ring
+// timeouts, a custom field.
+func BenchmarkDecodeCreateTypical(b *testing.B) {
+	body := []byte(`{"ring":true,"data":{"members":[{"user_id":"alice","role":"admin"},{"user_id":"bob","custom":{"name":"Bob"}}],` +
+		`"custom":{"display_name":"Stand-up"},"settings_override":{"ring":{"auto_cancel_timeout_ms":30000,"incoming_call_timeout_ms":30000}}}}`)
+	tok := TokenClaims{UserID: "alice", Role: RoleUser}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeCreate(body, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
