@@ -123,8 +123,7 @@ func (w *keyWalker) value(t reflect.Type) error {
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		if w.skipSpace() == ']' {
-			w.pos++
+		if w.closes(']') {
 			return nil
 		}
 		for i := 0; ; i++ {
@@ -242,17 +241,17 @@ func (w *keyWalker) scalar() error {
 // skipValue moves past a value without looking at its keys, checking its grammar; depth is how many objects
 // and arrays of the skipped value hold it, at most maxKeyDepth as encoding/json allows a value it decodes.
 func (w *keyWalker) skipValue(depth int) error {
-	if c := w.skipSpace(); (c == '{' || c == '[') && depth >= maxKeyDepth {
+	c := w.skipSpace()
+	if (c == '{' || c == '[') && depth >= maxKeyDepth {
 		return errMalformed
 	}
-	switch w.skipSpace() {
+	switch c {
 	case '"':
 		_, _, err := w.str()
 		return err
 	case '{':
 		w.pos++
-		if w.skipSpace() == '}' {
-			w.pos++
+		if w.closes('}') {
 			return nil
 		}
 		for {
@@ -275,8 +274,7 @@ func (w *keyWalker) skipValue(depth int) error {
 		}
 	case '[':
 		w.pos++
-		if w.skipSpace() == ']' {
-			w.pos++
+		if w.closes(']') {
 			return nil
 		}
 		for {
@@ -290,6 +288,15 @@ func (w *keyWalker) skipValue(depth int) error {
 	default:
 		return w.scalar()
 	}
+}
+
+// closes moves past the closing byte of an empty object or array, and says whether it was there.
+func (w *keyWalker) closes(closing byte) bool {
+	if w.skipSpace() != closing {
+		return false
+	}
+	w.pos++
+	return true
 }
 
 // next moves past the comma between two members of an object or array, or past its closing byte (done).
@@ -339,8 +346,7 @@ func (w *keyWalker) object(t reflect.Type) error {
 	case t.Kind() == reflect.Map:
 		elem = t.Elem()
 	}
-	if w.skipSpace() == '}' {
-		w.pos++
+	if w.closes('}') {
 		return nil
 	}
 	var seenList []string
