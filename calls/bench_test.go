@@ -103,11 +103,11 @@ func twoMembers(i int) calls.CreateRequest {
 
 // BenchmarkGetOrCreateWithRing creates a call of a caller and one callee and rings the callee.
 func BenchmarkGetOrCreateWithRing(b *testing.B) {
-	s, redisWork := benchStore(b)
+	s, meter := benchStore(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
-	redisWork.start(b)
+	meter.start(b)
 	for b.Loop() {
 		req := twoMembers(i)
 		a := calls.Actor{UserID: req.Members[0].UserID}
@@ -116,8 +116,8 @@ func BenchmarkGetOrCreateWithRing(b *testing.B) {
 		}
 		i++
 	}
-	redisWork.stop(b)
-	redisWork.report(b)
+	meter.stop(b)
+	meter.report(b)
 }
 
 // BenchmarkGetExisting is get-or-create of a call that exists: the script answers "exists" and nothing rings.
@@ -156,7 +156,7 @@ func BenchmarkReject(b *testing.B) {
 
 // benchTransition runs do once per ringing call; the calls are made before the timer starts.
 func benchTransition(b *testing.B, do func(s *calls.Store, a calls.Actor, id string) error) {
-	s, redisWork := benchStore(b)
+	s, meter := benchStore(b)
 	const batch = 2000
 	b.ReportAllocs()
 	b.StopTimer()
@@ -165,17 +165,17 @@ func benchTransition(b *testing.B, do func(s *calls.Store, a calls.Actor, id str
 		// Each batch rings fresh calls: ids go on from where the last batch stopped.
 		callees := ringingFrom(b, s, done, n)
 		b.StartTimer()
-		redisWork.start(b)
+		meter.start(b)
 		for j, a := range callees {
 			if err := do(s, a, "c"+strconv.Itoa(done+j)); err != nil {
 				b.Fatal(err)
 			}
 		}
-		redisWork.stop(b)
+		meter.stop(b)
 		b.StopTimer()
 		done += n
 	}
-	redisWork.report(b)
+	meter.report(b)
 }
 
 func ringingFrom(b *testing.B, s *calls.Store, from, n int) []calls.Actor {
