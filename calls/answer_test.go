@@ -92,7 +92,7 @@ func TestTheScriptsAnswerIsTheCallAsTheReadPipelineReadsIt(t *testing.T) {
 		}},
 		{"join", func() (outcome, snapshot, error) { return s.run(ctx, Actor{}, joinScript, cid, bob.UserID) }},
 		{"ring again", func() (outcome, snapshot, error) {
-			spec := ringSpec{RingID: newID(), User: alice.UserID, Name: alice.Name, Teams: []string{}, Members: []string{carol.UserID}, Max: MaxRingMembers}
+			spec := ringSpec{teamAccess: accessOf(Actor{}), RingID: newID(), User: alice.UserID, Name: alice.Name, Members: []string{carol.UserID}, Max: MaxRingMembers}
 			return s.run(ctx, Actor{}, ringScript, cid, mustJSON(t, spec))
 		}},
 		{"members", func() (outcome, snapshot, error) {

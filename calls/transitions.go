@@ -288,8 +288,8 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 	if err := s.admitRing(ctx, a, cid); err != nil {
 		return State{}, err
 	}
-	spec, err := json.Marshal(ringSpec{RingID: newID(), User: a.UserID, Name: a.Name, Server: a.Server,
-		Teams: nonNil(a.Teams), Members: nonNil(memberIDs), Max: MaxRingMembers})
+	spec, err := json.Marshal(ringSpec{teamAccess: accessOf(a), RingID: newID(), User: a.UserID, Name: a.Name,
+		Members: nonNil(memberIDs), Max: MaxRingMembers})
 	if err != nil {
 		return State{}, fmt.Errorf("ring %s: %w", cid, err)
 	}
@@ -299,11 +299,10 @@ func (s *Store) Ring(ctx context.Context, a Actor, typ, id string, memberIDs []s
 
 // ringSpec is ringScript's ARGV[2]. Its slices are never nil (see createSpec).
 type ringSpec struct {
+	teamAccess
 	RingID  string   `json:"ring_id"`
 	User    string   `json:"user"`
 	Name    string   `json:"name"`
-	Server  bool     `json:"server"`
-	Teams   []string `json:"teams"`
 	Members []string `json:"members"`
 	Max     int      `json:"max"`
 }
@@ -455,7 +454,7 @@ func (s *Store) Reminder(ctx context.Context, cid string, startsAt int64) (info 
 func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *redis.Script, args ...any) (State, error) {
 	cid := CID(typ, id)
 	// The script checks the actor's access itself (begin in scripts.go), in the same step as the transition.
-	access, err := json.Marshal(memberAccess{Server: a.Server, Teams: nonNil(a.Teams)})
+	access, err := json.Marshal(accessOf(a))
 	if err != nil {
 		return State{}, fmt.Errorf("call %s: %w", cid, err)
 	}
@@ -466,12 +465,14 @@ func (s *Store) transition(ctx context.Context, a Actor, typ, id string, sc *red
 	return snap.State, nil
 }
 
-// memberAccess is the access argument of a member's own transition (begin in scripts.go). Teams is never nil
-// (see createSpec).
-type memberAccess struct {
+// teamAccess is what the scripts' team rule (in_team in scripts.go) knows of the actor: the access argument
+// of a member's own transition (begin), and part of the ring's spec. Teams is never nil (see createSpec).
+type teamAccess struct {
 	Server bool     `json:"server"`
 	Teams  []string `json:"teams"`
 }
+
+func accessOf(a Actor) teamAccess { return teamAccess{Server: a.Server, Teams: nonNil(a.Teams)} }
 
 // UpdateMembers adds or changes members and removes others: the creator, an admin member or the backend.
 func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, update []MemberInput, remove []string) (State, error) {
