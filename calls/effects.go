@@ -25,21 +25,25 @@ type evt struct {
 }
 
 // finish carries out what a transition owes, given its outcome and the call as its script left it: ring
-// pushes and their timeouts, stop and missed-call pushes, events, and the call lists of members it added
-// (index). The transition has already happened; an error here is returned so the client can retry, and the
-// deterministic task ids keep a retried effect single. Only runKeys calls it.
-func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, index *memberIndex) error {
+// pushes and their timeouts, stop and missed-call pushes, events, and what also asks (the call lists of
+// members it added, a create's reminder and notification). The transition has already happened; an error
+// here is returned so the client can retry, and the deterministic task ids keep a retried effect single.
+// Only runKeys calls it.
+func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot, also *owedBeyond) error {
 	// The transition is stored when finish runs: its tasks, call lists and events must follow whatever is left
 	// of the request's own deadline, or a slow moment (a 100,000-member call's lists) leaves a stored change
 	// without them and answers 503 for a change that happened. They get a bound of their own instead.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), effectsTimeout)
 	defer cancel()
+	if also == nil {
+		also = &owedBeyond{}
+	}
 	cid := snap.Call.CID
 	info := callInfo(snap.Call, snap.ringCaller, snap.ringCallerName)
 	if err := s.enqueueEffects(ctx, cid, info, snap, out); err != nil {
 		s.log.Error("call effects not enqueued", "cid", cid, "ring_id", out.RingID, "err", err)
 		// The call lists are written all the same: a retry finds the call made and would not write them.
-		if ierr := s.publish(ctx, snap.State, nil, index); ierr != nil {
+		if ierr := s.publish(ctx, snap.State, nil, also.index); ierr != nil {
 			s.log.Error("call lists not written", "cid", cid, "err", ierr)
 		}
 		return fmt.Errorf("call %s: effects: %w", cid, err)
@@ -57,7 +61,30 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 		}
 		evs[i] = evt{typ: e.Type, user: u, seq: e.Seq, at: time.UnixMilli(out.Now)}
 	}
-	return s.publish(ctx, snap.State, evs, index)
+	if !also.notify {
+		if err := s.publish(ctx, snap.State, evs, also.index); err != nil {
+			return err
+		}
+		return s.remindIfAsked(ctx, also.remind, snap.Call)
+	}
+	// A create that notifies sends its notification before its events: publishing them takes a pass over
+	// every member, which a big call's pushes must not wait for, and the notification's event shares that
+	// pass. The call lists come first, so that a member the notification reaches finds the call in its list,
+	// and the reminder, since the client's retry of a request that failed after its notification would
+	// notify again.
+	err := s.publish(ctx, snap.State, nil, also.index)
+	if err == nil {
+		err = s.remindIfAsked(ctx, also.remind, snap.Call)
+	}
+	if err == nil {
+		var ev evt
+		if ev, err = s.sendNotification(ctx, a, snap.State); err == nil {
+			evs = append(evs, ev)
+		}
+	}
+	// Without call lists to write, publish answers no error.
+	_ = s.publish(ctx, snap.State, evs, nil)
+	return err
 }
 
 // effectsTimeout bounds the effects of one stored transition (finish).

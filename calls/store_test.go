@@ -1,9 +1,11 @@
 package calls_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ringer-dev/ringer/calls"
 	"github.com/ringer-dev/ringer/queue"
@@ -276,5 +279,145 @@ func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *t
 		if !slices.Equal(got[calls.EventChannel(user)], want) {
 			t.Errorf("%s's channel carried ids %v; want the stream's %v, in order", user, got[calls.EventChannel(user)], want)
 		}
+	}
+}
+
+// A create that notifies enqueues its notification before it publishes its events, which take a pass over
+// every member that a big call's pushes must not wait for; and its events and the notification's reach each
+// member's replay stream in that one pass: one script call a member, call.created then call.notification.
+// Redis' MONITOR shows the order in which the commands ran.
+func TestACreateThatNotifiesEnqueuesItsNotificationBeforeItPublishesItsEvents(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	s.SetEventReplay(time.Minute)
+	ctx := context.Background()
+	// Redis has the scripts from here on, so each runs once by its hash (see replayAgain).
+	ring(t, s, "warm", "dave")
+
+	// MONITOR over a connection of its own: go-redis' Monitor reads its stream under the connection's read
+	// deadline, and its replies are one simple string a command.
+	mon, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Close() })
+	if _, err := mon.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	go func() {
+		r := bufio.NewReader(mon)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen = append(seen, l)
+			mu.Unlock()
+		}
+	}()
+	monitored := func(want string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(seen, func(l string) bool { return strings.Contains(l, want) })
+	}
+	// MONITOR shows what runs once it has answered: wait for a command of the test's own.
+	for deadline := time.Now().Add(10 * time.Second); !monitored("monitor-ready"); {
+		if time.Now().After(deadline) {
+			t.Fatal("MONITOR showed nothing")
+		}
+		rdb.Get(ctx, "monitor-ready")
+		time.Sleep(time.Millisecond)
+	}
+
+	req := calls.CreateRequest{Notify: true, Members: []calls.MemberInput{{UserID: "bob"}, {UserID: "carol"}}}
+	if _, created, err := s.GetOrCreate(ctx, alice, "default", "notified", req); err != nil || !created {
+		t.Fatalf("create: created=%v err=%v", created, err)
+	}
+	rdb.Get(ctx, "monitor-done")
+	for deadline := time.Now().Add(10 * time.Second); !monitored("monitor-done"); {
+		if time.Now().After(deadline) {
+			t.Fatal("MONITOR did not show the create's last command")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	first := func(want string) int {
+		return slices.IndexFunc(seen, func(l string) bool { return strings.Contains(l, want) })
+	}
+	enqueued, published := first(`"asynq:{notify}:pending"`), first(`"XADD"`)
+	if enqueued < 0 || published < 0 || enqueued > published {
+		t.Fatalf("the notification was enqueued at command %d and the first event published at %d; want the notification first", enqueued, published)
+	}
+	for _, user := range []string{"bob", "carol"} {
+		stream := "ringer:{u:" + user + "}:events"
+		calls := 0
+		for _, l := range seen {
+			if strings.Contains(strings.ToLower(l), `"evalsha"`) && strings.Contains(l, stream) {
+				calls++
+			}
+		}
+		if calls != 1 {
+			t.Errorf("%s's events were published by %d script calls; want 1", user, calls)
+		}
+		entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, e := range entries {
+			var ev struct{ Type string }
+			if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
+				t.Fatal(err)
+			}
+			types = append(types, ev.Type)
+		}
+		if !slices.Equal(types, []string{"call.created", "call.notification"}) {
+			t.Errorf("%s's replay stream holds %v; want call.created then call.notification", user, types)
+		}
+	}
+}
+
+// A create that notifies and asks for a reminder schedules the reminder before it notifies: when the reminder
+// fails (a Redis ACL keeps the process off Asynq's scheduled set), the request fails with nobody notified,
+// and its retry, which finds the call made, schedules the reminder and notifies once.
+func TestACreateWhoseReminderFailsNotifiesNobodyAndItsRetryNotifiesOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	if err := rdb.Do(ctx, "ACL", "SETUSER", "no-schedule", "on", ">pw", "~ringer:*", "~asynq:queues",
+		"~asynq:{ring}:*", "~asynq:{watch}:*", "~asynq:{notify}:t:*", "~asynq:{notify}:pending", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	limited := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "no-schedule", Password: "pw"})
+	t.Cleanup(func() { limited.Close() })
+	in := asynq.NewInspectorFromRedisClient(rdb)
+	startsAt := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	req := calls.CreateRequest{Notify: true, StartsAt: &startsAt, Members: []calls.MemberInput{{UserID: "bob"}}}
+
+	failing := calls.New(limited, queue.NewClient(limited), nil)
+	if _, created, err := failing.GetOrCreate(ctx, alice, "default", "reminded", req); err == nil || !created {
+		t.Fatalf("create without the scheduled set: created=%v err=%v; want the call created and an error", created, err)
+	}
+	if tasks, _ := in.ListPendingTasks(queue.QueueNotify); len(tasks) != 0 {
+		t.Fatalf("%d notifications pending after the failed reminder; want none", len(tasks))
+	}
+
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	if _, created, err := s.GetOrCreate(ctx, alice, "default", "reminded", req); err != nil || created {
+		t.Fatalf("retry: created=%v err=%v; want the call found", created, err)
+	}
+	tasks, err := in.ListPendingTasks(queue.QueueNotify)
+	if err != nil || len(tasks) != 1 || tasks[0].Type != queue.TypeNotify {
+		t.Fatalf("pending after the retry: %v (%v); want one notification", tasks, err)
+	}
+	scheduled, err := in.ListScheduledTasks(queue.QueueNotify)
+	if err != nil || len(scheduled) != 1 || scheduled[0].Type != queue.TypeReminder {
+		t.Fatalf("scheduled after the retry: %v (%v); want the reminder", scheduled, err)
 	}
 }

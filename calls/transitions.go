@@ -21,12 +21,21 @@ func (s *Store) run(ctx context.Context, a Actor, sc *redis.Script, cid string, 
 	return s.runKeys(ctx, a, sc, callKeys(cid), cid, nil, args...)
 }
 
+// owedBeyond is what a transition owes beyond its script's outcome, only once it has happened (statusOK):
+// the call lists to write (index), and, for a create, the reminder its request asked for (remind, see
+// remindIfAsked) and its notification (notify). finish carries them out.
+type owedBeyond struct {
+	index  *memberIndex
+	remind *time.Time
+	notify bool
+}
+
 // runKeys is the one path of every transition: it runs script sc on keys (the call's keys, then any a script
 // takes beyond them), applies every effect its outcome owes (finish), and only then maps a status that
 // refuses the transition to an error. A refused transition may still owe effects: the script settled what
-// was due (a ring whose time passed) before it refused. index, the call lists to write, is written only for
-// a transition that happened (statusOK). It returns the outcome and the call as the script left it.
-func (s *Store) runKeys(ctx context.Context, a Actor, sc *redis.Script, keys []string, cid string, index *memberIndex, args ...any) (outcome, snapshot, error) {
+// was due (a ring whose time passed) before it refused. also (may be nil) is carried out only for a
+// transition that happened (statusOK). It returns the outcome and the call as the script left it.
+func (s *Store) runKeys(ctx context.Context, a Actor, sc *redis.Script, keys []string, cid string, also *owedBeyond, args ...any) (outcome, snapshot, error) {
 	var out outcome
 	if len(s.webhooks) > 0 {
 		// Written before the transition, so that an event it puts in the outbox is found by the sweeper
@@ -63,11 +72,11 @@ func (s *Store) runKeys(ctx context.Context, a Actor, sc *redis.Script, keys []s
 	}
 	if out.Status != statusOK {
 		// What a refused transition owes was settled on the way, by nobody in particular; and a transition
-		// that did not happen added nobody to a call list.
-		a, index = Actor{}, nil
+		// that did not happen added nobody to a call list, and asked for nothing more.
+		a, also = Actor{}, nil
 	}
 	if out.Status.applied() || out.hasEffects() {
-		if err := s.finish(ctx, a, out, snap, index); err != nil {
+		if err := s.finish(ctx, a, out, snap, also); err != nil {
 			return out, snap, err
 		}
 	}
@@ -189,7 +198,8 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	if err != nil {
 		return State{}, false, fmt.Errorf("create %s: %w", cid, err)
 	}
-	out, snap, err := s.runKeys(ctx, a, createScript, keys, cid, &memberIndex{at: now, users: memberIDs(members)}, string(spec))
+	also := &owedBeyond{index: &memberIndex{at: now, users: memberIDs(members)}, remind: req.StartsAt, notify: req.Notify}
+	out, snap, err := s.runKeys(ctx, a, createScript, keys, cid, also, string(spec))
 	created := out.Status == statusOK
 	if err != nil {
 		return State{}, created, err
@@ -206,17 +216,21 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 		}
 	}
 	st := snap.State
-	// After the ring's effects, which must not wait behind it; a failure here fails the request, whose retry
-	// schedules the reminder again (remindIfAsked).
+	if created {
+		// Its reminder and its notification went with its effects (finish).
+		return st, true, nil
+	}
+	// A retry of a request whose first try created the call but failed before its reminder was scheduled
+	// schedules it now (the task id keeps it single).
 	if err := s.remindIfAsked(ctx, req.StartsAt, st.Call); err != nil {
-		return st, created, err
+		return st, false, err
 	}
 	if req.Notify {
 		if err := s.notify(ctx, a, st); err != nil {
-			return st, created, err
+			return st, false, err
 		}
 	}
-	return st, created, nil
+	return st, false, nil
 }
 
 // Get returns the call; ring rings its members like POST .../ring with no names, notify notifies them.
@@ -260,7 +274,18 @@ func speaker(a Actor, c Call) (id, name string) {
 	return a.UserID, a.Name
 }
 
+// notify notifies every member of the call but its speaker, and publishes the notification's event.
 func (s *Store) notify(ctx context.Context, a Actor, st State) error {
+	ev, err := s.sendNotification(ctx, a, st)
+	if err != nil {
+		return err
+	}
+	return s.publish(ctx, st, []evt{ev}, nil)
+}
+
+// sendNotification enqueues the notification of every member but its speaker, and its webhooks, and answers
+// its event, for the caller to publish.
+func (s *Store) sendNotification(ctx context.Context, a Actor, st State) (evt, error) {
 	who, name := speaker(a, st.Call)
 	var to []string
 	for _, m := range st.Members {
@@ -271,12 +296,12 @@ func (s *Store) notify(ctx context.Context, a Actor, st State) error {
 	info := callInfo(st.Call, who, name)
 	notifyID := newID()
 	if err := s.queue.Notify(ctx, info, notifyID, queue.EventNotification, to); err != nil {
-		return fmt.Errorf("notify %s: %w", st.Call.CID, err)
+		return evt{}, fmt.Errorf("notify %s: %w", st.Call.CID, err)
 	}
 	if err := s.notifyWebhooks(ctx, st, who, notifyID); err != nil {
-		return err
+		return evt{}, err
 	}
-	return s.publish(ctx, st, []evt{{typ: queue.EventNotification, user: who}}, nil)
+	return evt{typ: queue.EventNotification, user: who}, nil
 }
 
 // Ring rings the named members (every member but the caller when none are named). The caller is the actor,
@@ -526,7 +551,7 @@ func (s *Store) UpdateMembers(ctx context.Context, a Actor, typ, id string, upda
 	if err != nil {
 		return State{}, fmt.Errorf("update members of %s: %w", cid, err)
 	}
-	_, snap, err := s.runKeys(ctx, a, updateMembersScript, callKeys(cid), cid, &memberIndex{at: now, users: added, removed: remove}, string(spec))
+	_, snap, err := s.runKeys(ctx, a, updateMembersScript, callKeys(cid), cid, &owedBeyond{index: &memberIndex{at: now, users: added, removed: remove}}, string(spec))
 	return snap.State, err
 }
 
