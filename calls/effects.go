@@ -200,15 +200,17 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	var replays []replayed
 	// bodies stays as it is: deliver reads it beside evs.
 	if sent := slices.DeleteFunc(slices.Clone(bodies), func(b []byte) bool { return b == nil }); len(sent) > 0 {
-		for _, m := range st.Members {
-			if s.replay > 0 {
-				r := replayed{user: m.UserID, bodies: sent}
-				r.cmd = s.replayOne(ctx, pipe, minID, r)
+		if s.replay > 0 {
+			for users := range slices.Chunk(memberUserIDs(st.Members), s.replayBatch()) {
+				r := replayed{users: users, bodies: sent}
+				r.cmd = s.replayTo(ctx, pipe, minID, r)
 				replays = append(replays, r)
-				continue
 			}
-			for _, b := range sent {
-				pipe.Publish(ctx, EventChannel(m.UserID), b)
+		} else {
+			for _, m := range st.Members {
+				for _, b := range sent {
+					pipe.Publish(ctx, EventChannel(m.UserID), b)
+				}
 			}
 		}
 	}
@@ -228,23 +230,45 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	return nil
 }
 
-// replayed is a transition's events sent to one member's replay stream, and the command that sent them.
+// replayed is a transition's events sent to some members' replay streams, and the command that sent them.
 type replayed struct {
-	user   string
+	users  []string
 	bodies [][]byte
 	cmd    *redis.Cmd
 }
 
-// replayOne queues the replay script for r on pipe by its hash alone: its text is most of the command, and
+// replayBatch is how many members one replay script call serves: their streams must share a node, which on a
+// single Redis they all do, and on a Cluster only a member's own stream is sure to.
+func (s *Store) replayBatch() int {
+	if _, single := s.rdb.(*redis.Client); single {
+		return replayBatch
+	}
+	return 1
+}
+
+func memberUserIDs(ms []Member) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	return ids
+}
+
+// replayTo queues the replay script for r on pipe by its hash alone: its text is most of the command, and
 // Redis keeps it once loaded (replayAgain loads it when Redis has lost it).
 // minID is the oldest stream id the publish keeps (the replay window back from its now).
-func (s *Store) replayOne(ctx context.Context, pipe redis.Pipeliner, minID string, r replayed) *redis.Cmd {
-	args := make([]any, 0, 3+len(r.bodies))
-	args = append(args, minID, EventChannel(r.user), s.replay.Milliseconds())
+func (s *Store) replayTo(ctx context.Context, pipe redis.Pipeliner, minID string, r replayed) *redis.Cmd {
+	keys := make([]string, len(r.users))
+	args := make([]any, 0, 3+len(r.bodies)+len(r.users))
+	args = append(args, minID, s.replay.Milliseconds(), len(r.bodies))
 	for _, b := range r.bodies {
 		args = append(args, b)
 	}
-	return streamPublishScript.EvalSha(ctx, pipe, []string{replayKey(r.user)}, args...)
+	for i, u := range r.users {
+		keys[i] = replayKey(u)
+		args = append(args, EventChannel(u))
+	}
+	return streamPublishScript.EvalSha(ctx, pipe, keys, args...)
 }
 
 // replayAgain sends again, once the script is loaded, the replays that failed because Redis did not have the
@@ -265,7 +289,7 @@ func (s *Store) replayAgain(ctx context.Context, minID string, replays []replaye
 	}
 	pipe := s.rdb.Pipeline()
 	for _, r := range again {
-		s.replayOne(ctx, pipe, minID, r)
+		s.replayTo(ctx, pipe, minID, r)
 	}
 	_, err = pipe.Exec(ctx)
 	return err

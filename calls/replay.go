@@ -20,27 +20,34 @@ const replayMax = 1000
 // replayKey is the stream of one user's events, in the user's slot.
 func replayKey(user string) string { return "ringer:{u:" + user + "}:events" }
 
-// streamPublishScript appends a transition's events to a user's replay stream, in order, dropping entries
-// older than the replay window, and publishes each on the user's channel as "<stream id> <event JSON>", so a
-// live stream and a replay name each event by the same id. One call per member, not per event and member: a
-// ring request's events are two, and each script call has a cost of its own in Redis.
+// streamPublishScript appends a transition's events to members' replay streams, in order, dropping entries
+// older than the replay window, and publishes each on the member's channel as "<stream id> <event JSON>", so
+// a live stream and a replay name each event by the same id. One call for several members where their
+// streams share a node (replayBatch), one per member on a Cluster: each script call has a cost of its own in
+// Redis, and carries the events' JSON once for all the members it serves.
 //
-// KEYS[1] -> ringer:{u:<user>}:events
+// KEYS[1..n] -> ringer:{u:<user>}:events, a member's stream each
 // ARGV[1] -> the oldest unix ms to keep
-// ARGV[2] -> the user's channel (EventChannel)
-// ARGV[3] -> the stream's TTL, ms: a user with no new event loses the stream with the window
-// ARGV[4..] -> the events' JSON, in order
-// Answers the events' stream ids.
+// ARGV[2] -> the streams' TTL, ms: a user with no new event loses the stream with the window
+// ARGV[3] -> e, the number of events
+// ARGV[4..3+e] -> the events' JSON, in order
+// ARGV[4+e..3+e+n] -> the members' channels (EventChannel), in the order of KEYS
+// Answers nothing.
 var streamPublishScript = redis.NewScript(`
-local ids = {}
-for i = 4, #ARGV do
-  local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
-  redis.call('PUBLISH', ARGV[2], id .. ' ' .. ARGV[i])
-  ids[#ids + 1] = id
+local e = tonumber(ARGV[3])
+for k = 1, #KEYS do
+  local channel = ARGV[3 + e + k]
+  for i = 4, 3 + e do
+    local id = redis.call('XADD', KEYS[k], 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
+    redis.call('PUBLISH', channel, id .. ' ' .. ARGV[i])
+  end
+  redis.call('PEXPIRE', KEYS[k], ARGV[2])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return ids
+return 0
 `)
+
+// replayBatch is how many members' streams one call of streamPublishScript serves on a single Redis.
+const replayBatch = 100
 
 // splitPublished splits a published message into its stream id ("" when it has none) and its event JSON.
 func splitPublished(payload string) (id, data string) {

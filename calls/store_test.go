@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -419,5 +420,68 @@ func TestACreateWhoseReminderFailsNotifiesNobodyAndItsRetryNotifiesOnce(t *testi
 	scheduled, err := in.ListScheduledTasks(queue.QueueNotify)
 	if err != nil || len(scheduled) != 1 || scheduled[0].Type != queue.TypeReminder {
 		t.Fatalf("scheduled after the retry: %v (%v); want the reminder", scheduled, err)
+	}
+}
+
+// A call with more members than one replay script call serves (replayBatch) still gets each event to every
+// member's stream, in order, and to every member's channel under its stream id, on a Redis that has lost the
+// script as on one that has it.
+func TestEveryMemberOfABigCallGetsItsEventsInItsStreamAndOnItsChannel(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	s.SetEventReplay(time.Minute)
+	ctx := context.Background()
+	var members []calls.MemberInput
+	var channels []string
+	for i := range 250 {
+		u := "member" + strconv.Itoa(i)
+		members = append(members, calls.MemberInput{UserID: u})
+		channels = append(channels, calls.EventChannel(u))
+	}
+	sub := rdb.Subscribe(ctx, channels...)
+	defer sub.Close()
+	for range channels {
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"big-1", "big-2"} {
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, created, err := s.GetOrCreate(ctx, alice, "default", id, calls.CreateRequest{Notify: true, Members: members}); err != nil || !created {
+			t.Fatalf("create %s: created=%v err=%v", id, created, err)
+		}
+	}
+	published := map[string][]string{}
+	for range 4 * len(channels) {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, _ := strings.Cut(msg.Payload, " ")
+		published[msg.Channel] = append(published[msg.Channel], id)
+	}
+	want := []string{"call.created", "call.notification", "call.created", "call.notification"}
+	for i, m := range members {
+		entries, err := rdb.XRange(ctx, "ringer:{u:"+m.UserID+"}:events", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types, ids []string
+		for _, e := range entries {
+			var ev struct{ Type string }
+			if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
+				t.Fatal(err)
+			}
+			types, ids = append(types, ev.Type), append(ids, e.ID)
+		}
+		if !slices.Equal(types, want) {
+			t.Fatalf("%s's replay stream holds %v; want %v", m.UserID, types, want)
+		}
+		if !slices.Equal(published[channels[i]], ids) {
+			t.Fatalf("%s's channel carried ids %v; want the stream's %v, in order", m.UserID, published[channels[i]], ids)
+		}
 	}
 }
