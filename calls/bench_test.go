@@ -28,11 +28,14 @@ import (
 // rate. So a change to a script or to the commands a transition sends is measured by the work it takes from
 // Redis. The ops run one after another, so each round trip's system calls are in the CPU time.
 
-// benchStore is a store on a private redis-server, and the meter of that server's work.
+// benchStore is a store on a private redis-server, and the meter of that server's work. It keeps each
+// member's events for replay, as ringer does by default (RINGER_EVENTS_REPLAY).
 func benchStore(b *testing.B) (*calls.Store, *redisMeter) {
 	b.Helper()
 	rdb := testredis.Start(b).Client(b)
-	return calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil))), &redisMeter{rdb: rdb}
+	s := calls.New(rdb, queue.NewClient(rdb), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.SetEventReplay(calls.DefaultEventReplay)
+	return s, &redisMeter{rdb: rdb}
 }
 
 // redisMeter sums the Redis work of the timed parts of a benchmark: start and stop it with the timer.
