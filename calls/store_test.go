@@ -208,13 +208,37 @@ func TestAnAcceptAfterTheRingEndedStillOwesTheMissedPushes(t *testing.T) {
 	}
 }
 
-// Events reach the replay streams by the script's hash: on a Redis that never had the script, and again after
-// Redis lost it (a restart, SCRIPT FLUSH), the publish loads it and sends what failed.
-func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
+// replayingStore is a store that keeps each member's events for replay, on a private redis-server.
+func replayingStore(t *testing.T) (*testredis.Server, *redis.Client, *calls.Store) {
+	t.Helper()
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	s := calls.New(rdb, queue.NewClient(rdb), nil)
 	s.SetEventReplay(time.Minute)
+	return srv, rdb, s
+}
+
+// replayStream is what user's replay stream holds: each event's type and stream id, in order.
+func replayStream(t *testing.T, rdb *redis.Client, user string) (types, ids []string) {
+	t.Helper()
+	entries, err := rdb.XRange(context.Background(), "ringer:{u:"+user+"}:events", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		var ev struct{ Type string }
+		if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
+			t.Fatal(err)
+		}
+		types, ids = append(types, ev.Type), append(ids, e.ID)
+	}
+	return types, ids
+}
+
+// Events reach the replay streams by the script's hash: on a Redis that never had the script, and again after
+// Redis lost it (a restart, SCRIPT FLUSH), the publish loads it and sends what failed.
+func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
+	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	stream := "ringer:{u:bob}:events"
 	ring(t, s, "replay-1", "bob")
@@ -234,10 +258,7 @@ func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
 // A transition's events reach each member's replay stream in their order, and each is published on the
 // member's channel under the id of its stream entry, so a live stream and a replay agree.
 func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *testing.T) {
-	srv := testredis.Start(t)
-	rdb := srv.Client(t)
-	s := calls.New(rdb, queue.NewClient(rdb), nil)
-	s.SetEventReplay(time.Minute)
+	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	sub := rdb.Subscribe(ctx, calls.EventChannel("bob"), calls.EventChannel("carol"))
 	defer sub.Close()
@@ -249,19 +270,7 @@ func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *t
 	}
 	ring(t, s, "ordered", "bob", "carol")
 	for _, user := range []string{"bob", "carol"} {
-		entries, err := rdb.XRange(ctx, "ringer:{u:"+user+"}:events", "-", "+").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var types []string
-		for _, e := range entries {
-			var ev struct{ Type string }
-			if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
-				t.Fatal(err)
-			}
-			types = append(types, ev.Type)
-		}
-		if !slices.Equal(types, []string{"call.created", "call.ring"}) {
+		if types, _ := replayStream(t, rdb, user); !slices.Equal(types, []string{"call.created", "call.ring"}) {
 			t.Fatalf("%s's replay stream holds %v; want call.created then call.ring", user, types)
 		}
 	}
@@ -275,9 +284,7 @@ func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *t
 		got[msg.Channel] = append(got[msg.Channel], id)
 	}
 	for _, user := range []string{"bob", "carol"} {
-		entries, _ := rdb.XRange(ctx, "ringer:{u:"+user+"}:events", "-", "+").Result()
-		want := []string{entries[0].ID, entries[1].ID}
-		if !slices.Equal(got[calls.EventChannel(user)], want) {
+		if _, want := replayStream(t, rdb, user); !slices.Equal(got[calls.EventChannel(user)], want) {
 			t.Errorf("%s's channel carried ids %v; want the stream's %v, in order", user, got[calls.EventChannel(user)], want)
 		}
 	}
@@ -288,10 +295,7 @@ func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *t
 // member's replay stream in that one pass: one script call a member, call.created then call.notification.
 // Redis' MONITOR shows the order in which the commands ran.
 func TestACreateThatNotifiesEnqueuesItsNotificationBeforeItPublishesItsEvents(t *testing.T) {
-	srv := testredis.Start(t)
-	rdb := srv.Client(t)
-	s := calls.New(rdb, queue.NewClient(rdb), nil)
-	s.SetEventReplay(time.Minute)
+	srv, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	// Redis has the scripts from here on, so each runs once by its hash (see replayAgain).
 	ring(t, s, "warm", "dave")
@@ -366,19 +370,7 @@ func TestACreateThatNotifiesEnqueuesItsNotificationBeforeItPublishesItsEvents(t 
 		if calls != 1 {
 			t.Errorf("%s's events were published by %d script calls; want 1", user, calls)
 		}
-		entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var types []string
-		for _, e := range entries {
-			var ev struct{ Type string }
-			if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
-				t.Fatal(err)
-			}
-			types = append(types, ev.Type)
-		}
-		if !slices.Equal(types, []string{"call.created", "call.notification"}) {
+		if types, _ := replayStream(t, rdb, user); !slices.Equal(types, []string{"call.created", "call.notification"}) {
 			t.Errorf("%s's replay stream holds %v; want call.created then call.notification", user, types)
 		}
 	}
@@ -427,10 +419,7 @@ func TestACreateWhoseReminderFailsNotifiesNobodyAndItsRetryNotifiesOnce(t *testi
 // member's stream, in order, and to every member's channel under its stream id, on a Redis that has lost the
 // script as on one that has it.
 func TestEveryMemberOfABigCallGetsItsEventsInItsStreamAndOnItsChannel(t *testing.T) {
-	srv := testredis.Start(t)
-	rdb := srv.Client(t)
-	s := calls.New(rdb, queue.NewClient(rdb), nil)
-	s.SetEventReplay(time.Minute)
+	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	var members []calls.MemberInput
 	var channels []string
@@ -465,18 +454,7 @@ func TestEveryMemberOfABigCallGetsItsEventsInItsStreamAndOnItsChannel(t *testing
 	}
 	want := []string{"call.created", "call.notification", "call.created", "call.notification"}
 	for i, m := range members {
-		entries, err := rdb.XRange(ctx, "ringer:{u:"+m.UserID+"}:events", "-", "+").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var types, ids []string
-		for _, e := range entries {
-			var ev struct{ Type string }
-			if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
-				t.Fatal(err)
-			}
-			types, ids = append(types, ev.Type), append(ids, e.ID)
-		}
+		types, ids := replayStream(t, rdb, m.UserID)
 		if !slices.Equal(types, want) {
 			t.Fatalf("%s's replay stream holds %v; want %v", m.UserID, types, want)
 		}
