@@ -201,7 +201,7 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	// bodies stays as it is: deliver reads it beside evs.
 	if sent := slices.DeleteFunc(slices.Clone(bodies), func(b []byte) bool { return b == nil }); len(sent) > 0 {
 		if s.replay > 0 {
-			for users := range slices.Chunk(memberUserIDs(st.Members), s.replayBatch()) {
+			for users := range slices.Chunk(memberUserIDs(st.Members), s.replayBatch(len(st.Members))) {
 				r := replayed{users: users, bodies: sent}
 				r.cmd = s.replayTo(ctx, pipe, minID, r)
 				replays = append(replays, r)
@@ -237,11 +237,13 @@ type replayed struct {
 	cmd    *redis.Cmd
 }
 
-// replayBatch is how many members one replay script call serves: their streams must share a node, which on a
-// single Redis they all do, and on a Cluster only a member's own stream is sure to.
-func (s *Store) replayBatch() int {
-	if _, single := s.rdb.(*redis.Client); single {
-		return replayBatch
+// replayBatch is how many of a call's members one replay script call serves: all of them on a single Redis,
+// where their streams share the node, when they are few (replayCallMax); else one, the only stream sure to
+// share a Cluster slot with itself. A big call's events go one call a member, since calls that each serve
+// many members, run back to back, were seen to hold up the rings sent while they ran (BENCHMARKS.md).
+func (s *Store) replayBatch(members int) int {
+	if _, single := s.rdb.(*redis.Client); single && members <= replayCallMax {
+		return max(members, 1)
 	}
 	return 1
 }

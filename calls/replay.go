@@ -22,8 +22,8 @@ func replayKey(user string) string { return "ringer:{u:" + user + "}:events" }
 
 // streamPublishScript appends a transition's events to members' replay streams, in order, dropping entries
 // older than the replay window, and publishes each on the member's channel as "<stream id> <event JSON>", so
-// a live stream and a replay name each event by the same id. One call for several members where their
-// streams share a node (replayBatch), one per member on a Cluster: each script call has a cost of its own in
+// a live stream and a replay name each event by the same id. One call for all the members of a small call
+// whose streams share a node, else one a member (replayBatch): each script call has a cost of its own in
 // Redis, and carries the events' JSON once for all the members it serves.
 //
 // KEYS[1..n] -> ringer:{u:<user>}:events, a member's stream each
@@ -46,8 +46,8 @@ end
 return 0
 `)
 
-// replayBatch is how many members' streams one call of streamPublishScript serves on a single Redis.
-const replayBatch = 100
+// replayCallMax is the most members whose streams one call of streamPublishScript serves (see replayBatch).
+const replayCallMax = 10
 
 // splitPublished splits a published message into its stream id ("" when it has none) and its event JSON.
 func splitPublished(payload string) (id, data string) {
