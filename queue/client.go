@@ -150,13 +150,15 @@ func (c *Client) StopRinging(ctx context.Context, call CallInfo, ringID, event s
 func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, members []RingMember) error {
 	start := time.Now()
 	now := start.UnixMilli()
-	// The watchdog is one more independent enqueue: job 0 of the fan-out, issued with the ring tasks (and
-	// pipelined with them, see enqueuer) rather than a round trip before them.
-	return c.fanOut(ctx, len(members)+1, func(ctx context.Context, i int) error {
-		if i == 0 {
-			return c.scheduleWatch(ctx, call, ringID, start, true)
+	// The watchdog's first two ticks are two more independent enqueues: jobs 0 and 1 of the fan-out, issued
+	// with the ring tasks (and pipelined with them, see enqueuer) rather than a round trip before them. The
+	// first tick comes while the ring's pushes are in flight, when a worker is likeliest to die holding one,
+	// and it may die holding the tick too: the second then goes on with the watch (the worker's HandleWatch).
+	return c.fanOut(ctx, len(members)+2, func(ctx context.Context, i int) error {
+		if i < 2 {
+			return c.scheduleWatch(ctx, call, ringID, start.Add(time.Duration(i)*WatchInterval), true)
 		}
-		m := members[i-1]
+		m := members[i-2]
 		payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: now})
 		if err != nil {
 			return err

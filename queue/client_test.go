@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -81,5 +82,36 @@ func TestShardedTasksLandInTheShardTheirIDPicksOnceAndTheBacklogSeesEveryShard(t
 		if queue.Base(q) == q && q != queue.QueueWatch && q != queue.QueueRing {
 			t.Errorf("queue %s is not a shard of ring or watch", q)
 		}
+	}
+}
+
+// A ring's watchdog starts with two ticks, each of them a first tick: the worker that takes the first may die
+// holding it as well as a ring push, and the second then goes on with the watch.
+func TestARingSchedulesTheFirstTwoTicksOfItsWatch(t *testing.T) {
+	c, rdb := newClient(t)
+	ctx := context.Background()
+	before := time.Now()
+	if err := c.EnqueueRing(ctx, queue.CallInfo{CID: "default:w2"}, "r2", []queue.RingMember{{UserID: "bob", EndsAt: before.Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	scheduled, err := asynq.NewInspectorFromRedisClient(rdb).ListScheduledTasks(queue.QueueWatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks := map[int64]bool{}
+	for _, ti := range scheduled {
+		var w queue.WatchTask
+		if err := json.Unmarshal(ti.Payload, &w); err != nil {
+			t.Fatal(err)
+		}
+		if ti.ID != queue.WatchTaskID("r2", w.Tick) || !w.First {
+			t.Errorf("watch tick %d as task %s, first %v; want its own id and first", w.Tick, ti.ID, w.First)
+		}
+		ticks[w.Tick] = true
+	}
+	// The ring was enqueued within the second of before or the one after it.
+	first := before.UnixMilli()/queue.WatchInterval.Milliseconds() + 1
+	if !(len(ticks) == 2 && (ticks[first] && ticks[first+1] || ticks[first+1] && ticks[first+2])) {
+		t.Errorf("watch ticks %v; want the two that follow the ring's start (from %d)", ticks, first)
 	}
 }

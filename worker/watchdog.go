@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -17,12 +18,15 @@ const rescueAfter = 1500 * time.Millisecond
 // HandleWatch is one tick of a ring's watchdog (ARCHITECTURE.md: "a ring must survive a killed worker by its
 // own means"). Asynq hands a dead worker's task back only after its lease and the recoverer, a minute or two;
 // a ring lasts seconds. So while the ring lasts, each tick:
-//   - schedules the next before it acts, so a worker dying during this one does not end the watch (the first
-//     tick schedules the following second's before it even reads the ring; a worker dying inside a later
-//     tick's read, a few milliseconds, still leaves its ring without a watch until Asynq hands the tick back): the next
+//   - schedules the next before it acts, so a worker dying during this one does not end the watch: the next
 //     WatchInterval while a member's push is undelivered, else the first tick at or after the earliest end
 //     of a member's ring (with every push delivered there is nothing to rescue, and a tick every second for
-//     every live ring came due in bursts that new ring pushes queued behind: BENCHMARKS.md, "Ring under load");
+//     every live ring came due in bursts that new ring pushes queued behind: BENCHMARKS.md, "Ring under load").
+//     While a push is undelivered it keeps two ticks ahead, the one after the next too: a worker dying inside
+//     a tick, before it scheduled the next, would otherwise leave its ring without a watch until Asynq hands
+//     the tick back, long after the ring. The ring's first two ticks are scheduled with its pushes
+//     (queue.Client.EnqueueRing), and the first tick schedules the following second's before it even reads
+//     the ring (the second was scheduled already: it costs a conflict);
 //   - settles members whose ring time has passed, in case the timeout task died with its worker;
 //   - re-enqueues the ring push of every member still ringing whose push is undelivered, whose lease has
 //     lapsed (no live worker is sending it, none is waiting to retry it) and who was rung at least
@@ -55,8 +59,16 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 	for i, m := range view.Live {
 		live[i], delivered[i] = queue.RingMember{UserID: m.ID, EndsAt: m.EndsAt}, m.Delivered
 	}
-	if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, nextWatch(task.Tick, live, delivered)); err != nil {
+	next := nextWatch(task.Tick, live, delivered)
+	if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, next); err != nil {
 		return err
+	}
+	if slices.Contains(delivered, false) {
+		// The tick after the next too, in case the next dies with its worker.
+		following := time.UnixMilli((task.Tick + 1) * queue.WatchInterval.Milliseconds())
+		if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, following); err != nil {
+			return err
+		}
 	}
 	if view.Due {
 		if err := w.cfg.Calls.Expire(ctx, cid, task.RingID); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/ringer-dev/ringer/gate"
 	"github.com/ringer-dev/ringer/queue"
 )
 
@@ -61,5 +62,67 @@ func TestTheFirstTickSchedulesTheNextBeforeItReadsTheRing(t *testing.T) {
 		if got := slices.Contains(ids, want); got != first {
 			t.Errorf("first=%v: next tick scheduled %v (scheduled: %v)", first, got, ids)
 		}
+	}
+}
+
+// While a push is undelivered a tick keeps two ticks ahead, so that a worker dying inside the next one, before
+// it scheduled its own next, does not end the watch; once every push is delivered, only the tick at the
+// earliest ring end follows.
+func TestATickKeepsTwoTicksAheadWhileAPushIsUndelivered(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	in := asynq.NewInspectorFromRedisClient(r.rdb)
+	g := gate.New(r.rdb)
+	call := queue.CallInfo{CID: "default:two-ahead"}
+	const ringID = "two-ahead"
+	ends := time.Now().Add(time.Minute)
+	if err := g.Open(ctx, call.CID, ringID, time.Minute, []gate.Member{{ID: "bob", EndsAt: ends}, {ID: "carol", EndsAt: ends}}); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(member string) {
+		adm, lease, err := g.Admit(ctx, call.CID, ringID, member, queue.RingTaskID(ringID, member), time.Now())
+		if err != nil || adm != gate.Admitted {
+			t.Fatalf("admit %s: %v %v", member, adm, err)
+		}
+		if err := lease.Release(ctx, true, 0, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Ticks of their own, well before the ring's end and apart from any the ring scheduled.
+	tick := time.Now().UnixMilli()/queue.WatchInterval.Milliseconds() + 10
+	scheduledTicks := func() []string {
+		scheduled, err := in.ListScheduledTasks(queue.QueueWatch)
+		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, ti := range scheduled {
+			ids = append(ids, ti.ID)
+		}
+		return ids
+	}
+	run := func(tick int64) {
+		if err := r.w.HandleWatch(ctx, task(t, queue.TypeWatch, queue.WatchTask{Call: call, RingID: ringID, Tick: tick})); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	deliver("carol")
+	run(tick)
+	ids := scheduledTicks()
+	for _, want := range []int64{tick + 1, tick + 2} {
+		if !slices.Contains(ids, queue.WatchTaskID(ringID, want)) {
+			t.Errorf("with bob's push undelivered, tick %d was not scheduled (scheduled: %v)", want-tick, ids)
+		}
+	}
+
+	deliver("bob")
+	run(tick + 2)
+	ids = scheduledTicks()
+	if slices.Contains(ids, queue.WatchTaskID(ringID, tick+3)) || slices.Contains(ids, queue.WatchTaskID(ringID, tick+4)) {
+		t.Errorf("with every push delivered, the tick after was scheduled (scheduled: %v); want only the one at the ring's end", ids)
+	}
+	if end := ends.Add(-time.Millisecond).UnixMilli()/queue.WatchInterval.Milliseconds() + 1; !slices.Contains(ids, queue.WatchTaskID(ringID, end)) {
+		t.Errorf("with every push delivered, the tick at the ring's end (%d) was not scheduled (scheduled: %v)", end, ids)
 	}
 }
