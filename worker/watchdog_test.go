@@ -50,14 +50,7 @@ func TestTheFirstTickSchedulesTheNextBeforeItReadsTheRing(t *testing.T) {
 		if err := r.w.HandleWatch(context.Background(), tk); err != nil {
 			t.Fatalf("first=%v: %v", first, err)
 		}
-		scheduled, err := in.ListScheduledTasks(queue.QueueWatch)
-		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, ti := range scheduled {
-			ids = append(ids, ti.ID)
-		}
+		ids := scheduledWatchIDs(t, in)
 		want := queue.WatchTaskID(ringID, tick+1)
 		if got := slices.Contains(ids, want); got != first {
 			t.Errorf("first=%v: next tick scheduled %v (scheduled: %v)", first, got, ids)
@@ -90,17 +83,6 @@ func TestATickKeepsTwoTicksAheadWhileAPushIsUndelivered(t *testing.T) {
 	}
 	// Ticks of their own, well before the ring's end and apart from any the ring scheduled.
 	tick := time.Now().UnixMilli()/queue.WatchInterval.Milliseconds() + 10
-	scheduledTicks := func() []string {
-		scheduled, err := in.ListScheduledTasks(queue.QueueWatch)
-		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, ti := range scheduled {
-			ids = append(ids, ti.ID)
-		}
-		return ids
-	}
 	run := func(tick int64) {
 		if err := r.w.HandleWatch(ctx, task(t, queue.TypeWatch, queue.WatchTask{Call: call, RingID: ringID, Tick: tick})); err != nil {
 			t.Fatal(err)
@@ -109,7 +91,7 @@ func TestATickKeepsTwoTicksAheadWhileAPushIsUndelivered(t *testing.T) {
 
 	deliver("carol")
 	run(tick)
-	ids := scheduledTicks()
+	ids := scheduledWatchIDs(t, in)
 	for _, want := range []int64{tick + 1, tick + 2} {
 		if !slices.Contains(ids, queue.WatchTaskID(ringID, want)) {
 			t.Errorf("with bob's push undelivered, tick %d was not scheduled (scheduled: %v)", want-tick, ids)
@@ -118,11 +100,25 @@ func TestATickKeepsTwoTicksAheadWhileAPushIsUndelivered(t *testing.T) {
 
 	deliver("bob")
 	run(tick + 2)
-	ids = scheduledTicks()
+	ids = scheduledWatchIDs(t, in)
 	if slices.Contains(ids, queue.WatchTaskID(ringID, tick+3)) || slices.Contains(ids, queue.WatchTaskID(ringID, tick+4)) {
 		t.Errorf("with every push delivered, the tick after was scheduled (scheduled: %v); want only the one at the ring's end", ids)
 	}
 	if end := ends.Add(-time.Millisecond).UnixMilli()/queue.WatchInterval.Milliseconds() + 1; !slices.Contains(ids, queue.WatchTaskID(ringID, end)) {
 		t.Errorf("with every push delivered, the tick at the ring's end (%d) was not scheduled (scheduled: %v)", end, ids)
 	}
+}
+
+// scheduledWatchIDs is the ids of the watch ticks scheduled in the watch queue.
+func scheduledWatchIDs(t *testing.T, in *asynq.Inspector) []string {
+	t.Helper()
+	scheduled, err := in.ListScheduledTasks(queue.QueueWatch)
+	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ti := range scheduled {
+		ids = append(ids, ti.ID)
+	}
+	return ids
 }
