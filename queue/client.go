@@ -154,9 +154,10 @@ func (c *Client) EnqueueRing(ctx context.Context, call CallInfo, ringID string, 
 	// with the ring tasks (and pipelined with them, see enqueuer) rather than a round trip before them. The
 	// first tick comes while the ring's pushes are in flight, when a worker is likeliest to die holding one,
 	// and it may die holding the tick too: the second then goes on with the watch (the worker's HandleWatch).
+	// The second is an ordinary tick: marked first, it would schedule a third whatever it read.
 	return c.fanOut(ctx, len(members)+2, func(ctx context.Context, i int) error {
 		if i < 2 {
-			return c.scheduleWatch(ctx, call, ringID, start.Add(time.Duration(i)*WatchInterval), true)
+			return c.scheduleWatch(ctx, call, ringID, start.Add(time.Duration(i)*WatchInterval), i == 0)
 		}
 		m := members[i-2]
 		payload, err := json.Marshal(RingTask{Call: call, RingID: ringID, Member: m.UserID, EndsAt: m.EndsAt.UnixMilli(), EnqueuedAt: now})
