@@ -201,7 +201,11 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 	// bodies stays as it is: deliver reads it beside evs.
 	if sent := slices.DeleteFunc(slices.Clone(bodies), func(b []byte) bool { return b == nil }); len(sent) > 0 {
 		if s.replay > 0 {
-			for users := range slices.Chunk(memberUserIDs(st.Members), s.replayBatch(len(st.Members))) {
+			users := memberUserIDs(st.Members)
+			if len(users) > replayCallMax {
+				users = s.publishToAbsent(ctx, pipe, users, sent)
+			}
+			for users := range slices.Chunk(users, s.replayBatch(len(users))) {
 				r := replayed{users: users, bodies: sent}
 				r.cmd = s.replayTo(ctx, pipe, minID, r)
 				replays = append(replays, r)
@@ -237,6 +241,34 @@ type replayed struct {
 	cmd    *redis.Cmd
 }
 
+// publishToAbsent queues on pipe a plain PUBLISH of each event for every one of users who is not present
+// (presenceKey), and answers the others. A big call's members are mostly absent: a PUBLISH each costs Redis
+// far less than a script call that finds them so. A member who turns present after the check hears the events
+// live all the same; it is only its replay stream that misses them, and its stream opened after they happened.
+// When the check fails every member is answered present, since the script checks again.
+func (s *Store) publishToAbsent(ctx context.Context, pipe redis.Pipeliner, users []string, bodies [][]byte) []string {
+	check := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(users))
+	for i, u := range users {
+		cmds[i] = check.Exists(ctx, presenceKey(u))
+	}
+	if _, err := check.Exec(ctx); err != nil {
+		s.log.Warn("presence of members not read; every member's events go through the replay script", "err", err)
+		return users
+	}
+	present := users[:0:0]
+	for i, u := range users {
+		if cmds[i].Val() == 1 {
+			present = append(present, u)
+			continue
+		}
+		for _, b := range bodies {
+			pipe.Publish(ctx, EventChannel(u), b)
+		}
+	}
+	return present
+}
+
 // replayBatch is how many of a call's members one replay script call serves: all of them on a single Redis,
 // where their streams share the node, when they are few (replayCallMax); else one, the only stream sure to
 // share a Cluster slot with itself. A big call's events go one call a member, since calls that each serve
@@ -260,14 +292,14 @@ func memberUserIDs(ms []Member) []string {
 // Redis keeps it once loaded (replayAgain loads it when Redis has lost it).
 // minID is the oldest stream id the publish keeps (the replay window back from its now).
 func (s *Store) replayTo(ctx context.Context, pipe redis.Pipeliner, minID string, r replayed) *redis.Cmd {
-	keys := make([]string, len(r.users))
+	keys := make([]string, 0, 2*len(r.users))
 	args := make([]any, 0, 3+len(r.bodies)+len(r.users))
 	args = append(args, minID, s.replay.Milliseconds(), len(r.bodies))
 	for _, b := range r.bodies {
 		args = append(args, b)
 	}
-	for i, u := range r.users {
-		keys[i] = replayKey(u)
+	for _, u := range r.users {
+		keys = append(keys, replayKey(u), presenceKey(u))
 		args = append(args, EventChannel(u))
 	}
 	return streamPublishScript.EvalSha(ctx, pipe, keys, args...)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -67,6 +68,8 @@ type Hub struct {
 	perUser int
 	max     int
 	replay  time.Duration
+	// refresh is how often the users streamed to are marked present again (presenceRefresh).
+	refresh time.Duration
 	log     *slog.Logger
 	metrics *hubMetrics
 
@@ -79,6 +82,7 @@ type Hub struct {
 type hubConn struct {
 	ps    *redis.PubSub
 	users map[string]*userStreams
+	done  chan struct{} // closed with the connection
 }
 
 // userStreams is one user's channel on the connection.
@@ -104,7 +108,7 @@ func NewHub(rdb redis.UniversalClient, cfg HubConfig) (*Hub, error) {
 	cfg.PerUser = cmp.Or(max(cfg.PerUser, 0), DefaultStreamsPerUser)
 	cfg.Max = cmp.Or(max(cfg.Max, 0), DefaultMaxStreams)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
-	h := &Hub{rdb: rdb, perUser: cfg.PerUser, max: cfg.Max, replay: cfg.Replay, log: cfg.Logger}
+	h := &Hub{rdb: rdb, perUser: cfg.PerUser, max: cfg.Max, replay: cfg.Replay, refresh: presenceRefresh, log: cfg.Logger}
 	if cfg.Registerer != nil {
 		m, err := newHubMetrics(cfg.Registerer)
 		if err != nil {
@@ -119,6 +123,12 @@ func NewHub(rdb redis.UniversalClient, cfg HubConfig) (*Hub, error) {
 // stream (a newer stream of the user replaced it, or it fell behind); the channel is closed then. It
 // returns once Redis has confirmed the subscription, so an event published after it reaches the stream.
 func (h *Hub) Subscribe(ctx context.Context, user string) (<-chan Event, error) {
+	if h.replay > 0 {
+		// Before the subscription: an event published once the stream is live must go to the replay stream too.
+		if err := h.rdb.Set(ctx, presenceKey(user), 1, h.presenceTTL()).Err(); err != nil {
+			return nil, fmt.Errorf("subscribe %s: mark present: %w", user, err)
+		}
+	}
 	h.mu.Lock()
 	if h.conn == nil {
 		h.open()
@@ -189,10 +199,43 @@ func (h *Hub) Subscribe(ctx context.Context, user string) (<-chan Event, error) 
 func (h *Hub) open() {
 	// No channel yet: the connection is made by the reader, and the first Subscribe follows on it.
 	ps := h.rdb.Subscribe(context.Background())
-	c := &hubConn{ps: ps, users: map[string]*userStreams{}}
+	c := &hubConn{ps: ps, users: map[string]*userStreams{}, done: make(chan struct{})}
 	h.conn = c
 	msgs := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go h.read(c, msgs)
+	if h.replay > 0 {
+		go h.keepPresent(c)
+	}
+}
+
+// presenceTTL is how long a mark of presence lasts: past the next two renewals by the replay window, so that a
+// user stays present for at least the window after its last stream closed, or its process died.
+func (h *Hub) presenceTTL() time.Duration { return h.replay + 2*h.refresh }
+
+// keepPresent marks the users of c present again every h.refresh until c closes. A renewal that fails is
+// logged; the next may succeed before the marks run out.
+func (h *Hub) keepPresent(c *hubConn) {
+	t := time.NewTicker(h.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		users := slices.Collect(maps.Keys(c.users))
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), h.refresh)
+		pipe := h.rdb.Pipeline()
+		for _, u := range users {
+			pipe.Set(ctx, presenceKey(u), 1, h.presenceTTL())
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			h.log.Warn("event hub: presence not renewed", "users", len(users), "err", err)
+		}
+		cancel()
+	}
 }
 
 // read hands each message of c to its user's streams until c is closed.
@@ -288,6 +331,7 @@ func (h *Hub) close(s *stream, reason string) {
 	if h.total == 0 {
 		// Nothing to hear: the connection goes, and its state with it.
 		h.conn = nil
+		close(c.done)
 		if err := c.ps.Close(); err != nil {
 			h.log.Debug("event hub: close pub/sub", "err", err)
 		}

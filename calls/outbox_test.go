@@ -97,6 +97,9 @@ func TestAProcessWithoutWebhooksWritesNoOutboxAndStillPublishesEveryEvent(t *tes
 	rdb := testredis.Start(t).Client(t)
 	s := New(rdb, queue.NewClient(rdb), nil)
 	s.SetEventReplay(time.Minute)
+	if err := rdb.Set(ctx, presenceKey("bob"), 1, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := s.GetOrCreate(ctx, Actor{UserID: "alice"}, "default", "quiet",
 		CreateRequest{Ring: true, Members: []MemberInput{{UserID: "bob"}}}); err != nil {
 		t.Fatal(err)

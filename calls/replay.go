@@ -20,13 +20,27 @@ const replayMax = 1000
 // replayKey is the stream of one user's events, in the user's slot.
 func replayKey(user string) string { return "ringer:{u:" + user + "}:events" }
 
-// streamPublishScript appends a transition's events to members' replay streams, in order, dropping entries
-// older than the replay window, and publishes each on the member's channel as "<stream id> <event JSON>", so
-// a live stream and a replay name each event by the same id. One call for all the members of a small call
-// whose streams share a node, else one a member (replayBatch): each script call has a cost of its own in
-// Redis, and carries the events' JSON once for all the members it serves.
+// presenceKey marks a user whose events are kept for replay: set while a stream of the user is open and for at
+// least the replay window after the last one closed (Hub.keepPresent), in the user's slot. Only such a user
+// can come back with a Last-Event-ID the window still covers, so only its events go to its replay stream: a
+// stream costs Redis a few KB however short it is, which a big call's absent members would otherwise pin for a
+// whole window each.
+func presenceKey(user string) string { return "ringer:{u:" + user + "}:present" }
+
+// presenceRefresh is how often a hub renews the presence of the users it streams to; each renewal lasts the
+// replay window and two of these, so a user's presence outlives its last stream by at least the window.
+const presenceRefresh = 30 * time.Second
+
+// streamPublishScript appends a transition's events to the replay streams of the members who are present
+// (presenceKey), in order, dropping entries older than the replay window, and publishes each on the member's
+// channel as "<stream id> <event JSON>", so a live stream and a replay name each event by the same id. An
+// absent member's events are published as they are, without an id: a stream of its that opens meanwhile still
+// hears them. One call for all the members of a small call whose streams share a node, else one a member
+// (replayBatch): each script call has a cost of its own in Redis, and carries the events' JSON once for all
+// the members it serves.
 //
-// KEYS[1..n] -> ringer:{u:<user>}:events, a member's stream each
+// KEYS[2k-1] -> ringer:{u:<user>}:events, member k's stream, for k = 1..n
+// KEYS[2k] -> ringer:{u:<user>}:present, member k's presence
 // ARGV[1] -> the oldest unix ms to keep
 // ARGV[2] -> the streams' TTL, ms: a user with no new event loses the stream with the window
 // ARGV[3] -> e, the number of events
@@ -35,13 +49,19 @@ func replayKey(user string) string { return "ringer:{u:" + user + "}:events" }
 // Answers nothing.
 var streamPublishScript = redis.NewScript(`
 local e = tonumber(ARGV[3])
-for k = 1, #KEYS do
-  local channel = ARGV[3 + e + k]
-  for i = 4, 3 + e do
-    local id = redis.call('XADD', KEYS[k], 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
-    redis.call('PUBLISH', channel, id .. ' ' .. ARGV[i])
+for k = 1, #KEYS / 2 do
+  local stream, channel = KEYS[2 * k - 1], ARGV[3 + e + k]
+  if redis.call('EXISTS', KEYS[2 * k]) == 1 then
+    for i = 4, 3 + e do
+      local id = redis.call('XADD', stream, 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
+      redis.call('PUBLISH', channel, id .. ' ' .. ARGV[i])
+    end
+    redis.call('PEXPIRE', stream, ARGV[2])
+  else
+    for i = 4, 3 + e do
+      redis.call('PUBLISH', channel, ARGV[i])
+    end
   end
-  redis.call('PEXPIRE', KEYS[k], ARGV[2])
 end
 return 0
 `)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -218,6 +220,25 @@ func replayingStore(t *testing.T) (*testredis.Server, *redis.Client, *calls.Stor
 	return srv, rdb, s
 }
 
+// present opens an event stream for each user through a Hub, as GET /v1/events does, so that their events are
+// kept for replay from then on. The streams are left unread: the hub closes them as slow, and the users stay
+// present for the replay window after.
+func present(t *testing.T, rdb *redis.Client, users ...string) {
+	t.Helper()
+	hub, err := calls.NewHub(rdb, calls.HubConfig{Replay: time.Minute, Max: len(users),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, u := range users {
+		if _, err := hub.Subscribe(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // replayStream is what user's replay stream holds: each event's type and stream id, in order.
 func replayStream(t *testing.T, rdb *redis.Client, user string) (types, ids []string) {
 	t.Helper()
@@ -241,6 +262,7 @@ func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
 	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	stream := "ringer:{u:bob}:events"
+	present(t, rdb, "bob")
 	ring(t, s, "replay-1", "bob")
 	first, err := rdb.XLen(ctx, stream).Result()
 	if err != nil || first == 0 {
@@ -260,6 +282,7 @@ func TestEventsReachTheReplayStreamWhenRedisHasLostTheScript(t *testing.T) {
 func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *testing.T) {
 	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
+	present(t, rdb, "bob", "carol")
 	sub := rdb.Subscribe(ctx, calls.EventChannel("bob"), calls.EventChannel("carol"))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
@@ -297,6 +320,7 @@ func TestATransitionsEventsReachEachMembersStreamInOrderUnderTheirStreamIDs(t *t
 func TestACreateThatNotifiesEnqueuesItsNotificationBeforeItPublishesItsEvents(t *testing.T) {
 	srv, rdb, s := replayingStore(t)
 	ctx := context.Background()
+	present(t, rdb, "alice", "bob", "carol")
 	// Redis has the scripts from here on, so each runs once by its hash (see replayAgain).
 	if _, _, err := s.GetOrCreate(ctx, calls.Actor{UserID: "dave"}, "default", "warm",
 		calls.CreateRequest{Ring: true, Members: []calls.MemberInput{{UserID: "erin"}}}); err != nil {
@@ -421,19 +445,23 @@ func TestACreateWhoseReminderFailsNotifiesNobodyAndItsRetryNotifiesOnce(t *testi
 	}
 }
 
-// A call too big for one replay script call (replayBatch) still gets each event to every member's stream,
-// in order, and to every member's channel under its stream id, on a Redis that has lost the script as on
-// one that has it.
-func TestEveryMemberOfABigCallGetsItsEventsInItsStreamAndOnItsChannel(t *testing.T) {
+// A call too big for one replay script call (replayBatch) still gets each event, in order, to every present
+// member's stream and channel under its stream id, and to every absent member's channel without one, keeping
+// nothing for it, on a Redis that has lost the script as on one that has it.
+func TestEveryMemberOfABigCallHearsItsEventsAndThePresentOnesKeepThemForReplay(t *testing.T) {
 	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	var members []calls.MemberInput
-	var channels []string
+	var channels, here []string
 	for i := range 250 {
 		u := "member" + strconv.Itoa(i)
 		members = append(members, calls.MemberInput{UserID: u})
 		channels = append(channels, calls.EventChannel(u))
+		if i%2 == 0 {
+			here = append(here, u)
+		}
 	}
+	present(t, rdb, here...)
 	sub := rdb.Subscribe(ctx, channels...)
 	defer sub.Close()
 	for range channels {
@@ -449,23 +477,73 @@ func TestEveryMemberOfABigCallGetsItsEventsInItsStreamAndOnItsChannel(t *testing
 			t.Fatalf("create %s: created=%v err=%v", id, created, err)
 		}
 	}
-	published := map[string][]string{}
+	ids, types := map[string][]string{}, map[string][]string{}
 	for range 4 * len(channels) {
 		msg, err := sub.ReceiveMessage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _, _ := strings.Cut(msg.Payload, " ")
-		published[msg.Channel] = append(published[msg.Channel], id)
+		id, data := "", msg.Payload
+		if !strings.HasPrefix(data, "{") {
+			id, data, _ = strings.Cut(data, " ")
+		}
+		var ev struct{ Type string }
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		ids[msg.Channel] = append(ids[msg.Channel], id)
+		types[msg.Channel] = append(types[msg.Channel], ev.Type)
 	}
 	want := []string{"call.created", "call.notification", "call.created", "call.notification"}
 	for i, m := range members {
-		types, ids := replayStream(t, rdb, m.UserID)
-		if !slices.Equal(types, want) {
-			t.Fatalf("%s's replay stream holds %v; want %v", m.UserID, types, want)
+		if !slices.Equal(types[channels[i]], want) {
+			t.Fatalf("%s's channel carried %v; want %v", m.UserID, types[channels[i]], want)
 		}
-		if !slices.Equal(published[channels[i]], ids) {
-			t.Fatalf("%s's channel carried ids %v; want the stream's %v, in order", m.UserID, published[channels[i]], ids)
+		if !slices.Contains(here, m.UserID) {
+			if n := rdb.Exists(ctx, "ringer:{u:"+m.UserID+"}:events").Val(); n != 0 {
+				t.Fatalf("absent %s has a replay stream", m.UserID)
+			}
+			if !slices.Equal(ids[channels[i]], []string{"", "", "", ""}) {
+				t.Fatalf("absent %s's channel carried ids %v; want none", m.UserID, ids[channels[i]])
+			}
+			continue
+		}
+		kept, streamIDs := replayStream(t, rdb, m.UserID)
+		if !slices.Equal(kept, want) {
+			t.Fatalf("%s's replay stream holds %v; want %v", m.UserID, kept, want)
+		}
+		if !slices.Equal(ids[channels[i]], streamIDs) {
+			t.Fatalf("%s's channel carried ids %v; want the stream's %v, in order", m.UserID, ids[channels[i]], streamIDs)
+		}
+	}
+}
+
+// A small call's absent member hears its events, without ids, and gets no replay stream, while the member
+// present keeps them: both through the one script call that serves them.
+func TestASmallCallsAbsentMemberHearsItsEventsAndKeepsNone(t *testing.T) {
+	_, rdb, s := replayingStore(t)
+	ctx := context.Background()
+	present(t, rdb, "bob")
+	sub := rdb.Subscribe(ctx, calls.EventChannel("carol"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring(t, s, "half-here", "bob", "carol")
+	if types, _ := replayStream(t, rdb, "bob"); !slices.Equal(types, []string{"call.created", "call.ring"}) {
+		t.Fatalf("bob's replay stream holds %v; want call.created then call.ring", types)
+	}
+	if n := rdb.Exists(ctx, "ringer:{u:carol}:events").Val(); n != 0 {
+		t.Fatal("absent carol has a replay stream")
+	}
+	for _, want := range []string{"call.created", "call.ring"} {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct{ Type string }
+		if err := json.Unmarshal([]byte(msg.Payload), &ev); err != nil || ev.Type != want {
+			t.Fatalf("carol's channel carried %q (%v); want %s, without an id", msg.Payload, err, want)
 		}
 	}
 }
