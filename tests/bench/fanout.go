@@ -167,7 +167,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 		title: "fan-out: notify N members (one device each)",
 		header: byMasterHeader(cfg, "members", "devices", "provider latency", "enqueue alone", "drain", "drain pushes/s", "drain × ceiling",
 			"live request→first push", "live request→answer", "live answer→last push", "live pushes/s", "live × ceiling", "lost", "worker peak RSS", "Redis memory of the backlog",
-			"CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push",
+			"replay streams (Redis memory)", "CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push",
 			"FCM connections"),
 	}
 	var errs []string
@@ -190,6 +190,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 	t.note("live pushes/s: N−1 over request sent to last push, with the worker draining while the API enqueues; live × ceiling compares it with the bare no-op Asynq drain (issue 17 times the fan-out so). lost: members with no push once the queues are empty.")
 	t.note("2-core bound: 2,000,000 µs of CPU a second over the CPU µs all three spend per push: the rate two cores would carry with no one else on them; the fakes (bench) are part of the cost on this machine, not in production.")
 	t.note("Redis memory of the backlog: the notify queue's memory usage as Asynq's inspector reports it (its keys and a sample of its tasks), per queued task and per member.")
+	t.note("replay streams: the members' event streams kept for a reconnect (Last-Event-ID) once both calls are quiet, and what Redis holds for them (MEMORY USAGE of a sample, times their number). The bench opens no event stream, so its members are absent.")
 	byMasterNote(cfg, t, "the drain")
 	t.note("CPU: process CPU time over the drain as a share of one core (the machine has 2, so 200%% is all of it); bench is the fakes and this tool; others is every other process of the machine (a shared machine's background load: figures beside a big others are low). Redis per push: Redis CPU µs per push and the commands that cost most (INFO commandstats).")
 	if len(errs) > 0 {
@@ -278,6 +279,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 	t1 := time.Now()
 	e.waitPushes(before+pushes, cfg.timeout)
 	e.quiet(cfg.timeout)
+	streams, streamMem := e.replayStreams()
 	got, last, first := e.received("bench:fan-b")
 	rss := familyStatusKB(w.pid(), "VmHWM")
 
@@ -293,11 +295,34 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 		strconv.Itoa(n), mix, lat.String(), ms(enqueue), ms(drain), fmt.Sprintf("**%.0f**", drainRate), drainRatio,
 		ms(first.Sub(t0)), ms(t1.Sub(t0)), ms(last.Sub(t1)), fmt.Sprintf("**%s**", perSec(pushes, last.Sub(t0))), liveRatio,
 		strconv.Itoa(pushes - got), fmt.Sprintf("%.0f MB", float64(rss)/1024), fmt.Sprintf("%.0f B/task, %.0f B/member (%d tasks)", perTask, perMember, tasks),
+		fmt.Sprintf("%d (%.0f MB)", streams, float64(streamMem)/(1<<20)),
 		fmt.Sprintf("%s / %s / %s / %s", pct(wc, drain), pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
 		cpuPerPush(wc, rc1-rc0, bc1-bc0, pushes),
 		redisUsec(cs0, cs1, pushes),
 		fcmConnections(e.fcm),
 	}, byMaster...)
+}
+
+// replayStreams is how many users' replay streams the Redis servers hold, and about how much memory they take
+// (MEMORY USAGE of up to 200 of them, times their number).
+func (e *env) replayStreams() (n int, bytes int64) {
+	ctx := context.Background()
+	var sampled, sampleBytes int64
+	for _, c := range e.nodes {
+		iter := c.Scan(ctx, 0, "ringer:{u:*}:events", 1000).Iterator()
+		for iter.Next(ctx) {
+			n++
+			if sampled < 200 {
+				if b, err := c.MemoryUsage(ctx, iter.Val()).Result(); err == nil {
+					sampled, sampleBytes = sampled+1, sampleBytes+b
+				}
+			}
+		}
+	}
+	if sampled == 0 {
+		return n, 0
+	}
+	return n, sampleBytes / sampled * int64(n)
 }
 
 // fcmConnections is how many connections the fake FCM accepted over a run and which HTTP version carried its
