@@ -197,6 +197,33 @@ func decodeKeepingNumbers(raw string, v any) error {
 	return dec.Decode(v)
 }
 
+// storedMember is a member as memberJSON stores it, its custom object left encoded.
+type storedMember struct {
+	Role      string          `json:"role"`
+	Custom    json.RawMessage `json:"custom"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// decodeMember decodes a stored member (without its user id, the field it is stored under). A big call's
+// reads decode every member, most with an empty custom object: only a custom object that holds something
+// takes the decoder that keeps its numbers exact.
+func decodeMember(raw string) (Member, error) {
+	var sm storedMember
+	if err := json.Unmarshal([]byte(raw), &sm); err != nil {
+		return Member{}, fmt.Errorf("decode member: %w", err)
+	}
+	m := Member{Role: sm.Role, Custom: map[string]any{}, CreatedAt: sm.CreatedAt}
+	if custom := string(sm.Custom); custom != "" && custom != "{}" && custom != "null" {
+		if err := decodeKeepingNumbers(custom, &m.Custom); err != nil {
+			return Member{}, fmt.Errorf("decode member's custom: %w", err)
+		}
+		if m.Custom == nil {
+			m.Custom = map[string]any{}
+		}
+	}
+	return m, nil
+}
+
 func msTime(v string) time.Time {
 	ms, _ := strconv.ParseInt(v, 10, 64)
 	return time.UnixMilli(ms).UTC()
@@ -274,14 +301,11 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 	slices.SortStableFunc(call.Session.Participants, func(a, b Participant) int { return a.JoinedAt.Compare(b.JoinedAt) })
 	members := make([]Member, 0, len(c.members))
 	for u, raw := range c.members {
-		var m Member
-		if err := decodeKeepingNumbers(raw, &m); err != nil {
+		m, err := decodeMember(raw)
+		if err != nil {
 			return snapshot{}, fmt.Errorf("call %s: member %s: %w", cid, u, err)
 		}
 		m.UserID = u
-		if m.Custom == nil {
-			m.Custom = map[string]any{}
-		}
 		members = append(members, m)
 	}
 	slices.SortFunc(members, func(a, b Member) int {
