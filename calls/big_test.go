@@ -2,6 +2,7 @@ package calls_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -91,5 +92,32 @@ func TestABigCallShowsEveryMemberOnEveryPath(t *testing.T) {
 	callTTL, cerr := rdb.PTTL(ctx, gate.CallKey(calls.CID("default", "big"), "call")).Result()
 	if err != nil || cerr != nil || ttl < time.Hour || (ttl-callTTL).Abs() > time.Second {
 		t.Fatalf("members key ttl %v (err %v), call ttl %v (err %v): a call's members must live as long as the call", ttl, err, callTTL, cerr)
+	}
+}
+
+// A big call's create answers its members as it wrote them, without reading them back: the answer is the one
+// a read of the call gives, defaults, roles and exact custom numbers included.
+func TestABigCallsCreateAnswersTheMembersAReadGives(t *testing.T) {
+	rdb := testredis.Start(t).Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	ctx := context.Background()
+	req := calls.CreateRequest{}
+	for i := range 1500 {
+		req.Members = append(req.Members, calls.MemberInput{UserID: fmt.Sprintf("m%04d", i)})
+	}
+	req.Members[7].Role = "host"
+	req.Members[9].Custom = map[string]any{"seat": json.Number("12345678901234567890"), "tags": []any{"a"}}
+	created, ok, err := s.GetOrCreate(ctx, alice, "default", "big-answer", req)
+	if err != nil || !ok {
+		t.Fatalf("create: created=%v err=%v", ok, err)
+	}
+	read, err := s.Get(ctx, alice, "default", "big-answer", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(created.Members)
+	want, _ := json.Marshal(read.Members)
+	if string(got) != string(want) {
+		t.Fatalf("the create answered members\n%.600s\nwhere a read gives\n%.600s", got, want)
 	}
 }

@@ -33,6 +33,9 @@ type snapshot struct {
 type callData struct {
 	call, members, ring, accepted, rejected, missed, joined map[string]string
 	ringing                                                 []ringingMember
+	// known, when set, is the members as the caller wrote them, in their order (sortMembers), in place of
+	// members: a big call's create need not read back and decode what it just wrote.
+	known []Member
 }
 
 type ringingMember struct {
@@ -172,7 +175,7 @@ func trimMembers(ms []Member, user string) []Member {
 
 // snapshot makes the call's snapshot from what the pipeline read, reading a big call's members first.
 func (s *Store) snapshot(ctx context.Context, cid string, d callData) (snapshot, error) {
-	if d.members == nil && len(d.call) > 0 {
+	if d.members == nil && d.known == nil && len(d.call) > 0 {
 		var err error
 		if d.members, err = s.scanMembers(ctx, cid); err != nil {
 			return snapshot{}, err
@@ -195,6 +198,16 @@ func decodeKeepingNumbers(raw string, v any) error {
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	return dec.Decode(v)
+}
+
+// sortMembers puts members in the order a call shows them: by when they joined it, then by user id.
+func sortMembers(members []Member) {
+	slices.SortFunc(members, func(a, b Member) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UserID, b.UserID)
+	})
 }
 
 // storedMember is a member as memberJSON stores it, its custom object left encoded.
@@ -299,27 +312,19 @@ func (c callData) snapshot(cid string, now time.Time) (snapshot, error) {
 		call.Session.Participants = append(call.Session.Participants, Participant{UserID: u, JoinedAt: msTime(c.joined[u])})
 	}
 	slices.SortStableFunc(call.Session.Participants, func(a, b Participant) int { return a.JoinedAt.Compare(b.JoinedAt) })
-	members := make([]Member, 0, len(c.members))
-	for u, raw := range c.members {
-		m, err := decodeMember(raw)
-		if err != nil {
-			return snapshot{}, fmt.Errorf("call %s: member %s: %w", cid, u, err)
+	members := c.known
+	if members == nil {
+		members = make([]Member, 0, len(c.members))
+		for u, raw := range c.members {
+			m, err := decodeMember(raw)
+			if err != nil {
+				return snapshot{}, fmt.Errorf("call %s: member %s: %w", cid, u, err)
+			}
+			m.UserID = u
+			members = append(members, m)
 		}
-		m.UserID = u
-		members = append(members, m)
+		sortMembers(members)
 	}
-	slices.SortFunc(members, func(a, b Member) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		if a.UserID < b.UserID {
-			return -1
-		}
-		if a.UserID > b.UserID {
-			return 1
-		}
-		return 0
-	})
 	snap.State = State{Call: call, Members: members}
 	return snap, nil
 }

@@ -28,6 +28,9 @@ type owedBeyond struct {
 	index  *memberIndex
 	remind *time.Time
 	notify bool
+	// known is the members a create wrote, in their order (sortMembers), when it is too big for its script to
+	// answer them: the call it made has them, and they need not be read back.
+	known []Member
 }
 
 // runKeys is the one path of every transition: it runs script sc on keys (the call's keys, then any a script
@@ -66,6 +69,9 @@ func (s *Store) runKeys(ctx context.Context, a Actor, sc *redis.Script, keys []s
 	if out.Status == statusNotFound {
 		return out, snapshot{}, out.Status.err(cid, out)
 	}
+	if out.Status == statusOK && also != nil && also.known != nil {
+		data.known = also.known
+	}
 	snap, err := s.snapshot(ctx, cid, data)
 	if err != nil {
 		return out, snap, err
@@ -96,14 +102,23 @@ func ringTimeouts(o *SettingsOverride) RingSettings {
 	return rs
 }
 
-func memberJSON(m MemberInput, at time.Time) (string, error) {
+// memberOf is the member m makes at time at, its defaults filled in. at is in UTC without a monotonic reading,
+// so that it is the time a read of the member decodes.
+func memberOf(m MemberInput, at time.Time) Member {
 	if m.Role == "" {
 		m.Role = "user"
 	}
 	if m.Custom == nil {
 		m.Custom = map[string]any{}
 	}
-	b, err := json.Marshal(Member{Role: m.Role, Custom: m.Custom, CreatedAt: at})
+	return Member{UserID: m.UserID, Role: m.Role, Custom: m.Custom, CreatedAt: at.UTC().Round(0)}
+}
+
+// memberJSON is m as a call's members hash stores it, under its user id.
+func memberJSON(m MemberInput, at time.Time) (string, error) {
+	stored := memberOf(m, at)
+	stored.UserID = ""
+	b, err := json.Marshal(stored)
 	return string(b), err
 }
 
@@ -186,10 +201,16 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 		}
 	}
 	keys := callKeys(cid)
+	var known []Member
 	if len(members) > inlineMembers {
 		if keys, memberPairs, err = s.stageBig(ctx, cid, keys, memberPairs); err != nil {
 			return State{}, false, err
 		}
+		known = make([]Member, len(members))
+		for i, m := range members {
+			known[i] = memberOf(m, now)
+		}
+		sortMembers(known)
 	}
 	spec, err := json.Marshal(createSpec{
 		Fields: fields, Members: memberPairs, Ring: req.Ring, RingID: newID(),
@@ -198,7 +219,7 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	if err != nil {
 		return State{}, false, fmt.Errorf("create %s: %w", cid, err)
 	}
-	also := &owedBeyond{index: &memberIndex{at: now, users: memberIDs(members)}, remind: req.StartsAt, notify: req.Notify}
+	also := &owedBeyond{index: &memberIndex{at: now, users: memberIDs(members)}, remind: req.StartsAt, notify: req.Notify, known: known}
 	out, snap, err := s.runKeys(ctx, a, createScript, keys, cid, also, string(spec))
 	created := out.Status == statusOK
 	if err != nil {
