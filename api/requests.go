@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -184,6 +185,9 @@ func decodeMember(path string, raw json.RawMessage) (calls.MemberInput, error) {
 	if isNull(raw) {
 		return calls.MemberInput{}, fieldErr(wire.CodeInvalidField, path, "must be a member object, not null")
 	}
+	if id, ok := plainMember(raw); ok {
+		return calls.MemberInput{UserID: id}, nil
+	}
 	var m struct {
 		UserID string          `json:"user_id"`
 		Role   string          `json:"role"`
@@ -206,6 +210,20 @@ func decodeMember(path string, raw json.RawMessage) (calls.MemberInput, error) {
 		return calls.MemberInput{}, err
 	}
 	return calls.MemberInput{UserID: m.UserID, Role: m.Role, Custom: custom}, nil
+}
+
+// plainMember is the user id of a member sent as {"user_id":"<id>"}, exactly so, with an id that userIDRe
+// allows (so nothing in it to unescape), or false. That is how most members of a big call come, and for them it
+// is what decodeStrict and the checks after it give, without a JSON decoder for each member.
+func plainMember(raw json.RawMessage) (string, bool) {
+	id, ok := bytes.CutPrefix(raw, []byte(`{"user_id":"`))
+	if !ok {
+		return "", false
+	}
+	if id, ok = bytes.CutSuffix(id, []byte(`"}`)); !ok || !userIDRe.Match(id) {
+		return "", false
+	}
+	return string(id), true
 }
 
 // decodeCustom decodes a free-form custom object at path: an object (or null), at most calls.MaxCustomBytes

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -250,5 +251,45 @@ func TestRingDuplicateCreatorCountsOnceAgainstTheRingLimit(t *testing.T) {
 	w := e.do("POST", "/v1/call/default/abc", serverToken(t), `{"ring":true,"data":{"created_by_id":"alice","members":`+members("alice", calls.MaxRingMembers)+`}}`)
 	if w.Code != http.StatusCreated {
 		t.Fatalf("status = %d; %.300s", w.Code, w.Body)
+	}
+}
+
+// A member sent as {"user_id":"<id>"} takes a path without a JSON decoder of its own; it must give what the
+// decoder gives, and every other form, or an id the decoder's checks refuse, must go the decoder's way.
+func TestAPlainMemberDecodesAsTheDecoderWould(t *testing.T) {
+	for _, raw := range []string{
+		`{"user_id":"bob"}`,
+		`{"user_id":"a.b@c_d-9"}`,
+		`{"user_id":"` + strings.Repeat("x", 128) + `"}`,
+		`{ "user_id": "bob" }`,
+		`{"user_id":"bob","role":"host"}`,
+		`{"user_id":"b\u00f6b"}`,
+		`{"user_id":"bob\"}`,
+		`{"user_id":"` + strings.Repeat("x", 129) + `"}`,
+		`{"user_id":""}`,
+		`{"user_id":"bob","extra":1}`,
+		`{"User_id":"bob"}`,
+	} {
+		got, gotErr := decodeMember("data.members[0]", json.RawMessage(raw))
+		_, plain := plainMember(json.RawMessage(raw))
+		// The decoder's way, whatever plainMember says.
+		var m struct {
+			UserID string          `json:"user_id"`
+			Role   string          `json:"role"`
+			Custom json.RawMessage `json:"custom"`
+		}
+		wantErr := decodeStrict("data.members[0]", []byte(raw), &m)
+		if wantErr == nil && !userIDRe.MatchString(m.UserID) {
+			wantErr = errors.New("bad user id")
+		}
+		if plain && (gotErr != nil || wantErr != nil || got.UserID != m.UserID || got.Role != "" || got.Custom != nil) {
+			t.Errorf("%s took the plain path to %+v (%v); the decoder gives %+v (%v)", raw, got, gotErr, m, wantErr)
+		}
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("%s: decodeMember says %v, the decoder %v", raw, gotErr, wantErr)
+		}
+	}
+	if _, plain := plainMember(json.RawMessage(`{"user_id":"bob"}`)); !plain {
+		t.Error(`{"user_id":"bob"} did not take the plain path`)
 	}
 }
