@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -105,6 +106,29 @@ func BenchmarkDecodeCreateTypical(b *testing.B) {
 	body := []byte(`{"ring":true,"data":{"members":[{"user_id":"alice","role":"admin"},{"user_id":"bob","custom":{"name":"Bob"}}],` +
 		`"custom":{"display_name":"Stand-up"},"settings_override":{"ring":{"auto_cancel_timeout_ms":30000,"incoming_call_timeout_ms":30000}}}}`)
 	tok := TokenClaims{UserID: "alice", Role: RoleUser}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeCreate(body, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeCreateBigNotify decodes the body of a 100,000-member notification, each member sent as
+// {"user_id":"<id>"} as big calls' members are.
+func BenchmarkDecodeCreateBigNotify(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"notify":true,"data":{"members":[`)
+	for i := range 100000 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"user_id":"m%06d"}`, i)
+	}
+	sb.WriteString(`],"custom":{"display_name":"All hands"}}}`)
+	body := []byte(sb.String())
+	tok := TokenClaims{UserID: "m000000", Role: RoleUser}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
