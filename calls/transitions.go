@@ -184,10 +184,19 @@ func (s *Store) GetOrCreate(ctx context.Context, a Actor, typ, id string, req Cr
 	}
 	memberPairs := make([]string, 0, 2*len(members))
 	callees := make([]string, 0, len(members))
+	// A member with no role or custom object of its own is stored as the same JSON as every other such member of
+	// the call, as most members of a big call are: encoded once.
+	var plainJSON string
 	for _, m := range members {
-		mj, err := memberJSON(m, now)
-		if err != nil {
-			return State{}, false, &FieldError{Field: "data.members", Message: err.Error()}
+		plain := m.Role == "" && len(m.Custom) == 0
+		mj := plainJSON
+		if !plain || plainJSON == "" {
+			if mj, err = memberJSON(m, now); err != nil {
+				return State{}, false, &FieldError{Field: "data.members", Message: err.Error()}
+			}
+			if plain {
+				plainJSON = mj
+			}
 		}
 		memberPairs = append(memberPairs, m.UserID, mj)
 		if req.Ring && m.UserID != a.UserID {
