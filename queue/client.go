@@ -212,6 +212,9 @@ func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event stri
 // it, so ticks less than a second apart would come due together: more work for no earlier rescue.
 const WatchInterval = time.Second
 
+// WatchTickAt is when watchdog tick `tick` comes due: ticks are numbered by the WatchInterval since the epoch.
+func WatchTickAt(tick int64) time.Time { return time.UnixMilli(tick * WatchInterval.Milliseconds()) }
+
 // ScheduleWatch schedules the ring's watchdog tick that follows `after`.
 func (c *Client) ScheduleWatch(ctx context.Context, call CallInfo, ringID string, after time.Time) error {
 	return c.scheduleWatch(ctx, call, ringID, after, false)
@@ -224,9 +227,8 @@ func (c *Client) scheduleWatch(ctx context.Context, call CallInfo, ringID string
 	if err != nil {
 		return err
 	}
-	at := time.UnixMilli(tick * WatchInterval.Milliseconds())
 	if err := c.enqueue(ctx, asynq.NewTask(TypeWatch, payload),
-		c.in(QueueWatch, WatchTaskID(ringID, tick)), asynq.ProcessAt(at),
+		c.in(QueueWatch, WatchTaskID(ringID, tick)), asynq.ProcessAt(WatchTickAt(tick)),
 		asynq.MaxRetry(3), asynq.Retention(time.Minute)); err != nil {
 		return fmt.Errorf("schedule watchdog of ring %s: %w", ringID, err)
 	}

@@ -42,7 +42,7 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 		// and this worker may be that one: dying here before the next tick is scheduled (below, after a read)
 		// would end the watch until Asynq hands this tick back, long after the ring. So the next second's tick
 		// goes first; when the read below picks a later one, the ring costs one tick more.
-		if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, time.UnixMilli(task.Tick*queue.WatchInterval.Milliseconds())); err != nil {
+		if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, queue.WatchTickAt(task.Tick)); err != nil {
 			return err
 		}
 	}
@@ -65,7 +65,7 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 	}
 	if slices.Contains(delivered, false) {
 		// The tick after the next too, in case the next dies with its worker.
-		following := time.UnixMilli((task.Tick + 1) * queue.WatchInterval.Milliseconds())
+		following := queue.WatchTickAt(task.Tick + 1)
 		if err := w.cfg.Queue.ScheduleWatch(ctx, task.Call, task.RingID, following); err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (w *Worker) HandleWatch(ctx context.Context, t *asynq.Task) error {
 // very next one while a live member's push is undelivered, else the first at or after the earliest end of a
 // live member's ring.
 func nextWatch(tick int64, live []queue.RingMember, delivered []bool) time.Time {
-	next := time.UnixMilli(tick * queue.WatchInterval.Milliseconds())
+	next := queue.WatchTickAt(tick)
 	if len(live) == 0 {
 		return next
 	}
