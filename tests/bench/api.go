@@ -67,7 +67,7 @@ func runAPI(cfg *config, st *state) (*table, error) {
 			}
 			t.add(append(append(append([]string{name, strconv.Itoa(n), strconv.Itoa(errs), rateCell}, lat.cells()...),
 				fmt.Sprintf("%s / %s / %s / %s", pct(ac1-ac0, wall), pct(rc1-rc0, wall), pct(bc1-bc0, wall), pct(others, wall)),
-				topCommands(cs0, cs1, max(n, 1), 3)), byMaster...)...)
+				redisCost(rc1-rc0, cs0, cs1, max(n, 1), 3)), byMaster...)...)
 			return rate
 		}
 		yardstick = phase("yardstick: bare HTTP, one Asynq enqueue a request", startYardstick(tb, e, cfg.shards), cfg.apiMax,
@@ -96,6 +96,7 @@ func runAPI(cfg *config, st *state) (*table, error) {
 	t.note("The API process alone on Redis (the worker is not running; ring tasks queue up). Clients run in the bench process on the same 2 cores and take CPU from the API: the bench column says how much.")
 	t.note("The yardstick is the least a durable ring API does: an HTTP server in the bench process that answers each POST once one Asynq task (a ring task's options: its queue, or on a cluster its shard of it, a task id, retries, retention) is enqueued on the same Redis, driven by the same clients. Each phase's requests/s is given beside it as a multiple of the yardstick's in the same run.")
 	t.note("accept accepts the calls the ring phase created, so its request count is bounded by theirs.")
+	t.note("Redis per request: the Redis servers' CPU time per request, then the commands that took most of Redis's time (INFO commandstats). A script's time there includes the commands it runs, which also count on their own lines, so the lines are not summed.")
 	byMasterNote(cfg, t, "the phase")
 	return t, err
 }

@@ -50,6 +50,7 @@ func runCeiling(cfg *config, st *state) (*table, error) {
 		}
 	})
 	t.note("The ceiling every fan-out figure is compared with is the bare drain rate at concurrency %d: %.0f tasks/s.", yardstickConcurrency, st.ceiling)
+	t.note("Redis per task: Redis CPU µs per task over the drain, then the commands that cost most (INFO commandstats; a script's time there includes the commands it runs, so the lines are not summed).")
 	if cfg.cluster > 0 {
 		t.note("On the cluster the ceiling stays one Asynq queue, which lives on one master.")
 	}
@@ -134,7 +135,7 @@ func ceilingOnce(e *env, cfg *config, withOpts bool, concurrency int) (float64, 
 	rate := float64(n) / drain.Seconds()
 	return rate, append([]string{
 		ms(enqueue), perSec(n, enqueue), ms(drain), fmt.Sprintf("**%.0f**", rate),
-		fmt.Sprintf("%.0f", perTask), redisUsec(cs0, cs1, n),
+		fmt.Sprintf("%.0f", perTask), redisCost(rc1-rc0, cs0, cs1, n, 3),
 		fmt.Sprintf("%s / %s / %s", pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
 	}, byMaster...)
 }
@@ -192,7 +193,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 	t.note("Redis memory of the backlog: the notify queue's memory usage as Asynq's inspector reports it (its keys and a sample of its tasks), per queued task and per member.")
 	t.note("replay streams: the members' event streams kept for a reconnect (Last-Event-ID) once both calls are quiet, and what Redis holds for them (MEMORY USAGE of a sample, times their number). The bench opens no event stream, so its members are absent.")
 	byMasterNote(cfg, t, "the drain")
-	t.note("CPU: process CPU time over the drain as a share of one core (the machine has 2, so 200%% is all of it); bench is the fakes and this tool; others is every other process of the machine (a shared machine's background load: figures beside a big others are low). Redis per push: Redis CPU µs per push and the commands that cost most (INFO commandstats).")
+	t.note("CPU: process CPU time over the drain as a share of one core (the machine has 2, so 200%% is all of it); bench is the fakes and this tool; others is every other process of the machine (a shared machine's background load: figures beside a big others are low). Redis per push: Redis CPU µs per push and the commands that cost most (INFO commandstats; a script's time there includes the commands it runs, which also count on their own lines, so the lines are not summed).")
 	if len(errs) > 0 {
 		return t, fmt.Errorf("%d runs failed: %v", len(errs), errs)
 	}
@@ -298,7 +299,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 		fmt.Sprintf("%d (%.0f MB)", streams, float64(streamMem)/(1<<20)),
 		fmt.Sprintf("%s / %s / %s / %s", pct(wc, drain), pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
 		cpuPerPush(wc, rc1-rc0, bc1-bc0, pushes),
-		redisUsec(cs0, cs1, pushes),
+		redisCost(rc1-rc0, cs0, cs1, pushes, 3),
 		fcmConnections(e.fcm),
 	}, byMaster...)
 }
@@ -394,10 +395,6 @@ func cpuPerPush(worker, redis, bench time.Duration, pushes int) string {
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(pushes) }
 	w, r, b := us(worker), us(redis), us(bench)
 	return fmt.Sprintf("%.0f / %.0f / %.0f → %.0f/s", w, r, b, 2e6/(w+r+b))
-}
-
-func redisUsec(before, after map[string]cmdStat, per int) string {
-	return topCommands(before, after, per, 3)
 }
 
 func ms(d time.Duration) string {
