@@ -196,10 +196,11 @@ func ringingFrom(b *testing.B, s *calls.Store, from, n int) []calls.Actor {
 	return callees
 }
 
-// BenchmarkNotify1000 is get-or-create with notify of a 1,000-member call: the create script and 999
-// notification tasks enqueued (queue.Client fans out 32 at a time).
+// BenchmarkNotify1000 is get-or-create with notify of a 1,000-member call: the create script, 999
+// notification tasks enqueued (queue.Client fans out 32 at a time), and the call's two events to members none
+// of whom has an event stream open.
 func BenchmarkNotify1000(b *testing.B) {
-	s, _ := benchStore(b)
+	s, meter := benchStore(b)
 	ctx := context.Background()
 	members := make([]calls.MemberInput, 1000)
 	for i := range members {
@@ -207,6 +208,7 @@ func BenchmarkNotify1000(b *testing.B) {
 	}
 	b.ReportAllocs()
 	i := 0
+	meter.start(b)
 	for b.Loop() {
 		req := calls.CreateRequest{Notify: true, Members: members}
 		if _, _, err := s.GetOrCreate(ctx, calls.Actor{UserID: "m0"}, "bench", "n"+strconv.Itoa(i), req); err != nil {
@@ -214,6 +216,8 @@ func BenchmarkNotify1000(b *testing.B) {
 		}
 		i++
 	}
+	meter.stop(b)
+	meter.report(b)
 }
 
 // BenchmarkCreateBigCall creates a call of 20,000 members and reports, besides the time, the longest single

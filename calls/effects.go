@@ -210,10 +210,12 @@ func (s *Store) publish(ctx context.Context, st State, evs []evt, index *memberI
 				r.cmd = s.replayTo(ctx, pipe, minID, r)
 				replays = append(replays, r)
 			}
+		} else if users := memberUserIDs(st.Members); len(users) > replayCallMax {
+			s.publishMany(ctx, pipe, users, sent)
 		} else {
-			for _, m := range st.Members {
+			for _, u := range users {
 				for _, b := range sent {
-					pipe.Publish(ctx, EventChannel(m.UserID), b)
+					pipe.Publish(ctx, EventChannel(u), b)
 				}
 			}
 		}
@@ -241,11 +243,12 @@ type replayed struct {
 	cmd    *redis.Cmd
 }
 
-// publishToAbsent queues on pipe a plain PUBLISH of each event for every one of users who is not present
-// (presenceKey), and answers the others. A big call's members are mostly absent: a PUBLISH each costs Redis
-// far less than a script call that finds them so. A member who turns present after the check hears the events
-// live all the same; it is only its replay stream that misses them, and its stream opened after they happened.
-// When the check fails every member is answered present, since the script checks again.
+// publishToAbsent queues on pipe each event for every one of users who is not present (presenceKey), on
+// manyChannel (publishMany), and answers the others. A big call's members are mostly absent: a message for a
+// thousand of them costs Redis far less than a script call each that finds them so. A member who turns present
+// after the check hears the events live all the same; it is only its replay stream that misses them, and its
+// stream opened after they happened. When the check fails every member is answered present, since the script
+// checks again.
 func (s *Store) publishToAbsent(ctx context.Context, pipe redis.Pipeliner, users []string, bodies [][]byte) []string {
 	check := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(users))
@@ -256,17 +259,47 @@ func (s *Store) publishToAbsent(ctx context.Context, pipe redis.Pipeliner, users
 		s.log.Warn("presence of members not read; every member's events go through the replay script", "err", err)
 		return users
 	}
-	present := users[:0:0]
+	var present, absent []string
 	for i, u := range users {
 		if cmds[i].Val() == 1 {
 			present = append(present, u)
-			continue
-		}
-		for _, b := range bodies {
-			pipe.Publish(ctx, EventChannel(u), b)
+		} else {
+			absent = append(absent, u)
 		}
 	}
+	s.publishMany(ctx, pipe, absent, bodies)
 	return present
+}
+
+// manyChannel is the pub/sub channel every hub hears: the events of a big call for those of its members who keep
+// no replay stream of them, many members a message (manyMessage). No user's channel is named so: EventChannel
+// puts a colon after "events".
+const manyChannel = "ringer:events-many"
+
+// manyMessage is a message on manyChannel: Event for each of Users.
+type manyMessage struct {
+	Users []string        `json:"users"`
+	Event json.RawMessage `json:"event"`
+}
+
+// manyBatch is how many users one message on manyChannel names: a few kilobytes of names beside the event.
+const manyBatch = 1000
+
+// publishMany queues on pipe each event for users on manyChannel, manyBatch users a message; every hub hands it
+// to the streams it holds of the users named (Hub.deliverMany). It takes the place of a PUBLISH a member and an
+// event on the members' own channels, which for a big call was most of the commands of its events, each
+// carrying the whole event, and on a Redis Cluster each went to every node.
+func (s *Store) publishMany(ctx context.Context, pipe redis.Pipeliner, users []string, bodies [][]byte) {
+	for _, b := range bodies {
+		for batch := range slices.Chunk(users, manyBatch) {
+			msg, err := json.Marshal(manyMessage{Users: batch, Event: b})
+			if err != nil {
+				s.log.Error("event for many members not encoded", "err", err)
+				continue
+			}
+			pipe.Publish(ctx, manyChannel, msg)
+		}
+	}
 }
 
 // replayBatch is how many of a call's members one replay script call serves: all of them on a single Redis,

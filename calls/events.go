@@ -61,6 +61,9 @@ type HubConfig struct {
 // within seconds. Events published while it reconnects are lost, as they always were: clients re-read the
 // call when the stream is re-established.
 //
+// The connection also hears manyChannel, where a big call's events come for many users a message
+// (publishMany); the hub hands each to the streams it holds of the users named.
+//
 // On Redis Cluster, PUBLISH reaches every node, so the one connection (to whichever node go-redis picks for
 // the first channel) hears every user's channel.
 type Hub struct {
@@ -203,6 +206,11 @@ func (h *Hub) open() {
 	h.conn = c
 	msgs := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go h.read(c, msgs)
+	// Before any user's channel, on the same connection: once a user's SUBSCRIBE is confirmed, so is this one.
+	// go-redis keeps the channel even when this fails, and subscribes again on its next connection.
+	if err := ps.Subscribe(context.Background(), manyChannel); err != nil {
+		h.log.Warn("event hub: subscribe to the events of many users", "err", err)
+	}
 	if h.replay > 0 {
 		go h.keepPresent(c)
 	}
@@ -245,7 +253,11 @@ func (h *Hub) read(c *hubConn, msgs <-chan any) {
 		case *redis.Subscription:
 			h.confirmed(c, m)
 		case *redis.Message:
-			h.deliver(c, m)
+			if m.Channel == manyChannel {
+				h.deliverMany(c, m)
+			} else {
+				h.deliver(c, m)
+			}
 		}
 	}
 }
@@ -291,19 +303,61 @@ func (h *Hub) deliver(c *hubConn, m *redis.Message) {
 	ev.ID = id
 	h.mu.Lock()
 	var slow []*stream
-	if us := c.users[user]; us != nil && h.conn == c {
-		for _, s := range us.streams {
-			select {
-			case s.ch <- ev:
-			default:
-				slow = append(slow, s)
-			}
+	if h.conn == c {
+		slow = h.offer(c.users[user], ev, nil)
+	}
+	h.mu.Unlock()
+	for _, s := range slow {
+		h.close(s, closeSlow)
+	}
+}
+
+// deliverMany hands an event published for many users (publishMany) to the streams c holds of them. Such an
+// event has no replay id.
+func (h *Hub) deliverMany(c *hubConn, m *redis.Message) {
+	var msg manyMessage
+	if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
+		h.log.Error("event for many users not decoded", "err", err)
+		return
+	}
+	h.mu.Lock()
+	held := h.conn == c && slices.ContainsFunc(msg.Users, func(u string) bool { return c.users[u] != nil })
+	h.mu.Unlock()
+	if !held {
+		return // most processes hold a stream of none of a message's users: decoding the event is saved
+	}
+	ev, err := decodeEvent(string(msg.Event))
+	if err != nil {
+		h.log.Error("event not decoded", "err", err)
+		return
+	}
+	var slow []*stream
+	h.mu.Lock()
+	if h.conn == c {
+		for _, u := range msg.Users {
+			slow = h.offer(c.users[u], ev, slow)
 		}
 	}
 	h.mu.Unlock()
 	for _, s := range slow {
 		h.close(s, closeSlow)
 	}
+}
+
+// offer gives ev to every stream of us (nil: none) that has room, and answers slow with those that had none
+// added; h.mu is held.
+func (h *Hub) offer(us *userStreams, ev Event, slow []*stream) []*stream {
+	if us == nil {
+		return slow
+	}
+	for _, s := range us.streams {
+		select {
+		case s.ch <- ev:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	return slow
 }
 
 // close ends s (once) and, with the user's last stream, the channel, and with the process' last, the

@@ -445,28 +445,68 @@ func TestACreateWhoseReminderFailsNotifiesNobodyAndItsRetryNotifiesOnce(t *testi
 	}
 }
 
-// A call too big for one replay script call (replayBatch) still gets each event, in order, to every present
-// member's stream and channel under its stream id, and to every absent member's channel without one, keeping
-// nothing for it, on a Redis that has lost the script as on one that has it.
+// listen opens an event stream for each user through one Hub, as GET /v1/events does, marking them present
+// when replay is on, and answers the streams by user.
+func listen(t *testing.T, rdb *redis.Client, replay time.Duration, users []string) map[string]<-chan calls.Event {
+	t.Helper()
+	hub, err := calls.NewHub(rdb, calls.HubConfig{Replay: replay, Max: len(users),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	streams := map[string]<-chan calls.Event{}
+	for _, u := range users {
+		if streams[u], err = hub.Subscribe(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return streams
+}
+
+// heard is the next n events of stream: each one's type and id, in order.
+func heard(t *testing.T, user string, stream <-chan calls.Event, n int) (types, ids []string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for range n {
+		select {
+		case ev, ok := <-stream:
+			if !ok {
+				t.Fatalf("%s's stream closed after %v", user, types)
+			}
+			types, ids = append(types, ev.Type), append(ids, ev.ID)
+		case <-timeout:
+			t.Fatalf("%s's stream carried %v; want %d events", user, types, n)
+		}
+	}
+	return types, ids
+}
+
+// A call too big for one replay script call (replayBatch) still gets each event, in order, to every stream of
+// its members: under its replay id for a present member, which keeps it, and without one, keeping nothing, for
+// a member found absent, on a Redis that has lost the script as on one that has it. A member listening while
+// found absent is one whose stream opened after the check, or whose mark was lost: its events come in
+// messages for many members (publishMany), which every hub hears.
 func TestEveryMemberOfABigCallHearsItsEventsAndThePresentOnesKeepThemForReplay(t *testing.T) {
 	_, rdb, s := replayingStore(t)
 	ctx := context.Background()
 	var members []calls.MemberInput
-	var channels, here []string
-	for i := range 250 {
+	var users, here []string
+	for i := range 2500 {
 		u := "member" + strconv.Itoa(i)
 		members = append(members, calls.MemberInput{UserID: u})
-		channels = append(channels, calls.EventChannel(u))
+		users = append(users, u)
 		if i%2 == 0 {
 			here = append(here, u)
 		}
 	}
-	present(t, rdb, here...)
-	sub := rdb.Subscribe(ctx, channels...)
-	defer sub.Close()
-	for range channels {
-		if _, err := sub.Receive(ctx); err != nil {
-			t.Fatal(err)
+	streams := listen(t, rdb, time.Minute, users)
+	for _, u := range users {
+		if !slices.Contains(here, u) {
+			if err := rdb.Del(ctx, "ringer:{u:"+u+"}:present").Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, id := range []string{"big-1", "big-2"} {
@@ -477,44 +517,83 @@ func TestEveryMemberOfABigCallHearsItsEventsAndThePresentOnesKeepThemForReplay(t
 			t.Fatalf("create %s: created=%v err=%v", id, created, err)
 		}
 	}
-	ids, types := map[string][]string{}, map[string][]string{}
-	for range 4 * len(channels) {
-		msg, err := sub.ReceiveMessage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, data := "", msg.Payload
-		if !strings.HasPrefix(data, "{") {
-			id, data, _ = strings.Cut(data, " ")
-		}
-		var ev struct{ Type string }
-		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			t.Fatal(err)
-		}
-		ids[msg.Channel] = append(ids[msg.Channel], id)
-		types[msg.Channel] = append(types[msg.Channel], ev.Type)
-	}
 	want := []string{"call.created", "call.notification", "call.created", "call.notification"}
-	for i, m := range members {
-		if !slices.Equal(types[channels[i]], want) {
-			t.Fatalf("%s's channel carried %v; want %v", m.UserID, types[channels[i]], want)
+	for _, u := range users {
+		types, ids := heard(t, u, streams[u], len(want))
+		if !slices.Equal(types, want) {
+			t.Fatalf("%s's stream carried %v; want %v", u, types, want)
 		}
-		if !slices.Contains(here, m.UserID) {
-			if n := rdb.Exists(ctx, "ringer:{u:"+m.UserID+"}:events").Val(); n != 0 {
-				t.Fatalf("absent %s has a replay stream", m.UserID)
+		if !slices.Contains(here, u) {
+			if n := rdb.Exists(ctx, "ringer:{u:"+u+"}:events").Val(); n != 0 {
+				t.Fatalf("absent %s has a replay stream", u)
 			}
-			if !slices.Equal(ids[channels[i]], []string{"", "", "", ""}) {
-				t.Fatalf("absent %s's channel carried ids %v; want none", m.UserID, ids[channels[i]])
+			if !slices.Equal(ids, []string{"", "", "", ""}) {
+				t.Fatalf("absent %s's stream carried ids %v; want none", u, ids)
 			}
 			continue
 		}
-		kept, streamIDs := replayStream(t, rdb, m.UserID)
+		kept, streamIDs := replayStream(t, rdb, u)
 		if !slices.Equal(kept, want) {
-			t.Fatalf("%s's replay stream holds %v; want %v", m.UserID, kept, want)
+			t.Fatalf("%s's replay stream holds %v; want %v", u, kept, want)
 		}
-		if !slices.Equal(ids[channels[i]], streamIDs) {
-			t.Fatalf("%s's channel carried ids %v; want the stream's %v, in order", m.UserID, ids[channels[i]], streamIDs)
+		if !slices.Equal(ids, streamIDs) {
+			t.Fatalf("%s's stream carried ids %v; want the replay stream's %v, in order", u, ids, streamIDs)
 		}
+	}
+	// Each of the 2 events of 2 calls went to each present member in a PUBLISH of the replay script, and to the
+	// absent members in messages for a thousand of them, not in a PUBLISH each.
+	absent := len(users) - len(here)
+	if n, want := commandCalls(t, rdb, "publish"), 2*2*(len(here)+(absent+999)/1000); n != want {
+		t.Fatalf("%d PUBLISH commands for 2 calls of 2 events each to %d present and %d absent members; want %d", n, len(here), absent, want)
+	}
+}
+
+// commandCalls is how many times Redis ran the command so far (INFO commandstats), the ones scripts ran
+// included.
+func commandCalls(t *testing.T, rdb *redis.Client, cmd string) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
+}
+
+// A process that keeps no events for replay marks nobody present: a big call's events reach its members'
+// streams all the same, in messages for many members, and no stream of anyone else.
+func TestABigCallsEventsReachEveryStreamWithoutReplay(t *testing.T) {
+	rdb := testredis.Start(t).Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	var members []calls.MemberInput
+	var users []string
+	for i := range 30 {
+		u := "member" + strconv.Itoa(i)
+		members = append(members, calls.MemberInput{UserID: u})
+		users = append(users, u)
+	}
+	streams := listen(t, rdb, 0, append(slices.Clone(users), "outsider"))
+	if _, created, err := s.GetOrCreate(context.Background(), alice, "default", "big", calls.CreateRequest{Notify: true, Members: members}); err != nil || !created {
+		t.Fatalf("create: created=%v err=%v", created, err)
+	}
+	want := []string{"call.created", "call.notification"}
+	for _, u := range users {
+		if types, ids := heard(t, u, streams[u], len(want)); !slices.Equal(types, want) || !slices.Equal(ids, []string{"", ""}) {
+			t.Fatalf("%s's stream carried %v with ids %v; want %v without ids", u, types, ids, want)
+		}
+	}
+	// Published after the call's events on the same Redis: the first event the outsider hears.
+	b, _ := json.Marshal(calls.Event{Type: "call.ring", CallCID: "default:other"})
+	if err := rdb.Publish(context.Background(), calls.EventChannel("outsider"), b).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if types, _ := heard(t, "outsider", streams["outsider"], 1); !slices.Equal(types, []string{"call.ring"}) {
+		t.Fatalf("the outsider heard %v first; want its own call.ring, nothing of the call", types)
 	}
 }
 
