@@ -167,7 +167,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 	t := &table{
 		title: "fan-out: notify N members (one device each)",
 		header: byMasterHeader(cfg, "members", "devices", "provider latency", "enqueue alone", "drain", "drain pushes/s", "drain × ceiling",
-			"live request→first push", "live request→answer", "live answer→last push", "live pushes/s", "live × ceiling", "lost", "worker peak RSS", "Redis memory of the backlog",
+			"live request→first push", "live request→answer", "live answer→last push", "live pushes/s", "live × ceiling", "live CPU api/worker/redis", "lost", "worker peak RSS", "Redis memory of the backlog",
 			"replay streams (Redis memory)", "CPU worker/redis/bench/others", "CPU µs per push worker/redis/bench → 2-core bound", "Redis per push",
 			"FCM connections"),
 	}
@@ -189,6 +189,7 @@ func runFanout(cfg *config, st *state) (*table, error) {
 	t.note("FCM connections: accepted by the fake FCM over both phases (the worker's and any readiness check's), and the HTTP version of its requests (-fcm-http1: plain HTTP/1.1).")
 	t.note("drain: worker process start to the last push at the fakes, over the backlog the enqueue-alone phase left; drain × ceiling compares it with the bare no-op Asynq drain.")
 	t.note("live pushes/s: N−1 over request sent to last push, with the worker draining while the API enqueues; live × ceiling compares it with the bare no-op Asynq drain (issue 17 times the fan-out so). lost: members with no push once the queues are empty.")
+	t.note("live CPU: the CPU time the API process, the worker with its notify child, and Redis spent from the live request until the queues were empty: the work the whole fan-out took, which a busy machine moves less than a rate.")
 	t.note("2-core bound: 2,000,000 µs of CPU a second over the CPU µs all three spend per push: the rate two cores would carry with no one else on them; the fakes (bench) are part of the cost on this machine, not in production.")
 	t.note("Redis memory of the backlog: the notify queue's memory usage as Asynq's inspector reports it (its keys and a sample of its tasks), per queued task and per member.")
 	t.note("replay streams: the members' event streams kept for a reconnect (Last-Event-ID) once both calls are quiet, and what Redis holds for them (MEMORY USAGE of a sample, times their number). The bench opens no event stream, so its members are absent.")
@@ -275,11 +276,13 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 
 	// Live: the worker drains while the API enqueues.
 	before = e.pushes()
+	la0, lw0, lr0 := cpuTime(apiP.pid()), familyCPU(w.pid()), e.redisCPU()
 	t0 = time.Now()
 	e.mustDo(base, "POST", "/v1/call/bench/fan-b", tok, createBody(members, false, true))
 	t1 := time.Now()
 	e.waitPushes(before+pushes, cfg.timeout)
 	e.quiet(cfg.timeout)
+	liveCPU := fmt.Sprintf("%.2f / %.2f / %.2f s", (cpuTime(apiP.pid()) - la0).Seconds(), (familyCPU(w.pid()) - lw0).Seconds(), (e.redisCPU() - lr0).Seconds())
 	streams, streamMem := e.replayStreams()
 	got, last, first := e.received("bench:fan-b")
 	rss := familyStatusKB(w.pid(), "VmHWM")
@@ -294,7 +297,7 @@ func fanoutOnce(t *tb, cfg *config, st *state, n int, lat time.Duration, mix str
 	}
 	return append([]string{
 		strconv.Itoa(n), mix, lat.String(), ms(enqueue), ms(drain), fmt.Sprintf("**%.0f**", drainRate), drainRatio,
-		ms(first.Sub(t0)), ms(t1.Sub(t0)), ms(last.Sub(t1)), fmt.Sprintf("**%s**", perSec(pushes, last.Sub(t0))), liveRatio,
+		ms(first.Sub(t0)), ms(t1.Sub(t0)), ms(last.Sub(t1)), fmt.Sprintf("**%s**", perSec(pushes, last.Sub(t0))), liveRatio, liveCPU,
 		strconv.Itoa(pushes - got), fmt.Sprintf("%.0f MB", float64(rss)/1024), fmt.Sprintf("%.0f B/task, %.0f B/member (%d tasks)", perTask, perMember, tasks),
 		fmt.Sprintf("%d (%.0f MB)", streams, float64(streamMem)/(1<<20)),
 		fmt.Sprintf("%s / %s / %s / %s", pct(wc, drain), pct(rc1-rc0, drain), pct(bc1-bc0, drain), pct(others, drain)),
