@@ -81,7 +81,7 @@ func (s *server) getOrCreateCall(w http.ResponseWriter, r *http.Request, tok Tok
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, present(st, created))
+	writeCall(w, status, st, created)
 	return nil
 }
 
@@ -226,7 +226,7 @@ func (c callRequest) answer(w http.ResponseWriter, action string, st calls.State
 	if err != nil {
 		return fmt.Errorf("%s %s:%s by %q: %w", action, c.typ, c.id, c.actor.UserID, err)
 	}
-	writeJSON(w, http.StatusOK, present(st, false))
+	writeCall(w, http.StatusOK, st, false)
 	return nil
 }
 

@@ -157,6 +157,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(wire.ErrorBody{Code: wire.CodeInternal, Message: "Internal error.", Status: status})
 	}
+	writeBody(w, status, b)
+}
+
+// writeBody writes b, a JSON body, with its headers and a final newline.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
