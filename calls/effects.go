@@ -250,18 +250,14 @@ type replayed struct {
 // stream opened after they happened. When the check fails every member is answered present, since the script
 // checks again.
 func (s *Store) publishToAbsent(ctx context.Context, pipe redis.Pipeliner, users []string, bodies [][]byte) []string {
-	check := s.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, len(users))
-	for i, u := range users {
-		cmds[i] = check.Exists(ctx, presenceKey(u))
-	}
-	if _, err := check.Exec(ctx); err != nil {
+	here, err := s.arePresent(ctx, users)
+	if err != nil {
 		s.log.Warn("presence of members not read; every member's events go through the replay script", "err", err)
 		return users
 	}
 	var present, absent []string
 	for i, u := range users {
-		if cmds[i].Val() == 1 {
+		if here[i] {
 			present = append(present, u)
 		} else {
 			absent = append(absent, u)
@@ -269,6 +265,47 @@ func (s *Store) publishToAbsent(ctx context.Context, pipe redis.Pipeliner, users
 	}
 	s.publishMany(ctx, pipe, absent, bodies)
 	return present
+}
+
+// presenceBatch is how many presence keys one MGET of arePresent reads.
+const presenceBatch = 1000
+
+// arePresent tells for each of users whether it is present (presenceKey), in one pipeline: on a single Redis an
+// MGET of presenceBatch marks a command, where a command a member was most of the check's cost; on a Cluster,
+// where the marks fall in many slots, an EXISTS each.
+func (s *Store) arePresent(ctx context.Context, users []string) ([]bool, error) {
+	check := s.rdb.Pipeline()
+	here := make([]bool, 0, len(users))
+	if _, single := s.rdb.(*redis.Client); single {
+		var cmds []*redis.SliceCmd
+		for batch := range slices.Chunk(users, presenceBatch) {
+			keys := make([]string, len(batch))
+			for i, u := range batch {
+				keys[i] = presenceKey(u)
+			}
+			cmds = append(cmds, check.MGet(ctx, keys...))
+		}
+		if _, err := check.Exec(ctx); err != nil {
+			return nil, err
+		}
+		for _, c := range cmds {
+			for _, v := range c.Val() {
+				here = append(here, v != nil)
+			}
+		}
+		return here, nil
+	}
+	cmds := make([]*redis.IntCmd, len(users))
+	for i, u := range users {
+		cmds[i] = check.Exists(ctx, presenceKey(u))
+	}
+	if _, err := check.Exec(ctx); err != nil {
+		return nil, err
+	}
+	for _, c := range cmds {
+		here = append(here, c.Val() == 1)
+	}
+	return here, nil
 }
 
 // manyChannel is the pub/sub channel every hub hears: the events of a big call for those of its members who keep
