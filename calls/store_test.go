@@ -225,18 +225,7 @@ func replayingStore(t *testing.T) (*testredis.Server, *redis.Client, *calls.Stor
 // present for the replay window after.
 func present(t *testing.T, rdb *redis.Client, users ...string) {
 	t.Helper()
-	hub, err := calls.NewHub(rdb, calls.HubConfig{Replay: time.Minute, Max: len(users),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for _, u := range users {
-		if _, err := hub.Subscribe(ctx, u); err != nil {
-			t.Fatal(err)
-		}
-	}
+	listen(t, rdb, time.Minute, users)
 }
 
 // replayStream is what user's replay stream holds: each event's type and stream id, in order.
@@ -454,31 +443,22 @@ func listen(t *testing.T, rdb *redis.Client, replay time.Duration, users []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	streams := map[string]<-chan calls.Event{}
 	for _, u := range users {
-		if streams[u], err = hub.Subscribe(ctx, u); err != nil {
-			t.Fatal(err)
-		}
+		streams[u], _ = subscribe(t, hub, u)
 	}
 	return streams
 }
 
-// heard is the next n events of stream: each one's type and id, in order.
+// heard is the next n events of stream (next): each one's type and id, in order.
 func heard(t *testing.T, user string, stream <-chan calls.Event, n int) (types, ids []string) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
 	for range n {
-		select {
-		case ev, ok := <-stream:
-			if !ok {
-				t.Fatalf("%s's stream closed after %v", user, types)
-			}
-			types, ids = append(types, ev.Type), append(ids, ev.ID)
-		case <-timeout:
-			t.Fatalf("%s's stream carried %v; want %d events", user, types, n)
+		ev, ok := next(t, stream)
+		if !ok {
+			t.Fatalf("%s's stream closed after %v", user, types)
 		}
+		types, ids = append(types, ev.Type), append(ids, ev.ID)
 	}
 	return types, ids
 }
