@@ -35,8 +35,9 @@ import (
 //
 // Each returns (done, below) an array: first the JSON outcome decoded by outcome in answer.go (a status, the
 // members newly rung, the stop and missed-call pushes owed, and the events to publish, so the Go side applies
-// every effect the same way), then the call as the script left it, read in the same atomic step, so that the
-// answer and the effects need no read-back round trip and show exactly this transition's result:
+// every effect the same way), then the call as the script left it, read in the same atomic step (a create
+// answers what it wrote, which is what the read would find, and spares Redis the read), so that the answer and
+// the effects need no read-back round trip and show exactly this transition's result:
 //
 // [2] HGETALL KEYS[1]    [3] HGETALL KEYS[2]    [4] HGETALL KEYS[3]    [5] ZRANGE KEYS[4] 0 -1 WITHSCORES
 // [6] HGETALL KEYS[6]    [7] HGETALL KEYS[7]    [8] HGETALL KEYS[8]    [9] HGETALL KEYS[9]
@@ -80,7 +81,8 @@ end
 local function flush_events()
   local n = #out.events
   if n == 0 or not outbox then return end
-  local first = redis.call('HINCRBY', K_CALL, 'evseq', n) - n
+  local last = redis.call('HINCRBY', K_CALL, 'evseq', n)
+  local first = last - n
   local entries = {}
   for i, e in ipairs(out.events) do
     e.seq = first + i
@@ -89,6 +91,7 @@ local function flush_events()
   end
   in_chunks('HSET', K_OUTBOX, entries)
   redis.call('PEXPIRE', K_OUTBOX, ` + strconv.FormatInt(outboxTTL.Milliseconds(), 10) + `)
+  return last
 end
 
 local function stop(member, typ)
@@ -235,7 +238,8 @@ end
 -- ring_members rings callees in the live ring, or opens ring new_id when none is live. A member already rung
 -- in the live ring is left alone. fresh is given by a create, which has just written the call and emptied
 -- every other key of it: its ring timeouts, {auto = ms, incoming = ms}, so nothing need be read back. It
--- answers the ring's live flag and end as it leaves them.
+-- answers the ring's live flag and end as it leaves them, and for a new ring the ring hash it wrote, as
+-- [field, value, ...] (the fields of a new ring and its members' ring times go in one command).
 local function ring_members(new_id, caller, caller_name, callees, fresh)
   local auto, incoming, ring
   if fresh then
@@ -245,7 +249,7 @@ local function ring_members(new_id, caller, caller_name, callees, fresh)
     auto, incoming = tonumber(timeouts[1]), tonumber(timeouts[2])
     ring = redis.call('HMGET', K_RING, 'live', 'id', 'ends_at')
   end
-  local ends
+  local ends, ring_hash
   if ring[1] == '1' then
     out.ring_id = ring[2]
     ends = tonumber(ring[3])
@@ -254,8 +258,6 @@ local function ring_members(new_id, caller, caller_name, callees, fresh)
     out.new_ring = true
     ends = now + auto
     if not fresh then redis.call('DEL', K_RUNG, K_RINGING, K_RING) end
-    redis.call('HSET', K_RING, 'id', new_id, 'ends_at', ends, 'live', '1', 'accepted', '0',
-      'caller', caller, 'caller_name', caller_name, 'started_at', now)
   end
   -- The members to ring are worked out first and written with one command per key, not a few per member. A
   -- new ring's rung set was just emptied, so only a live ring's needs asking.
@@ -270,25 +272,28 @@ local function ring_members(new_id, caller, caller_name, callees, fresh)
     end
     seen[c] = true
   end
+  local live = '1'
+  if out.new_ring then
+    if #out.rung == 0 then live = '0' end
+    ring_hash = {'id', new_id, 'ends_at', ends, 'live', live, 'accepted', '0',
+      'caller', caller, 'caller_name', caller_name, 'started_at', now}
+    for _, v in ipairs(rung_at) do ring_hash[#ring_hash + 1] = v end
+    rung_at = ring_hash
+  end
+  in_chunks('HSET', K_RING, rung_at)
   if #rung > 0 then
     in_chunks('ZADD', K_RINGING, scored)
     in_chunks('SADD', K_RUNG, rung)
-    in_chunks('HSET', K_RING, rung_at)
     if not fresh then
       in_chunks('HDEL', K_ACCEPTED, rung)
       in_chunks('HDEL', K_REJECTED, rung)
       in_chunks('HDEL', K_MISSED, rung)
     end
   end
-  local live = '1'
-  if out.new_ring and #out.rung == 0 then
-    redis.call('HSET', K_RING, 'live', '0')
-    live = '0'
-  end
   if #out.rung > 0 then
     event(EV_RING, caller)
   end
-  return live, ends
+  return live, ends, ring_hash
 end
 
 -- keep sets how long every key of the call lives from this transition on, keys it created included: the
@@ -317,12 +322,30 @@ local function keep(known)
   end
 end
 
+-- decimal answers values of a [field, value, ...] list as Redis would read them back: a number, a whole
+-- one here (a unix ms), as its digits. A number in a script's answer would reach Go as an integer.
+local function decimal(list)
+  for i, v in ipairs(list) do
+    if type(v) == 'number' then list[i] = string.format('%d', v) end
+  end
+  return list
+end
+
 -- done writes the transition's events to the outbox (flush_events), sets the call's lifetime (keep), and
 -- answers the outcome and the call's state after the transition (the array described above). A create
--- passes what it knows (keep); the answers, acceptances and participants of a call it just made are empty.
+-- passes what it knows (keep) and what it wrote (known.wrote: the call's fields, its members unless they
+-- were staged, its ring hash and ringing set, each as [field, value, ...]), which is answered instead of read
+-- back; the answers, acceptances and participants of a call it just made are empty.
 local function done(known)
-  flush_events()
+  local evseq = flush_events()
   keep(known)
+  local wrote = known and known.wrote
+  if wrote then
+    local call = wrote.call
+    if evseq then call[#call + 1], call[#call + 2] = 'evseq', evseq end
+    return {cjson.encode(out), decimal(call), wrote.members or members(K_MEMBERS),
+      decimal(wrote.ring), decimal(wrote.ringing), {}, {}, {}, {}}
+  end
   return {cjson.encode(out), redis.call('HGETALL', K_CALL), members(K_MEMBERS),
     redis.call('HGETALL', K_RING), redis.call('ZRANGE', K_RINGING, 0, -1, 'WITHSCORES'),
     known and {} or redis.call('HGETALL', K_ACCEPTED), known and {} or redis.call('HGETALL', K_REJECTED),
@@ -396,12 +419,17 @@ in_chunks('HSET', K_MEMBERS, spec.members)
 event(EV_CREATED, spec.caller)
 local fields = {}
 for i = 1, #spec.fields, 2 do fields[spec.fields[i]] = spec.fields[i + 1] end
--- What keep would read back: the call just written, not ended, and its ring if it rings.
-local known = {call = {fields.type, false, fields.starts_at}, ring = {}, keys = 2}
+-- What keep would read back: the call just written, not ended, and its ring if it rings; and what done would.
+local known = {call = {fields.type, false, fields.starts_at}, ring = {}, keys = 2,
+  wrote = {call = spec.fields, members = not staged and spec.members or nil, ring = {}, ringing = {}}}
 if spec.ring then
-  local live, ends = ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees,
+  local live, ends, ring_hash = ring_members(spec.ring_id, spec.caller, spec.caller_name, spec.callees,
     {auto = tonumber(fields.auto_ms), incoming = tonumber(fields.incoming_ms)})
-  known.ring, known.keys = {live, ends}, 5
+  known.ring, known.keys, known.wrote.ring = {live, ends}, 5, ring_hash
+  for _, r in ipairs(out.rung) do
+    known.wrote.ringing[#known.wrote.ringing + 1] = r.member
+    known.wrote.ringing[#known.wrote.ringing + 1] = r.deadline
+  end
 end
 return done(known)
 `)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,6 +200,65 @@ func TestACreateTakesNothingFromTheKeysOfAVanishedCall(t *testing.T) {
 		ttl := rdb.PTTL(ctx, k).Val()
 		if ttl <= 24*time.Hour || ttl > 24*time.Hour+30*time.Second {
 			t.Errorf("%s lives %v, want the max age past the ring's end", k, ttl)
+		}
+	}
+}
+
+// TestACreateAnswersWhatItsKeysHold: a create answers the call it wrote without reading it back; that answer
+// must be what a read of the call's keys right after finds, field for field, whatever the create rang and
+// whether its events went to the outbox.
+func TestACreateAnswersWhatItsKeysHold(t *testing.T) {
+	rdb := testredis.Start(t).Client(t)
+	ctx := context.Background()
+	now := time.UnixMilli(1_796_658_247_298)
+	fields := []string{"type", "default", "id", "x", "created_by", "alice", "created_by_name", "Alice", "created_by_image", "",
+		"created_at", strconv.FormatInt(now.UnixMilli(), 10), "custom", `{"a":1}`, "auto_ms", "30000", "incoming_ms", "20000",
+		"starts_at", "", "team", ""}
+	members := []string{"alice", `{"role":"admin"}`, "bob", `{}`, "carol", `{"custom":{"x":"<y>"}}`}
+	cases := []struct {
+		name    string
+		outbox  int
+		spec    createSpec
+		ringing int
+	}{
+		{"a ring of two, one named twice, events in the outbox", 1,
+			createSpec{Fields: fields, Members: members, Ring: true, RingID: "r1", Caller: "alice", CallerName: "Alice", Callees: []string{"bob", "carol", "bob"}}, 2},
+		{"a ring of nobody, no outbox", 0,
+			createSpec{Fields: fields, Members: members[:2], Ring: true, RingID: "r2", Caller: "alice", Callees: []string{}}, 0},
+		{"no ring, events in the outbox", 1,
+			createSpec{Fields: fields, Members: members, Caller: "alice", Callees: []string{}}, 0},
+	}
+	for i, c := range cases {
+		cid := "default:answer" + strconv.Itoa(i)
+		spec, err := json.Marshal(c.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv := fmt.Sprintf("%d:%d:%d:%d", now.UnixMilli(), time.Hour.Milliseconds(), 24*time.Hour.Milliseconds(), c.outbox)
+		res, err := createScript.Run(ctx, rdb, callKeys(cid), argv, string(spec)).Slice()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		answered, _, err := scriptAnswer(res)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		p := rdb.Pipeline()
+		read := queueRead(ctx, p, cid)
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatalf("%s: read back: %v", c.name, err)
+		}
+		stored := read.data()
+		for _, d := range []*callData{&answered, &stored} {
+			// In any order, and none as an empty list.
+			d.ringing = append([]ringingMember{}, d.ringing...)
+			slices.SortFunc(d.ringing, func(a, b ringingMember) int { return strings.Compare(a.member, b.member) })
+		}
+		if len(stored.ringing) != c.ringing {
+			t.Errorf("%s: %d members ringing, want %d", c.name, len(stored.ringing), c.ringing)
+		}
+		if !reflect.DeepEqual(answered, stored) {
+			t.Errorf("%s: the create answered\n%+v\nits keys hold\n%+v", c.name, answered, stored)
 		}
 	}
 }
