@@ -1,10 +1,15 @@
 package calls_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,5 +124,94 @@ func TestABigCallsCreateAnswersTheMembersAReadGives(t *testing.T) {
 	want, _ := json.Marshal(read.Members)
 	if string(got) != string(want) {
 		t.Fatalf("the create answered members\n%.600s\nwhere a read gives\n%.600s", got, want)
+	}
+}
+
+// A big notification is enqueued in parts, each once the call lists of its members are written: a member the
+// notification reaches finds the call in its list, and the first pushes do not wait for every member's list.
+// Redis's MONITOR shows the order in which the commands ran.
+func TestABigNotificationGoesOutInPartsEachAfterItsMembersLists(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	s := calls.New(rdb, queue.NewClient(rdb), nil)
+	ctx := context.Background()
+	const n = 2500 // the caller and three parts of callees: 1,000, 1,000 and 499
+	req := calls.CreateRequest{Notify: true}
+	for i := range n - 1 {
+		req.Members = append(req.Members, calls.MemberInput{UserID: fmt.Sprintf("m%04d", i)})
+	}
+
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewReader(conn)
+	if ok, err := lines.ReadString('\n'); err != nil || ok != "+OK\r\n" {
+		t.Fatalf("MONITOR answered %q, %v", ok, err)
+	}
+	st, _, err := s.GetOrCreate(ctx, alice, "default", "big-notify", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const done = "monitor-done"
+	if err := rdb.Echo(ctx, done).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	var callees []string
+	for _, m := range st.Members {
+		if m.UserID != alice.UserID {
+			callees = append(callees, m.UserID)
+		}
+	}
+	listed := map[string]bool{}  // users whose call list has the call
+	missed := map[int][]string{} // batch → its callees whose lists did not have the call when it was enqueued
+	listedAtFirstTask := -1      // how many lists had the call when the first task was enqueued
+	listKey := regexp.MustCompile(`^"zadd" "ringer:\{u:([^}]+)\}:calls"`)
+	taskKey := regexp.MustCompile(`^"evalsha" "[0-9a-f]+" "\d+" "asynq:\{notify\}:t:notify:[0-9a-f]+:(\d+)"`)
+	for {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, cmd, _ := strings.Cut(line, "] ")
+		if strings.HasPrefix(cmd, `"echo" "`+done+`"`) {
+			break
+		}
+		if m := listKey.FindStringSubmatch(cmd); m != nil {
+			listed[m[1]] = true
+		} else if m := taskKey.FindStringSubmatch(cmd); m != nil {
+			b, _ := strconv.Atoi(m[1])
+			if _, again := missed[b]; again {
+				continue // the first enqueue of a task is the one that counts
+			}
+			missed[b] = []string{}
+			for _, u := range callees[b*queue.NotifyBatch : min((b+1)*queue.NotifyBatch, len(callees))] {
+				if !listed[u] {
+					missed[b] = append(missed[b], u)
+				}
+			}
+			if listedAtFirstTask < 0 {
+				listedAtFirstTask = len(listed)
+			}
+		}
+	}
+	if len(listed) != n {
+		t.Errorf("%d call lists written, want every member's %d", len(listed), n)
+	}
+	if want := queue.NotifyTasks(len(callees)); len(missed) != want {
+		t.Errorf("%d notification tasks enqueued, want %d", len(missed), want)
+	}
+	for b, users := range missed {
+		if len(users) > 0 {
+			t.Errorf("batch %d enqueued before the call lists of %d of its members had the call (%s, ...)", b, len(users), users[0])
+		}
+	}
+	if listedAtFirstTask == n {
+		t.Errorf("the first notification task enqueued once every member's call list was written: the first pushes waited for them all")
 	}
 }

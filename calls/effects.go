@@ -69,16 +69,12 @@ func (s *Store) finish(ctx context.Context, a Actor, out outcome, snap snapshot,
 	}
 	// A create that notifies sends its notification before its events: publishing them takes a pass over
 	// every member, which a big call's pushes must not wait for, and the notification's event shares that
-	// pass. The call lists come first, so that a member the notification reaches finds the call in its list,
-	// and the reminder, since the client's retry of a request that failed after its notification would
-	// notify again.
-	err := s.publish(ctx, snap.State, nil, also.index)
-	if err == nil {
-		err = s.remindIfAsked(ctx, also.remind, snap.Call)
-	}
+	// pass. The reminder comes first, since the client's retry of a request that failed after its
+	// notification would notify again; the notification writes the call lists as it goes (sendNotification).
+	err := s.remindIfAsked(ctx, also.remind, snap.Call)
 	if err == nil {
 		var ev evt
-		if ev, err = s.sendNotification(ctx, a, snap.State); err == nil {
+		if ev, err = s.sendNotification(ctx, a, snap.State, also.index); err == nil {
 			evs = append(evs, ev)
 		}
 	}

@@ -306,16 +306,23 @@ func speaker(a Actor, c Call) (id, name string) {
 
 // notify notifies every member of the call but its speaker, and publishes the notification's event.
 func (s *Store) notify(ctx context.Context, a Actor, st State) error {
-	ev, err := s.sendNotification(ctx, a, st)
+	ev, err := s.sendNotification(ctx, a, st, nil)
 	if err != nil {
 		return err
 	}
 	return s.publish(ctx, st, []evt{ev}, nil)
 }
 
+// notifyListChunk is how many members' call lists a notification writes before it enqueues their part of it
+// (sendNotification): a multiple of queue.NotifyBatch, so a part is whole tasks.
+const notifyListChunk = 10 * queue.NotifyBatch
+
 // sendNotification enqueues the notification of every member but its speaker, and its webhooks, and answers
-// its event, for the caller to publish.
-func (s *Store) sendNotification(ctx context.Context, a Actor, st State) (evt, error) {
+// its event, for the caller to publish. lists (may be nil) are the call lists to write first, so that a
+// member the notification reaches finds the call in its list: they are written notifyListChunk members at a
+// time, each part of the notification enqueued once its members' lists are, so that a big call's first
+// pushes wait for a part's lists rather than for every member's.
+func (s *Store) sendNotification(ctx context.Context, a Actor, st State, lists *memberIndex) (evt, error) {
 	who, name := speaker(a, st.Call)
 	var to []string
 	for _, m := range st.Members {
@@ -325,8 +332,18 @@ func (s *Store) sendNotification(ctx context.Context, a Actor, st State) (evt, e
 	}
 	info := callInfo(st.Call, who, name)
 	notifyID := newID()
-	if err := s.queue.Notify(ctx, info, notifyID, queue.EventNotification, to); err != nil {
-		return evt{}, fmt.Errorf("notify %s: %w", st.Call.CID, err)
+	parts := listParts(lists, to)
+	for start := 0; start < len(to) || start == 0; start += notifyListChunk {
+		end := min(start+notifyListChunk, len(to))
+		if part := parts[start/notifyListChunk]; !part.empty() {
+			if err := s.publish(ctx, st, nil, part); err != nil {
+				return evt{}, err
+			}
+		}
+		from, until := start/queue.NotifyBatch, queue.NotifyTasks(end)
+		if err := s.queue.NotifyBatches(ctx, info, notifyID, queue.EventNotification, to, from, until); err != nil {
+			return evt{}, fmt.Errorf("notify %s: %w", st.Call.CID, err)
+		}
 	}
 	if err := s.notifyWebhooks(ctx, st, who, notifyID); err != nil {
 		return evt{}, err
@@ -360,6 +377,29 @@ type ringSpec struct {
 	Name    string   `json:"name"`
 	Members []string `json:"members"`
 	Max     int      `json:"max"`
+}
+
+// listParts splits lists by the part of the notification to whose members it belongs (sendNotification):
+// the lists of to[k*notifyListChunk:(k+1)*notifyListChunk] in part k, and those of anyone else (the speaker),
+// and the removals, in part 0. There is always a part 0; a part may be nil.
+func listParts(lists *memberIndex, to []string) []*memberIndex {
+	parts := make([]*memberIndex, max((len(to)+notifyListChunk-1)/notifyListChunk, 1))
+	if lists.empty() {
+		return parts
+	}
+	part := make(map[string]int, len(to))
+	for i, u := range to {
+		part[u] = i / notifyListChunk
+	}
+	parts[0] = &memberIndex{at: lists.at, removed: lists.removed}
+	for _, u := range lists.users {
+		k := part[u]
+		if parts[k] == nil {
+			parts[k] = &memberIndex{at: lists.at}
+		}
+		parts[k].users = append(parts[k].users, u)
+	}
+	return parts
 }
 
 // nonNil is s, or an empty slice for nil: cjson decodes null as a sentinel, not as a table.

@@ -194,8 +194,20 @@ const NotifyBatch = 100
 // Notify enqueues the notification (event: call.notification) of members, NotifyBatch members a task. The
 // same notifyID with the same members enqueues nothing twice.
 func (c *Client) Notify(ctx context.Context, call CallInfo, notifyID, event string, members []string) error {
-	batches := (len(members) + NotifyBatch - 1) / NotifyBatch
-	return c.fanOut(ctx, batches, func(ctx context.Context, i int) error {
+	return c.NotifyBatches(ctx, call, notifyID, event, members, 0, NotifyTasks(len(members)))
+}
+
+// NotifyTasks is how many tasks Notify makes of n members.
+func NotifyTasks(n int) int { return (n + NotifyBatch - 1) / NotifyBatch }
+
+// NotifyBatches enqueues the tasks numbered from to to-1 of Notify's for members: its notification in parts,
+// for a caller with something to do before each part. The parts of one notifyID make the tasks Notify makes.
+func (c *Client) NotifyBatches(ctx context.Context, call CallInfo, notifyID, event string, members []string, from, to int) error {
+	if from < 0 || to > NotifyTasks(len(members)) || from > to {
+		return fmt.Errorf("notify %s: batches %d to %d of %d members", call.CID, from, to, len(members))
+	}
+	return c.fanOut(ctx, to-from, func(ctx context.Context, j int) error {
+		i := from + j
 		batch := members[i*NotifyBatch : min((i+1)*NotifyBatch, len(members))]
 		payload, err := json.Marshal(NotifyTask{Call: call, NotifyID: notifyID, Batch: i, Members: batch, Event: event})
 		if err != nil {

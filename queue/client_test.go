@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,5 +119,60 @@ func TestARingSchedulesTheFirstTwoTicksOfItsWatch(t *testing.T) {
 	second, ok := ticks[first+1]
 	if len(ticks) != 2 || !ticks[first] || !ok || second {
 		t.Errorf("watch ticks %v (tick → marked first); want the two that follow the ring's start (from %d), the first marked first and the second not", ticks, first)
+	}
+}
+
+// A notification enqueued in parts (NotifyBatches) makes the tasks Notify makes, each once, whatever the parts;
+// a part outside the members' tasks is refused and enqueues nothing.
+func TestANotificationInPartsMakesTheTasksNotifyMakes(t *testing.T) {
+	c, rdb := newClient(t)
+	ctx := context.Background()
+	in := asynq.NewInspectorFromRedisClient(rdb)
+	members := make([]string, 2*queue.NotifyBatch+1)
+	for i := range members {
+		members[i] = fmt.Sprintf("m%03d", i)
+	}
+	call := queue.CallInfo{CID: "default:parts"}
+	tasks := func(notifyID string) map[string]queue.NotifyTask {
+		t.Helper()
+		pending, err := in.ListPendingTasks(queue.QueueNotify, asynq.PageSize(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]queue.NotifyTask{}
+		for _, ti := range pending {
+			var n queue.NotifyTask
+			if err := json.Unmarshal(ti.Payload, &n); err != nil {
+				t.Fatal(err)
+			}
+			if n.NotifyID == notifyID {
+				out[ti.ID] = n
+			}
+		}
+		return out
+	}
+	if err := c.Notify(ctx, call, "whole", queue.EventNotification, members); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.NotifyBatches(ctx, call, "parts", queue.EventNotification, members, 0, 4); err == nil {
+		t.Errorf("a part past the members' %d tasks was enqueued", queue.NotifyTasks(len(members)))
+	}
+	if got := tasks("parts"); len(got) != 0 {
+		t.Fatalf("a refused part enqueued %d tasks", len(got))
+	}
+	for _, part := range [][2]int{{1, 3}, {0, 2}, {2, 2}} { // the second part overlaps the first
+		if err := c.NotifyBatches(ctx, call, "parts", queue.EventNotification, members, part[0], part[1]); err != nil {
+			t.Fatalf("part %v: %v", part, err)
+		}
+	}
+	whole, parts := tasks("whole"), tasks("parts")
+	if len(whole) != 3 || len(parts) != 3 {
+		t.Fatalf("%d tasks of Notify, %d of the parts; want 3 each", len(whole), len(parts))
+	}
+	for i := range 3 {
+		w, p := whole[queue.NotifyTaskID("whole", i)], parts[queue.NotifyTaskID("parts", i)]
+		if p.Batch != i || !slices.Equal(p.Members, w.Members) || w.Batch != i {
+			t.Errorf("task %d: the parts' has batch %d and %d members, Notify's batch %d and %d", i, p.Batch, len(p.Members), w.Batch, len(w.Members))
+		}
 	}
 }
