@@ -87,6 +87,7 @@ type server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *httpMetrics
+	tokens  *verifiedTokens
 }
 
 // New returns the HTTP handler of the whole API, operations endpoints included.
@@ -133,7 +134,7 @@ func newServer(cfg Config) (*server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = promhttp.Handler()
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), tokens: newVerifiedTokens(verifiedTokensMax)}
 	if cfg.Registerer != nil {
 		m, err := newHTTPMetrics(cfg.Registerer)
 		if err != nil {
@@ -264,7 +265,11 @@ func (s *server) authed(h authedHandler) http.HandlerFunc {
 // authedStream is authed without the time bound, for the event stream.
 func (s *server) authedStream(h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, err := parseToken(r, s.cfg.Secret)
+		raw, err := bearer(r)
+		var tok TokenClaims
+		if err == nil {
+			tok, err = s.tokens.check(raw, s.cfg.Secret, time.Now())
+		}
 		if err == nil {
 			err = h(w, r, tok)
 		}

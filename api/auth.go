@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -99,16 +100,30 @@ func checkIdentity(c TokenClaims) error {
 // A user token must carry exp; a server token may lack it (`ringer token --server --ttl 0`). Expired tokens are
 // refused.
 func parseToken(r *http.Request, secret []byte) (TokenClaims, error) {
+	raw, err := bearer(r)
+	if err != nil {
+		return TokenClaims{}, err
+	}
+	return verifyToken(raw, secret)
+}
+
+// bearer is the token of r's Authorization header.
+func bearer(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return TokenClaims{}, unauthorized("The Authorization header is missing; send \"Authorization: Bearer <JWT>\".")
+		return "", unauthorized("The Authorization header is missing; send \"Authorization: Bearer <JWT>\".")
 	}
 	scheme, raw, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
-		return TokenClaims{}, unauthorized("The Authorization header must be \"Bearer <JWT>\".")
+		return "", unauthorized("The Authorization header must be \"Bearer <JWT>\".")
 	}
+	return strings.TrimSpace(raw), nil
+}
+
+// verifyToken is parseToken of the token raw.
+func verifyToken(raw string, secret []byte) (TokenClaims, error) {
 	var jc jwtClaims
-	_, err := jwt.ParseWithClaims(strings.TrimSpace(raw), &jc, func(*jwt.Token) (any, error) { return secret, nil },
+	_, err := jwt.ParseWithClaims(raw, &jc, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
@@ -135,6 +150,55 @@ func parseToken(r *http.Request, secret []byte) (TokenClaims, error) {
 	if c.Role == "" && !c.Server {
 		c.Role = RoleUser
 	}
+	return c, nil
+}
+
+// verifiedTokens remembers the claims of tokens that verified, so that a client's every request does not
+// decode and verify its token again: a token is the same bytes under the same secret, so it verifies again,
+// until its exp, which is checked on every use. Only tokens that verified are kept, so a client sending bad
+// ones fills nothing, and at most max of them: past that, an arbitrary one makes room.
+type verifiedTokens struct {
+	max int
+
+	mu     sync.Mutex
+	claims map[string]TokenClaims
+}
+
+// verifiedTokensMax bounds the tokens a process keeps verified: more than the clients of one API process
+// send at once, and a few MB at most.
+const verifiedTokensMax = 10000
+
+func newVerifiedTokens(max int) *verifiedTokens {
+	return &verifiedTokens{max: max, claims: map[string]TokenClaims{}}
+}
+
+// check answers raw's claims: kept ones while their exp is ahead of now, else verifyToken's, kept when they
+// verify.
+func (v *verifiedTokens) check(raw string, secret []byte, now time.Time) (TokenClaims, error) {
+	v.mu.Lock()
+	c, ok := v.claims[raw]
+	if ok && !c.Expires.IsZero() && !now.Before(c.Expires) {
+		delete(v.claims, raw) // verifyToken answers why it no longer passes
+		ok = false
+	}
+	v.mu.Unlock()
+	if ok {
+		c.Teams = slices.Clone(c.Teams)
+		return c, nil
+	}
+	c, err := verifyToken(raw, secret)
+	if err != nil {
+		return c, err
+	}
+	v.mu.Lock()
+	if len(v.claims) >= v.max {
+		for k := range v.claims {
+			delete(v.claims, k)
+			break
+		}
+	}
+	v.claims[raw] = c
+	v.mu.Unlock()
 	return c, nil
 }
 

@@ -3,8 +3,10 @@ package api
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +327,85 @@ func TestMintTokenRefusesWhatParseWouldRefuse(t *testing.T) {
 	if _, err := MintToken(testSecret, TokenClaims{Server: true}, -time.Second); err == nil {
 		t.Error("MintToken with a negative ttl succeeded")
 	}
+}
+
+// A token that verified is kept (verifiedTokens), but only as its exact bytes and only until its exp: a token
+// altered after the good one was used, or a kept one whose exp has passed, is refused as parseToken refuses it.
+func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
+	e := newEnv(t)
+	good := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	for range 2 {
+		if w := e.do("GET", "/v1/calls", good, ""); w.Code != http.StatusOK {
+			t.Fatalf("the good token: status %d; %s", w.Code, w.Body)
+		}
+	}
+	tail := "AAAA"
+	if strings.HasSuffix(good, tail) {
+		tail = "BBBB"
+	}
+	wantError(t, e.do("GET", "/v1/calls", good[:len(good)-4]+tail, ""), http.StatusUnauthorized, wire.CodeUnauthorized, "")
+
+	v := newVerifiedTokens(2)
+	now := time.Now()
+	want, err := verifyToken(good, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		got, err := v.check(good, testSecret, now)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("check %d: %+v, %v; want %+v as verifyToken has it", i, got, err, want)
+		}
+	}
+	if _, err := v.check("not.a.jwt", testSecret, now); err == nil {
+		t.Error("a bad token passed")
+	}
+	if len(v.claims) != 1 {
+		t.Errorf("%d tokens kept, want the good one alone", len(v.claims))
+	}
+
+	// Kept while it was good; its exp has passed since.
+	exp := now.Add(-time.Minute).Truncate(time.Second)
+	expired := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "bob", "exp": exp.Unix()})
+	v.claims[expired] = TokenClaims{UserID: "bob", Role: RoleUser, Expires: exp}
+	if _, err := v.check(expired, testSecret, now); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("a kept token past its exp: %v, want refused as expired", err)
+	}
+	if _, kept := v.claims[expired]; kept {
+		t.Error("a token past its exp is still kept")
+	}
+
+	for i := range 3 {
+		tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": fmt.Sprintf("u%d", i), "exp": now.Add(time.Hour).Unix()})
+		if c, err := v.check(tok, testSecret, now); err != nil || c.UserID != fmt.Sprintf("u%d", i) {
+			t.Fatalf("token of u%d: %+v, %v", i, c, err)
+		}
+	}
+	if len(v.claims) > 2 {
+		t.Errorf("%d tokens kept, want at most 2", len(v.claims))
+	}
+}
+
+func BenchmarkTokenCheck(b *testing.B) {
+	tok, err := MintToken(testSecret, TokenClaims{UserID: "alice", Teams: []string{"blue"}}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := verifyToken(tok, testSecret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kept", func(b *testing.B) {
+		v := newVerifiedTokens(verifiedTokensMax)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.check(tok, testSecret, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
