@@ -156,7 +156,8 @@ func verifyToken(raw string, secret []byte) (TokenClaims, error) {
 // verifiedTokens remembers the claims of tokens that verified, so that a client's every request does not
 // decode and verify its token again: a token is the same bytes under the same secret, so it verifies again,
 // until its exp, which is checked on every use. Only tokens that verified are kept, so a client sending bad
-// ones fills nothing, and at most max of them: past that, an arbitrary one makes room.
+// ones fills nothing, and at most max of them, none longer than verifiedTokenMaxLen: past max, an arbitrary
+// one makes room.
 type verifiedTokens struct {
 	max int
 
@@ -165,8 +166,12 @@ type verifiedTokens struct {
 }
 
 // verifiedTokensMax bounds the tokens a process keeps verified: more than the clients of one API process
-// send at once, and a few MB at most.
-const verifiedTokensMax = 10000
+// send at once. verifiedTokenMaxLen is the longest token kept (a header may be far longer), so the tokens
+// kept take a few tens of MB at worst.
+const (
+	verifiedTokensMax   = 10000
+	verifiedTokenMaxLen = 4096
+)
 
 func newVerifiedTokens(max int) *verifiedTokens {
 	return &verifiedTokens{max: max, claims: map[string]TokenClaims{}}
@@ -187,7 +192,7 @@ func (v *verifiedTokens) check(raw string, secret []byte, now time.Time) (TokenC
 		return c, nil
 	}
 	c, err := verifyToken(raw, secret)
-	if err != nil {
+	if err != nil || len(raw) > verifiedTokenMaxLen {
 		return c, err
 	}
 	v.mu.Lock()

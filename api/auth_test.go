@@ -384,6 +384,15 @@ func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
 	if len(v.claims) > 2 {
 		t.Errorf("%d tokens kept, want at most 2", len(v.claims))
 	}
+
+	long := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "carol", "name": strings.Repeat("n", verifiedTokenMaxLen), "exp": now.Add(time.Hour).Unix()})
+	v = newVerifiedTokens(2)
+	if c, err := v.check(long, testSecret, now); err != nil || c.UserID != "carol" {
+		t.Fatalf("a long token: %+v, %v", c, err)
+	}
+	if len(v.claims) != 0 {
+		t.Errorf("a token of %d bytes was kept, longer than %d", len(long), verifiedTokenMaxLen)
+	}
 }
 
 func BenchmarkTokenCheck(b *testing.B) {
