@@ -134,7 +134,7 @@ func newServer(cfg Config) (*server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = promhttp.Handler()
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), tokens: newVerifiedTokens(verifiedTokensMax)}
+	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), tokens: newVerifiedTokens(cfg.Secret, verifiedTokensMax)}
 	if cfg.Registerer != nil {
 		m, err := newHTTPMetrics(cfg.Registerer)
 		if err != nil {
@@ -268,7 +268,7 @@ func (s *server) authedStream(h authedHandler) http.HandlerFunc {
 		raw, err := bearer(r)
 		var tok TokenClaims
 		if err == nil {
-			tok, err = s.tokens.check(raw, s.cfg.Secret, time.Now())
+			tok, err = s.tokens.check(raw, time.Now())
 		}
 		if err == nil {
 			err = h(w, r, tok)

@@ -94,19 +94,6 @@ func checkIdentity(c TokenClaims) error {
 	return nil
 }
 
-// parseToken checks the bearer token of r and returns who it speaks for. Every failure is 401 except a token
-// that is well signed but claims to be both the server and a user: that is 403, a valid token outside its
-// rights. Only HS256 is accepted, so alg "none" and public-key algorithms (alg confusion) fail.
-// A user token must carry exp; a server token may lack it (`ringer token --server --ttl 0`). Expired tokens are
-// refused.
-func parseToken(r *http.Request, secret []byte) (TokenClaims, error) {
-	raw, err := bearer(r)
-	if err != nil {
-		return TokenClaims{}, err
-	}
-	return verifyToken(raw, secret)
-}
-
 // bearer is the token of r's Authorization header.
 func bearer(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
@@ -120,7 +107,10 @@ func bearer(r *http.Request) (string, error) {
 	return strings.TrimSpace(raw), nil
 }
 
-// verifyToken is parseToken of the token raw.
+// verifyToken checks a bearer token and returns who it speaks for. Every failure is 401 except a token that is
+// well signed but claims to be both the server and a user: that is 403, a valid token outside its rights. Only
+// HS256 is accepted, so alg "none" and public-key algorithms (alg confusion) fail. A user token must carry
+// exp; a server token may lack it (`ringer token --server --ttl 0`). Expired tokens are refused.
 func verifyToken(raw string, secret []byte) (TokenClaims, error) {
 	var jc jwtClaims
 	_, err := jwt.ParseWithClaims(raw, &jc, func(*jwt.Token) (any, error) { return secret, nil },
@@ -153,13 +143,14 @@ func verifyToken(raw string, secret []byte) (TokenClaims, error) {
 	return c, nil
 }
 
-// verifiedTokens remembers the claims of tokens that verified, so that a client's every request does not
-// decode and verify its token again: a token is the same bytes under the same secret, so it verifies again,
-// until its exp, which is checked on every use. Only tokens that verified are kept, so a client sending bad
+// verifiedTokens remembers the claims of tokens that verified under its secret, so that a client's every
+// request does not decode and verify its token again: the same bytes under the same secret verify again,
+// until their exp, which is checked on every use. Only tokens that verified are kept, so a client sending bad
 // ones fills nothing, and at most max of them, none longer than verifiedTokenMaxLen: past max, an arbitrary
 // one makes room.
 type verifiedTokens struct {
-	max int
+	secret []byte
+	max    int
 
 	mu     sync.Mutex
 	claims map[string]TokenClaims
@@ -173,13 +164,13 @@ const (
 	verifiedTokenMaxLen = 4096
 )
 
-func newVerifiedTokens(max int) *verifiedTokens {
-	return &verifiedTokens{max: max, claims: map[string]TokenClaims{}}
+func newVerifiedTokens(secret []byte, max int) *verifiedTokens {
+	return &verifiedTokens{secret: secret, max: max, claims: map[string]TokenClaims{}}
 }
 
 // check answers raw's claims: kept ones while their exp is ahead of now, else verifyToken's, kept when they
-// verify.
-func (v *verifiedTokens) check(raw string, secret []byte, now time.Time) (TokenClaims, error) {
+// verify. The claims it answers are the caller's own: none shares its Teams with the kept copy.
+func (v *verifiedTokens) check(raw string, now time.Time) (TokenClaims, error) {
 	v.mu.Lock()
 	c, ok := v.claims[raw]
 	if ok && !c.Expires.IsZero() && !now.Before(c.Expires) {
@@ -191,10 +182,12 @@ func (v *verifiedTokens) check(raw string, secret []byte, now time.Time) (TokenC
 		c.Teams = slices.Clone(c.Teams)
 		return c, nil
 	}
-	c, err := verifyToken(raw, secret)
+	c, err := verifyToken(raw, v.secret)
 	if err != nil || len(raw) > verifiedTokenMaxLen {
 		return c, err
 	}
+	kept := c
+	kept.Teams = slices.Clone(c.Teams)
 	v.mu.Lock()
 	if len(v.claims) >= v.max {
 		for k := range v.claims {
@@ -202,7 +195,7 @@ func (v *verifiedTokens) check(raw string, secret []byte, now time.Time) (TokenC
 			break
 		}
 	}
-	v.claims[raw] = c
+	v.claims[raw] = kept
 	v.mu.Unlock()
 	return c, nil
 }

@@ -266,9 +266,7 @@ func TestMintTokenRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := http.NewRequest("GET", "/", nil)
-	r.Header.Set("Authorization", "Bearer "+tok)
-	c, err := parseToken(r, testSecret)
+	c, err := verifyToken(tok, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +328,7 @@ func TestMintTokenRefusesWhatParseWouldRefuse(t *testing.T) {
 }
 
 // A token that verified is kept (verifiedTokens), but only as its exact bytes and only until its exp: a token
-// altered after the good one was used, or a kept one whose exp has passed, is refused as parseToken refuses it.
+// altered after the good one was used, or a kept one whose exp has passed, is refused as verifyToken refuses it.
 func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
 	e := newEnv(t)
 	good := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "alice", "exp": time.Now().Add(time.Hour).Unix()})
@@ -345,19 +343,19 @@ func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
 	}
 	wantError(t, e.do("GET", "/v1/calls", good[:len(good)-4]+tail, ""), http.StatusUnauthorized, wire.CodeUnauthorized, "")
 
-	v := newVerifiedTokens(2)
+	v := newVerifiedTokens(testSecret, 2)
 	now := time.Now()
 	want, err := verifyToken(good, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		got, err := v.check(good, testSecret, now)
+		got, err := v.check(good, now)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("check %d: %+v, %v; want %+v as verifyToken has it", i, got, err, want)
 		}
 	}
-	if _, err := v.check("not.a.jwt", testSecret, now); err == nil {
+	if _, err := v.check("not.a.jwt", now); err == nil {
 		t.Error("a bad token passed")
 	}
 	if len(v.claims) != 1 {
@@ -368,7 +366,7 @@ func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
 	exp := now.Add(-time.Minute).Truncate(time.Second)
 	expired := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "bob", "exp": exp.Unix()})
 	v.claims[expired] = TokenClaims{UserID: "bob", Role: RoleUser, Expires: exp}
-	if _, err := v.check(expired, testSecret, now); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, err := v.check(expired, now); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("a kept token past its exp: %v, want refused as expired", err)
 	}
 	if _, kept := v.claims[expired]; kept {
@@ -377,7 +375,7 @@ func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
 
 	for i := range 3 {
 		tok := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": fmt.Sprintf("u%d", i), "exp": now.Add(time.Hour).Unix()})
-		if c, err := v.check(tok, testSecret, now); err != nil || c.UserID != fmt.Sprintf("u%d", i) {
+		if c, err := v.check(tok, now); err != nil || c.UserID != fmt.Sprintf("u%d", i) {
 			t.Fatalf("token of u%d: %+v, %v", i, c, err)
 		}
 	}
@@ -386,8 +384,8 @@ func TestAKeptTokenPassesOnlyAsItselfAndOnlyUntilItsExp(t *testing.T) {
 	}
 
 	long := signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"user_id": "carol", "name": strings.Repeat("n", verifiedTokenMaxLen), "exp": now.Add(time.Hour).Unix()})
-	v = newVerifiedTokens(2)
-	if c, err := v.check(long, testSecret, now); err != nil || c.UserID != "carol" {
+	v = newVerifiedTokens(testSecret, 2)
+	if c, err := v.check(long, now); err != nil || c.UserID != "carol" {
 		t.Fatalf("a long token: %+v, %v", c, err)
 	}
 	if len(v.claims) != 0 {
@@ -409,10 +407,10 @@ func BenchmarkTokenCheck(b *testing.B) {
 		}
 	})
 	b.Run("kept", func(b *testing.B) {
-		v := newVerifiedTokens(verifiedTokensMax)
+		v := newVerifiedTokens(testSecret, verifiedTokensMax)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := v.check(tok, testSecret, time.Now()); err != nil {
+			if _, err := v.check(tok, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}
