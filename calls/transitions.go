@@ -332,15 +332,14 @@ func (s *Store) sendNotification(ctx context.Context, a Actor, st State, lists *
 	}
 	info := callInfo(st.Call, who, name)
 	notifyID := newID()
-	parts := listParts(lists, to)
-	for start := 0; start < len(to) || start == 0; start += notifyListChunk {
-		end := min(start+notifyListChunk, len(to))
-		if part := parts[start/notifyListChunk]; !part.empty() {
+	for k, part := range listParts(lists, to) {
+		if !part.empty() {
 			if err := s.publish(ctx, st, nil, part); err != nil {
 				return evt{}, err
 			}
 		}
-		from, until := start/queue.NotifyBatch, queue.NotifyTasks(end)
+		start := k * notifyListChunk
+		from, until := start/queue.NotifyBatch, queue.NotifyTasks(min(start+notifyListChunk, len(to)))
 		if err := s.queue.NotifyBatches(ctx, info, notifyID, queue.EventNotification, to, from, until); err != nil {
 			return evt{}, fmt.Errorf("notify %s: %w", st.Call.CID, err)
 		}
