@@ -85,11 +85,11 @@ func TestSendShapesEachKindAsAPIMdSays(t *testing.T) {
 				(m.Notification != nil && *m.Notification != *c.notification) {
 				t.Errorf("notification = %+v, want %+v", m.Notification, c.notification)
 			}
-			if c.notification == nil && strings.Contains(string(m.Raw), `"notification"`) {
-				t.Errorf("data-only message has a notification: %s", m.Raw)
+			if c.notification == nil && strings.Contains(string(m.Raw()), `"notification"`) {
+				t.Errorf("data-only message has a notification: %s", m.Raw())
 			}
 			if m.HasTTL != c.ttl {
-				t.Errorf("ttl sent = %v, want %v (raw %s)", m.HasTTL, c.ttl, m.Raw)
+				t.Errorf("ttl sent = %v, want %v (raw %s)", m.HasTTL, c.ttl, m.Raw())
 			}
 			if c.ttl {
 				// The TTL is what was left of the ring when it was sent: a little under 30 s, never over.

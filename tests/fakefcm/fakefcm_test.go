@@ -79,8 +79,8 @@ func TestRealSDKMessageIsRecordedAsSent(t *testing.T) {
 		t.Errorf("android = priority %q ttl %v (%v) collapse %q", m.AndroidPriority, m.TTL, m.HasTTL, m.CollapseKey)
 	}
 	var raw map[string]any
-	if err := json.Unmarshal(m.Raw, &raw); err != nil || raw["token"] != "device-1" {
-		t.Errorf("raw = %s (%v)", m.Raw, err)
+	if err := json.Unmarshal(m.Raw(), &raw); err != nil || raw["token"] != "device-1" {
+		t.Errorf("raw = %s (%v)", m.Raw(), err)
 	}
 	if len(fake.Messages()) != 1 || fake.Count() != 1 || fake.Attempts("device-1") != 1 {
 		t.Errorf("Messages %d, Count %d, Attempts %d; want 1 each", len(fake.Messages()), fake.Count(), fake.Attempts("device-1"))
@@ -304,6 +304,11 @@ func TestFakeRefusesWhatFCMRefuses(t *testing.T) {
 		{"no bearer", fake.ProjectID, "", `{"message":{"token":"d"}}`, 401},
 		{"another project", "other", "Bearer " + tok.Value, `{"message":{"token":"d"}}`, 403},
 		{"unknown field", fake.ProjectID, "Bearer " + tok.Value, `{"message":{"token":"d","colour":"red"}}`, 400},
+		{"unknown field beside the message", fake.ProjectID, "Bearer " + tok.Value, `{"colour":"red","message":{"token":"d"}}`, 400},
+		{"no message", fake.ProjectID, "Bearer " + tok.Value, `{"validate_only":false}`, 400},
+		{"message not an object", fake.ProjectID, "Bearer " + tok.Value, `{"message":"d"}`, 400},
+		{"body not JSON", fake.ProjectID, "Bearer " + tok.Value, `{"message":{"token":"d"`, 400},
+		{"empty body", fake.ProjectID, "Bearer " + tok.Value, ``, 400},
 		{"data value not a string", fake.ProjectID, "Bearer " + tok.Value, `{"message":{"token":"d","data":{"n":1}}}`, 400},
 		{"no target", fake.ProjectID, "Bearer " + tok.Value, `{"message":{"data":{"n":"1"}}}`, 400},
 		{"bad priority", fake.ProjectID, "Bearer " + tok.Value, `{"message":{"token":"d","android":{"priority":"urgent"}}}`, 400},

@@ -33,7 +33,7 @@ type Recorder[P, A any] struct {
 	attempts map[string]int
 	pushes   []P
 	byToken  map[string][]int
-	changed  chan struct{} // closed and replaced at each recorded push: WaitFor's wake-up
+	changed  chan struct{} // WaitFor's wake-up, closed at the next recorded push; nil while nobody waits
 }
 
 // New is an empty Recorder; name ("fakeapns") and noun ("pushes") word WaitFor's error.
@@ -45,7 +45,6 @@ func New[P, A any](name, noun string) *Recorder[P, A] {
 		scripts:  map[string][]A{},
 		attempts: map[string]int{},
 		byToken:  map[string][]int{},
-		changed:  make(chan struct{}),
 	}
 }
 
@@ -122,8 +121,10 @@ func (r *Recorder[P, A]) Record(token string, build func(seq int) P) P {
 	p := build(len(r.pushes) + 1)
 	r.byToken[token] = append(r.byToken[token], len(r.pushes))
 	r.pushes = append(r.pushes, p)
-	close(r.changed)
-	r.changed = make(chan struct{})
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 	return p
 }
 
@@ -168,11 +169,15 @@ func (r *Recorder[P, A]) WaitFor(ctx context.Context, token string, n int) ([]P,
 		} else {
 			got = r.to(token)
 		}
-		changed := r.changed
-		r.mu.Unlock()
 		if len(got) >= n {
+			r.mu.Unlock()
 			return got, nil
 		}
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		changed := r.changed
+		r.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
