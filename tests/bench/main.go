@@ -216,7 +216,7 @@ func parseFlags(args []string) (*config, error) {
 	cluster := fs.Int("cluster", 0, "run ringer on a local Redis Cluster of N masters (3 to 16, no replicas) instead of one redis-server; the ceiling, fanout and api tables then show each master's share of the Redis CPU")
 	shards := fs.Int("shards", 0, "RINGER_QUEUE_SHARDS of ringer: Asynq queues each of its queues is split over (default: the -cluster masters; unset on one redis-server)")
 	split := fs.Int("split-workers", 0, "ring and timeout scenarios: a ring-only and a notify-only worker (RINGER_QUEUES), the notify one under nice N, instead of one worker with its notify child")
-	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here")
+	prof := fs.String("profile", "", "run the worker and the API as the bench's own wiring of them and write their CPU, heap, block and mutex profiles here, and the CPU profile of the bench itself (the fakes, the load, the ceiling's no-op server)")
 	whDelay := fs.Duration("webhook-delay", 0, "send every event as a webhook to a local receiver that answers after this long (default: no webhooks)")
 	timeout := fs.Duration("timeout", 0, "bound on each wait of a scenario (default 5m)")
 	budget := fs.Duration("budget", 0, "overload: RINGER_RING_QUEUE_BUDGET of ringer (default 2s)")
@@ -430,6 +430,13 @@ func run(cfg *config) error {
 		fcmProto = "plain HTTP/1.1 (-fcm-http1)"
 	}
 	fmt.Fprintf(cfg.out, "# fake FCM: %s\n", fcmProto)
+	if cfg.profileDir != "" {
+		stop, err := profileSelf(cfg.profileDir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	st := &state{}
 	var failed []string
 	for _, name := range cfg.scenarios {

@@ -145,3 +145,23 @@ func profiledApp(ctx context.Context, role string, getenv func(string) string, r
 		SkipNotify:      queues != "" && !strings.Contains(queues, queue.QueueNotify),
 	})
 }
+
+// profileSelf writes the CPU profile of the bench's own process into dir until stop is called: the fakes
+// share the cores with ringer, so what they spend a push is part of every figure.
+func profileSelf(dir string) (stop func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("bench-%d-%d.cpu.pprof", os.Getpid(), time.Now().Unix())))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
