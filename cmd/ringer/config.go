@@ -72,6 +72,9 @@ type config struct {
 	// NotifyNice (RINGER_NOTIFY_PROCESS=inline); see notifychild.go for why the child is the default.
 	NotifyInline bool
 	NotifyNice   int
+	// SchedSlice is the scheduler slice the kernel is asked to run this process's threads with
+	// (RINGER_SCHED_SLICE, setSchedSlice); 0 leaves the kernel's. The notify child runs with the kernel's.
+	SchedSlice time.Duration
 
 	// SSEPerUser and SSEMax bound the event streams of one user and of the process (0: calls' defaults).
 	SSEPerUser, SSEMax int
@@ -105,6 +108,14 @@ const (
 	defaultHTTPReadTimeout  = 30 * time.Second
 	defaultHTTPWriteTimeout = 30 * time.Second
 	defaultHTTPIdleTimeout  = 120 * time.Second
+)
+
+// The scheduler slice ringer's threads ask for (RINGER_SCHED_SLICE), and the range Linux accepts: the shortest
+// it takes is the default, since a ring's wake-ups each need little CPU and come often.
+const (
+	defaultSchedSlice = 100 * time.Microsecond
+	minSchedSlice     = 100 * time.Microsecond
+	maxSchedSlice     = 100 * time.Millisecond
 )
 
 // loadConfig reads the environment; every missing or malformed value is named in the error.
@@ -229,6 +240,11 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	var err error
 	if c.ShutdownTimeout, err = durationEnv(getenv, "RINGER_SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.SchedSlice, err = durationEnv(getenv, "RINGER_SCHED_SLICE", defaultSchedSlice); err != nil {
+		errs = append(errs, err)
+	} else if c.SchedSlice != 0 && (c.SchedSlice < minSchedSlice || c.SchedSlice > maxSchedSlice) {
+		errs = append(errs, fmt.Errorf("RINGER_SCHED_SLICE %q is outside 100us to 100ms (or 0, the kernel's own)", getenv("RINGER_SCHED_SLICE")))
 	}
 	if c.LogFlushInterval, err = durationEnv(getenv, "RINGER_LOG_FLUSH_INTERVAL", logwriter.DefaultInterval); err != nil {
 		errs = append(errs, err)

@@ -152,3 +152,20 @@ func TestLogFlushIntervalDefaultsTo100msZeroWritesEachLineAndABadOneIsNamed(t *t
 		}
 	}
 }
+
+func TestTheSchedulerSliceIsShortByDefaultAndRefusedOutsideWhatLinuxTakes(t *testing.T) {
+	c, err := loadConfig(envOf(), false)
+	if err != nil || c.SchedSlice != 100*time.Microsecond {
+		t.Fatalf("default: %v, %v; want 100µs", c.SchedSlice, err)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "100us": 100 * time.Microsecond, "3ms": 3 * time.Millisecond, "100ms": 100 * time.Millisecond} {
+		if c, err := loadConfig(envOf("RINGER_SCHED_SLICE="+v), false); err != nil || c.SchedSlice != want {
+			t.Errorf("RINGER_SCHED_SLICE=%s: %v, %v; want %v", v, c.SchedSlice, err, want)
+		}
+	}
+	for _, bad := range []string{"99us", "101ms", "1s", "-1ms", "short"} {
+		if _, err := loadConfig(envOf("RINGER_SCHED_SLICE="+bad), false); err == nil || !strings.Contains(err.Error(), "RINGER_SCHED_SLICE") {
+			t.Errorf("RINGER_SCHED_SLICE=%s: %v, want an error naming RINGER_SCHED_SLICE", bad, err)
+		}
+	}
+}

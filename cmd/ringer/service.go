@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer, r roles, h *hooks)
 		ctx, stop = notifychild.UntilParentGone(ctx)
 		defer stop()
 	}
+	applySchedSlice(cfg.SchedSlice, r.child, log)
 	rdb, err := cfg.redisClient()
 	if err != nil {
 		return err
@@ -250,6 +251,23 @@ func basicAuth(user, password string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// applySchedSlice runs this process's threads with slice (setSchedSlice), except in the notify child, which
+// inherits its parent's slice and goes back to the kernel's: its pushes are the bulk work that rings cut into.
+func applySchedSlice(slice time.Duration, child bool, log *slog.Logger) {
+	if child {
+		slice = 0
+	}
+	took, err := setSchedSlice(slice)
+	switch {
+	case err != nil:
+		log.Warn("scheduler slice not set: threads run with the kernel's", "slice", slice.String(), "err", err)
+	case slice > 0 && took:
+		log.Info("scheduler slice set", "slice", slice.String())
+	case slice > 0:
+		log.Info("scheduler slice not taken (Linux 6.12 or later takes one): threads run with the kernel's", "slice", slice.String())
+	}
 }
 
 // runNotifyChild is the child's main: it first lowers its own priority by RINGER_NOTIFY_NICE, re-executing

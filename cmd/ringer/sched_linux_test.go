@@ -1,0 +1,96 @@
+//go:build linux
+
+package main
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The slice reaches every thread of the process, and the threads the runtime starts afterwards inherit it;
+// a slice of 0 gives every one of them the kernel's back.
+func TestTheSchedulerSliceReachesEveryThreadAndThoseStartedAfter(t *testing.T) {
+	const slice = 250 * time.Microsecond
+	took, err := setSchedSlice(slice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := setSchedSlice(0); err != nil {
+			t.Errorf("reset: %v", err)
+		}
+	})
+	if !took {
+		var u unix.Utsname
+		_ = unix.Uname(&u)
+		t.Skipf("kernel %s takes no slice of its own under SCHED_OTHER (Linux 6.12 or later does)", unix.ByteSliceToString(u.Release[:]))
+	}
+	before, err := threadIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More goroutines holding their threads while blocked than there are threads: the runtime must start new
+	// ones.
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range len(before) + 2 {
+		started.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			started.Done()
+			<-release
+		}()
+	}
+	started.Wait()
+	slices := threadSlices(t)
+	close(release)
+	done.Wait()
+	fresh := len(slices)
+	for _, tid := range before {
+		if _, ok := slices[tid]; ok {
+			fresh--
+		}
+	}
+	if fresh == 0 {
+		t.Fatalf("no thread started after the slice was set (%d before, %d after)", len(before), len(slices))
+	}
+	for tid, got := range slices {
+		if got != slice {
+			t.Errorf("thread %d runs with a slice of %v, want %v", tid, got, slice)
+		}
+	}
+
+	if _, err := setSchedSlice(0); err != nil {
+		t.Fatal(err)
+	}
+	for tid, got := range threadSlices(t) {
+		if got == slice {
+			t.Errorf("thread %d kept the slice of %v after the reset", tid, got)
+		}
+	}
+}
+
+// threadSlices reads each thread's slice as the kernel reports it.
+func threadSlices(t *testing.T) map[int]time.Duration {
+	t.Helper()
+	tids, err := threadIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]time.Duration{}
+	for _, tid := range tids {
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			continue // ended since the listing
+		}
+		out[tid] = time.Duration(attr.Runtime)
+	}
+	return out
+}
