@@ -403,7 +403,7 @@ func cpuPerPush(worker, redis, bench time.Duration, pushes int, ceiling float64)
 		if ceiling <= 0 {
 			return fmt.Sprintf("%.0f/s", rate)
 		}
-		return fmt.Sprintf("%.0f/s (%.2f ×)", rate, rate/ceiling)
+		return fmt.Sprintf("%.0f/s = %.2f ×", rate, rate/ceiling)
 	}
 	return fmt.Sprintf("%.0f / %.0f / %.0f → %s; %s", w, r, b, bound(w+r+b), bound(w+r))
 }
