@@ -3,6 +3,8 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"runtime"
 	"sync"
 	"testing"
@@ -93,4 +95,38 @@ func threadSlices(t *testing.T) map[int]time.Duration {
 		out[tid] = time.Duration(attr.Runtime)
 	}
 	return out
+}
+
+// The notify child gives back the slice it inherits; RINGER_SCHED_SLICE=0 touches no thread, so a slice the
+// process was started with stays.
+func TestTheNotifyChildGivesTheSliceBackAndZeroTouchesNothing(t *testing.T) {
+	const inherited = 300 * time.Microsecond
+	took, err := setSchedSlice(inherited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := setSchedSlice(0); err != nil {
+			t.Errorf("reset: %v", err)
+		}
+	})
+	if !took {
+		t.Skip("this kernel takes no slice of its own under SCHED_OTHER (Linux 6.12 or later does)")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	applySchedSlice(0, false, log)
+	applySchedSlice(0, true, log)
+	for tid, got := range threadSlices(t) {
+		if got != inherited {
+			t.Errorf("RINGER_SCHED_SLICE=0: thread %d runs with %v, want the %v it had", tid, got, inherited)
+		}
+	}
+
+	applySchedSlice(100*time.Microsecond, true, log)
+	for tid, got := range threadSlices(t) {
+		if got == inherited || got == 100*time.Microsecond {
+			t.Errorf("notify child: thread %d runs with %v, want the kernel's", tid, got)
+		}
+	}
 }

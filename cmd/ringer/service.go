@@ -255,7 +255,11 @@ func basicAuth(user, password string, next http.Handler) http.Handler {
 
 // applySchedSlice runs this process's threads with slice (setSchedSlice), except in the notify child, which
 // inherits its parent's slice and goes back to the kernel's: its pushes are the bulk work that rings cut into.
+// A slice of 0 touches no thread, in the parent or the child: each keeps what it was started with.
 func applySchedSlice(slice time.Duration, child bool, log *slog.Logger) {
+	if slice == 0 {
+		return
+	}
 	if child {
 		slice = 0
 	}
