@@ -17,20 +17,7 @@ import (
 // a slice of 0 gives every one of them the kernel's back.
 func TestTheSchedulerSliceReachesEveryThreadAndThoseStartedAfter(t *testing.T) {
 	const slice = 250 * time.Microsecond
-	took, err := setSchedSlice(slice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := setSchedSlice(0); err != nil {
-			t.Errorf("reset: %v", err)
-		}
-	})
-	if !took {
-		var u unix.Utsname
-		_ = unix.Uname(&u)
-		t.Skipf("kernel %s takes no slice of its own under SCHED_OTHER (Linux 6.12 or later does)", unix.ByteSliceToString(u.Release[:]))
-	}
+	runWithSlice(t, slice)
 	before, err := threadIDs()
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +66,26 @@ func TestTheSchedulerSliceReachesEveryThreadAndThoseStartedAfter(t *testing.T) {
 	}
 }
 
+// runWithSlice sets slice on every thread of the test process, gives the kernel's back when the test ends, and
+// skips the test on a kernel that takes no slice.
+func runWithSlice(t *testing.T, slice time.Duration) {
+	t.Helper()
+	took, err := setSchedSlice(slice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := setSchedSlice(0); err != nil {
+			t.Errorf("reset: %v", err)
+		}
+	})
+	if !took {
+		var u unix.Utsname
+		_ = unix.Uname(&u)
+		t.Skipf("kernel %s takes no slice of its own under SCHED_OTHER (Linux 6.12 or later does)", unix.ByteSliceToString(u.Release[:]))
+	}
+}
+
 // threadSlices reads each thread's slice as the kernel reports it.
 func threadSlices(t *testing.T) map[int]time.Duration {
 	t.Helper()
@@ -101,18 +108,7 @@ func threadSlices(t *testing.T) map[int]time.Duration {
 // process was started with stays.
 func TestTheNotifyChildGivesTheSliceBackAndZeroTouchesNothing(t *testing.T) {
 	const inherited = 300 * time.Microsecond
-	took, err := setSchedSlice(inherited)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := setSchedSlice(0); err != nil {
-			t.Errorf("reset: %v", err)
-		}
-	})
-	if !took {
-		t.Skip("this kernel takes no slice of its own under SCHED_OTHER (Linux 6.12 or later does)")
-	}
+	runWithSlice(t, inherited)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	applySchedSlice(0, false, log)
